@@ -1,0 +1,1 @@
+//! Lock-free IOTLB (being written; see issue 2).

@@ -1,0 +1,34 @@
+//! # viommu-common: the shared translation core
+//!
+//! Everything the device models (`viommu-smmuv3`, `viommu-pamu`) and the host-passthrough
+//! bridge (`viommu-sva`) have in common:
+//!
+//! - [`mem`]: bounds-checked, typed guest-memory access through `vm-memory`
+//!   (little- and big-endian words, zerocopy records, atomic compare-and-swap for HTTU);
+//! - [`walk`]: the VMSAv8-64 page-table walker (Arm ARM D8), stage 1, stage 2 and nested;
+//! - [`iotlb`]: a bounded, lock-free, tagged IOTLB with linearizable invalidation;
+//! - [`topology`]: PCI requester-ID to StreamID/LIODN maps, bridge aliasing, explicit bypass;
+//! - [`traits`]: what a VMM needs from a device: MMIO, interrupts, DMA translation;
+//! - [`vmm`]: a vm-memory [`Iommu`](vm_memory::Iommu) adapter so rust-vmm devices DMA through us.
+//!
+//! The crate knows no device: SMMUv3 and PAMU specifics live in their own crates.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod addr;
+pub mod id;
+pub mod iotlb;
+pub mod mem;
+pub mod topology;
+pub mod traits;
+pub mod vmm;
+pub mod walk;
+
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+
+pub use access::{AccessKind, DmaRequest, Perms};
+pub use addr::Granule;
+pub use id::{Asid, Liodn, RequesterId, StreamId, SubstreamId, Vmid};
+pub use mem::MemError;
+pub use traits::{DmaFault, DmaMapping, DmaTranslator, InterruptSink, MmioDevice};

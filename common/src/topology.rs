@@ -1,0 +1,1 @@
+//! Requester-ID topology (being written; see issue 2).

@@ -1,0 +1,1 @@
+//! vm-memory `Iommu` adapter (being written; see issue 2).

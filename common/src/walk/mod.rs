@@ -1,0 +1,1 @@
+//! VMSAv8-64 page-table walker (being written; see issue 2).

@@ -1,0 +1,1 @@
+//! viommu-pamu (filled by its issue).

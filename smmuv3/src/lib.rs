@@ -1,0 +1,1 @@
+//! viommu-smmuv3 (filled by its issue).

@@ -1,0 +1,1 @@
+//! viommu-sva (filled by its issue).
