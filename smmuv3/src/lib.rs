@@ -1,1 +1,16 @@
-//! viommu-smmuv3 (filled by its issue).
+//! # viommu-smmuv3: an Arm SMMUv3 device model (IHI 0070)
+//!
+//! (Crate documentation is being written; see issue 3.)
+#![forbid(unsafe_code)]
+
+pub mod caps;
+pub mod cmdq;
+pub mod config;
+pub mod device;
+pub mod evtq;
+pub mod regs;
+pub mod spec;
+pub mod translate;
+
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;

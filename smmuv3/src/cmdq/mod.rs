@@ -1,0 +1,1 @@
+//! cmdq (being written; see issue 3).

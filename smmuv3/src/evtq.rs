@@ -1,0 +1,1 @@
+//! evtq (being written; see issue 3).

@@ -1,0 +1,1 @@
+//! regs (being written; see issue 3).

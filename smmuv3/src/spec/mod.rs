@@ -1,0 +1,1 @@
+//! spec (being written; see issue 3).

@@ -1,0 +1,1 @@
+//! testing (being written; see issue 3).

@@ -1,0 +1,1 @@
+//! translate (being written; see issue 3).

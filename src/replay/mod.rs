@@ -1,0 +1,1 @@
+//! `viommu replay FILE`: trace replay (being written; see issue 3).
