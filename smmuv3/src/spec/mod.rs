@@ -1,1 +1,3 @@
 //! spec (being written; see issue 3).
+
+pub mod regs;
