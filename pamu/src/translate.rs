@@ -1,0 +1,400 @@
+//! The translation pipeline: LIODN -> PPAACE -> window/subwindow -> output + access check
+//! (`pamu.md` §8).
+//!
+//! [`translate`] is lock-free and allocation-free: it reads the instance's control and table
+//! registers (passed in by value) and the table entries from guest memory, and returns either a
+//! [`PamuTranslation`] or a typed [`PamuFault`]. Capturing the fault into registers is the
+//! device's job (`device.rs`), so this module has no side effects.
+
+use viommu_common::access::{AccessKind, Perms};
+use viommu_common::traits::{DmaMapping, MemAttrs};
+use vm_memory::GuestMemoryBackend;
+
+use crate::caps::Caps;
+use crate::fault::{PamuFault, Violation, WindowCause};
+use crate::paact::{
+    decode_mapping, decode_primary, decode_spaace, fetch_entry, fetch_moe, locate, low_mask,
+    ppaace_addr, spaace_addr, AddrMap, Layout, Mapping, OpMap, TableRegs,
+};
+use crate::spec::paace::{ioe, Ap, Otm};
+use crate::spec::regs::Pc;
+
+/// The control state of the instance checking a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Control {
+    /// This instance's PAMUBYPENR bit is set.
+    pub bypass: bool,
+    /// PC.
+    pub pc: Pc,
+}
+
+/// Snoop/stash/operation attributes reported with a translation.
+///
+/// They travel to the VMM in [`MemAttrs::device`], encoded by [`PamuAttrs::device_bits`]:
+///
+/// | Bits | Field |
+/// |---|---|
+/// | 7:0 | outbound CoreNet operation after OTM (read 0x00, write 0x01 when OTM = 0) |
+/// | 15:8 | CID (cache / stash target) |
+/// | 23:16 | SNPID |
+/// | 24 | CR (coherency required) |
+/// | 25 | DD (destination domain, 1 = to I/O) |
+/// | 27:26 | OTM of the entry used |
+/// | 28 | the transaction was not checked (bypass or PE = 0) |
+/// | 31:29 | 0 |
+///
+/// DID and PID do not fit and are only in [`PamuAttrs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PamuAttrs {
+    /// Outbound CoreNet operation.
+    pub op: u8,
+    /// CID.
+    pub cid: u8,
+    /// SNPID.
+    pub snpid: u8,
+    /// CR.
+    pub cr: bool,
+    /// DD.
+    pub dd: bool,
+    /// DID.
+    pub did: u8,
+    /// PID.
+    pub pid: u8,
+    /// OTM of the entry.
+    pub otm: Otm,
+    /// Not checked (bypassed or PAMU disabled).
+    pub unchecked: bool,
+}
+
+impl PamuAttrs {
+    /// The [`MemAttrs::device`] encoding (see the type's table).
+    pub fn device_bits(&self) -> u32 {
+        u32::from(self.op)
+            | (u32::from(self.cid) << 8)
+            | (u32::from(self.snpid) << 16)
+            | (u32::from(self.cr) << 24)
+            | (u32::from(self.dd) << 25)
+            | (u32::from(self.otm.0 & 3) << 26)
+            | (u32::from(self.unchecked) << 28)
+    }
+}
+
+/// Which path a transaction took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// PAMUBYPENR bypass: no checks.
+    Bypass,
+    /// PC.PE = 0 (Policy, §17 row 3: pass through like bypass).
+    Disabled,
+    /// Checked and translated by a (sub)window.
+    Window {
+        /// Address of the entry that described the (sub)window.
+        entry: u64,
+        /// Subwindow index (0 for single-window entries).
+        subwindow: u32,
+    },
+}
+
+/// A successful PAMU translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PamuTranslation {
+    /// Output address of the first byte.
+    pub output: u64,
+    /// Bytes contiguous from `output` up to the end of the mapped region.
+    pub len: u64,
+    /// What the (sub)window allows: AP bit 0 gives R (and X: the PAMU has no execute
+    /// control), AP bit 1 gives W.
+    pub perms: Perms,
+    /// Attributes.
+    pub attrs: PamuAttrs,
+    /// Path taken.
+    pub path: Path,
+}
+
+impl PamuTranslation {
+    /// As the common [`DmaMapping`]. `mair` is 0xFF (normal memory) and shareability 2 (outer)
+    /// when CR = 1, else 0: PAMU targets are memory or CCSR, which the VMM routes by address.
+    pub fn to_mapping(&self) -> DmaMapping {
+        DmaMapping {
+            output: self.output,
+            len: self.len,
+            perms: self.perms,
+            attrs: MemAttrs {
+                mair: 0xFF,
+                shareability: if self.attrs.cr { 2 } else { 0 },
+                device: self.attrs.device_bits(),
+            },
+        }
+    }
+}
+
+/// The inbound operation index of a plain access (`IOE_READ_IDX` / `IOE_WRITE_IDX`).
+pub fn default_ioe(access: AccessKind) -> u8 {
+    if access.is_write() {
+        ioe::WRITE
+    } else {
+        ioe::READ
+    }
+}
+
+fn ap_perms(ap: Ap) -> Perms {
+    let mut p = Perms::NONE;
+    if ap.0 & 1 != 0 {
+        p = p.union(Perms::RX);
+    }
+    if ap.0 & 2 != 0 {
+        p = p.union(Perms::W);
+    }
+    p
+}
+
+/// Translate one access of `len` bytes at `addr` by LIODN `liodn` (`pamu.md` §8).
+///
+/// `ioe` is the inbound operation index used by OTM (see [`default_ioe`]).
+///
+/// # Errors
+/// The [`PamuFault`] the PAMU would raise; nothing is recorded here.
+#[expect(clippy::too_many_arguments, reason = "one argument per input of §8")]
+pub fn translate<M: GuestMemoryBackend + ?Sized>(
+    mem: &M,
+    caps: &Caps,
+    ctl: Control,
+    regs: &TableRegs,
+    liodn: u32,
+    addr: u64,
+    len: u64,
+    access: AccessKind,
+    ioe: u8,
+) -> Result<PamuTranslation, PamuFault> {
+    // Step 1: bypass, or PE = 0 with the gate open, passes unchanged.
+    if ctl.bypass || (!ctl.pc.pe() && !ctl.pc.pgc()) {
+        return Ok(PamuTranslation {
+            output: addr,
+            len: (!addr).saturating_add(1),
+            perms: Perms::RWX,
+            attrs: PamuAttrs {
+                op: ioe,
+                unchecked: true,
+                ..PamuAttrs::default()
+            },
+            path: if ctl.bypass {
+                Path::Bypass
+            } else {
+                Path::Disabled
+            },
+        });
+    }
+    // Step 2: gate closed.
+    if ctl.pc.pgc() {
+        return Err(PamuFault::Violation(Violation::GateClosed));
+    }
+    // Steps 3-4: PPAACE by LIODN with the limit check and V.
+    let pe = ppaace_addr(regs, caps, liodn).map_err(PamuFault::Violation)?;
+    let praw = fetch_entry(mem, pe).map_err(PamuFault::Operation)?;
+    let window = decode_primary(&praw, pe, caps)?;
+    // Steps 5-6: window and subwindow.
+    let loc = locate(&window, addr, len).map_err(PamuFault::Violation)?;
+    let map: Mapping = match (window.layout, loc.subwindow) {
+        (Layout::Single, _) => {
+            decode_mapping(&praw, pe, praw.pw1().ap(), None, loc.sub_log2, caps)?
+        }
+        (Layout::Multi { .. }, 0) => decode_mapping(
+            &praw,
+            pe,
+            praw.pw1().ap(),
+            Some(praw.w5().swse()),
+            loc.sub_log2,
+            caps,
+        )?,
+        (Layout::Multi { fspi, .. }, i) => {
+            let se = spaace_addr(regs, &window, fspi, i).map_err(PamuFault::Operation)?;
+            let sraw = fetch_entry(mem, se).map_err(PamuFault::Operation)?;
+            decode_spaace(&sraw, se, liodn, i, loc.sub_log2, caps)?
+        }
+    };
+    let mmask = low_mask(map.mapped_log2);
+    let last = loc.sub_off.saturating_add(len.max(1) - 1);
+    if last > mmask {
+        return Err(PamuFault::Violation(Violation::Window(
+            WindowCause::PastMapped {
+                subwindow: loc.subwindow,
+            },
+        )));
+    }
+    // Step 7: permissions (an instruction fetch is a read).
+    let perms = ap_perms(map.ap);
+    let allowed = match access {
+        AccessKind::Write => perms.write(),
+        AccessKind::Read | AccessKind::Exec => perms.read(),
+    };
+    if !allowed {
+        return Err(PamuFault::Violation(Violation::Permission));
+    }
+    // Step 8: address translation. Policy (§17 row 2): a TWBA misaligned to the mapped size is
+    // masked, not added.
+    let output = match map.addr_map {
+        AddrMap::Identity => addr,
+        AddrMap::Window { twba } => (twba & !mmask) | (loc.sub_off & mmask),
+    };
+    // Step 9: operation translation.
+    let (op, otm) = match map.op_map {
+        OpMap::None => (ioe, Otm::NONE),
+        // Policy (§17 row 10): an operation that is neither IOEA nor IOEB passes unchanged.
+        OpMap::Immediate {
+            ioea,
+            moea,
+            ioeb,
+            moeb,
+        } => {
+            let op = if ioe == ioea {
+                moea
+            } else if ioe == ioeb {
+                moeb
+            } else {
+                ioe
+            };
+            (op, Otm::IMMEDIATE)
+        }
+        OpMap::Indexed { omi } => match fetch_moe(mem, regs, map.entry, omi, ioe) {
+            Ok(Some(op)) => (op, Otm::INDEXED),
+            Ok(None) => return Err(PamuFault::Violation(Violation::OperationTranslation)),
+            Err(e) => return Err(PamuFault::Operation(e)),
+        },
+    };
+    // Step 10: metadata.
+    let a = map.attrs;
+    Ok(PamuTranslation {
+        output,
+        len: mmask - loc.sub_off.min(mmask) + 1,
+        perms,
+        attrs: PamuAttrs {
+            op,
+            cid: a.cid,
+            snpid: a.snpid,
+            cr: a.cr,
+            dd: a.dd,
+            did: a.did,
+            pid: a.pid,
+            otm,
+            unchecked: false,
+        },
+        path: Path::Window {
+            entry: map.entry,
+            subwindow: loc.subwindow,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caps::PamuConfig;
+    use viommu_common::mem::write_u32_be;
+    use viommu_common::testing::guest_ram;
+
+    const PPBA: u64 = 0x10_0000;
+
+    fn regs() -> TableRegs {
+        TableRegs {
+            ppba: PPBA,
+            ppla: PPBA + 0x14000,
+            spba: PPBA + 0x14000,
+            spla: PPBA + 0x34000,
+            oba: PPBA + 0x34000,
+            ola: PPBA + 0x34800,
+        }
+    }
+
+    fn on() -> Control {
+        Control {
+            bypass: false,
+            pc: Pc::from_bits(0x4000_1011),
+        }
+    }
+
+    fn put(m: &vm_memory::GuestMemoryMmap<()>, addr: u64, w: [u32; 8]) {
+        for (i, v) in w.iter().enumerate() {
+            write_u32_be(m, addr + 4 * i as u64, *v).unwrap();
+        }
+    }
+
+    /// TV-1: a single translated window maps [0x8000_0000, 0x9000_0000) to 0x1_2000_0000.
+    #[test]
+    fn test_translate_tv1_single_window() {
+        let m = guest_ram(0, 0x40_0000);
+        let c = PamuConfig::p4080().caps().unwrap();
+        let l = 5;
+        put(
+            &m,
+            PPBA + l * 64,
+            [0, 0x8000_06D9, 0x80, 4, 1, 0x2000_0000, 0, 0],
+        );
+        let t = |a, acc| translate(&m, &c, on(), &regs(), l as u32, a, 1, acc, 0);
+        assert_eq!(
+            t(0x8123_4568, AccessKind::Write).unwrap().output,
+            0x1_2123_4568
+        );
+        assert_eq!(
+            t(0x8FFF_FFFF, AccessKind::Read).unwrap().output,
+            0x1_2FFF_FFFF
+        );
+        assert_eq!(t(0x8FFF_FFFF, AccessKind::Read).unwrap().len, 1);
+        assert_eq!(
+            t(0x9000_0000, AccessKind::Read),
+            Err(PamuFault::Violation(Violation::Window(
+                WindowCause::OutsideWindow
+            )))
+        );
+    }
+
+    /// Bypass and PE = 0 pass unchanged; PGC = 1 closes the gate even with PE = 0.
+    #[test]
+    fn test_translate_bypass_disabled_gate() {
+        let m = guest_ram(0, 0x1000);
+        let c = PamuConfig::p4080().caps().unwrap();
+        let r = TableRegs::default();
+        let off = Control::default();
+        let t = translate(&m, &c, off, &r, 9, 0x1234, 4, AccessKind::Write, 1).unwrap();
+        assert_eq!((t.output, t.path), (0x1234, Path::Disabled));
+        let gate = Control {
+            bypass: false,
+            pc: Pc::new().with_pgc(true),
+        };
+        assert_eq!(
+            translate(&m, &c, gate, &r, 9, 0, 4, AccessKind::Read, 0),
+            Err(PamuFault::Violation(Violation::GateClosed))
+        );
+        let byp = Control {
+            bypass: true,
+            ..gate
+        };
+        assert_eq!(
+            translate(&m, &c, byp, &r, 9, 0, 4, AccessKind::Read, 0)
+                .unwrap()
+                .path,
+            Path::Bypass
+        );
+    }
+
+    /// OTM = 2 maps the operation through OMT[OMI]; an invalid MOE is OTV.
+    #[test]
+    fn test_translate_omt_indexed() {
+        let m = guest_ram(0, 0x40_0000);
+        let c = PamuConfig::p4080().caps().unwrap();
+        // Identity, 64 GiB, OTM = 2, OMI 1, CID 0x20.
+        put(&m, PPBA + 64, [0, 0x8D9, 0x80, 0x0020_0002, 0, 0, 0, 1]);
+        let ome1 = regs().oba + 128;
+        viommu_common::mem::write_bytes(&m, ome1, &[0x80 | 0x18, 0x81]).unwrap();
+        let r = translate(&m, &c, on(), &regs(), 1, 0x5000, 8, AccessKind::Read, 0).unwrap();
+        assert_eq!(r.attrs.op, 0x18);
+        assert_eq!(r.attrs.cid, 0x20);
+        assert_eq!(
+            r.to_mapping().attrs.device,
+            0x18 | (0x20 << 8) | (1 << 24) | (2 << 26)
+        );
+        assert_eq!(
+            translate(&m, &c, on(), &regs(), 1, 0x5000, 8, AccessKind::Read, 2),
+            Err(PamuFault::Violation(Violation::OperationTranslation))
+        );
+    }
+}
