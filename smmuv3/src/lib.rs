@@ -8,8 +8,10 @@ pub mod cmdq;
 pub mod config;
 pub mod device;
 pub mod evtq;
+pub mod queue;
 pub mod regs;
 pub mod spec;
+pub mod trace;
 pub mod translate;
 
 #[cfg(any(test, feature = "test-utils"))]

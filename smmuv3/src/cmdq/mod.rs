@@ -1,1 +1,119 @@
-//! cmdq (being written; see issue 3).
+//! The command-queue consumer (IHI 0070 §3.5, §4, §7.1; smmuv3.md §8).
+//!
+//! Commands are consumed synchronously, inside the MMIO access that makes work available:
+//! a CMDQ_PROD write, CR0.CMDQEN 0 -> 1, and the GERRORN write that acknowledges a command
+//! error. Each access consumes at most a bounded batch ([`SmmuV3::set_cmdq_batch_limit`],
+//! default [`DEFAULT_CMDQ_BATCH`](crate::device::DEFAULT_CMDQ_BATCH)); when the batch limit
+//! stops consumption with commands left, [`SmmuV3::has_pending_work`] is true and the VMM
+//! continues with [`SmmuV3::process_pending`] (a read of CMDQ_CONS also consumes one batch, so a
+//! driver polling CONS always makes progress).
+//!
+//! Per command: fetch the 16-byte entry at CONS (a fetch outside guest RAM is CERROR_ABT),
+//! decode it ([`command`], malformed commands are CERROR_ILL), execute its effect ([`exec`]),
+//! then advance CONS. On an error CONS stays at the failing command with CMDQ_CONS.ERR set,
+//! GERROR.CMDQ_ERR toggles (and signals), and nothing is consumed until GERRORN acknowledges
+//! it; consumption then resumes by re-fetching the entry at CONS (Linux has overwritten an
+//! illegal command with a CMD_SYNC by then).
+
+// `command` (Command enum + decode) is written by the spec layer's author; declared once it lands.
+pub mod exec;
+
+use std::sync::atomic::Ordering;
+
+use viommu_common::mem;
+
+use crate::device::{CtrlState, GuestRam, SmmuV3};
+use crate::queue::QueueGeometry;
+use crate::regs::Queue;
+use crate::spec::cmd::CmdEntry;
+use crate::spec::regs::{CmdqCons, CmdqErr, Cr0, Gerror, QueueBase};
+use crate::trace::TraceRecord;
+
+/// The command queue's registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CmdqState {
+    /// CMDQ_BASE.
+    pub base: u64,
+    /// CMDQ_PROD (WR + wrap).
+    pub prod: u32,
+    /// CMDQ_CONS (RD + wrap, ERR [30:24]).
+    pub cons: u32,
+}
+
+impl CmdqState {
+    /// The queue geometry with LOG2SIZE clamped to `max_log2size` (IDR1.CMDQS).
+    pub fn geometry(&self, max_log2size: u32) -> QueueGeometry {
+        QueueGeometry::from_base(
+            QueueBase::from_bits(self.base),
+            max_log2size,
+            CmdEntry::SIZE,
+        )
+    }
+}
+
+impl<M> SmmuV3<M>
+where
+    M: GuestRam,
+{
+    /// Consume commands from CONS towards PROD, at most one batch (see the module docs).
+    pub(crate) fn consume_locked(&self, ctrl: &mut CtrlState) {
+        if !Cr0::from_bits(ctrl.cr0).cmdqen() || self.cmdq_error_active() {
+            self.set_work_pending(false);
+            return;
+        }
+        let g = ctrl.cmdq.geometry(u32::from(self.ids.idr1().cmdqs()));
+        let start = ctrl.cmdq.cons;
+        let mut budget = self.cmdq_batch_limit();
+        let mut pending = false;
+        loop {
+            let pos = g.pos(ctrl.cmdq.cons);
+            if g.is_empty(ctrl.cmdq.prod, pos) {
+                break;
+            }
+            if budget == 0 {
+                pending = true;
+                break;
+            }
+            budget -= 1;
+            let addr = g.entry_addr(pos);
+            let entry = {
+                let m = self.mem.ram();
+                mem::read_obj::<CmdEntry, _>(&*m, addr)
+            };
+            let result = match entry {
+                Ok(entry) => self.execute(pos, entry),
+                Err(_) => Err((
+                    CmdqErr::CERROR_ABT,
+                    format!("command fetch at {addr:#x} is outside guest RAM"),
+                )),
+            };
+            self.counters.commands.fetch_add(1, Ordering::Relaxed);
+            match result {
+                Ok(()) => ctrl.cmdq.cons = g.next(pos),
+                Err((err, reason)) => {
+                    ctrl.cmdq.cons = CmdqCons::new()
+                        .with_wrap_index(pos)
+                        .with_err(err)
+                        .into_bits();
+                    self.trace(|| TraceRecord::CommandError { pos, err, reason });
+                    self.trace_cons(start, ctrl.cmdq.cons);
+                    self.raise_gerror(Gerror::new().with_cmdq_err(true).into_bits());
+                    self.set_work_pending(false);
+                    return;
+                }
+            }
+        }
+        self.trace_cons(start, ctrl.cmdq.cons);
+        self.set_work_pending(pending);
+    }
+
+    fn trace_cons(&self, old: u32, new: u32) {
+        if old != new {
+            self.trace(|| TraceRecord::Cons {
+                queue: Queue::Cmdq,
+                old,
+                new,
+            });
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Circular-queue arithmetic shared by the command, event and PRI queues (IHI 0070 §3.5).
+//!
+//! A queue of 2^n entries is addressed by PROD/CONS values holding an index in bits [n-1:0] and
+//! a wrap bit in bit [n]. Empty: index and wrap equal. Full: index equal, wrap different. Both
+//! advance modulo 2^(n+1). Flag bits above the wrap bit (CMDQ_CONS.ERR, OVFLG/OVACKFLG) are not
+//! part of the position and are handled by the callers.
+
+use crate::spec::regs::QueueBase;
+
+/// The geometry of one queue: base address, log2 of the entry count, entry size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueueGeometry {
+    /// Guest physical address of entry 0.
+    pub base: u64,
+    /// log2 of the number of entries (clamped to the advertised maximum).
+    pub log2size: u32,
+    /// Bytes per entry (16 for commands and PRI records, 32 for events).
+    pub entry_size: u64,
+}
+
+impl QueueGeometry {
+    /// Geometry from a `*_BASE` register value, clamping LOG2SIZE to `max_log2size` (the IDR1
+    /// CMDQS/EVENTQS/PRIQS field; smmuv3.md §1.9 "treated as the maximum").
+    ///
+    /// Policy: the low address bits that the queue's natural alignment requires to be zero are
+    /// ignored (the queue starts at the base rounded down to its size, minimum 32 bytes).
+    pub fn from_base(base: QueueBase, max_log2size: u32, entry_size: u64) -> Self {
+        let log2size = u32::from(base.log2size()).min(max_log2size).min(19);
+        let bytes = (entry_size << log2size).max(32);
+        Self {
+            base: base.addr() & !(bytes - 1),
+            log2size,
+            entry_size,
+        }
+    }
+
+    /// Mask of the position bits (index and wrap): bits [n:0].
+    pub const fn pos_mask(&self) -> u32 {
+        (2u32 << self.log2size) - 1
+    }
+
+    /// Mask of the index bits: bits [n-1:0].
+    pub const fn index_mask(&self) -> u32 {
+        (1u32 << self.log2size) - 1
+    }
+
+    /// The position part (index and wrap) of a PROD/CONS value.
+    pub const fn pos(&self, reg: u32) -> u32 {
+        reg & self.pos_mask()
+    }
+
+    /// True when no entries are outstanding between `cons` and `prod`.
+    pub const fn is_empty(&self, prod: u32, cons: u32) -> bool {
+        self.pos(prod) == self.pos(cons)
+    }
+
+    /// True when the queue holds 2^n entries (same index, different wrap).
+    pub const fn is_full(&self, prod: u32, cons: u32) -> bool {
+        (prod ^ cons) & self.pos_mask() == 1 << self.log2size
+    }
+
+    /// The position after `pos`, modulo 2^(n+1).
+    pub const fn next(&self, pos: u32) -> u32 {
+        pos.wrapping_add(1) & self.pos_mask()
+    }
+
+    /// Number of entries between `cons` and `prod` (what the producer has written ahead).
+    pub const fn used(&self, prod: u32, cons: u32) -> u32 {
+        self.pos(prod).wrapping_sub(self.pos(cons)) & self.pos_mask()
+    }
+
+    /// Guest physical address of the entry at position `pos`.
+    pub const fn entry_addr(&self, pos: u32) -> u64 {
+        self.base
+            .wrapping_add((pos & self.index_mask()) as u64 * self.entry_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(log2: u8) -> QueueGeometry {
+        QueueGeometry::from_base(
+            QueueBase::new()
+                .with_addr_hi(0x8000_0000 >> 5)
+                .with_log2size(log2),
+            19,
+            16,
+        )
+    }
+
+    /// Empty, full and wrap follow §3.5 for a 4-entry queue.
+    #[test]
+    fn test_queue_empty_full_wrap() {
+        let g = q(2);
+        assert!(g.is_empty(0, 0));
+        assert!(g.is_full(0b100, 0));
+        assert!(!g.is_full(0b011, 0));
+        assert_eq!(g.used(0b011, 0), 3);
+        assert_eq!(g.used(0b001, 0b110), 3);
+        assert_eq!(g.next(0b111), 0);
+        assert_eq!(g.next(0b011), 0b100);
+        assert_eq!(g.entry_addr(0b101), 0x8000_0010);
+        // Flag bits above the wrap bit do not count as position.
+        assert!(g.is_empty(0x8000_0003, 3));
+    }
+
+    /// LOG2SIZE is clamped to the advertised maximum and unaligned base bits are ignored.
+    #[test]
+    fn test_queue_geometry_clamps() {
+        let g = QueueGeometry::from_base(
+            QueueBase::new()
+                .with_addr_hi(0x8000_0120 >> 5)
+                .with_log2size(31),
+            7,
+            16,
+        );
+        assert_eq!(g.log2size, 7);
+        assert_eq!(g.base, 0x8000_0000);
+        assert_eq!(g.pos_mask(), 0xFF);
+        let z = QueueGeometry::from_base(QueueBase::new().with_addr_hi(1), 19, 16);
+        assert_eq!((z.log2size, z.base), (0, 0));
+    }
+}
