@@ -120,6 +120,6 @@ mod tests {
         assert_eq!(g.base, 0x8000_0000);
         assert_eq!(g.pos_mask(), 0xFF);
         let z = QueueGeometry::from_base(QueueBase::new().with_addr_hi(1), 19, 16);
-        assert_eq!((z.log2size, z.base), (0, 0));
+        assert_eq!((z.log2size, z.base), (0, 0x20));
     }
 }
