@@ -1,5 +1,7 @@
 //! Test helpers shared by unit tests, integration tests, benches and users (feature `test-utils`).
 
+pub mod pgtable;
+
 use std::sync::Mutex;
 
 use vm_memory::{GuestAddress, GuestMemoryMmap};
