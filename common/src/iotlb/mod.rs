@@ -5,13 +5,65 @@
 //! (invalidation commands); see also the digest `smmuv3.md` §10 (range invalidation) and §13
 //! (caches and what invalidates them).
 //!
-//! This first version fixes the public API; the storage behind it is being written. Until then
-//! the cache never holds anything (every lookup misses and every insert is refused), which is a
-//! correct (if slow) IOTLB.
+//! # Design
+//!
+//! - **Storage** (`table.rs`): a set-associative array of one-cache-line slots, each a seqlock
+//!   (sequence word + seven `AtomicU64` data words, no `unsafe`). 4 ways per set; replacement
+//!   prefers same-key, empty and dead slots, then a pseudo-random way: bounded, and never a
+//!   flush when full. Blocks of any size from 4 KiB to 2^63 share the table; a bitmask of the
+//!   sizes present makes a lookup probe only those (one probe when only pages are cached).
+//! - **Tags** ([`TlbTag`]): (regime, VMID, ASID) for stage-1 and nested results, VMID for
+//!   stage-2-only results, StreamID(+SubstreamID) for results no ASID/VMID names. Global (nG = 0)
+//!   entries live under a per-regime global tag that lookups consult only when any exist.
+//! - **Generations** (`epoch.rs`): every entry carries the stamp `all + space + tag` counters
+//!   read when its fill began; a lookup accepts only entries whose stamp equals the current sum.
+//!   Invalidating everything, a VMID/regime/stream, or one ASID is one `fetch_add`, O(1).
+//! - **Ranges**: VA/IPA range invalidations remove exactly the slots whose block overlaps the
+//!   range (one set probe per block per present size), after bumping a fill *fence*; a range
+//!   too large for `RANGE_PROBE_LIMIT` (256) probes bumps the tag's generation instead.
+//! - **Statistics** (`stats.rs`): per-thread stripes written only by their owner.
+//!
+//! # What the hit path touches
+//!
+//! [`Iotlb::lookup`]: reads the size mask, the three generation counters of the tag (each on its
+//! own cache line, so unrelated invalidations do not disturb it) and the sequence and data words
+//! of at most 4 slots per probed size; writes only the calling thread's private stats stripe.
+//! No lock, no CAS, no shared write. A miss is the same plus probes of the other sizes.
+//!
+//! # Why invalidation is linearizable
+//!
+//! Take an invalidation I that returns, and a lookup L that starts afterwards (happens-after I,
+//! e.g. the guest saw CMD_SYNC complete and then started the DMA).
+//! - Entries present before I: a generation bump by I is visible to L (coherence), so L's stamp
+//!   differs from theirs; a range removal emptied their slots under the slot lock, and L's
+//!   Acquire of the sequence sees the emptied slot.
+//! - Entries inserted by a fill that raced with I: the fill's token was taken before I's
+//!   counter updates (otherwise it walked the new tables). If I bumped a generation, the entry
+//!   carries the token's old stamp and is invisible. If I was a range removal, it bumped a fence
+//!   first; the insert re-reads the fences while holding the slot lock, and the SeqCst argument
+//!   in `table.rs` shows that either the insert sees the fence and backs out, or the removal
+//!   sees the inserted words and removes them before returning.
+//! - Stamps cannot repeat (64-bit counters that only grow), so no ABA.
+//!
+//! Lookups return entries by value (`TlbEntry: Copy`), so nothing borrowed from the table can be
+//! freed under a caller (digest §14 item 4).
+
+mod epoch;
+mod stats;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::Ordering;
 
 use crate::access::Perms;
+use crate::addr::low_mask;
 use crate::id::{Asid, StreamId, SubstreamId, Vmid};
 use crate::traits::{DmaMapping, MemAttrs};
+
+use epoch::Epochs;
+use stats::{Counter, Stats};
+use table::{Stored, Table};
 
 /// The translation regime a stage-1 tag or invalidation belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,8 +97,10 @@ pub struct TlbTag(u64);
 /// Tag kinds, in bits [63:60] of the packed tag.
 const KIND_SHIFT: u32 = 60;
 const KIND_NH: u64 = 1;
+const KIND_NH_GLOBAL: u64 = 2;
 const KIND_S2: u64 = 3;
 const KIND_EL2: u64 = 4;
+const KIND_EL2_GLOBAL: u64 = 5;
 const KIND_STREAM: u64 = 6;
 
 impl TlbTag {
@@ -84,6 +138,29 @@ impl TlbTag {
     /// The packed 64-bit value (stable within one build; for hashing and debugging).
     pub const fn raw(self) -> u64 {
         self.0
+    }
+
+    /// The space the tag belongs to (what [`Invalidation::Stage1All`], [`Invalidation::Vmid`]
+    /// and [`Invalidation::Stream`] invalidate as a whole), packed like a tag.
+    const fn space(self) -> u64 {
+        let kind = self.0 >> KIND_SHIFT;
+        match kind {
+            KIND_NH | KIND_NH_GLOBAL => (KIND_NH << KIND_SHIFT) | (self.0 & (0xffff << 32)),
+            KIND_EL2 | KIND_EL2_GLOBAL => KIND_EL2 << KIND_SHIFT,
+            KIND_STREAM => (KIND_STREAM << KIND_SHIFT) | (self.0 & 0xffff_ffff),
+            _ => self.0,
+        }
+    }
+
+    /// For stage-1 tags: the tag global (nG = 0) entries of the same regime are stored under.
+    const fn global_variant(self) -> Option<TlbTag> {
+        match self.0 >> KIND_SHIFT {
+            KIND_NH => Some(TlbTag(
+                (KIND_NH_GLOBAL << KIND_SHIFT) | (self.0 & (0xffff << 32)),
+            )),
+            KIND_EL2 => Some(TlbTag(KIND_EL2_GLOBAL << KIND_SHIFT)),
+            _ => None,
+        }
     }
 }
 
@@ -252,6 +329,16 @@ pub enum Invalidation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FillToken {
     tag: TlbTag,
+    /// Stamp of `tag` when the fill began.
+    stamp: u64,
+    /// Stamp of `tag`'s global variant (stage-1 tags).
+    global_stamp: u64,
+    /// Fence of `tag`'s bucket.
+    fence: u64,
+    /// Fence of the global variant's bucket.
+    global_fence: u64,
+    /// Fence of `tag`'s space bucket.
+    space_fence: u64,
 }
 
 impl FillToken {
@@ -278,53 +365,267 @@ pub struct IotlbStats {
     pub invalidations: u64,
 }
 
+/// Most set probes a range invalidation makes before it invalidates the whole tag instead
+/// (policy: over-invalidation keeps the cost bounded; 256 probes cover 1 MiB of 4 KiB pages).
+const RANGE_PROBE_LIMIT: u64 = 256;
+
 /// A bounded, lock-free, tagged IOTLB shared by every DMA thread of a device (`&self` API).
+///
+/// ```
+/// use viommu_common::iotlb::{Invalidation, InvRange, Iotlb, TlbEntry, TlbTag};
+/// use viommu_common::{Asid, Perms, Vmid};
+///
+/// let tlb = Iotlb::new(1024);
+/// let tag = TlbTag::stage1(Vmid(0), Asid(5));
+/// assert!(tlb.lookup(tag, 0x1234_5678).is_none());
+/// let token = tlb.begin_fill(tag); // before walking
+/// let entry = TlbEntry {
+///     input: 0x1234_5000,
+///     output: 0x8_0000_0000,
+///     size_log2: 12,
+///     level: 3,
+///     perms: Perms::RW,
+///     priv_perms: Perms::RW,
+///     attrs: Default::default(),
+///     global: false,
+///     ipa: None,
+///     flags: 0,
+/// };
+/// assert!(tlb.insert(token, entry));
+/// assert_eq!(tlb.lookup(tag, 0x1234_5678).map(|e| e.translate(0x1234_5678)), Some(0x8_0000_0678));
+/// tlb.invalidate(Invalidation::Va {
+///     regime: viommu_common::iotlb::Regime::Nh { vmid: Vmid(0) },
+///     asid: Some(Asid(5)),
+///     range: InvRange::address(0x1234_5000).with_leaf(true),
+/// });
+/// assert!(tlb.lookup(tag, 0x1234_5678).is_none());
+/// ```
 #[derive(Debug)]
 pub struct Iotlb {
-    capacity: usize,
+    table: Table,
+    epochs: Epochs,
+    stats: Stats,
 }
 
 impl Iotlb {
-    /// A table holding at most about `capacity` entries (rounded up to a power of two, at least
-    /// one set).
+    /// A table holding at least `capacity` entries: `capacity` is rounded up to a power-of-two
+    /// number of 4-way sets (at least one set, at most 2^22 sets).
     pub fn new(capacity: usize) -> Self {
         Self {
-            capacity: capacity.max(1),
+            table: Table::new(capacity),
+            epochs: Epochs::new(),
+            stats: Stats::new(),
         }
     }
 
     /// Number of entries the table can hold.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.table.capacity()
     }
 
     /// The entry of `tag` containing `iova`, if cached and not invalidated.
+    ///
+    /// Takes no lock and writes no shared memory (the hit/miss count goes to this thread's own
+    /// stripe). Probes each block size present in the table, smallest first, then (for stage-1
+    /// tags, only if any exist) global entries. If two live entries overlap `iova` (the guest
+    /// changed a mapping without break-before-make) either may be returned: CONSTRAINED
+    /// UNPREDICTABLE, like a TLB conflict the SMMU does not report.
+    #[inline]
     pub fn lookup(&self, tag: TlbTag, iova: u64) -> Option<TlbEntry> {
-        let _ = (tag, iova);
+        let found = self
+            .probe(tag, self.table.present.load(Ordering::Relaxed), iova)
+            .or_else(|| {
+                let mask = self.table.global_present.load(Ordering::Relaxed);
+                match tag.global_variant() {
+                    Some(g) if mask != 0 => self.probe(g, mask, iova),
+                    _ => None,
+                }
+            });
+        self.stats.bump(if found.is_some() {
+            Counter::Hit
+        } else {
+            Counter::Miss
+        });
+        found
+    }
+
+    /// Probe the size classes of `mask` for `tag`.
+    #[inline]
+    fn probe(&self, tag: TlbTag, mut mask: u64, iova: u64) -> Option<TlbEntry> {
+        if mask == 0 {
+            return None;
+        }
+        let stamp = self.epochs.stamp(tag);
+        while mask != 0 {
+            let s = mask.trailing_zeros();
+            mask &= mask - 1;
+            let key = table::key(iova & !low_mask(s), s);
+            if let Some(words) = self.table.find(tag.raw(), key, stamp) {
+                return Some(table::decode(&words));
+            }
+        }
         None
     }
 
-    /// Start a fill of `tag`: call before reading any table the result depends on.
+    /// Start a fill of `tag`: call before reading any table (STE/CD excluded) the result will
+    /// depend on, and pass the token to [`Iotlb::insert`].
     pub fn begin_fill(&self, tag: TlbTag) -> FillToken {
-        FillToken { tag }
+        self.epochs.token(tag)
     }
 
-    /// Cache `entry` under the token's tag. Returns false (and caches nothing) if an invalidation
-    /// that may cover the entry started after `token` was taken, or if the entry is malformed
-    /// (size below 4 KiB, addresses not aligned to the size).
-    pub fn insert(&self, token: FillToken, entry: TlbEntry) -> bool {
-        let _ = (token, entry);
-        false
+    /// Cache `entry` under the token's tag (under the regime's global tag if `entry.global`).
+    ///
+    /// Returns false and caches nothing if an invalidation that may cover the entry started after
+    /// `token` was taken, if the entry is malformed (size outside 4 KiB..=2^63, level outside
+    /// -1..=3, an address not aligned to the size), or if another thread is writing the chosen
+    /// slot. Never blocks lookups; may replace another entry of the same set.
+    pub fn insert(&self, token: FillToken, mut entry: TlbEntry) -> bool {
+        let global_tag = if entry.global {
+            token.tag.global_variant()
+        } else {
+            None
+        };
+        entry.global = global_tag.is_some();
+        let (tag, stamp) = match global_tag {
+            Some(g) => (g, token.global_stamp),
+            None => (token.tag, token.stamp),
+        };
+        let stored = match table::encode(tag.raw(), &entry, stamp) {
+            Some(words)
+                if self.epochs.stamp(tag) == stamp
+                    && self.epochs.fences_unchanged(&token, entry.global) =>
+            {
+                // Before the slot is locked, so any range removal that misses our fence re-read
+                // sees these (SeqCst; table.rs module doc).
+                let present = if entry.global {
+                    &self.table.global_present
+                } else {
+                    &self.table.present
+                };
+                let bit = 1u64 << entry.size_log2;
+                if present.load(Ordering::SeqCst) & bit == 0 {
+                    present.fetch_or(bit, Ordering::SeqCst);
+                }
+                if entry.ipa.is_some() {
+                    self.epochs.mark_nested(tag);
+                }
+                self.table.insert(
+                    &words,
+                    |t, s| self.epochs.stamp(TlbTag(t)) != s,
+                    || self.epochs.fences_unchanged(&token, entry.global),
+                    stats::thread_random(),
+                )
+            }
+            _ => Stored::Refused,
+        };
+        match stored {
+            Stored::Fresh => self.stats.bump(Counter::Insert),
+            Stored::Evicted => {
+                self.stats.bump(Counter::Insert);
+                self.stats.bump(Counter::Eviction);
+            }
+            Stored::Refused => self.stats.bump(Counter::Refused),
+        }
+        stored != Stored::Refused
     }
 
     /// Remove what `scope` covers. When this returns, no lookup that starts afterwards returns a
     /// covered entry, and no fill begun before it can insert one.
+    ///
+    /// Cost: O(1) for every scope except address ranges, which probe each present block size
+    /// for each block of the range (at most 256 set probes; larger ranges invalidate the whole
+    /// ASID/VMID-stage-2 tag instead).
     pub fn invalidate(&self, scope: Invalidation) {
-        let _ = scope;
+        self.stats.bump(Counter::Invalidation);
+        match scope {
+            Invalidation::All => self.epochs.bump_all(),
+            Invalidation::Stage1All(regime) => {
+                self.epochs
+                    .bump_space(TlbTag::stage1_in(regime, Asid(0)).space());
+            }
+            Invalidation::Vmid(vmid) => {
+                self.epochs
+                    .bump_space(TlbTag::stage1(vmid, Asid(0)).space());
+                self.epochs.bump_space(TlbTag::stage2(vmid).space());
+            }
+            Invalidation::Asid(regime, asid) => {
+                self.epochs.bump_tag(TlbTag::stage1_in(regime, asid))
+            }
+            Invalidation::Va {
+                regime,
+                asid: Some(asid),
+                range,
+            } => {
+                let tag = TlbTag::stage1_in(regime, asid);
+                self.remove_range(tag, &self.table.present, range);
+                if let Some(g) = tag.global_variant() {
+                    self.remove_range(g, &self.table.global_present, range);
+                }
+            }
+            // Policy: TLBI_*_VAA removes the whole stage-1 space of the regime (every ASID):
+            // finding one address in every ASID would need a scan of the table.
+            Invalidation::Va {
+                regime, asid: None, ..
+            } => {
+                self.epochs
+                    .bump_space(TlbTag::stage1_in(regime, Asid(0)).space());
+            }
+            Invalidation::Ipa { vmid, range } => {
+                // Policy: nested entries of the VMID are removed conservatively (their whole
+                // stage-1 space) if any were ever inserted there, instead of tracking which IPA
+                // each depends on. IHI 0070 lets TLBI_S2_IPA keep them (Linux follows with
+                // TLBI_NH_ALL / S12_VMALL); removing them is the safe superset.
+                let nh = TlbTag::stage1(vmid, Asid(0)).space();
+                self.epochs.fence_space(nh);
+                self.remove_range(TlbTag::stage2(vmid), &self.table.present, range);
+                if self.epochs.may_have_nested(nh) {
+                    self.epochs.bump_space(nh);
+                }
+            }
+            Invalidation::Stream(stream) => {
+                self.epochs.bump_space(TlbTag::stream(stream, None).space());
+            }
+            Invalidation::Tag(tag) => self.epochs.bump_tag(tag),
+        }
+    }
+
+    /// Remove `tag`'s entries overlapping `range`: fence, then probe every block of every present
+    /// size, or bump the tag's generation if that would take more than [`RANGE_PROBE_LIMIT`]
+    /// probes.
+    fn remove_range(&self, tag: TlbTag, present: &std::sync::atomic::AtomicU64, range: InvRange) {
+        self.epochs.fence_tag(tag);
+        // SeqCst, after the fence bump: sees every size bit an insert we must catch has set.
+        let mask = present.load(Ordering::SeqCst);
+        let first = range.addr;
+        let last = range.addr.saturating_add(range.size.max(1) - 1);
+        let mut probes = 0u64;
+        let mut m = mask;
+        while m != 0 {
+            let s = m.trailing_zeros();
+            m &= m - 1;
+            probes = probes.saturating_add((last >> s) - (first >> s) + 1);
+        }
+        if probes > RANGE_PROBE_LIMIT {
+            self.epochs.bump_tag(tag);
+            return;
+        }
+        // Policy: TTL narrows only leaf invalidations (InvRange::ttl).
+        let ttl = if range.leaf { range.ttl } else { None };
+        let mut m = mask;
+        while m != 0 {
+            let s = m.trailing_zeros();
+            m &= m - 1;
+            for block in (first >> s)..=(last >> s) {
+                let key = table::key(block << s, s);
+                self.table.remove(tag.raw(), key, |out| {
+                    ttl.is_none_or(|l| table::level_of(out) == l)
+                });
+            }
+        }
     }
 
     /// Current counters.
     pub fn stats(&self) -> IotlbStats {
-        IotlbStats::default()
+        self.stats.snapshot()
     }
 }

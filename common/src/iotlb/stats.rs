@@ -1,0 +1,157 @@
+//! Per-thread striped statistics: the hit path counts without writing memory another thread
+//! writes.
+//!
+//! Every thread that touches an IOTLB gets a small process-wide index (recycled when the thread
+//! exits). Index `i < STRIPES` owns stripe `i` of every table: only that thread ever writes it,
+//! so a count is a plain load + store on a cache line nobody else writes (no atomic
+//! read-modify-write, no cache-line ping-pong). Threads beyond `STRIPES` (or a thread whose
+//! thread-locals are being destroyed) share one overflow stripe updated with `fetch_add`, which is
+//! exact but slower. [`Stats::snapshot`] sums the stripes; it is exact except that counts made
+//! concurrently with it may or may not be included.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crossbeam::utils::CachePadded;
+
+use super::IotlbStats;
+
+/// Number of single-owner stripes per table.
+const STRIPES: usize = 64;
+
+/// Which counter to bump.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Counter {
+    Hit,
+    Miss,
+    Insert,
+    Refused,
+    Eviction,
+    Invalidation,
+}
+
+/// One thread's counters.
+#[derive(Debug, Default)]
+struct Stripe {
+    counts: [AtomicU64; 6],
+}
+
+/// The striped counters of one table.
+#[derive(Debug)]
+pub(super) struct Stats {
+    stripes: Box<[CachePadded<Stripe>]>,
+    overflow: CachePadded<Stripe>,
+}
+
+/// Next never-used thread index.
+static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
+/// Indices of exited threads, reused first so live indices stay small.
+static FREE_INDICES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// A thread's index; returned to the free list when the thread exits.
+struct ThreadIndex {
+    index: usize,
+    /// xorshift state for replacement choices (owned by the thread, so no shared writes).
+    rng: Cell<u64>,
+}
+
+impl ThreadIndex {
+    fn acquire() -> Self {
+        let reused = FREE_INDICES.lock().map(|mut f| f.pop()).unwrap_or(None);
+        let index = reused.unwrap_or_else(|| NEXT_INDEX.fetch_add(1, Ordering::Relaxed));
+        let seed = (index as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Self {
+            index,
+            rng: Cell::new(seed | 1),
+        }
+    }
+}
+
+impl Drop for ThreadIndex {
+    fn drop(&mut self) {
+        // The mutex orders this thread's last stripe writes before the next owner's first.
+        if let Ok(mut free) = FREE_INDICES.lock() {
+            free.push(self.index);
+        }
+    }
+}
+
+thread_local! {
+    static THREAD: ThreadIndex = ThreadIndex::acquire();
+}
+
+/// This thread's index, or `usize::MAX` while thread-locals are being torn down.
+fn thread_index() -> usize {
+    THREAD.try_with(|t| t.index).unwrap_or(usize::MAX)
+}
+
+/// A per-thread pseudo-random number (xorshift64), for replacement choices.
+pub(super) fn thread_random() -> u64 {
+    THREAD
+        .try_with(|t| {
+            let mut x = t.rng.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t.rng.set(x);
+            x
+        })
+        .unwrap_or(0)
+}
+
+impl Stats {
+    /// Zeroed counters.
+    pub(super) fn new() -> Self {
+        Self {
+            stripes: (0..STRIPES)
+                .map(|_| CachePadded::new(Stripe::default()))
+                .collect(),
+            overflow: CachePadded::new(Stripe::default()),
+        }
+    }
+
+    /// Count one event for the calling thread.
+    #[inline]
+    pub(super) fn bump(&self, counter: Counter) {
+        let c = counter as usize;
+        match self.stripes.get(thread_index()) {
+            Some(stripe) => {
+                if let Some(cell) = stripe.counts.get(c) {
+                    // Only this thread writes this stripe: load + store loses nothing, and
+                    // Relaxed suffices because the counters order nothing.
+                    cell.store(
+                        cell.load(Ordering::Relaxed).wrapping_add(1),
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+            None => {
+                if let Some(cell) = self.overflow.counts.get(c) {
+                    cell.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sum of all stripes.
+    pub(super) fn snapshot(&self) -> IotlbStats {
+        let mut sum = [0u64; 6];
+        for stripe in self.stripes.iter().chain(std::iter::once(&self.overflow)) {
+            for (s, c) in sum.iter_mut().zip(stripe.counts.iter()) {
+                *s = s.wrapping_add(c.load(Ordering::Relaxed));
+            }
+        }
+        let [hits, misses, inserts, refused, evictions, invalidations] = sum;
+        IotlbStats {
+            hits,
+            misses,
+            inserts,
+            refused,
+            evictions,
+            invalidations,
+        }
+    }
+}
