@@ -2,3 +2,4 @@
 //! randomized robustness, nesting and HTTU.
 
 mod iopgtable;
+mod random;
