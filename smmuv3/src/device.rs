@@ -46,10 +46,10 @@ use vm_memory::{GuestAddress, GuestAddressSpace, GuestMemoryBackend};
 use viommu_common::iotlb::{Invalidation, Iotlb};
 use viommu_common::traits::{InterruptSink, MmioDevice, MmioError};
 
+use crate::caps::{Caps, CapsError, IdRegs, SmmuConfig};
 use crate::cmdq::CmdqState;
 use crate::evtq::{EvtqState, Produced};
 use crate::regs::{self, IrqSource, Queue, Register};
-use crate::spec::idr::{Idr0, Idr1, Idr3, Idr5};
 use crate::spec::regs::{
     defined, CmdqCons, Cr0, Cr2, Gbpa, Gerror, IrqCtrl, StrtabBase, StrtabBaseCfg,
 };
@@ -68,38 +68,12 @@ pub mod lines {
     pub const GERROR: u32 = 3;
 }
 
+/// GBPA reset value (IMPLEMENTATION DEFINED). Policy: 0x1000 as QEMU: bypass with SHCFG =
+/// "use incoming", ABORT = 0, so traffic passes untranslated until Linux enables the SMMU.
+pub const GBPA_RESET: u32 = 0x0000_1000;
+
 /// Default number of commands consumed per MMIO access before returning to the vCPU.
 pub const DEFAULT_CMDQ_BATCH: usize = 4096;
-
-/// The ID register values the device presents (IDR0..IDR5, IIDR, AIDR).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct IdRegs {
-    /// IDR0..IDR5.
-    pub idr: [u32; 6],
-    /// IIDR.
-    pub iidr: u32,
-    /// AIDR.
-    pub aidr: u32,
-}
-
-impl IdRegs {
-    /// IDR0, typed.
-    pub const fn idr0(&self) -> Idr0 {
-        Idr0::from_bits(self.idr[0])
-    }
-    /// IDR1, typed.
-    pub const fn idr1(&self) -> Idr1 {
-        Idr1::from_bits(self.idr[1])
-    }
-    /// IDR3, typed.
-    pub const fn idr3(&self) -> Idr3 {
-        Idr3::from_bits(self.idr[3])
-    }
-    /// IDR5, typed.
-    pub const fn idr5(&self) -> Idr5 {
-        Idr5::from_bits(self.idr[5])
-    }
-}
 
 /// MSI configuration of one interrupt source (`*_IRQ_CFG0/1/2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -266,7 +240,7 @@ where
 /// VMM's `GuestMemoryAtomic<GuestMemoryMmap>` (whose memory map may be replaced at run time).
 /// Several instances may live in one process; they share nothing.
 pub struct SmmuV3<M: GuestRam> {
-    pub(crate) ids: IdRegs,
+    pub(crate) caps: Caps,
     pub(crate) mem: M,
     sink: Arc<dyn InterruptSink>,
     tracer: ArcSwapOption<TracerBox>,
@@ -285,7 +259,6 @@ pub struct SmmuV3<M: GuestRam> {
     /// [`SmmuV3::process_pending`]).
     work_pending: AtomicBool,
     cmdq_batch: AtomicUsize,
-    gbpa_reset: u32,
     /// The IOTLB: stage-1, stage-2 and nested results tagged by VMID/ASID.
     pub(crate) iotlb: Iotlb,
     pub(crate) counters: Counters,
@@ -294,7 +267,7 @@ pub struct SmmuV3<M: GuestRam> {
 impl<M: GuestRam> std::fmt::Debug for SmmuV3<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmmuV3")
-            .field("ids", &self.ids)
+            .field("caps", &self.caps)
             .field("state", &self.state())
             .finish_non_exhaustive()
     }
@@ -310,20 +283,40 @@ impl<M> SmmuV3<M>
 where
     M: GuestRam,
 {
-    /// A device presenting `ids`, with DMA into `mem` and interrupts to `sink`, in its reset
-    /// state. `gbpa_reset` is the IMPLEMENTATION DEFINED reset value of GBPA.
-    pub(crate) fn with_ids(
-        ids: IdRegs,
+    /// A device configured by `config`, with DMA into `mem` and interrupts to `sink`, in its
+    /// reset state.
+    ///
+    /// # Errors
+    /// [`CapsError`] naming the first setting the model cannot support.
+    pub fn new(
+        config: &SmmuConfig,
         mem: M,
         sink: Arc<dyn InterruptSink>,
-        gbpa_reset: u32,
-    ) -> Self {
+    ) -> Result<Self, CapsError> {
+        Ok(Self::from_caps(config.caps()?, mem, sink))
+    }
+
+    /// A device mirroring raw ID register values (a host SMMU, or the SMMU a trace was recorded
+    /// on): it advertises exactly those features.
+    ///
+    /// # Errors
+    /// [`CapsError`] naming the first feature the model cannot support.
+    pub fn from_id_regs(
+        regs: IdRegs,
+        mem: M,
+        sink: Arc<dyn InterruptSink>,
+    ) -> Result<Self, CapsError> {
+        Self::new(&SmmuConfig::from_id_regs(regs)?, mem, sink)
+    }
+
+    /// A device presenting `caps` (already validated by [`SmmuConfig::caps`]).
+    pub fn from_caps(caps: Caps, mem: M, sink: Arc<dyn InterruptSink>) -> Self {
         let ctrl = CtrlState {
-            gbpa: gbpa_reset & defined::GBPA & !(1 << 31),
+            gbpa: GBPA_RESET,
             ..CtrlState::default()
         };
         Self {
-            ids,
+            caps,
             mem,
             sink,
             tracer: ArcSwapOption::empty(),
@@ -333,15 +326,14 @@ where
             irq: Mutex::new(IrqState::default()),
             work_pending: AtomicBool::new(false),
             cmdq_batch: AtomicUsize::new(DEFAULT_CMDQ_BATCH),
-            gbpa_reset: ctrl.gbpa,
             iotlb: Iotlb::new(4096),
             counters: Counters::default(),
         }
     }
 
-    /// The ID registers the device presents.
-    pub fn id_regs(&self) -> IdRegs {
-        self.ids
+    /// The capabilities (ID registers) the device presents.
+    pub fn caps(&self) -> &Caps {
+        &self.caps
     }
 
     /// Install (or with `None` remove) the trace hook. See [`crate::trace`].
@@ -408,7 +400,7 @@ where
         let evtq = lock(&self.evtq).regs;
         let irq = *lock(&self.irq);
         SmmuV3State {
-            ids: self.ids,
+            ids: self.caps.id_regs(),
             ctrl,
             evtq,
             irq,
@@ -434,7 +426,7 @@ where
     pub fn reset(&self) {
         let mut ctrl = lock(&self.ctrl);
         *ctrl = CtrlState {
-            gbpa: self.gbpa_reset,
+            gbpa: GBPA_RESET,
             ..CtrlState::default()
         };
         {
@@ -481,7 +473,7 @@ where
         } else {
             let cfg = irq.cfg.get(idx).copied().unwrap_or_default();
             let addr = cfg.cfg0 & defined::IRQ_CFG0;
-            if self.ids.idr0().msi() && addr != 0 {
+            if self.caps.idr0.msi() && addr != 0 {
                 self.sink.send_msi(addr, cfg.cfg1);
                 Delivery::Msi {
                     addr,
@@ -506,7 +498,7 @@ where
     /// Without an address (or without IDR0.MSI) the wired CMD_SYNC line is pulsed. Neither path
     /// can fail, so GERROR.MSI_CMDQ_ABT_ERR is never raised.
     pub(crate) fn sync_signal(&self, msi_addr: u64, msi_data: u32) -> Delivery {
-        let delivery = if self.ids.idr0().msi() && msi_addr != 0 {
+        let delivery = if self.caps.idr0.msi() && msi_addr != 0 {
             let mem = self.mem.ram();
             if mem.address_in_range(GuestAddress(msi_addr))
                 && viommu_common::mem::write_u32_le(&*mem, msi_addr, msi_data).is_ok()
@@ -565,7 +557,7 @@ where
     /// disabled; a full queue drops the record and sets the overflow flag; a write outside guest
     /// RAM raises GERROR.EVENTQ_ABT_ERR.
     pub(crate) fn record_event(&self, record: &[u8; 32], describe: impl Fn() -> String) {
-        let max = u32::from(self.ids.idr1().eventqs());
+        let max = u32::from(self.caps.idr1.eventqs());
         let produced = {
             let mut q = lock(&self.evtq);
             if !q.enabled {
@@ -617,9 +609,19 @@ where
     fn read_reg(&self, reg: Register) -> u64 {
         use Register::*;
         match reg {
-            Idr(n) => u64::from(self.ids.idr.get(usize::from(n)).copied().unwrap_or(0)),
-            Iidr => u64::from(self.ids.iidr),
-            Aidr => u64::from(self.ids.aidr),
+            Idr(n) => {
+                let r = self.caps.id_regs();
+                u64::from(match n {
+                    0 => r.idr0,
+                    1 => r.idr1,
+                    2 => r.idr2,
+                    3 => r.idr3,
+                    4 => r.idr4,
+                    _ => r.idr5,
+                })
+            }
+            Iidr => u64::from(self.caps.iidr.into_bits()),
+            Aidr => u64::from(self.caps.aidr.into_bits()),
             Cr0 | Cr0Ack => u64::from(lock(&self.ctrl).cr0),
             Cr1 => u64::from(lock(&self.ctrl).cr1),
             Cr2 => u64::from(lock(&self.ctrl).cr2),
@@ -682,7 +684,7 @@ where
                     ctrl.cr1 = v32 & defined::CR1;
                 } else {
                     // E2H only exists with IDR0.HYP.
-                    let mask = if self.ids.idr0().hyp() {
+                    let mask = if self.caps.idr0.hyp() {
                         defined::CR2
                     } else {
                         0x6
@@ -696,7 +698,7 @@ where
             IrqCtrl => {
                 let mut irq = lock(&self.irq);
                 let mut mask = defined::IRQ_CTRL;
-                if !self.ids.idr0().pri() {
+                if !self.caps.idr0.pri() {
                     mask &= !crate::spec::regs::IrqCtrl::new()
                         .with_priq_irqen(true)
                         .into_bits();
@@ -736,7 +738,7 @@ where
 
     fn write_cr0(&self, v: u32) {
         let mut mask = 0x1F;
-        if self.ids.idr0().vmw() {
+        if self.caps.idr0.vmw() {
             mask |= Cr0::new().with_vmw(7).into_bits();
         }
         let mut ctrl = lock(&self.ctrl);

@@ -61,7 +61,7 @@ where
             self.set_work_pending(false);
             return;
         }
-        let g = ctrl.cmdq.geometry(u32::from(self.ids.idr1().cmdqs()));
+        let g = ctrl.cmdq.geometry(u32::from(self.caps.idr1.cmdqs()));
         let start = ctrl.cmdq.cons;
         let mut budget = self.cmdq_batch_limit();
         let mut pending = false;
