@@ -1,0 +1,357 @@
+//! Host capabilities (decoded `hw_info`) and the guest-visible ID registers a vSMMU may advertise.
+//!
+//! [`clamp`] is a pure function from host registers plus the VMM's profile to guest registers.
+//! Per `include/uapi/linux/iommufd.h`, only these host fields are meaningful to userspace:
+//! IDR0 ST_LEVEL, TERM_MODEL, STALL_MODEL, TTENDIAN, CD2L, ASID16, TTF; IDR1 SIDSIZE, SSIDSIZE;
+//! IDR3 BBML, RIL; IDR5 VAX, GRAN64K, GRAN16K, GRAN4K, DS. S1P is implied by a working nested HWPT
+//! and COHACC by iommufd itself. Every other advertised field is fixed by policy below.
+
+use crate::error::ClampError;
+use crate::spec::hwinfo::{hw_cap, HwInfoArmSmmuv3, HW_INFO_ARM_SMMUV3_ERRATA_REPEAT_TLBI_CFGI};
+use crate::spec::idr::{oas_bits, oas_encoding, Idr0, Idr1, Idr3, Idr5};
+
+/// What `IOMMU_GET_HW_INFO` told us about the host SMMUv3 behind one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCaps {
+    /// The raw structure.
+    pub raw: HwInfoArmSmmuv3,
+    /// `out_max_pasid_log2` (0: no PASID support for this device).
+    pub max_pasid_log2: u8,
+    /// `out_capabilities` ([`hw_cap`]).
+    pub capabilities: u64,
+}
+
+impl HostCaps {
+    /// Decode.
+    pub const fn new(raw: HwInfoArmSmmuv3, max_pasid_log2: u8, capabilities: u64) -> Self {
+        Self {
+            raw,
+            max_pasid_log2,
+            capabilities,
+        }
+    }
+    /// Host SMMU_IDR0.
+    pub const fn idr0(&self) -> Idr0 {
+        Idr0::from_bits(self.raw.idr[0])
+    }
+    /// Host SMMU_IDR1.
+    pub const fn idr1(&self) -> Idr1 {
+        Idr1::from_bits(self.raw.idr[1])
+    }
+    /// Host SMMU_IDR3.
+    pub const fn idr3(&self) -> Idr3 {
+        Idr3::from_bits(self.raw.idr[3])
+    }
+    /// Host SMMU_IDR5.
+    pub const fn idr5(&self) -> Idr5 {
+        Idr5::from_bits(self.raw.idr[5])
+    }
+    /// The kernel asks for every TLBI/CFGI + SYNC twice (erratum T264-SMMU-3).
+    pub const fn errata_repeat_tlbi_cfgi(&self) -> bool {
+        self.raw.flags & HW_INFO_ARM_SMMUV3_ERRATA_REPEAT_TLBI_CFGI != 0
+    }
+    /// The device cannot use ATS.
+    pub const fn ats_not_supported(&self) -> bool {
+        self.capabilities & hw_cap::PCI_ATS_NOT_SUPPORTED != 0
+    }
+    /// PASID support usable by the guest: min(host SSIDSIZE, device max PASID width).
+    pub fn pasid_bits(&self) -> u8 {
+        self.idr1().ssidsize().min(self.max_pasid_log2)
+    }
+}
+
+/// The VMM's choices for its vSMMU, the inputs to [`clamp`] that do not come from the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestProfile {
+    /// Guest IDR1.SIDSIZE (the virtual StreamID space; vSIDs are virtual, not host-bound).
+    pub sid_bits: u8,
+    /// Upper bound on advertised SSIDSIZE (further clamped by the host).
+    pub max_ssid_bits: u8,
+    /// The VM's IPA size in bits: the guest's stage-1 output size, which stage 2 must cover.
+    pub ipa_bits: u8,
+    /// Guest IDR1.EVENTQS / CMDQS (the emulated queues).
+    pub eventqs: u8,
+    /// Guest IDR1.CMDQS.
+    pub cmdqs: u8,
+    /// Advertise IDR0.MSI (the vSMMU emulates MSI writes).
+    pub msi: bool,
+    /// Advertise IDR0.ATS (only if the VMM describes ATS-capable devices in firmware tables).
+    pub ats: bool,
+}
+
+impl Default for GuestProfile {
+    fn default() -> Self {
+        Self {
+            sid_bits: 16,
+            max_ssid_bits: 20,
+            ipa_bits: 48,
+            eventqs: 19,
+            cmdqs: 19,
+            msi: true,
+            ats: false,
+        }
+    }
+}
+
+/// The guest-visible ID registers, frozen before the guest can read any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestIdrs {
+    /// SMMU_IDR0..5.
+    pub idr: [u32; 6],
+    /// SMMU_IIDR.
+    pub iidr: u32,
+    /// SMMU_AIDR.
+    pub aidr: u32,
+}
+
+impl GuestIdrs {
+    /// IDR0, typed.
+    pub const fn idr0(&self) -> Idr0 {
+        Idr0::from_bits(self.idr[0])
+    }
+    /// IDR1, typed.
+    pub const fn idr1(&self) -> Idr1 {
+        Idr1::from_bits(self.idr[1])
+    }
+    /// IDR3, typed.
+    pub const fn idr3(&self) -> Idr3 {
+        Idr3::from_bits(self.idr[3])
+    }
+    /// IDR5, typed.
+    pub const fn idr5(&self) -> Idr5 {
+        Idr5::from_bits(self.idr[5])
+    }
+    /// Advertised output-address size in bits.
+    pub fn oas_bits(&self) -> u8 {
+        oas_bits(self.idr5().oas()).unwrap_or(32)
+    }
+}
+
+/// Compute the ID registers a vSMMU may advertise on top of this host (pure).
+///
+/// Policy, field by field:
+/// - IDR0: S1P = 1; S2P, HYP, BTM, HTTU, SEV, ATOS, VATOS, PRI, VMW, NS1ATS, DORMHINT,
+///   RME_IMPL, ATSRECERR = 0 (not supported for nesting or not emulated); TTF = AArch64; COHACC = 1;
+///   TTENDIAN = LE; VMID16 = 0 (no stage 2 visible); ASID16, CD2L, ST_LEVEL, TERM_MODEL from the
+///   host; STALL_MODEL = 1 (terminate only: stall faults stay with the host, which has no path to
+///   the guest without a fault queue); MSI and ATS from the profile (ATS also needs host ATS).
+/// - IDR1: SIDSIZE from the profile (vSIDs are virtual); SSIDSIZE = min(host SSIDSIZE, device
+///   max PASID width, profile); PRIQS = 0; EVENTQS/CMDQS from the profile (capped at 19);
+///   ATTR_*_OVR, REL, *_PRESET, ECMDQ = 0.
+/// - IDR3: RIL and BBML from the host (the kernel validates range fields against the host);
+///   every other bit 0 (HAD, XNX, FWB, STT, E0PD, PBHA, MPAM, DPT are not in the kernel's list).
+/// - IDR5: GRAN4K/16K/64K and VAX from the host (the host walks the guest's tables, so the granule
+///   sets must be equal); OAS = min(host OAS, profile IPA size); DS from the host only with a
+///   52-bit OAS; STALL_MAX = 0.
+/// - IDR2, IDR4, IIDR = 0 (IIDR must not claim MMU-600/700, whose errata drop nesting).
+/// - AIDR = 0x2 (v3.2) when RIL or BBML is advertised (v3.2 features), else 0 (v3.0).
+pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, ClampError> {
+    let h0 = host.idr0();
+    let h3 = host.idr3();
+    let h5 = host.idr5();
+    if h0.ttf() & 2 == 0 {
+        return Err(ClampError::NoAarch64);
+    }
+    if h0.ttendian() != 0 && h0.ttendian() != 2 {
+        return Err(ClampError::NotLittleEndian(h0.ttendian()));
+    }
+    if !(h5.gran4k() || h5.gran16k() || h5.gran64k()) {
+        return Err(ClampError::NoGranule);
+    }
+    let ats = profile.ats && !host.ats_not_supported();
+    let idr0 = Idr0::new()
+        .with_s1p(true)
+        .with_ttf(2)
+        .with_cohacc(true)
+        .with_ats(ats)
+        .with_asid16(h0.asid16())
+        .with_msi(profile.msi)
+        .with_cd2l(h0.cd2l())
+        .with_ttendian(2)
+        .with_stall_model(1)
+        .with_term_model(h0.term_model())
+        .with_st_level(h0.st_level().min(1));
+    let ssid = host.pasid_bits().min(profile.max_ssid_bits).min(20);
+    let idr1 = Idr1::new()
+        .with_sidsize(profile.sid_bits.min(32))
+        .with_ssidsize(ssid)
+        .with_eventqs(profile.eventqs.min(19))
+        .with_cmdqs(profile.cmdqs.clamp(7, 19));
+    let idr3 = Idr3::new().with_ril(h3.ril()).with_bbml(h3.bbml());
+    let host_oas = oas_bits(h5.oas()).unwrap_or(32);
+    let oas = oas_encoding(host_oas.min(profile.ipa_bits));
+    let idr5 = Idr5::new()
+        .with_oas(oas)
+        .with_gran4k(h5.gran4k())
+        .with_gran16k(h5.gran16k())
+        .with_gran64k(h5.gran64k())
+        .with_ds(h5.ds() && oas == 6)
+        .with_vax(h5.vax().min(1));
+    let aidr = if idr3.ril() || idr3.bbml() != 0 { 2 } else { 0 };
+    Ok(GuestIdrs {
+        idr: [
+            idr0.into_bits(),
+            idr1.into_bits(),
+            0,
+            idr3.into_bits(),
+            0,
+            idr5.into_bits(),
+        ],
+        iidr: 0,
+        aidr,
+    })
+}
+
+/// Check that a (hot-plugged) device's host SMMU can back an already frozen guest profile.
+///
+/// The rules are QEMU's: host SSIDSIZE ≥ guest, host RIL ≥ guest RIL, host OAS ≥ guest OAS,
+/// equal granule sets, host CD2L/ASID16 ≥ guest.
+pub fn check_compatible(frozen: &GuestIdrs, host: &HostCaps) -> Result<(), ClampError> {
+    let g0 = frozen.idr0();
+    let h0 = host.idr0();
+    let mismatch = |field, host: u32, guest: u32| Err(ClampError::Mismatch { field, host, guest });
+    if host.pasid_bits() < frozen.idr1().ssidsize() {
+        return mismatch(
+            "SSIDSIZE",
+            host.pasid_bits().into(),
+            frozen.idr1().ssidsize().into(),
+        );
+    }
+    if frozen.idr3().ril() && !host.idr3().ril() {
+        return mismatch("IDR3.RIL", 0, 1);
+    }
+    if g0.cd2l() && !h0.cd2l() {
+        return mismatch("IDR0.CD2L", 0, 1);
+    }
+    if g0.asid16() && !h0.asid16() {
+        return mismatch("IDR0.ASID16", 0, 1);
+    }
+    let host_oas = oas_bits(host.idr5().oas()).unwrap_or(32);
+    if host_oas < frozen.oas_bits() {
+        return mismatch("IDR5.OAS", host_oas.into(), frozen.oas_bits().into());
+    }
+    let gran =
+        |i: Idr5| u32::from(i.gran4k()) | u32::from(i.gran16k()) << 1 | u32::from(i.gran64k()) << 2;
+    if gran(host.idr5()) != gran(frozen.idr5()) {
+        return mismatch("IDR5.GRAN*", gran(host.idr5()), gran(frozen.idr5()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The testbed host (QEMU 10.0.2 virt,iommu=smmuv3 under Linux 7.3, kernel-testbed.md).
+    fn testbed() -> HostCaps {
+        HostCaps::new(
+            HwInfoArmSmmuv3 {
+                flags: 0,
+                reserved: 0,
+                idr: [0x0d44_101b, 0x0273_0010, 0, 0x1414, 0, 0x74],
+                iidr: 0,
+                aidr: 1,
+            },
+            0,
+            hw_cap::PCI_ATS_NOT_SUPPORTED,
+        )
+    }
+
+    #[test]
+    fn testbed_host_clamps_to_an_s1_only_profile() {
+        let g = clamp(&testbed(), &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
+        // S1P | TTF=AArch64 | COHACC | ASID16 | MSI | (no CD2L: host has none) | TTENDIAN=LE | STALL_MODEL=1 | TERM_MODEL | ST_LEVEL=1
+        assert_eq!(
+            g.idr[0],
+            0x2 | 0x8 | 0x10 | 0x1000 | 0x2000 | 0x40_0000 | 0x100_0000 | 0x400_0000 | 0x800_0000
+        );
+        // SIDSIZE 16, SSIDSIZE 0 (host has none), EVENTQS 19, CMDQS 19
+        assert_eq!(g.idr[1], 16 | (19 << 16) | (19 << 21));
+        assert_eq!(
+            g.idr[3],
+            0x400 | 0x1000,
+            "RIL and BBML=2 only, HAD and XNX dropped"
+        );
+        // OAS 44 (host) < profile 48; 4K/16K/64K; VAX 0
+        assert_eq!(g.idr[5], 0x74);
+        assert_eq!((g.idr[2], g.idr[4], g.iidr, g.aidr), (0, 0, 0, 2));
+    }
+
+    #[test]
+    fn never_advertises_stage2_hyp_or_httu() {
+        let mut h = testbed();
+        h.raw.idr[0] = u32::MAX & !(3 << 21) & !(3 << 2) | (2 << 2) | (2 << 21);
+        let g = clamp(&h, &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
+        let i = g.idr0();
+        assert!(i.s1p() && !i.s2p() && !i.hyp() && !i.btm() && !i.sev() && !i.pri() && !i.vmid16());
+        assert_eq!(i.httu(), 0);
+        assert!(!i.ats(), "ATS only when the profile asks for it");
+    }
+
+    #[test]
+    fn ssidsize_is_bounded_by_device_pasid_width() {
+        let mut h = testbed();
+        h.raw.idr[1] = Idr1::from_bits(h.raw.idr[1]).with_ssidsize(20).into_bits();
+        h.max_pasid_log2 = 8;
+        let g = clamp(&h, &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.idr1().ssidsize(), 8);
+    }
+
+    #[test]
+    fn oas_is_bounded_by_the_vm_ipa_size() {
+        let mut h = testbed();
+        h.raw.idr[5] = Idr5::from_bits(h.raw.idr[5])
+            .with_oas(6)
+            .with_ds(true)
+            .into_bits();
+        let p = GuestProfile {
+            ipa_bits: 40,
+            ..Default::default()
+        };
+        let g = clamp(&h, &p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.oas_bits(), 40);
+        assert!(!g.idr5().ds(), "DS only with a 52-bit OAS");
+    }
+
+    #[test]
+    fn big_endian_only_or_aarch32_only_hosts_are_refused() {
+        let mut h = testbed();
+        h.raw.idr[0] = Idr0::from_bits(h.raw.idr[0]).with_ttendian(3).into_bits();
+        assert_eq!(
+            clamp(&h, &GuestProfile::default()),
+            Err(ClampError::NotLittleEndian(3))
+        );
+        let mut h = testbed();
+        h.raw.idr[0] = Idr0::from_bits(h.raw.idr[0]).with_ttf(1).into_bits();
+        assert_eq!(
+            clamp(&h, &GuestProfile::default()),
+            Err(ClampError::NoAarch64)
+        );
+    }
+
+    #[test]
+    fn hotplugged_host_with_other_granules_is_incompatible() {
+        let frozen = clamp(&testbed(), &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(check_compatible(&frozen, &testbed()), Ok(()));
+        let mut h = testbed();
+        h.raw.idr[5] = Idr5::from_bits(h.raw.idr[5])
+            .with_gran16k(false)
+            .into_bits();
+        assert!(matches!(
+            check_compatible(&frozen, &h),
+            Err(ClampError::Mismatch {
+                field: "IDR5.GRAN*",
+                ..
+            })
+        ));
+        let mut h = testbed();
+        h.raw.idr[3] = 0;
+        assert!(matches!(
+            check_compatible(&frozen, &h),
+            Err(ClampError::Mismatch {
+                field: "IDR3.RIL",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# viommu-sva real-kernel harness.
+#
+# Builds a Linux test kernel with iommufd nested SMMUv3 support, an initramfs holding the crate's
+# in-guest Rust scenarios (sva/examples/kernel_guest.rs), boots it in QEMU (virt, iommu=smmuv3,
+# two `edu` DMA engines) and turns the guest's serial-console markers into pass/fail.
+#
+# Everything comes from Debian packages (the script installs them with apt-get; CI runs as root):
+#   host:   gcc-aarch64-linux-gnu make flex bison bc libelf-dev libssl-dev cpio gzip xz-utils perl
+#           qemu-system-arm >= 9.2 (bookworm-backports on bookworm hosts)
+#   target: linux-source-7.3 and busybox-static from the trixie(-backports) arm64 archive,
+#           downloaded with private apt state so the host's own apt configuration is not changed.
+# Build products are cached under target/sva-kernel (override with SVA_KERNEL_WORK).
+#
+# Usage: run.sh [all|deps|fetch|kernel|guest|initramfs|boot]   (default: all)
+#   JOBS=N          parallel kernel build jobs (default: nproc)
+# A missing prerequisite is an error with a reason, never a skip.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
+WORK=${SVA_KERNEL_WORK:-$REPO/target/sva-kernel}
+JOBS=${JOBS:-$(nproc)}
+KVER=7.3
+SRC=$WORK/linux-source-$KVER
+OBJ=$WORK/obj
+IMAGE=$OBJ/arch/arm64/boot/Image
+KMAKE=(make -C "$SRC" O="$OBJ" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
+RUST_TARGET=aarch64-unknown-linux-gnu
+GUEST_BIN=kernel_guest
+mkdir -p "$WORK"
+
+say() { printf '\n### [%s] %s\n' "$(date +%T)" "$*"; }
+die() { printf 'sva kernel harness: FAILED: %s\n' "$*" >&2; exit 1; }
+
+# The first Debian archive URI in the host's apt configuration (one-line or deb822 format).
+debian_mirror() {
+	local m
+	m=$({ grep -hE '^[[:space:]]*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+	      grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		grep -oE 'https?://[^ ]+'; } | grep -E '/debian/?$' | head -1 || true)
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+qemu_new_enough() {
+	command -v qemu-system-aarch64 >/dev/null 2>&1 || return 1
+	local v
+	v=$(qemu-system-aarch64 --version | head -1 | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -1)
+	[ "$(printf '%s\n9.2\n' "$v" | sort -V | head -1)" = 9.2 ]
+}
+
+apt_install() {
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" ||
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; }
+}
+
+deps() {
+	local want=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross make flex bison bc libelf-dev libssl-dev
+		    cpio gzip xz-utils perl) missing=() p
+	for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+	if [ ${#missing[@]} -gt 0 ]; then
+		say "apt-get install ${missing[*]}"
+		apt_install "${missing[@]}" || die "could not install host packages: ${missing[*]}"
+	fi
+	if ! qemu_new_enough; then
+		# virt >= 9.2 with iommu=smmuv3 is the first QEMU whose SMMU offers stage=nested.
+		local list=/etc/apt/sources.list.d/viommu-sva-backports.list
+		. /etc/os-release
+		[ -f "$list" ] || echo "deb $(debian_mirror) ${VERSION_CODENAME}-backports main" > "$list"
+		apt-get update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			-t "${VERSION_CODENAME}-backports" qemu-system-arm ipxe-qemu ||
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-arm ||
+			die "could not install qemu-system-arm"
+	fi
+	qemu_new_enough || die "qemu-system-aarch64 >= 9.2 required, have: $(qemu-system-aarch64 --version 2>&1 | head -1)"
+	qemu-system-aarch64 -device help 2>&1 | grep -q '"edu"' || die "this QEMU has no edu device"
+	command -v rustup >/dev/null || die "rustup not found (needed for the $RUST_TARGET target)"
+	rustup target list --installed | grep -qx "$RUST_TARGET" || rustup target add "$RUST_TARGET" ||
+		die "rustup target add $RUST_TARGET failed"
+}
+
+# apt for the trixie arm64 archive with private state under $WORK/apt
+TAPT=()
+target_apt() {
+	local a=$WORK/apt mirror
+	mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
+	mirror=$(debian_mirror)
+	printf 'deb [arch=arm64] %s trixie main\ndeb [arch=arm64] %s trixie-backports main\n' \
+		"$mirror" "$mirror" > "$a/sources.list"
+	TAPT=(-o Dir::Etc::SourceList="$a/sources.list" -o Dir::Etc::SourceParts=/dev/null
+	      -o Dir::State::Lists="$a/lists" -o Dir::Cache="$a/cache" -o APT::Architecture=arm64
+	      -o APT::Architectures=arm64)
+	ls "$a/lists/"*trixie*Packages* >/dev/null 2>&1 || apt-get "${TAPT[@]}" update ||
+		die "apt-get update of the trixie arm64 archive failed"
+}
+
+fetch() {
+	if [ -f "$SRC/Makefile" ] && [ -x "$WORK/busybox" ]; then return 0; fi
+	target_apt
+	mkdir -p "$WORK/debs"
+	(cd "$WORK/debs" &&
+	 { ls linux-source-${KVER}_*.deb >/dev/null 2>&1 || apt-get "${TAPT[@]}" download linux-source-$KVER; } &&
+	 { ls busybox-static_*_arm64.deb >/dev/null 2>&1 || apt-get "${TAPT[@]}" download busybox-static:arm64; }) ||
+		die "could not download linux-source-$KVER / busybox-static (arm64)"
+	if [ ! -f "$SRC/Makefile" ]; then
+		say "unpacking linux-source-$KVER"
+		rm -rf "$WORK/x" "$SRC"
+		dpkg-deb -x "$WORK"/debs/linux-source-${KVER}_*.deb "$WORK/x"
+		tar -C "$WORK" -xf "$WORK/x/usr/src/linux-source-$KVER.tar.xz"
+		rm -rf "$WORK/x"
+	fi
+	if [ ! -x "$WORK/busybox" ]; then
+		rm -rf "$WORK/x"
+		dpkg-deb -x "$WORK"/debs/busybox-static_*_arm64.deb "$WORK/x"
+		install -m 0755 "$WORK/x/usr/bin/busybox" "$WORK/busybox"
+		rm -rf "$WORK/x"
+	fi
+}
+
+# Test kernels only: QEMU's SMMUv3 has no S2FWB and a device-tree boot cannot mark the root complex
+# CANWBS, so the stock driver refuses IOMMU_VIOMMU_ALLOC with EOPNOTSUPP. The emulated root complex
+# is coherent; a boot parameter arm_smmu_v3.force_canwbs=1 makes the driver's CANWBS predicate true.
+# Scripted edit of the unpacked tree (the repository carries no kernel source).
+force_canwbs_edit() {
+	local dir=$SRC/drivers/iommu/arm/arm-smmu-v3
+	grep -q 'viommu_sva_force_canwbs' "$dir/arm-smmu-v3.h" && return 0
+	say "adding the arm_smmu_v3.force_canwbs test parameter"
+	cat >> "$dir/arm-smmu-v3.c" <<-'C'
+
+	/* viommu-sva test kernels: claim CANWBS for every master (QEMU's root complex is coherent). */
+	bool viommu_sva_force_canwbs;
+	module_param_named(force_canwbs, viommu_sva_force_canwbs, bool, 0444);
+	MODULE_PARM_DESC(force_canwbs, "Test only: treat every master as CANWBS");
+	C
+	perl -0pi -e 's{(static inline bool arm_smmu_master_canwbs\(struct arm_smmu_master \*master\)\s*\{\s*return\s)}{extern bool viommu_sva_force_canwbs;\n$1viommu_sva_force_canwbs || }' \
+		"$dir/arm-smmu-v3.h"
+	grep -q 'return viommu_sva_force_canwbs ||' "$dir/arm-smmu-v3.h" ||
+		die "the force_canwbs edit no longer matches arm_smmu_master_canwbs() in this kernel"
+}
+
+kernel() {
+	fetch
+	force_canwbs_edit
+	local stamp=$WORK/kernel.stamp key
+	key=$(cat "$HERE/kernel.config" "$0" | sha256sum | cut -c1-16)
+	if [ -f "$IMAGE" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
+		say "kernel cached ($IMAGE)"; return 0
+	fi
+	mkdir -p "$OBJ"
+	say "allnoconfig + kernel.config"
+	"${KMAKE[@]}" KCONFIG_ALLCONFIG="$HERE/kernel.config" allnoconfig >/dev/null
+	local bad=0 line
+	while read -r line; do
+		grep -qxF "$line" "$OBJ/.config" || { echo "config: '$line' did not stick" >&2; bad=1; }
+	done < <(grep -E '^CONFIG_' "$HERE/kernel.config")
+	[ $bad = 0 ] || die "kernel configuration incomplete"
+	say "make -j$JOBS Image"
+	local t0=$SECONDS
+	"${KMAKE[@]}" -j"$JOBS" Image >"$WORK/kernel-build.log" 2>&1 ||
+		{ tail -n 40 "$WORK/kernel-build.log"; die "kernel build failed"; }
+	echo "kernel build: $((SECONDS - t0)) s"
+	echo "$key" > "$stamp"
+}
+
+case "${1:-all}" in
+deps) deps ;;
+fetch) deps; fetch ;;
+kernel) deps; kernel ;;
+*) echo "usage: $0 [all|deps|fetch|kernel|guest|initramfs|boot]" >&2; exit 2 ;;
+esac
