@@ -1,5 +1,7 @@
 //! Walker tests beyond the per-module unit tests: Linux io-pgtable reference vectors,
 //! randomized robustness, nesting and HTTU.
 
+mod helpers;
 mod iopgtable;
 mod random;
+mod stage1;
