@@ -5,3 +5,4 @@ mod helpers;
 mod iopgtable;
 mod random;
 mod stage1;
+mod stage2;
