@@ -47,10 +47,6 @@ pub trait ReplayDevice: Send + Sync {
 }
 
 /// Byte order of a device's register bus.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the smmuv3/pamu backends once their models land")
-)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusOrder {
     /// SMMUv3 (Arm): little-endian.
@@ -59,10 +55,6 @@ pub enum BusOrder {
     Big,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the smmuv3/pamu backends once their models land")
-)]
 impl BusOrder {
     /// Read a register's numeric value through a byte-slice MMIO interface.
     ///

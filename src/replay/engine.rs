@@ -355,8 +355,10 @@ impl Session {
     /// Collect the interrupts and trace records every device produced during operation `line`.
     fn drain(&mut self, line: usize, opts: &Options, out: &mut dyn Write) {
         for d in &mut self.devs {
+            // Always taken, so a device's trace buffer never grows across a long run.
+            let trace = d.dev.take_trace();
             if opts.trace {
-                for t in d.dev.take_trace() {
+                for t in trace {
                     if !opts.quiet {
                         emit(
                             out,
