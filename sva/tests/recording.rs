@@ -1,0 +1,219 @@
+//! Recording-backend scenarios, snapshotted: the host operation order is the behaviour under test.
+
+use std::sync::Arc;
+
+use viommu_common::StreamId;
+use viommu_sva::recording::{Recorder, RecordingEvents, RecordingPort, RecordingViommu};
+use viommu_sva::spec::cmd::Cmd;
+use viommu_sva::spec::event::EventRecord;
+use viommu_sva::spec::hwinfo::HwInfoArmSmmuv3;
+use viommu_sva::{
+    canonicalise, events::encode_stream, teardown_all, ConfigChange, Endpoint, Errno, EventItem,
+    HostCaps, HostEndpoint, HostEventSource, HostOp, HostViommu, InvalidateError, SteContext,
+    StreamConfig,
+};
+
+const CTX: SteContext = SteContext {
+    oas_bits: 44,
+    ssid_bits: 0,
+    cd2l: false,
+    ats: false,
+};
+
+fn caps() -> HostCaps {
+    HostCaps::new(
+        HwInfoArmSmmuv3 {
+            flags: 0,
+            reserved: 0,
+            idr: [0x0d44_101b, 0x0273_0010, 0, 0x1414, 0, 0x74],
+            iidr: 0,
+            aidr: 1,
+        },
+        0,
+        8,
+    )
+}
+
+fn s1(ctxptr: u64) -> StreamConfig {
+    canonicalise([0xb | ctxptr, 0], &CTX).unwrap_or(StreamConfig::Abort)
+}
+
+fn setup(rec: &Recorder) -> Arc<RecordingViommu> {
+    Arc::new(RecordingViommu::new(rec, caps()).unwrap_or_else(|e| panic!("{e}")))
+}
+
+#[test]
+fn attach_replace_detach_is_make_before_break() {
+    let rec = Recorder::new();
+    let v = setup(&rec);
+    let mut ep = Endpoint::new(
+        v.clone(),
+        RecordingPort::new(&rec, 100),
+        StreamId(0x42),
+        StreamConfig::Bypass,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let t1 = s1(0x4000_0000);
+    let t2 = s1(0x4000_1000);
+    assert!(matches!(
+        ep.set_config(t1),
+        Ok(ConfigChange::Replaced { released: None, .. })
+    ));
+    assert!(matches!(
+        ep.set_config(t2),
+        Ok(ConfigChange::Replaced {
+            released: Some(_),
+            ..
+        })
+    ));
+    assert_eq!(
+        ep.set_config(t2).ok(),
+        Some(ConfigChange::Unchanged),
+        "no HWPT churn for an equal STE"
+    );
+    // a Linux-style re-write that differs only in cleared fields is also unchanged
+    assert_eq!(
+        ep.apply_guest_ste([0xb | 0x4000_1000, 1 << 44 | 1 << 19], &CTX)
+            .ok(),
+        Some(ConfigChange::Unchanged)
+    );
+    assert!(ep.set_config(StreamConfig::Bypass).is_ok());
+    assert_eq!(teardown_all(None::<RecordingEvents>, vec![ep], &*v), Ok(()));
+    assert!(rec
+        .live_nested()
+        .iter()
+        .all(|h| *h == v.shared_hwpt(viommu_sva::SharedHwpt::Abort)
+            || *h == v.shared_hwpt(viommu_sva::SharedHwpt::Bypass)));
+    insta::assert_snapshot!("attach_replace_detach", rec.render());
+}
+
+#[test]
+fn failed_replace_keeps_the_old_translation_attached() {
+    let rec = Recorder::new();
+    let v = setup(&rec);
+    let mut ep = Endpoint::new(
+        v.clone(),
+        RecordingPort::new(&rec, 7),
+        StreamId(1),
+        StreamConfig::Abort,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ep.set_config(s1(0x1000)).is_ok());
+    let before = ep.attached();
+    rec.fail(HostOp::Attach, 2, Errno::EINVAL);
+    let err = ep.set_config(s1(0x2000)).err();
+    assert_eq!(
+        err.and_then(|e| e.host()),
+        Some((HostOp::Attach, Errno::EINVAL))
+    );
+    assert_eq!(ep.attached(), before);
+    assert_eq!(ep.config(), s1(0x1000));
+    // an STE the host cannot express does not park a translating stream on abort
+    assert!(ep.apply_guest_ste([0xf, 0], &CTX).is_err());
+    assert_eq!(ep.attached(), before);
+    insta::assert_snapshot!("failed_replace", rec.render());
+}
+
+#[test]
+fn invalidation_batch_with_a_failure_in_the_middle_reports_the_index() {
+    let rec = Recorder::new();
+    let v = setup(&rec);
+    rec.clear();
+    let batch = [
+        Cmd::tlbi_nh_va(1, 0x1000, true),
+        Cmd::tlbi_nh_va(1, 0x2000, true),
+        Cmd::cfgi_cd_all(0x42),
+        Cmd::cfgi_ste(0x42, true), // never forwardable
+        Cmd::tlbi_nh_asid(1),
+    ];
+    let r = v.invalidate(&batch);
+    assert!(
+        matches!(
+            r,
+            Err(InvalidateError::Rejected {
+                applied: 3,
+                index: 3,
+                errno: Errno::EIO,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(v.invalidate(&batch[..3]), Ok(3));
+    insta::assert_snapshot!("invalidation_batch_failure", rec.render());
+}
+
+fn fault(vsid: u32, addr: u64) -> EventRecord {
+    EventRecord {
+        w: [0x10 | u64::from(vsid) << 32, 1 << 35, addr, 0],
+    }
+}
+
+#[test]
+fn event_burst_with_lost_events_surfaces_exact_counts() {
+    let rec = Recorder::new();
+    let mut q = RecordingEvents::new(&rec);
+    q.push_read(encode_stream(&[
+        (0, Some(fault(0x42, 0x10_0000))),
+        (1, Some(fault(0x42, 0x10_0004))),
+    ]));
+    // the queue overflowed: sequences 2..=9 dropped, then a LOST_EVENTS header carrying 9
+    q.push_read(encode_stream(&[(9, None)]));
+    q.push_read(encode_stream(&[
+        (10, Some(fault(0x42, 0x10_0008))),
+        (13, Some(fault(0x43, 0x20_0000))),
+    ]));
+    let mut out = Vec::new();
+    assert_eq!(q.read_available(&mut out), Ok(6));
+    let mut log = rec.render();
+    for item in &out {
+        log.push_str(&match item {
+            EventItem::Record(e) => format!(
+                "event seq {} {} vsid {:#x} addr {:#x}\n",
+                e.sequence,
+                e.id().name(),
+                e.vsid(),
+                e.input_addr()
+            ),
+            EventItem::Lost { count } => format!("lost {count}\n"),
+        });
+    }
+    insta::assert_snapshot!("event_burst_lost", log);
+}
+
+#[test]
+fn teardown_after_an_error_still_runs_every_step_in_order() {
+    let rec = Recorder::new();
+    let v = setup(&rec);
+    let q = RecordingEvents::new(&rec);
+    let mut a = Endpoint::new(
+        v.clone(),
+        RecordingPort::new(&rec, 100),
+        StreamId(0x42),
+        StreamConfig::Bypass,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let b = Endpoint::new(
+        v.clone(),
+        RecordingPort::new(&rec, 101),
+        StreamId(0x43),
+        StreamConfig::Abort,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(a.set_config(s1(0x8000)).is_ok());
+    // the vDEVICE allocation for a third device fails: nothing of it is left behind
+    rec.fail(HostOp::VdeviceAlloc, 2, Errno::EEXIST);
+    assert!(Endpoint::new(
+        v.clone(),
+        RecordingPort::new(&rec, 102),
+        StreamId(0x42),
+        StreamConfig::Bypass
+    )
+    .is_err());
+    rec.clear();
+    // the first destroy during teardown (the event queue) fails; the rest still runs
+    rec.fail(HostOp::Destroy, 0, Errno::EBUSY);
+    let r = teardown_all(Some(q), vec![a, b], &*v);
+    assert_eq!(r.map_err(|e| e.failures.len()), Err(1));
+    insta::assert_snapshot!("teardown_after_error", rec.render());
+}
