@@ -3,6 +3,7 @@
 pub mod caps;
 pub mod device;
 pub mod fault;
+pub mod geometry;
 pub mod msi;
 pub mod paact;
 pub mod spec;
@@ -14,3 +15,6 @@ pub use device::{BypassRegion, Pamu};
 pub use fault::{OpError, PamuFault, Violation, WindowCause};
 pub use trace::PamuEvent;
 pub use translate::{PamuAttrs, PamuTranslation, Path};
+
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
