@@ -98,7 +98,7 @@ impl<'m, M: GuestMemoryBackend + ?Sized> LpaeBuilder<'m, M> {
     ) -> Result<Self, PgError> {
         let g = granule.shift();
         let bpl = granule.bits_per_level();
-        if ias <= g || ias > 52 || oas > 52 || oas < 32 {
+        if ias <= g || ias > 52 || !(32..=52).contains(&oas) {
             return Err(PgError::Invalid);
         }
         let va_bits = ias - g;

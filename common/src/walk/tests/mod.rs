@@ -2,7 +2,9 @@
 //! randomized robustness, nesting and HTTU.
 
 mod helpers;
+mod httu;
 mod iopgtable;
+mod nested;
 mod random;
 mod stage1;
 mod stage2;
