@@ -396,3 +396,65 @@ impl<'a, M: GuestMemoryBackend + Send + Sync> GuestDriver<'a, M> {
         Ok(out)
     }
 }
+
+/// A PAMU on test guest RAM with a recording interrupt sink and a trace log.
+pub struct Rig {
+    /// The device.
+    pub pamu: std::sync::Arc<Pamu<vm_memory::GuestMemoryMmap<()>>>,
+    /// Interrupts raised.
+    pub irq: std::sync::Arc<viommu_common::testing::RecordingIrq>,
+    /// Trace lines (`PamuEvent` Display), when built with [`Rig::traced`].
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Guest RAM size of a [`Rig`]: 64 MiB at 0.
+pub const RIG_RAM: usize = 0x400_0000;
+/// Where a [`Rig`]'s driver puts its tables.
+pub const RIG_TABLES: u64 = 0x100_0000;
+
+impl Rig {
+    /// A PAMU built from `config` on 64 MiB of RAM at 0.
+    ///
+    /// # Panics
+    /// If `config` is invalid (a test bug).
+    pub fn new(config: crate::caps::PamuConfig) -> Self {
+        Self::build(config, false)
+    }
+
+    /// As [`Rig::new`], recording every [`crate::PamuEvent`] into `log`.
+    ///
+    /// # Panics
+    /// If `config` is invalid (a test bug).
+    pub fn traced(config: crate::caps::PamuConfig) -> Self {
+        Self::build(config, true)
+    }
+
+    fn build(config: crate::caps::PamuConfig, traced: bool) -> Self {
+        use std::sync::{Arc, Mutex};
+        let mem = viommu_common::testing::guest_ram(0, RIG_RAM);
+        let irq = Arc::new(viommu_common::testing::RecordingIrq::new());
+        let log: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let mut pamu = Pamu::new(config, mem, irq.clone()).expect("valid test config");
+        if traced {
+            let l = log.clone();
+            pamu = pamu.with_tracer(move |e| {
+                l.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+            });
+        }
+        Self {
+            pamu: Arc::new(pamu),
+            irq,
+            log,
+        }
+    }
+
+    /// A Linux-shaped driver for this PAMU with tables at [`RIG_TABLES`].
+    pub fn driver(&self, version: LinuxVersion) -> GuestDriver<'_, vm_memory::GuestMemoryMmap<()>> {
+        GuestDriver::new(&self.pamu, RIG_TABLES, version)
+    }
+
+    /// Take the trace lines recorded so far.
+    pub fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
