@@ -11,7 +11,7 @@
 //! MMIO CR0 <- 0x0000000c
 //! CMD  #0x00002 CFGI_STE sid=0x10 leaf=1
 //!      -> config: dropped sid 0x10 (STE and its CDs)
-//!      -> iotlb: invalidated 2 entries (sid 0x10)
+//!      -> iotlb: invalidate stream SID=0x10
 //! CONS cmdq 0x00000002 -> 0x00000004
 //! EVT  #0x00000 F_TRANSLATION sid=0x10 ...
 //! IRQ  eventq msi addr=0x8000040 data=0x21
@@ -39,8 +39,8 @@ pub enum Effect {
     Iotlb {
         /// The invalidation scope, as the architecture names it.
         scope: String,
-        /// Entries removed from the IOTLB.
-        removed: usize,
+        /// Entries removed, when the IOTLB reports it.
+        removed: Option<usize>,
     },
     /// CMD_SYNC completion.
     Sync(String),
@@ -54,9 +54,10 @@ impl fmt::Display for Effect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Effect::Config(s) => write!(f, "config: {s}"),
-            Effect::Iotlb { scope, removed } => {
-                write!(f, "iotlb: invalidated {removed} entries ({scope})")
-            }
+            Effect::Iotlb { scope, removed } => match removed {
+                Some(n) => write!(f, "iotlb: invalidated {n} entries ({scope})"),
+                None => write!(f, "iotlb: invalidate {scope}"),
+            },
             Effect::Sync(s) => write!(f, "sync: {s}"),
             Effect::Nothing(why) => write!(f, "no effect: {why}"),
             Effect::Deferred(why) => write!(f, "accepted: {why}"),
@@ -318,13 +319,13 @@ mod tests {
             pos: 2,
             command: "CFGI_STE sid=0x10 leaf=1".into(),
             effects: vec![Effect::Iotlb {
-                scope: "sid 0x10".into(),
-                removed: 2,
+                scope: "stream SID=0x10".into(),
+                removed: None,
             }],
         };
         assert_eq!(
             c.to_string(),
-            "CMD  #0x00002 CFGI_STE sid=0x10 leaf=1\n     -> iotlb: invalidated 2 entries (sid 0x10)"
+            "CMD  #0x00002 CFGI_STE sid=0x10 leaf=1\n     -> iotlb: invalidate stream SID=0x10"
         );
         let g = TraceRecord::Gerror { old: 0, new: 1 };
         assert_eq!(g.to_string(), "GERR 0x00000000 -> 0x00000001 [CMDQ_ERR]");
