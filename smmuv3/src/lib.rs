@@ -7,6 +7,8 @@ pub mod caps;
 pub mod cmdq;
 pub mod config;
 pub mod device;
+pub mod event;
+pub mod event;
 pub mod evtq;
 pub mod queue;
 pub mod regs;
