@@ -8,7 +8,6 @@ pub mod cmdq;
 pub mod config;
 pub mod device;
 pub mod event;
-pub mod event;
 pub mod evtq;
 pub mod queue;
 pub mod regs;
