@@ -1,0 +1,624 @@
+#!/usr/bin/env python3
+"""Generate the SMMUv3 replay scenarios tests/replay/smmuv3_*.jsonl.
+
+Run from the repository root: `python3 tests/replay/gen_smmuv3.py`. The generated files are
+committed; this script documents how every value in them was derived. Each expected value comes
+from ../shared/reference/smmuv3.md (architecture) and linux-driver.md (what Linux 6.x writes),
+never from running our model: the section is cited next to the value.
+
+The scenarios drive the device the way the Linux arm-smmu-v3 driver does (linux-driver.md §4):
+probe reads, reset writes and polls, 2-level stream table, MSI-polled CMD_SYNC (the default
+configuration advertises MSI and coherency, so Linux uses MSIPOLL, §5 item 4), EVTQ/GERROR MSIs.
+"""
+
+import json
+import os
+
+RAM_BASE = 0x4000_0000
+RAM_SIZE = 0x0100_0000
+
+STRTAB = 0x4000_0000  # L1 stream table: 256 descriptors (SIDSIZE 16, SPLIT 8)
+L2_BASE = 0x4001_0000  # L2 tables, 16 KiB each (256 STEs, Span 9)
+CMDQ = 0x4010_0000
+CMDQ_LOG2 = 8
+EVTQ = 0x4011_0000
+EVTQ_LOG2 = 7
+CDTAB = 0x4020_0000
+PT_POOL = 0x4030_0000
+DATA = 0x4080_0000
+
+DOORBELL = 0x0802_0040  # a GIC ITS GITS_TRANSLATER-like doorbell outside RAM
+EVTQ_MSI_DATA = 0x21
+GERROR_MSI_DATA = 0x22
+
+# Register offsets (smmuv3.md §1.3)
+IDR0, IDR1, IDR3, IDR5, IIDR = 0x00, 0x04, 0x0C, 0x14, 0x18
+CR0, CR0ACK, CR1, CR2 = 0x20, 0x24, 0x28, 0x2C
+IRQ_CTRL, IRQ_CTRLACK = 0x50, 0x54
+GERROR, GERRORN = 0x60, 0x64
+GERROR_IRQ_CFG0, GERROR_IRQ_CFG1, GERROR_IRQ_CFG2 = 0x68, 0x70, 0x74
+STRTAB_BASE, STRTAB_BASE_CFG = 0x80, 0x88
+CMDQ_BASE, CMDQ_PROD, CMDQ_CONS = 0x90, 0x98, 0x9C
+EVTQ_BASE = 0xA0
+EVTQ_PROD, EVTQ_CONS = 0x100A8, 0x100AC  # page 1 (linux-driver.md §1)
+EVTQ_IRQ_CFG0, EVTQ_IRQ_CFG1, EVTQ_IRQ_CFG2 = 0xB0, 0xB8, 0xBC
+
+# Commands (smmuv3.md §8.2, linux-driver.md §7.4)
+SYNC_MSIPOLL = 0x0FC0_1046  # CS = SIG_IRQ, MSH = ISH, MSIAttr = 0xF, MSIData = 0
+SYNC_SEV = 0x0FC0_2046  # CS = SIG_SEV
+
+# STE / CD values (linux-driver.md §7.1, §7.3)
+STE_ABORT = 0x1
+STE_BYPASS = 0x9
+CD_W0_ASID1 = 0x0001_E205_C000_3510  # 4K, ias = oas = 48, coherent, ASID 1 (§7.3)
+MAIR = 0x0000_0000_F404_FF44  # io-pgtable MAIR (§15.3)
+# io-pgtable leaves (linux-driver.md §15.3): R|W|NOEXEC|CACHE
+S1_PAGE = 0x0060_0000_0000_0F47
+S1_BLOCK = 0x0060_0000_0000_0F45
+S1_RDONLY = 0x80  # AP[2]
+S2_PAGE = 0x0060_0000_0000_07FF
+TABLE = 0x3
+VTCR_4K_48 = 0x53590  # linux-driver.md §7.1
+
+
+def h(v):
+    return hex(v)
+
+
+def le64(*words):
+    return b"".join(w.to_bytes(8, "little") for w in words)
+
+
+def cd_w0(asid):
+    return (CD_W0_ASID1 & ~(0xFFFF << 48)) | (asid << 48)
+
+
+class Scenario:
+    """One replay file, plus a model of the guest driver's queue state."""
+
+    def __init__(self, name, title):
+        self.name = name
+        self.lines = []
+        self.prod = 0  # CMDQ producer, index + wrap (2^CMDQ_LOG2 entries)
+        self.evt_cons = 0
+        self.pt_next = PT_POOL
+        self.comment(title)
+        self.op("ram", base=h(RAM_BASE), size=h(RAM_SIZE))
+        self.op("device", name="smmu0", kind="smmuv3")
+
+    # -- raw operations -----------------------------------------------------------------
+    def op(self, op, **fields):
+        self.lines.append(json.dumps({"op": op, **fields}))
+
+    def comment(self, text):
+        self.op("comment", text=text)
+
+    def wmem(self, addr, data):
+        self.op("write_mem", addr=h(addr), data=data.hex())
+
+    def wq(self, addr, value):
+        """One 64-bit guest store (Linux writes STE/CD words with WRITE_ONCE)."""
+        self.wmem(addr, le64(value))
+
+    def rmem(self, addr, expect):
+        self.op("read_mem", addr=h(addr), len=len(expect), expect=expect.hex())
+
+    def mw(self, off, value, size=4):
+        self.op("mmio_write", dev="smmu0", offset=h(off), size=size, value=h(value))
+
+    def mr(self, off, expect, size=4, mask=None):
+        f = {"dev": "smmu0", "offset": h(off), "size": size, "expect": h(expect)}
+        if mask is not None:
+            f["mask"] = h(mask)
+        self.op("mmio_read", **f)
+
+    def dma(self, sid, addr, access="read", expect=None, ssid=None, size=4):
+        f = {"dev": "smmu0", "stream": sid}
+        if ssid is not None:
+            f["substream"] = ssid
+        f.update(addr=h(addr), size=size, access=access)
+        if expect is not None:
+            f["expect"] = expect
+        self.op("dma", **f)
+
+    def dma_ok(self, sid, addr, out, **kw):
+        self.dma(sid, addr, expect={"addr": h(out)}, **kw)
+
+    def dma_fault(self, sid, addr, name=True, **kw):
+        self.dma(sid, addr, expect={"fault": name}, **kw)
+
+    def expect_msi(self, data, count=None):
+        f = {"dev": "smmu0", "kind": "msi", "addr": h(DOORBELL), "data": h(data)}
+        if count is not None:
+            f["count"] = count
+        self.op("expect_irq", **f)
+
+    # -- command queue, as arm_smmu_cmdq_issue_cmdlist -----------------------------------
+    def slot(self, prod):
+        return CMDQ + 16 * (prod % (1 << CMDQ_LOG2))
+
+    def prod_reg(self, prod):
+        return prod % (1 << (CMDQ_LOG2 + 1))
+
+    def cmd(self, c0, c1=0):
+        self.wmem(self.slot(self.prod), le64(c0, c1))
+        self.prod += 1
+
+    def submit(self):
+        self.mw(CMDQ_PROD, self.prod_reg(self.prod))
+
+    def sync(self):
+        """CMD_SYNC with MSIPOLL (MSI + coherent, linux-driver.md §5 item 4): the device
+        writes MSIData = 0 over the first word of the SYNC's own slot."""
+        slot = self.slot(self.prod)
+        self.cmd(SYNC_MSIPOLL, slot)
+        self.submit()
+        self.rmem(slot, bytes(4))
+        self.mr(CMDQ_CONS, self.prod_reg(self.prod))
+
+    # -- driver operations ----------------------------------------------------------------
+    def bringup(self):
+        """linux-driver.md §2 probe reads and §4 reset sequence, default configuration."""
+        self.comment("probe: ID registers of the default profile (smmuv3.md §2.3)")
+        self.mr(IDR0, 0x094C_301B)
+        self.mr(IDR1, 0x0273_0510)
+        self.mr(IDR3, 0x0000_0404)
+        self.mr(IDR5, 0x0000_0075)
+        self.mr(IIDR, 0)
+        self.comment("reset (linux-driver.md §4)")
+        self.mr(CR0, 0)
+        self.mw(CR0, 0)
+        self.mr(CR0ACK, 0)
+        self.mw(CR1, 0xD75)
+        self.mw(CR2, 0x6)
+        # Level-1 descriptor for SIDs 0..255: Span 9 (256 STEs) | L2Ptr (§7.2); all STEs abort (§3)
+        self.wmem(L2_BASE, le64(*([STE_ABORT] + [0] * 7)) * 256)
+        self.wq(STRTAB, L2_BASE | 9)
+        self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
+        self.mw(STRTAB_BASE_CFG, 0x0001_0210)
+        self.mw(CMDQ_BASE, (1 << 62) | CMDQ | CMDQ_LOG2, size=8)
+        self.mw(CMDQ_PROD, 0)
+        self.mw(CMDQ_CONS, 0)
+        self.mw(CR0, 0x8)
+        self.mr(CR0ACK, 0x8)
+        self.cmd(0x4, 0x1F)  # CFGI_ALL
+        self.sync()
+        self.cmd(0x30)  # TLBI_NSNH_ALL
+        self.sync()
+        self.mw(EVTQ_BASE, (1 << 62) | EVTQ | EVTQ_LOG2, size=8)
+        self.mw(EVTQ_PROD, 0)
+        self.mw(EVTQ_CONS, 0)
+        self.mw(CR0, 0xC)
+        self.mr(CR0ACK, 0xC)
+        self.mw(IRQ_CTRL, 0)
+        self.mr(IRQ_CTRLACK, 0)
+        self.mw(GERROR_IRQ_CFG0, 0, size=8)
+        self.mw(EVTQ_IRQ_CFG0, 0, size=8)
+        # MSI write_msg (§4 step 14c): doorbell, data, Device-nGnRE
+        self.mw(EVTQ_IRQ_CFG0, DOORBELL, size=8)
+        self.mw(EVTQ_IRQ_CFG1, EVTQ_MSI_DATA)
+        self.mw(EVTQ_IRQ_CFG2, 0x1)
+        self.mw(GERROR_IRQ_CFG0, DOORBELL, size=8)
+        self.mw(GERROR_IRQ_CFG1, GERROR_MSI_DATA)
+        self.mw(GERROR_IRQ_CFG2, 0x1)
+        self.mw(IRQ_CTRL, 0x5)
+        self.mr(IRQ_CTRLACK, 0x5)
+        self.mw(CR0, 0xD)
+        self.mr(CR0ACK, 0xD)
+        self.mr(GERROR, 0)
+
+    def ste_addr(self, sid):
+        assert sid < 256
+        return L2_BASE + 64 * sid
+
+    def ste_sync(self, sid):
+        self.cmd(0x3 | (sid << 32), 1)  # CFGI_STE leaf
+        self.sync()
+
+    def write_ste(self, sid, words):
+        """A whole-entry write into an entry that is not live (then CFGI + SYNC +
+        PREFETCH_CFG, §9)."""
+        self.wmem(self.ste_addr(sid), le64(*(list(words) + [0] * (8 - len(words)))))
+        self.ste_sync(sid)
+        self.cmd(0x1 | (sid << 32))  # PREFETCH_CFG, no SYNC
+        self.submit()
+
+    def write_ste_word(self, sid, i, value):
+        self.wq(self.ste_addr(sid) + 8 * i, value)
+
+    def write_cd(self, addr, asid, ttb0):
+        self.wmem(addr, le64(cd_w0(asid), ttb0, 0, MAIR, 0, 0, 0, 0))
+
+    def cd_sync(self, sid, ssid=0):
+        self.cmd(0x5 | (ssid << 12) | (sid << 32), 1)  # CFGI_CD leaf
+        self.sync()
+
+    def alloc_table(self):
+        t = self.pt_next
+        self.pt_next += 0x1000
+        return t
+
+    def map(self, root, va, desc, level=3, tables=None):
+        """Install leaf `desc` for `va` at `level` in the 4K 4-level tables under `root`
+        (smmuv3.md §6.1: shifts 39/30/21/12)."""
+        tables = tables if tables is not None else self.tables
+        t = root
+        for lvl in range(0, level):
+            idx = (va >> (39 - 9 * lvl)) & 511
+            key = (t, idx)
+            if key not in tables:
+                nt = self.alloc_table()
+                tables[key] = nt
+                self.wq(t + 8 * idx, nt | TABLE)
+            t = tables[key]
+        idx = (va >> (39 - 9 * level)) & 511
+        self.wq(t + 8 * idx, desc)
+        return t + 8 * idx
+
+    def evt_addr(self, n):
+        return EVTQ + 32 * (n % (1 << EVTQ_LOG2))
+
+    def expect_event(self, n, event_id, sid, addr, rnw=True, ssid=None):
+        """Check the fields of event record n that smmuv3.md §9.1 fixes: w0 (ID, SSV, SSID,
+        SID), w1 bits [39:32] (PnU, InD, RnW, S2 for a stage-1 unprivileged data access) and
+        w2 (input address)."""
+        rec = self.evt_addr(n)
+        w0 = event_id | (sid << 32)
+        if ssid is not None:
+            w0 |= (1 << 11) | (ssid << 12)
+        self.rmem(rec, le64(w0))
+        self.rmem(rec + 12, bytes([0x08 if rnw else 0x00]))
+        self.rmem(rec + 16, le64(addr))
+
+    def consume_events(self, upto):
+        """The EVTQ thread: read PROD, consume, write CONS (linux-driver.md §6)."""
+        wrap = 1 << (EVTQ_LOG2 + 1)
+        self.mr(EVTQ_PROD, upto % wrap, mask=0x7FFF_FFFF)
+        self.evt_cons = upto
+        self.mw(EVTQ_CONS, upto % wrap)
+
+    def write(self, dirname):
+        path = os.path.join(dirname, f"smmuv3_{self.name}.jsonl")
+        with open(path, "w") as f:
+            f.write("\n".join(self.lines) + "\n")
+
+
+def linux_bringup():
+    s = Scenario("linux_bringup", "Linux arm-smmu-v3 probe + reset on the default profile; "
+                 "a bypass STE for an RMR-like device; C_BAD_STREAMID for an SID without L2")
+    s.bringup()
+    s.comment("SID 8: abort STE from the initial table: terminated, no event (smmuv3.md §4.1)")
+    s.dma_fault(8, 0x1234_5000)
+    s.mr(EVTQ_PROD, 0)
+    s.expect_msi(EVTQ_MSI_DATA, count=0)
+    s.comment("SID 8 gets a bypass STE (w0 = 0x9, linux-driver.md §7.1): DMA is untranslated")
+    s.write_ste(8, [STE_BYPASS])
+    s.dma_ok(8, 0x1234_5678, 0x1234_5678)
+    s.dma_ok(8, 0x4080_0000, 0x4080_0000, access="write")
+    s.comment("SID 0x300: L1 descriptor 3 has Span 0 -> C_BAD_STREAMID, recorded because "
+              "CR2.RECINVSID = 1 (smmuv3.md §3), EVTQ MSI sent (§9.4)")
+    s.dma_fault(0x300, 0x1000, "C_BAD_STREAMID")
+    s.rmem(s.evt_addr(0), le64(0x02 | (0x300 << 32)))
+    s.mr(EVTQ_PROD, 1, mask=0x7FFF_FFFF)
+    s.expect_msi(EVTQ_MSI_DATA)
+    s.consume_events(1)
+    return s
+
+
+def attach_s1(s, sid=0x10, asid=1):
+    """Attach a PCI device the way arm_smmu_attach_dev does for an S1 domain: page tables,
+    CD 0, then a CD-table STE with S1CDMax = 0 (linux-driver.md §11)."""
+    s.tables = {}
+    root = s.alloc_table()
+    s.root = root
+    cd = CDTAB
+    s.write_cd(cd, asid, root)
+    # STE: V | Config S1 (5) | S1Fmt linear | S1ContextPtr | S1CDMax 0; w1 = S1DSS SSID0 | 0xD4
+    s.write_ste(sid, [cd | 0xB, 0xD6])
+    return root
+
+
+def attach_s1_dma():
+    s = Scenario("attach_s1_dma", "attach a PCI device (SID 0x10) with a CD and io-pgtable "
+                 "stage-1 tables, DMA through them, unmap with TLBI_NH_VA + CMD_SYNC")
+    s.bringup()
+    sid = 0x10
+    root = attach_s1(s, sid)
+    s.comment("io-pgtable mappings (linux-driver.md §15.3): two 4K pages and a 2M block")
+    s.map(root, 0x1000_0000, (DATA + 0x0000) | S1_PAGE)
+    s.map(root, 0x1000_1000, (DATA + 0x1000) | S1_PAGE | S1_RDONLY)
+    s.map(root, 0x4000_0000, 0x4060_0000 | S1_BLOCK, level=2)
+    s.dma_ok(sid, 0x1000_0042, DATA + 0x42)
+    s.dma_ok(sid, 0x1000_0ffc, DATA + 0xffc, access="write")
+    s.dma_ok(sid, 0x1000_1010, DATA + 0x1010)
+    s.dma_ok(sid, 0x401f_fff0, 0x407f_fff0)
+    s.comment("write to the read-only page: F_PERMISSION, recorded (CD.R = 1)")
+    s.dma_fault(sid, 0x1000_1000, "F_PERMISSION", access="write")
+    s.expect_event(0, 0x13, sid, 0x1000_1000, rnw=False)
+    s.comment("NOEXEC mapping: an instruction fetch faults F_PERMISSION")
+    s.dma_fault(sid, 0x1000_0000, "F_PERMISSION", access="exec")
+    s.comment("unmapped IOVA: F_TRANSLATION")
+    s.dma_fault(sid, 0x2000_0000, "F_TRANSLATION")
+    s.expect_event(2, 0x10, sid, 0x2000_0000)
+    s.expect_msi(EVTQ_MSI_DATA)
+    s.consume_events(3)
+    s.comment("unmap page 0x1000_0000: clear the PTE, TLBI_NH_VA (RIL form: 1 page, TG 4K, "
+              "TTL 3, leaf; linux-driver.md §10) + CMD_SYNC")
+    s.map(root, 0x1000_0000, 0)
+    s.cmd(0x12 | (1 << 48), 0x1000_0000 | 0x701)
+    s.sync()
+    s.dma_fault(sid, 0x1000_0000, "F_TRANSLATION")
+    s.expect_event(3, 0x10, sid, 0x1000_0000)
+    s.expect_msi(EVTQ_MSI_DATA)
+    s.dma_ok(sid, 0x1000_1004, DATA + 0x1004)
+    s.consume_events(4)
+    s.comment("detach: abort STE (hitless, 2 syncs) then TLBI_NH_ASID + SYNC; DMA terminated "
+              "silently")
+    s.write_ste_word(sid, 0, STE_ABORT)
+    s.ste_sync(sid)
+    s.write_ste_word(sid, 1, 0)
+    s.ste_sync(sid)
+    s.cmd(0x11 | (1 << 48))
+    s.sync()
+    s.dma_fault(sid, 0x1000_1004)
+    s.mr(EVTQ_PROD, 4, mask=0x7FFF_FFFF)
+    return s
+
+
+def hitless():
+    s = Scenario("hitless", "STE/CD updates as arm_smmu_write_entry performs them "
+                 "(linux-driver.md §8): DMA checked after every CFGI + SYNC step")
+    s.bringup()
+    sid = 0x20
+    s.tables = {}
+    root = s.alloc_table()
+    s.map(root, 0x1000_0000, DATA | S1_PAGE)
+    # CD table of 2 CDs (S1CDMax 1) at CDTAB: CD 0 ASID 778 and CD 1 ASID 5, same tables
+    s.write_cd(CDTAB, 778, root)
+    s.write_cd(CDTAB + 64, 5, root)
+    cdtab_w0 = CDTAB | 0xB | (1 << 59)  # S1CDMax = 1
+    w1_ssid0 = 0xD6  # S1DSS = SSID0 (2) | CIR/COR WBRA, CSH ISH
+    w1_bypass = 0xD5  # S1DSS = BYPASS (1)
+    identity, xlate = 0x1000_0000, DATA
+
+    s.comment("abort -> bypass (hitless: only w0 is used by either)")
+    s.dma_fault(sid, 0x1000_0000)
+    s.write_ste_word(sid, 0, STE_BYPASS)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, identity)
+
+    s.comment("bypass -> CD table, S1DSS = SSID0 (hitless, 3 syncs: w1 first, then w0)")
+    s.write_ste_word(sid, 1, w1_ssid0)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, identity)  # still bypass: Config 4 ignores S1DSS
+    s.write_ste_word(sid, 0, cdtab_w0)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, xlate)  # non-SSID traffic uses CD 0
+    s.dma_ok(sid, 0x1000_0000, xlate, ssid=1)
+    s.ste_sync(sid)  # step 3: nothing left to clear
+    s.dma_ok(sid, 0x1000_0000, xlate)
+
+    s.comment("CD table S1DSS SSID0 -> BYPASS (hitless, 1 sync): non-SSID traffic "
+              "becomes identity, SSID 1 still translates")
+    s.write_ste_word(sid, 1, w1_bypass)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, identity)
+    s.dma_ok(sid, 0x1000_0000, xlate, ssid=1)
+    s.comment("and back")
+    s.write_ste_word(sid, 1, w1_ssid0)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, xlate)
+
+    s.comment("CD 0 ASID 778 -> 1997 (hitless, 1 sync, linux-driver.md §8.4)")
+    s.wq(CDTAB, cd_w0(1997))
+    s.cd_sync(sid, 0)
+    s.dma_ok(sid, 0x1000_0000, xlate)
+
+    s.comment("CD table (ptr A, SSID0) -> CD table (ptr B, BYPASS): breaking, V = 0 first "
+              "(NH, 3 syncs); traffic in between gets C_BAD_STE")
+    cdb = CDTAB + 0x1000
+    s.write_cd(cdb + 64, 6, root)
+    s.write_ste_word(sid, 0, cdtab_w0 & ~1)
+    s.ste_sync(sid)
+    s.dma_fault(sid, 0x1000_0000, "C_BAD_STE")
+    s.write_ste_word(sid, 1, w1_bypass)
+    s.ste_sync(sid)
+    s.dma_fault(sid, 0x1000_0000, "C_BAD_STE")
+    s.write_ste_word(sid, 0, cdb | 0xB | (1 << 59))
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, identity)
+    s.dma_ok(sid, 0x1000_0000, xlate, ssid=1)
+
+    s.comment("CD table -> abort (hitless, 2 syncs)")
+    s.write_ste_word(sid, 0, STE_ABORT)
+    s.ste_sync(sid)
+    s.dma_fault(sid, 0x1000_0000)
+    s.write_ste_word(sid, 1, 0)
+    s.ste_sync(sid)
+    s.dma_fault(sid, 0x1000_0000, ssid=1)
+    s.comment("the two C_BAD_STE events of the breaking step are in the queue")
+    s.expect_event(0, 0x04, sid, 0x1000_0000)
+    s.expect_event(1, 0x04, sid, 0x1000_0000)
+    s.consume_events(2)
+
+    s.comment("S1 (VMID 0) -> S2 (VMID 0, VTCR 4K/48-bit): hitless, 3 syncs (w2/w3 first)")
+    s.write_ste_word(sid, 1, w1_ssid0)
+    s.write_ste_word(sid, 0, CDTAB | 0xB)  # CD-table STE, S1CDMax 0: CD 0 (ASID 1997)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, xlate)
+    s2_tables = {}
+    s2root = s.alloc_table()
+    # IPA 0x1000_0000 -> DATA + 0x2000 at stage 2
+    s.map(s2root, 0x1000_0000, (DATA + 0x2000) | S2_PAGE, tables=s2_tables)
+    w2 = (VTCR_4K_48 << 32) | (1 << 51) | (1 << 54) | (1 << 58)  # S2AA64 | S2PTW | S2R
+    s.write_ste_word(sid, 2, w2)
+    s.write_ste_word(sid, 3, s2root)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, xlate)  # still S1: w2/w3 unused but VMID (0) unchanged
+    s.write_ste_word(sid, 0, 0xD)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0000, DATA + 0x2000)
+    s.write_ste_word(sid, 1, 0)
+    s.ste_sync(sid)
+    s.dma_ok(sid, 0x1000_0004, DATA + 0x2004)
+    s.dma_fault(sid, 0x1000_1000, "F_TRANSLATION")
+    s.mr(EVTQ_PROD, 3, mask=0x7FFF_FFFF)
+    return s
+
+
+def range_invalidation():
+    s = Scenario("range_invalidation", "range TLBI batches as __arm_smmu_tlb_inv_range "
+                 "issues them with RIL (smmuv3.md §10 worked examples)")
+    s.bringup()
+    sid = 0x30
+    asid = 5
+    s.tables = {}
+    root = s.alloc_table()
+    s.write_cd(CDTAB, asid, root)
+    s.write_ste(sid, [CDTAB | 0xB, 0xD6])
+    base = 0x1000_0000
+    s.comment("map 40 pages at 0x1000_0000 and three 2M blocks at 0x4000_0000")
+    for i in range(40):
+        s.map(root, base + i * 0x1000, (DATA + i * 0x1000) | S1_PAGE)
+    for i in range(3):
+        s.map(root, 0x4000_0000 + i * 0x20_0000, (0x4020_0000 + i * 0x20_0000) | S1_BLOCK,
+              level=2)
+    for i in (0, 4, 5, 36, 37, 39):
+        s.dma_ok(sid, base + i * 0x1000 + 8, DATA + i * 0x1000 + 8)
+    for i in range(3):
+        s.dma_ok(sid, 0x4000_0000 + i * 0x20_0000 + 0x10, 0x4020_0000 + i * 0x20_0000 + 0x10)
+    s.comment("unmap 37 pages: clear PTEs, then the two-command batch of smmuv3.md §10 + SYNC")
+    for i in range(37):
+        s.map(root, base + i * 0x1000, 0)
+    s.cmd(0x0005_0000_0000_4012, 0x0000_0000_1000_0701)  # NUM 4, SCALE 0: 5 pages
+    s.cmd(0x0005_0000_0050_0012, 0x0000_0000_1000_5701)  # NUM 0, SCALE 5: 32 pages
+    s.sync()
+    for i in (0, 4, 5, 20, 36):
+        s.dma_fault(sid, base + i * 0x1000, "F_TRANSLATION")
+    for i in (37, 39):
+        s.dma_ok(sid, base + i * 0x1000, DATA + i * 0x1000)
+    s.consume_events(5)
+    s.comment("unmap the three 2M blocks: SCALE 9, NUM 2, TTL 2 (smmuv3.md §10)")
+    for i in range(3):
+        s.map(root, 0x4000_0000 + i * 0x20_0000, 0, level=2)
+    s.cmd(0x0005_0000_0090_2012, 0x0000_0000_4000_0601)
+    s.sync()
+    for i in range(3):
+        s.dma_fault(sid, 0x4000_0000 + i * 0x20_0000 + 0x10, "F_TRANSLATION")
+    s.consume_events(8)
+    s.comment("non-RIL form (TG = 0): one command per page")
+    s.map(root, base + 37 * 0x1000, 0)
+    s.map(root, base + 38 * 0x1000, 0)
+    s.cmd(0x12 | (asid << 48), (base + 37 * 0x1000) | 1)
+    s.cmd(0x12 | (asid << 48), (base + 38 * 0x1000) | 1)
+    s.sync()
+    s.dma_fault(sid, base + 37 * 0x1000, "F_TRANSLATION")
+    s.dma_fault(sid, base + 38 * 0x1000, "F_TRANSLATION")
+    s.dma_ok(sid, base + 39 * 0x1000, DATA + 39 * 0x1000)
+    s.consume_events(10)
+    return s
+
+
+def command_errors():
+    s = Scenario("command_errors", "command errors: CERROR_ILL stops the queue, toggles "
+                 "GERROR.CMDQ_ERR with a GERROR MSI, and resumes at CONS after the GERRORN "
+                 "acknowledge (smmuv3.md §8.5, linux-driver.md §6)")
+    s.bringup()
+
+    def illegal(c0, c1, why):
+        s.comment(why)
+        bad = s.prod
+        s.cmd(c0, c1)
+        s.cmd(SYNC_SEV)  # a SYNC behind it must not complete while the error is active
+        s.submit()
+        idx = s.prod_reg(bad)
+        s.mr(CMDQ_CONS, (1 << 24) | idx)  # ERR = CERROR_ILL, CONS at the failing command
+        return bad, idx
+
+    def recover(bad, idx, gerror):
+        s.mr(GERROR, gerror)
+        s.expect_msi(GERROR_MSI_DATA)
+        s.comment("arm_smmu_cmdq_skip_err: overwrite the slot with a CMD_SYNC, ack GERRORN")
+        s.wmem(s.slot(bad), le64(SYNC_SEV, 0))
+        s.mw(GERRORN, gerror)
+        s.mr(CMDQ_CONS, s.prod_reg(s.prod))
+        s.mr(GERROR, gerror)
+        s.mr(GERRORN, gerror)
+
+    bad, idx = illegal(0x7F, 0, "unknown opcode 0x7F -> CERROR_ILL")
+    s.mr(GERROR, 0x1)
+    s.comment("queue stopped: more commands are not consumed while CMDQ_ERR is active")
+    s.cmd(0x30)
+    s.submit()
+    s.mr(CMDQ_CONS, (1 << 24) | idx)
+    recover(bad, idx, 0x1)
+
+    bad, idx = illegal(0x0FC0_3046, 0, "CMD_SYNC with CS = 0b11 (reserved) -> CERROR_ILL; "
+                       "GERROR.CMDQ_ERR toggles back to 0 (active while GERROR != GERRORN)")
+    recover(bad, idx, 0x0)
+
+    bad, idx = illegal(0x20, 0, "TLBI_EL2_ALL without IDR0.HYP -> CERROR_ILL")
+    recover(bad, idx, 0x1)
+
+    bad, idx = illegal(0x07, 0, "opcode 0x07 is not CFGI_ALL (smmuv3.md §8.2) -> CERROR_ILL")
+    recover(bad, idx, 0x0)
+
+    s.comment("a stray GERRORN write with no active error fabricates nothing (policy, §1.7)")
+    s.mw(GERRORN, 0x1)
+    s.mr(GERROR, 0x0)
+    s.mr(GERRORN, 0x0)
+    s.expect_msi(GERROR_MSI_DATA, count=0)
+    s.comment("the queue works normally afterwards")
+    s.cmd(0x11 | (1 << 48))
+    s.sync()
+    return s
+
+
+def dma_fault_event():
+    s = Scenario("dma_fault_event", "a faulting DMA writes an event record (read back from "
+                 "the queue) and sends the EVTQ MSI; the driver consumes it through EVTQ_CONS")
+    s.bringup()
+    sid = 0x18
+    s.tables = {}
+    root = s.alloc_table()
+    s.write_cd(CDTAB, 1, root)
+    s.write_ste(sid, [CDTAB | 0xB, 0xD6])
+    s.map(root, 0x8000_0000, DATA | S1_PAGE)
+    s.dma_ok(sid, 0x8000_0010, DATA + 0x10)
+    s.expect_msi(EVTQ_MSI_DATA, count=0)
+    s.comment("read fault at an unmapped IOVA: F_TRANSLATION (0x10) record 0")
+    s.dma_fault(sid, 0x8000_3008, "F_TRANSLATION")
+    s.expect_event(0, 0x10, sid, 0x8000_3008)
+    s.mr(EVTQ_PROD, 1, mask=0x7FFF_FFFF)
+    s.expect_msi(EVTQ_MSI_DATA, count=1)
+    s.comment("write fault: record 1, RnW = 0")
+    s.dma_fault(sid, 0x9000_0000, "F_TRANSLATION", access="write")
+    s.expect_event(1, 0x10, sid, 0x9000_0000, rnw=False)
+    s.expect_msi(EVTQ_MSI_DATA)
+    s.consume_events(2)
+    s.comment("an SSID on a stream whose STE has S1CDMax = 0: C_BAD_SUBSTREAMID (smmuv3.md §5.3)")
+    s.dma_fault(sid, 0x8000_0010, "C_BAD_SUBSTREAMID", ssid=3)
+    s.rmem(s.evt_addr(2), le64(0x08 | (1 << 11) | (3 << 12) | (sid << 32)))
+    s.expect_msi(EVTQ_MSI_DATA)
+    s.consume_events(3)
+    s.comment("with EVTQ interrupts disabled the record is still written, no MSI (§1.6)")
+    s.mw(IRQ_CTRL, 0x1)
+    s.mr(IRQ_CTRLACK, 0x1)
+    s.dma_fault(sid, 0xA000_0000, "F_TRANSLATION")
+    s.expect_event(3, 0x10, sid, 0xA000_0000)
+    s.mr(EVTQ_PROD, 4, mask=0x7FFF_FFFF)
+    s.expect_msi(EVTQ_MSI_DATA, count=0)
+    return s
+
+
+SCENARIOS = [linux_bringup, attach_s1_dma, hitless, range_invalidation, command_errors,
+             dma_fault_event]
+
+if __name__ == "__main__":
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    wanted = set(sys.argv[1:])
+    for make in SCENARIOS:
+        sc = make()
+        if not wanted or sc.name in wanted:
+            sc.write(here)
