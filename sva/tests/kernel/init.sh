@@ -1,0 +1,19 @@
+#!/bin/busybox sh
+# viommu-sva test guest: bind every edu device to vfio-pci, run the scenarios, power off.
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo "=== guest up $(cut -d' ' -f1 /proc/uptime)s: $(cat /proc/cmdline)"
+for d in /sys/bus/pci/devices/*; do
+	if [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ]; then
+		echo vfio-pci > $d/driver_override
+		echo ${d##*/} > /sys/bus/pci/drivers_probe
+		echo "=== edu ${d##*/} -> $(basename $(readlink $d/driver 2>/dev/null) 2>/dev/null)"
+	fi
+done
+[ -e /dev/iommu ] || echo "=== /dev/iommu missing"
+/kernel_guest
+echo "=== kernel_guest exit code $?"
+dmesg | grep -i -E 'smmu|iommufd|vfio' | tail -n 20
+poweroff -f
