@@ -171,9 +171,25 @@ impl Session {
                     d.in_check_run = false;
                 }
             }
-            let rec = self.exec(l, *idx, opts, out);
-            // Interrupts and trace records of this operation come before its result line.
-            self.drain(l.line, opts, out);
+            // A panic inside a device model is a bug in the model, not in the file: report it as
+            // a failed check on this line and stop (the device's state is unknown afterwards).
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let rec = self.exec(l, *idx, opts, &mut *out);
+                // Interrupts and trace records of this operation come before its result line.
+                self.drain(l.line, opts, &mut *out);
+                rec
+            }));
+            let rec = match result {
+                Ok(rec) => rec,
+                Err(payload) => {
+                    let mut r = OpRecord::new(l.line, l.op.name(), Value::Null);
+                    r.ok = Some(false);
+                    r.error = Some(format!("device model panicked: {}", panic_text(&*payload)));
+                    summary.failed += 1;
+                    emit(out, &r);
+                    break;
+                }
+            };
             if let Some(rec) = rec {
                 if let Some(ok) = rec.ok {
                     if ok {
@@ -385,6 +401,14 @@ impl Session {
             }
         }
     }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 fn irq_matches(m: &IrqMatch, e: &IrqEvent) -> bool {

@@ -10,7 +10,7 @@
 //! - 0x18 MSI_ADDR (RW, 64-bit): each settle that completes work sends MSI(MSI_ADDR, DONE)
 //!
 //! DMA: stream 1 maps `addr + 0x1000_0000`; stream 2 with a substream maps
-//! `addr + (ssid << 32)`; anything else faults `F_TRANSLATION` and pulses wired line 3.
+//! `addr + (ssid << 32)`; stream 0xDEAD panics (a model bug); anything else faults `F_TRANSLATION` and pulses wired line 3.
 
 use std::sync::{Arc, Mutex};
 
@@ -99,6 +99,7 @@ impl ReplayDevice for Fake {
         match (req.stream.0, req.substream) {
             (1, None) => Ok(req.addr + 0x1000_0000),
             (2, Some(ssid)) => Ok(req.addr + (u64::from(ssid.0) << 32)),
+            (0xDEAD, _) => panic!("fake model bug"),
             _ => {
                 self.regs
                     .lock()

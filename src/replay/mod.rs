@@ -60,6 +60,9 @@
 //!   match; with `count` exactly that many (`"count": 0` asserts that none was raised). A wired
 //!   interrupt matches when its line was asserted.
 //! - `mmio_read.mask` defaults to all ones; `expect` and `value` must fit in the access size.
+//! - A panic inside a device model (a model bug) does not crash the replay: it is reported on
+//!   the operation's line as a failed check with `"error": "device model panicked: ..."`, and
+//!   the run stops there (exit status 1).
 
 pub mod device;
 pub mod engine;

@@ -155,6 +155,23 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The operation's name as files spell it.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Op::Ram { .. } => "ram",
+            Op::Device { .. } => "device",
+            Op::WriteMem { .. } => "write_mem",
+            Op::ReadMem { .. } => "read_mem",
+            Op::MmioWrite { .. } => "mmio_write",
+            Op::MmioRead { .. } => "mmio_read",
+            Op::Dma { .. } => "dma",
+            Op::ExpectIrq { .. } => "expect_irq",
+            Op::Comment { .. } => "comment",
+        }
+    }
+}
+
 /// Parse a whole replay file.
 ///
 /// # Errors

@@ -342,3 +342,21 @@ fn test_unreadable_input_is_malformed() {
         .unwrap()
         .contains("line 2: cannot read"));
 }
+
+/// A panic inside a device model is reported as a failed check on its line and stops the run;
+/// the replay itself does not crash.
+#[test]
+fn test_device_panic_reported_as_failure() {
+    let r = run(concat!(
+        r#"{"op":"dma","dev":"f","stream":"0xdead","addr":0,"size":1,"access":"read"}"#,
+        "\n",
+        r#"{"op":"mmio_read","dev":"f","offset":0,"size":4,"expect":"0xfa4e0001"}"#,
+    ));
+    assert_eq!(r.outcome, Outcome::Failed);
+    let v = json_lines(&r);
+    assert_eq!(v.len(), 1, "{:?}", r.out);
+    assert_eq!(v[0]["line"], 3);
+    assert_eq!(v[0]["op"], "dma");
+    assert_eq!(v[0]["error"], "device model panicked: fake model bug");
+    assert_eq!(r.out.last().unwrap(), "0 passed, 1 failed");
+}
