@@ -615,9 +615,14 @@ SCENARIOS = [linux_bringup, attach_s1_dma, hitless, range_invalidation, command_
              dma_fault_event]
 
 if __name__ == "__main__":
-    import sys
-    here = os.path.dirname(os.path.abspath(__file__))
-    wanted = set(sys.argv[1:])
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)),
+                    help="output directory (default: this script's directory)")
+    ap.add_argument("names", nargs="*", help="scenario names to write (default: all)")
+    args = ap.parse_args()
+    here = args.out
+    wanted = set(args.names)
     for make in SCENARIOS:
         sc = make()
         if not wanted or sc.name in wanted:
