@@ -219,7 +219,7 @@ mod tests {
             cd2l: true,
             ats: true,
         };
-        let w0 = (u64::MAX & !0xe) | 5 << 1;
+        let w0 = !0xe | 5 << 1;
         let w0 = w0 & !(3 << 4) & !(0x1f << 59) | 1 << 4 | 20 << 59; // S1Fmt 1, S1CDMax 20
         let w1 = 1 << 28 | 0xff | 1 << 27;
         let [o0, o1] = translate([w0, w1 & !(3 << 48) & !(3 << 50) & !(3 << 30)], &ctx);

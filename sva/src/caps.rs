@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn never_advertises_stage2_hyp_or_httu() {
         let mut h = testbed();
-        h.raw.idr[0] = u32::MAX & !(3 << 21) & !(3 << 2) | (2 << 2) | (2 << 21);
+        h.raw.idr[0] = !(3 << 21) & !(3 << 2) | (2 << 2) | (2 << 21);
         let g = clamp(&h, &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
         let i = g.idr0();
         assert!(i.s1p() && !i.s2p() && !i.hyp() && !i.btm() && !i.sev() && !i.pri() && !i.vmid16());
