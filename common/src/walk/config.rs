@@ -168,7 +168,7 @@ pub struct Stage1Config {
     /// This is the TTB1 (upper, VA bit 55 = 1) region: VA bits above the input size must be
     /// all ones instead of all zeros.
     pub upper: bool,
-    /// Top byte ignored (CD.TBI0 / TBI1): VA bits [63:56] are not range-checked.
+    /// Top byte ignored (CD.TBI0 / TBI1): VA bits \[63:56\] are not range-checked.
     pub tbi: bool,
     /// Walks disabled for this region (CD.EPD0 / EPD1): every access is a translation fault.
     pub epd: bool,
@@ -265,8 +265,8 @@ pub struct Stage2Config {
     pub hd: bool,
     /// Access-flag fault disable (STE.S2AFFD).
     pub affd: bool,
-    /// FEAT_XNX (IDR3.XNX): descriptor XN is two bits [54:53] distinguishing privileged and
-    /// unprivileged execution; otherwise only XN[1] (bit 54) is used.
+    /// FEAT_XNX (IDR3.XNX): descriptor XN is two bits \[54:53\] distinguishing privileged and
+    /// unprivileged execution; otherwise only XN\[1\] (bit 54) is used.
     pub xnx: bool,
     /// Stage-2 forced write-back (STE.S2FWB): MemAttr uses the FWB encoding.
     pub fwb: bool,

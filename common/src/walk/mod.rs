@@ -13,6 +13,22 @@
 //!   access, access-flag handling and hardware dirty-state update (HTTU), returning a
 //!   [`WalkResult`] that holds enough (per-privilege permissions, mapping size) to be cached.
 //!
+//! # Example
+//! ```
+//! use vm_memory::{GuestAddress, GuestMemoryMmap};
+//! use viommu_common::mem::write_u64_le;
+//! use viommu_common::walk::{walk_stage1, Stage1Config};
+//! use viommu_common::{AccessKind, Granule};
+//!
+//! let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+//! // 4K granule, 39-bit input (TxSZ 25): the walk starts at level 1.
+//! let cfg = Stage1Config::new(Granule::K4, 25, 0x1000, 48);
+//! write_u64_le(&ram, 0x1000, 0x2000 | 0b11).unwrap(); // L1[0]: table at 0x2000
+//! write_u64_le(&ram, 0x2000, 0x4000_0000 | 0x441).unwrap(); // L2[0]: 2 MiB block, AF, AP[1]
+//! let r = walk_stage1(&ram, &cfg, 0x1234, AccessKind::Write, false, None).unwrap();
+//! assert_eq!((r.output, r.size(), r.level), (0x4000_1234, 2 << 20, 2));
+//! ```
+//!
 //! # Nesting
 //! [`walk_stage1`] takes an optional [`Stage2Hook`]: every stage-1 descriptor address (an IPA)
 //! is translated through it with a read (or, for an HTTU update, a write) before the access, and
