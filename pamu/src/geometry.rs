@@ -304,11 +304,8 @@ pub fn plan(
         start: ram_start,
         end: ram_start.saturating_add(ram_size).saturating_sub(1),
     };
-    let cap = if max_window.is_power_of_two() {
-        max_window
-    } else {
-        max_window.next_power_of_two() / 2
-    };
+    // The largest power of two not above `max_window`.
+    let cap = 1u64 << (63 - max_window.max(1).leading_zeros());
     let w = ram_size
         .max(0x1000)
         .checked_next_power_of_two()
