@@ -133,10 +133,11 @@ impl TableGeometry {
     }
 }
 
-/// Minimum TxSZ for a granule (16; 12 for 64K with a 52-bit output).
-const fn min_txsz(granule: Granule, oas_bits: u32) -> u8 {
+/// Minimum TxSZ for a granule (16; 12 for 64K when 52-bit inputs are supported: FEAT_LVA for
+/// stage 1, a 52-bit PA size for stage 2).
+const fn min_txsz(granule: Granule, large: bool) -> u8 {
     match granule {
-        Granule::K64 if oas_bits >= 52 => MIN_TXSZ_LVA,
+        Granule::K64 if large => MIN_TXSZ_LVA,
         _ => MIN_TXSZ,
     }
 }
@@ -185,6 +186,9 @@ pub struct Stage1Config {
     pub wxn: bool,
     /// Privileged access never (CD.PAN): privileged data accesses to EL0-accessible pages fault.
     pub pan: bool,
+    /// 52-bit input addresses with the 64K granule are supported (SMMU IDR5.VAX, FEAT_LVA):
+    /// TxSZ may go down to 12.
+    pub lva: bool,
     /// Memory attribute indirection register (CD.MAIR), indexed by the leaf's AttrIndx.
     pub mair: u64,
 }
@@ -206,6 +210,7 @@ impl Stage1Config {
             affd: false,
             wxn: false,
             pan: false,
+            lva: false,
             mair: 0,
         }
     }
@@ -223,13 +228,13 @@ impl Stage1Config {
     /// Check the configuration and compute where walks start.
     ///
     /// # Errors
-    /// [`ConfigError::InputSize`] for TxSZ outside `[16 (12 for 64K/52-bit), 39]`,
+    /// [`ConfigError::InputSize`] for TxSZ outside `[16 (12 for 64K with `lva`), 39]`,
     /// [`ConfigError::OutputSize`] for an output size that is not an IPS encoding.
     pub const fn validate(&self) -> Result<TableGeometry, ConfigError> {
         if let Err(e) = check_oas(self.granule, self.oas_bits) {
             return Err(e);
         }
-        if self.txsz < min_txsz(self.granule, self.oas_bits) || self.txsz > MAX_TXSZ {
+        if self.txsz < min_txsz(self.granule, self.lva) || self.txsz > MAX_TXSZ {
             return Err(ConfigError::InputSize {
                 txsz: self.txsz,
                 granule: self.granule,
@@ -326,7 +331,7 @@ impl Stage2Config {
         if let Err(e) = check_oas(granule, self.ps_bits) {
             return Err(e);
         }
-        if self.t0sz < min_txsz(granule, self.ps_bits) || self.t0sz > MAX_TXSZ {
+        if self.t0sz < min_txsz(granule, self.ps_bits >= 52) || self.t0sz > MAX_TXSZ {
             return Err(ConfigError::InputSize {
                 txsz: self.t0sz,
                 granule,
@@ -393,9 +398,10 @@ mod tests {
         assert_eq!((e.start_level, e.root_entries()), (1, 4));
         let f = g(Granule::K4, 39);
         assert_eq!((f.start_level, f.root_entries()), (2, 16));
-        let lva = Stage1Config::new(Granule::K64, 12, 0, 52)
-            .validate()
-            .unwrap();
+        let mut cfg = Stage1Config::new(Granule::K64, 12, 0, 48);
+        assert!(cfg.validate().is_err(), "52-bit VA needs lva");
+        cfg.lva = true;
+        let lva = cfg.validate().unwrap();
         assert_eq!((lva.start_level, lva.root_entries()), (1, 1024));
     }
 

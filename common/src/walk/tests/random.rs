@@ -94,6 +94,7 @@ fn random_s1(rng: &mut StdRng) -> Stage1Config {
     c.wxn = rng.random();
     c.pan = rng.random();
     c.mair = rng.random();
+    c.lva = rng.random();
     c
 }
 

@@ -327,6 +327,7 @@ fn test_walk_s1_16k_64k() {
     );
     // 64K, 52-bit input and output: level 1 has 1024 entries; PA[51:48] from desc[15:12].
     cfg = Stage1Config::new(Granule::K64, 12, RAM + 0x1_0000, 52);
+    cfg.lva = true;
     let va = (0x3FFu64 << 42) | (1 << 29) | (2 << 16) | 0x1234;
     write_u64_le(&m, RAM + 0x1_0000 + 0x3FF * 8, (RAM + 0x2_0000) | TABLE).unwrap();
     write_u64_le(&m, RAM + 0x2_0000 + 8, (RAM + 0x3_0000) | TABLE).unwrap();
