@@ -127,9 +127,10 @@ pub struct WalkResult {
 }
 
 impl WalkResult {
-    /// Size in bytes of the matched mapping.
+    /// Size in bytes of the matched mapping (a hook-made result with `size_log2` >= 64 reads
+    /// as 2^63 rather than overflowing).
     pub const fn size(&self) -> u64 {
-        1u64 << self.size_log2
+        1u64 << if self.size_log2 > 63 { 63 } else { self.size_log2 }
     }
 
     /// Output address of the start of the mapping.
@@ -139,7 +140,7 @@ impl WalkResult {
 
     /// Bytes from `output` to the end of the mapping (at least 1).
     pub const fn len_from_output(&self) -> u64 {
-        self.size() - (self.output & low_mask(self.size_log2))
+        self.size() - (self.output & (self.size() - 1))
     }
 }
 
