@@ -6,6 +6,7 @@
 //!
 //! - [`host`]: the trait seams a vSMMU drives ([`HostViommu`], [`HostEndpoint`],
 //!   [`HostEventSource`]) and how the future bridge calls them.
+//! - [`batch`]: splitting a guest command run into host batches and local steps.
 //! - [`canon`]: guest STE → the subset the host accepts, field by field, as a pure function.
 //! - [`caps`]: `hw_info` decoded into typed ID registers, and [`caps::clamp`], the pure function
 //!   from host registers to the ID registers a vSMMU may advertise (S1P only).
@@ -26,6 +27,7 @@
 //! [`endpoint::teardown_all`]. Endpoints have no `Drop` teardown: dropping one without calling
 //! [`HostEndpoint::teardown`] leaves its objects to be reclaimed when the iommufd closes.
 
+pub mod batch;
 pub mod canon;
 pub mod caps;
 pub mod endpoint;

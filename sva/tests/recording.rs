@@ -217,3 +217,52 @@ fn teardown_after_an_error_still_runs_every_step_in_order() {
     assert_eq!(r.map_err(|e| e.failures.len()), Err(1));
     insta::assert_snapshot!("teardown_after_error", rec.render());
 }
+
+#[test]
+fn invalid_ste_parks_on_abort_only_when_nothing_translates() {
+    let rec = Recorder::new();
+    let v = setup(&rec);
+    let mut ep = Endpoint::new(
+        v.clone(),
+        RecordingPort::new(&rec, 9),
+        StreamId(5),
+        StreamConfig::Bypass,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = ep
+        .apply_guest_ste([0xd, 0], &CTX)
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(err.as_deref(), Some("invalid guest STE: STE.Config = 0b110 needs stage 2, which this vSMMU does not advertise"));
+    assert_eq!(
+        ep.config(),
+        StreamConfig::Abort,
+        "bypass + illegal STE fails closed"
+    );
+    assert_eq!(ep.attached(), v.shared_hwpt(viommu_sva::SharedHwpt::Abort));
+}
+
+#[test]
+fn endpoint_created_translating_attaches_abort_first_then_replaces() {
+    let rec = Recorder::new();
+    let v = setup(&rec);
+    rec.clear();
+    let ep = Endpoint::new(
+        v.clone(),
+        RecordingPort::new(&rec, 3),
+        StreamId(8),
+        s1(0x3000),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(ep.config(), StreamConfig::Translate(_)));
+    let ops = rec.render();
+    assert_eq!(
+        ops.lines().collect::<Vec<_>>(),
+        vec![
+            "alloc_vdevice dev 3 vsid 0x8 -> vdev 5",
+            "attach dev 3 -> hwpt 3",
+            "alloc_nested dev 3 ste [0x000000000000300b, 0x0000000000000000] -> hwpt 6",
+            "attach dev 3 -> hwpt 6",
+        ]
+    );
+}

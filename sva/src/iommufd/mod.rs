@@ -322,6 +322,39 @@ impl IommufdViommu {
     fn destroy(&self, id: u32) -> Result<(), Errno> {
         self.fd.destroy_iommu_object(id).map_err(|e| errno_of(&e))
     }
+
+    /// One IOMMU_HWPT_INVALIDATE on the vIOMMU with every command of the batch.
+    fn submit(&self, cmds: &[Cmd]) -> Result<usize, InvalidateError> {
+        let mut inv = iommu_hwpt_invalidate {
+            size: size_of::<iommu_hwpt_invalidate>() as u32,
+            hwpt_id: self.viommu,
+            data_uptr: cmds.as_bytes().as_ptr() as u64,
+            data_type: iommu_hwpt_invalidate_data_type_IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
+            entry_len: size_of::<Cmd>() as u32,
+            entry_num: cmds.len() as u32,
+            ..Default::default()
+        };
+        match self.fd.invalidate_hwpt(&mut inv) {
+            Ok(()) => Ok(inv.entry_num as usize),
+            Err(e) => {
+                // The kernel sets entry_num to the number of commands it processed: a conversion
+                // error (illegal command, unknown vSID) reports the refused command exactly; a
+                // failure of the physical queue on a chunk (<= 63 commands + SYNC) reports the
+                // chunk's last command, which can over-report (Cloud Hypervisor's observation).
+                let applied = (inv.entry_num as usize).min(cmds.len());
+                Err(InvalidateError::Rejected {
+                    op: HostOp::Invalidate,
+                    applied,
+                    index: applied,
+                    opcode: cmds
+                        .get(applied)
+                        .map(|c| c.opcode())
+                        .unwrap_or(CmdOpcode(0)),
+                    errno: errno_of(&e),
+                })
+            }
+        }
+    }
 }
 
 impl HostViommu for IommufdViommu {
@@ -388,32 +421,12 @@ impl HostViommu for IommufdViommu {
                 max: MAX_BATCH,
             });
         }
-        let mut inv = iommu_hwpt_invalidate {
-            size: size_of::<iommu_hwpt_invalidate>() as u32,
-            hwpt_id: self.viommu,
-            data_uptr: cmds.as_bytes().as_ptr() as u64,
-            data_type: iommu_hwpt_invalidate_data_type_IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
-            entry_len: size_of::<Cmd>() as u32,
-            entry_num: cmds.len() as u32,
-            ..Default::default()
-        };
-        match self.fd.invalidate_hwpt(&mut inv) {
-            Ok(()) => Ok(inv.entry_num as usize),
-            Err(e) => {
-                // the kernel sets entry_num to the number of commands fully processed
-                let applied = (inv.entry_num as usize).min(cmds.len());
-                Err(InvalidateError::Rejected {
-                    op: HostOp::Invalidate,
-                    applied,
-                    index: applied,
-                    opcode: cmds
-                        .get(applied)
-                        .map(|c| c.opcode())
-                        .unwrap_or(CmdOpcode(0)),
-                    errno: errno_of(&e),
-                })
-            }
+        let n = self.submit(cmds)?;
+        // erratum T264-SMMU-3: the kernel asks userspace to issue every TLBI/CFGI + SYNC twice
+        if self.caps.errata_repeat_tlbi_cfgi() && !cmds.is_empty() {
+            self.submit(cmds)?;
         }
+        Ok(n)
     }
 
     fn teardown(&self) -> Result<(), TeardownError> {

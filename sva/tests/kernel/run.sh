@@ -10,7 +10,8 @@
 #           qemu-system-arm >= 9.2 (bookworm-backports on bookworm hosts)
 #   target: linux-source-7.3 and busybox-static from the trixie(-backports) arm64 archive,
 #           downloaded with private apt state so the host's own apt configuration is not changed.
-# Build products are cached under target/sva-kernel (override with SVA_KERNEL_WORK).
+# Build products are cached under target/sva-kernel (override with SVA_KERNEL_WORK); the guest
+# binary is built into $CARGO_TARGET_DIR (default target/).
 #
 # Usage: run.sh [all|deps|fetch|kernel|guest|initramfs|boot]   (default: all)
 #   JOBS=N          parallel kernel build jobs (default: nproc)
@@ -25,9 +26,11 @@ KVER=7.3
 SRC=$WORK/linux-source-$KVER
 OBJ=$WORK/obj
 IMAGE=$OBJ/arch/arm64/boot/Image
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 KMAKE=(make -C "$SRC" O="$OBJ" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
 RUST_TARGET=aarch64-unknown-linux-gnu
 GUEST_BIN=kernel_guest
+EDIT_REV=1
 mkdir -p "$WORK"
 
 say() { printf '\n### [%s] %s\n' "$(date +%T)" "$*"; }
@@ -143,7 +146,8 @@ kernel() {
 	fetch
 	force_canwbs_edit
 	local stamp=$WORK/kernel.stamp key
-	key=$(cat "$HERE/kernel.config" "$0" | sha256sum | cut -c1-16)
+	# rebuild when the fragment or the source edit changes (bump EDIT_REV with force_canwbs_edit)
+	key=$({ cat "$HERE/kernel.config"; echo "edit-rev $EDIT_REV"; } | sha256sum | cut -c1-16)
 	if [ -f "$IMAGE" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
 		say "kernel cached ($IMAGE)"; return 0
 	fi
@@ -170,7 +174,7 @@ guest() {
 	 RUSTFLAGS="-C target-feature=+crt-static" \
 	 cargo build --quiet -p viommu-sva --example "$GUEST_BIN" --target "$RUST_TARGET") ||
 		die "cross-compiling $GUEST_BIN failed"
-	local bin=$REPO/target/$RUST_TARGET/debug/examples/$GUEST_BIN
+	local bin=$TARGET_DIR/$RUST_TARGET/debug/examples/$GUEST_BIN
 	[ -x "$bin" ] || die "no guest binary at $bin"
 	file "$bin" 2>/dev/null | grep -q 'statically linked' || ! command -v file >/dev/null ||
 		die "$bin is not statically linked"
@@ -181,7 +185,7 @@ initramfs() {
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,dev,proc,sys,tmp}
 	install -m 0755 "$WORK/busybox" "$root/bin/busybox"
-	install -m 0755 "$REPO/target/$RUST_TARGET/debug/examples/$GUEST_BIN" "$root/$GUEST_BIN"
+	install -m 0755 "$TARGET_DIR/$RUST_TARGET/debug/examples/$GUEST_BIN" "$root/$GUEST_BIN"
 	install -m 0755 "$HERE/init.sh" "$root/init"
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$WORK/initramfs.cpio.gz"
 }
@@ -220,7 +224,7 @@ boot() {
 	check_log nested s2_only_dma_bypass_vste nested_s1_s2_dma_guest_cd_table remap_stale_until_tlbi_nh_va \
 		unmapped_iova_gives_f_translation_with_vsid illegal_command_batch_reports_failing_index \
 		two_devices_isolated_by_vsid replacements_during_dma_never_abort per_pasid_binding_vmm_cd_table \
-		teardown_in_kernel_order || rc=1
+		event_overflow_reports_exact_lost_count teardown_in_kernel_order || rc=1
 	check_log stock viommu_alloc_without_canwbs_is_eopnotsupp || rc=1
 	grep -h 'SVA-MEASURE' "$WORK/nested.log" | sed 's/\r$//' || true
 	echo "boots: $((SECONDS - t0)) s"
