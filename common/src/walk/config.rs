@@ -29,8 +29,7 @@ pub enum ConfigError {
         /// The granule.
         granule: Granule,
     },
-    /// Output size not one of 32, 36, 40, 42, 44, 48, 52 bits (or 52 with a granule other
-    /// than 64K, which needs FEAT_LPA2).
+    /// Output size not one of 32, 36, 40, 42, 44, 48, 52 bits.
     #[error("output size of {bits} bits is not supported with the {granule:?} granule")]
     OutputSize {
         /// Configured output bits.
@@ -142,12 +141,22 @@ const fn min_txsz(granule: Granule, large: bool) -> u8 {
     }
 }
 
-/// Output sizes the walker supports (the IPS/PS encodings; 52 only with 64K, FEAT_LPA).
+/// Output sizes the walker supports (the IPS/PS encodings).
 const fn check_oas(granule: Granule, bits: u32) -> Result<(), ConfigError> {
     match bits {
-        32 | 36 | 40 | 42 | 44 | 48 => Ok(()),
-        52 if matches!(granule, Granule::K64) => Ok(()),
+        32 | 36 | 40 | 42 | 44 | 48 | 52 => Ok(()),
         _ => Err(ConfigError::OutputSize { bits, granule }),
+    }
+}
+
+/// The output size a walk uses: 52 bits need the 64K granule (FEAT_LPA); with 4K/16K (no
+/// FEAT_LPA2) a 52-bit IPS/PS is treated as 48 bits (Arm ARM D8.1.x, "PS 0b110 with a granule
+/// other than 64KB behaves as 0b101").
+const fn effective_oas(granule: Granule, bits: u32) -> u32 {
+    if bits > 48 && !matches!(granule, Granule::K64) {
+        48
+    } else {
+        bits
     }
 }
 
@@ -225,6 +234,12 @@ impl Stage1Config {
         64u32.saturating_sub(self.txsz as u32)
     }
 
+    /// The output size walks use: `oas_bits`, except that 52 reads as 48 without the 64K
+    /// granule.
+    pub const fn effective_oas(&self) -> u32 {
+        effective_oas(self.granule, self.oas_bits)
+    }
+
     /// Check the configuration and compute where walks start.
     ///
     /// # Errors
@@ -299,6 +314,11 @@ impl Stage2Config {
         64u32.saturating_sub(self.t0sz as u32)
     }
 
+    /// The PA size walks use: `ps_bits`, except that 52 reads as 48 without the 64K granule.
+    pub const fn effective_ps(&self) -> u32 {
+        effective_oas(self.granule, self.ps_bits)
+    }
+
     /// The start level SL0 selects, or `None` if SL0 is reserved for the granule.
     ///
     /// Policy: SL0 = 3 (FEAT_TTST level 3 for 4K, FEAT_LPA2 level 0 for 16K) is not supported,
@@ -331,7 +351,8 @@ impl Stage2Config {
         if let Err(e) = check_oas(granule, self.ps_bits) {
             return Err(e);
         }
-        if self.t0sz < min_txsz(granule, self.ps_bits >= 52) || self.t0sz > MAX_TXSZ {
+        let ps_bits = self.effective_ps();
+        if self.t0sz < min_txsz(granule, ps_bits >= 52) || self.t0sz > MAX_TXSZ {
             return Err(ConfigError::InputSize {
                 txsz: self.t0sz,
                 granule,
@@ -340,7 +361,7 @@ impl Stage2Config {
         let bad_sl0 = ConfigError::InvalidSl0 {
             sl0: self.sl0,
             granule,
-            ps_bits: self.ps_bits,
+            ps_bits,
         };
         let Some(start_level) = self.start_level() else {
             return Err(bad_sl0);
@@ -350,7 +371,7 @@ impl Stage2Config {
             (Granule::K16, 1) => 42,
             _ => 0,
         };
-        if self.ps_bits < min_ps {
+        if ps_bits < min_ps {
             return Err(bad_sl0);
         }
         let ia_bits = self.ia_bits();
@@ -362,11 +383,8 @@ impl Stage2Config {
                 start_level,
             });
         }
-        if ia_bits > self.ps_bits {
-            return Err(ConfigError::InputBeyondOutput {
-                ia_bits,
-                ps_bits: self.ps_bits,
-            });
+        if ia_bits > ps_bits {
+            return Err(ConfigError::InputBeyondOutput { ia_bits, ps_bits });
         }
         Ok(TableGeometry {
             granule,
@@ -416,9 +434,15 @@ mod tests {
         assert!(Stage1Config::new(Granule::K16, 12, 0, 48)
             .validate()
             .is_err());
-        assert!(Stage1Config::new(Granule::K4, 16, 0, 52)
-            .validate()
-            .is_err());
+        // A 52-bit output size without the 64K granule is valid and walks as 48 bits.
+        let c = Stage1Config::new(Granule::K4, 16, 0, 52);
+        assert!(c.validate().is_ok());
+        assert_eq!(c.effective_oas(), 48);
+        let s2 = Stage2Config::new(Granule::K16, 16, 2, 0, 52);
+        assert_eq!(
+            (s2.validate().map(|g| g.start_level), s2.effective_ps()),
+            (Ok(1), 48)
+        );
         assert!(Stage1Config::new(Granule::K4, 16, 0, 47)
             .validate()
             .is_err());

@@ -130,7 +130,11 @@ impl WalkResult {
     /// Size in bytes of the matched mapping (a hook-made result with `size_log2` >= 64 reads
     /// as 2^63 rather than overflowing).
     pub const fn size(&self) -> u64 {
-        1u64 << if self.size_log2 > 63 { 63 } else { self.size_log2 }
+        1u64 << if self.size_log2 > 63 {
+            63
+        } else {
+            self.size_log2
+        }
     }
 
     /// Output address of the start of the mapping.

@@ -129,8 +129,8 @@ pub(crate) fn walk<M: GuestMemoryBackend + ?Sized>(
     let params = WalkParams {
         geo,
         root: cfg.ttb,
-        oas_bits: cfg.oas_bits,
-        pa52: uses_pa52(cfg.granule, cfg.oas_bits),
+        oas_bits: cfg.effective_oas(),
+        pa52: uses_pa52(cfg.granule, cfg.effective_oas()),
         stage: Stage::S1,
     };
     // HD is effective only together with HA.

@@ -66,8 +66,8 @@ pub(crate) fn walk<M: GuestMemoryBackend + ?Sized>(
     let params = WalkParams {
         geo,
         root: cfg.vttb,
-        oas_bits: cfg.ps_bits,
-        pa52: uses_pa52(cfg.granule, cfg.ps_bits),
+        oas_bits: cfg.effective_ps(),
+        pa52: uses_pa52(cfg.granule, cfg.effective_ps()),
         stage: Stage::S2,
     };
     // HD is effective only together with HA.

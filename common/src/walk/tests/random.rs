@@ -168,7 +168,7 @@ fn test_walk_random_stage1_never_panics() {
         match walk_stage1(&m, &cfg, va, access, privileged, None) {
             Ok(r) => {
                 ok += 1;
-                check_ok(&r, cfg.oas_bits, access, privileged);
+                check_ok(&r, cfg.effective_oas(), access, privileged);
             }
             Err(f) => {
                 check_fault(&f);
@@ -202,7 +202,7 @@ fn test_walk_random_stage2_never_panics() {
         match walk_stage2(&m, &cfg, ipa, access, privileged) {
             Ok(r) => {
                 ok += 1;
-                check_ok(&r, cfg.ps_bits, access, privileged);
+                check_ok(&r, cfg.effective_ps(), access, privileged);
             }
             Err(f) => {
                 check_fault(&f);
@@ -232,9 +232,9 @@ fn test_walk_random_nested_never_panics() {
         let hook = |ipa: u64, acc: AccessKind| walk_stage2(&m, &s2, ipa, acc, privileged);
         match walk_stage1(&m, &s1, va, access, privileged, Some(&hook)) {
             Ok(r) => {
-                check_ok(&r, s2.ps_bits, access, privileged);
+                check_ok(&r, s2.effective_ps(), access, privileged);
                 let ipa = r.ipa.expect("nested result carries the IPA");
-                assert!(ipa >> s1.oas_bits == 0);
+                assert!(ipa >> s1.effective_oas() == 0);
             }
             Err(f) => {
                 check_fault(&f);
