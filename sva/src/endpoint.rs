@@ -20,6 +20,8 @@ pub struct Endpoint<V: HostViommu, P: AttachPort> {
     attached: HwptId,
     /// The nested HWPT owned by this endpoint (Translate), if any.
     nested: Option<HwptId>,
+    /// Replaced nested HWPTs whose destroy failed; retried at teardown.
+    leaked: Vec<HwptId>,
 }
 
 impl<V: HostViommu, P: AttachPort> Endpoint<V, P> {
@@ -42,6 +44,7 @@ impl<V: HostViommu, P: AttachPort> Endpoint<V, P> {
             config: StreamConfig::Abort,
             attached: abort,
             nested: None,
+            leaked: Vec::new(),
         };
         // Attach something first so the device is never left on the IOAS or unattached.
         let first = match initial {
@@ -132,7 +135,10 @@ impl<V: HostViommu, P: AttachPort> HostEndpoint for Endpoint<V, P> {
         self.nested = new_nested;
         self.config = cfg;
         if let Some(old) = released {
-            self.viommu.destroy_hwpt(old)?;
+            if let Err(e) = self.viommu.destroy_hwpt(old) {
+                self.leaked.push(old);
+                return Err(EndpointError::ReleaseFailed { hwpt: old, source: e });
+            }
         }
         Ok(ConfigChange::Replaced {
             hwpt: target,
@@ -162,7 +168,7 @@ impl<V: HostViommu, P: AttachPort> HostEndpoint for Endpoint<V, P> {
         if let Err(errno) = self.port.detach() {
             failures.push((HostOp::Detach, dev.0, errno));
         }
-        if let Some(id) = self.nested {
+        for id in self.nested.iter().chain(self.leaked.iter()).copied() {
             if let Err(e) = self.viommu.destroy_hwpt(id) {
                 failures.push((
                     HostOp::Destroy,

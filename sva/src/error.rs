@@ -241,6 +241,15 @@ pub enum EndpointError {
     /// The guest STE is invalid (the vSMMU reports C_BAD_STE).
     #[error("invalid guest STE: {0}")]
     Ste(#[from] SteError),
+    /// The new configuration **is** installed, but destroying the replaced nested HWPT failed; the
+    /// endpoint keeps it and retries at teardown.
+    #[error("replaced HWPT {hwpt:?} could not be destroyed: {source}")]
+    ReleaseFailed {
+        /// The HWPT kept for teardown.
+        hwpt: HwptId,
+        /// Why.
+        source: ViommuError,
+    },
 }
 
 impl EndpointError {
@@ -248,7 +257,7 @@ impl EndpointError {
     pub fn host(&self) -> Option<(HostOp, Errno)> {
         match self {
             Self::Host { op, errno, .. } => Some((*op, *errno)),
-            Self::Viommu(v) => v.host(),
+            Self::Viommu(v) | Self::ReleaseFailed { source: v, .. } => v.host(),
             Self::Ste(_) => None,
         }
     }

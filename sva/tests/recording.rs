@@ -266,3 +266,28 @@ fn endpoint_created_translating_attaches_abort_first_then_replaces() {
         ]
     );
 }
+
+#[test]
+fn failed_release_keeps_the_new_config_and_retries_at_teardown() {
+    let rec = Recorder::new();
+    let v = setup(&rec);
+    let mut ep = Endpoint::new(
+        v.clone(),
+        RecordingPort::new(&rec, 4),
+        StreamId(9),
+        s1(0x1000),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    rec.fail(HostOp::Destroy, 0, Errno::EBUSY);
+    let r = ep.set_config(s1(0x2000));
+    assert!(
+        matches!(r, Err(viommu_sva::EndpointError::ReleaseFailed { .. })),
+        "{r:?}"
+    );
+    assert_eq!(ep.config(), s1(0x2000), "the new translation is installed");
+    assert_eq!(ep.teardown(), Ok(()));
+    assert!(
+        rec.live_nested().is_empty(),
+        "the leaked HWPT was destroyed at teardown"
+    );
+}
