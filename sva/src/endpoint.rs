@@ -137,7 +137,10 @@ impl<V: HostViommu, P: AttachPort> HostEndpoint for Endpoint<V, P> {
         if let Some(old) = released {
             if let Err(e) = self.viommu.destroy_hwpt(old) {
                 self.leaked.push(old);
-                return Err(EndpointError::ReleaseFailed { hwpt: old, source: e });
+                return Err(EndpointError::ReleaseFailed {
+                    hwpt: old,
+                    source: e,
+                });
             }
         }
         Ok(ConfigChange::Replaced {
