@@ -3,13 +3,14 @@
 //!
 //! **Generations.** Every tag belongs to a *space* (the VMID of an EL1 regime, stage 2 of a VMID,
 //! the EL2 regime, or a stream) and hashes to one tag bucket and one space bucket. An entry is
-//! stored with a *stamp*: `all + space_gen[space bucket] + tag_gen[tag bucket]`, read when its
-//! fill began. A lookup recomputes the sum and ignores entries whose stamp differs. Counters only
-//! grow, so any bump of one of the three makes every older stamp of the tags it covers unequal
-//! forever (no ABA: the 64-bit sum cannot wrap in practice). Invalidating a whole table, space or
-//! tag is therefore a single `fetch_add`; the dead slots are reused by later inserts. Buckets are
-//! hashed, so a bump may also hide entries of other tags in the same bucket: over-invalidation,
-//! which the architecture allows.
+//! stored with a *stamp*: `space_gen[space bucket] + tag_gen[tag bucket]`, read when its fill
+//! began. A lookup recomputes the sum and ignores entries whose stamp differs. Counters only
+//! grow, so any bump of either makes every older stamp of the tags it covers unequal forever (no
+//! ABA: the 64-bit sum cannot wrap in practice). Invalidating a space or a tag is therefore a
+//! single `fetch_add` (everything: one per space bucket); the dead slots are reused by later
+//! inserts. Buckets are indexed by the low bits of the ASID / VMID / StreamID, so sequentially
+//! allocated ids do not share them; beyond 256 live ASIDs or 64 live VMIDs a bump may also hide
+//! entries of another id in the same bucket: over-invalidation, which the architecture allows.
 //!
 //! **Fences.** Range invalidations remove slots instead of bumping generations, so a walk that
 //! read a descriptor before the invalidation could still insert it after the removal pass. To
@@ -31,20 +32,30 @@ use super::{FillToken, TlbTag};
 /// Number of tag buckets (power of two).
 const TAG_BUCKETS: usize = 256;
 /// Number of space buckets (power of two).
-const SPACE_BUCKETS: usize = 64;
+const SPACE_BUCKETS: usize = 256;
 
-/// Bucket of a 64-bit key among `n` (a power of two) buckets.
+/// Bucket of a packed tag among `n` (a power of two) buckets.
+///
+/// The low bits (ASID, or StreamID) index directly, XORed with the VMID/SubstreamID (bits
+/// [47:32] moved to [18:3]) and the kind (bits [63:60] moved to [8:5]): ASIDs are allocated
+/// sequentially (Linux), so up to `n` live ASIDs of one VMID get distinct generations and
+/// invalidating one never hides another. Cheap on purpose: it is on the hit path.
 #[inline]
 fn bucket(key: u64, n: usize) -> usize {
-    // Fold the high half (tag kind, VMID) into the low one, then take high product bits.
-    let h = (key ^ (key >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    ((h >> 40) as usize) & (n - 1)
+    ((key ^ (key >> 29) ^ (key >> 55)) as usize) & (n - 1)
+}
+
+/// Bucket of a space key ([`TlbTag::space`]: kind in [63:60], VMID/StreamID in the low bits):
+/// `number * 4 + kind[1:0]`, so `n / 4` consecutive VMIDs have distinct EL1 and stage-2
+/// buckets and `n / 4` consecutive StreamIDs distinct stream buckets.
+#[inline]
+fn space_bucket(space: u64, n: usize) -> usize {
+    (((space << 2) | ((space >> 60) & 3)) as usize) & (n - 1)
 }
 
 /// The counters of one table.
 #[derive(Debug)]
 pub(super) struct Epochs {
-    all: CachePadded<AtomicU64>,
     space_gen: Box<[CachePadded<AtomicU64>]>,
     tag_gen: Box<[CachePadded<AtomicU64>]>,
     space_fence: Box<[AtomicU64]>,
@@ -84,7 +95,6 @@ impl Epochs {
         };
         let plain = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
         Self {
-            all: CachePadded::new(AtomicU64::new(0)),
             space_gen: padded(SPACE_BUCKETS),
             tag_gen: padded(TAG_BUCKETS),
             space_fence: plain(SPACE_BUCKETS),
@@ -97,11 +107,10 @@ impl Epochs {
     #[inline]
     pub(super) fn stamp(&self, tag: TlbTag) -> u64 {
         // Acquire: a lookup that happens after an invalidation sees its bump (coherence); the
-        // ordering of the three loads among themselves does not matter since all only grow.
-        let all = self.all.load(Ordering::Acquire);
+        // order of the two loads does not matter since both only grow.
         let space = load_padded(
             &self.space_gen,
-            bucket(tag.space(), SPACE_BUCKETS),
+            space_bucket(tag.space(), SPACE_BUCKETS),
             Ordering::Acquire,
         );
         let tagg = load_padded(
@@ -109,7 +118,7 @@ impl Epochs {
             bucket(tag.raw(), TAG_BUCKETS),
             Ordering::Acquire,
         );
-        all.wrapping_add(space).wrapping_add(tagg)
+        space.wrapping_add(tagg)
     }
 
     /// The fence value of `tag`'s bucket.
@@ -125,7 +134,7 @@ impl Epochs {
     fn space_fence(&self, tag: TlbTag) -> u64 {
         load(
             &self.space_fence,
-            bucket(tag.space(), SPACE_BUCKETS),
+            space_bucket(tag.space(), SPACE_BUCKETS),
             Ordering::SeqCst,
         )
     }
@@ -159,15 +168,20 @@ impl Epochs {
     }
 
     /// Invalidate everything.
+    ///
+    /// Bumps every space generation (rare: reset, CFGI_ALL, TLBI_NSNH_ALL), which keeps the hit
+    /// path at two counter loads instead of three.
     pub(super) fn bump_all(&self) {
-        self.all.fetch_add(1, Ordering::SeqCst);
+        for g in self.space_gen.iter() {
+            g.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// Invalidate every tag of `space` (a value of [`TlbTag::space`]).
     pub(super) fn bump_space(&self, space: u64) {
         bump(
             self.space_gen
-                .get(bucket(space, SPACE_BUCKETS))
+                .get(space_bucket(space, SPACE_BUCKETS))
                 .map(|c| &**c),
         );
     }
@@ -188,12 +202,12 @@ impl Epochs {
 
     /// Refuse in-flight fills of every tag of `space`.
     pub(super) fn fence_space(&self, space: u64) {
-        bump(self.space_fence.get(bucket(space, SPACE_BUCKETS)));
+        bump(self.space_fence.get(space_bucket(space, SPACE_BUCKETS)));
     }
 
     /// Record that `tag`'s space holds nested entries (before the inserting slot is published).
     pub(super) fn mark_nested(&self, tag: TlbTag) {
-        if let Some(f) = self.nested.get(bucket(tag.space(), SPACE_BUCKETS)) {
+        if let Some(f) = self.nested.get(space_bucket(tag.space(), SPACE_BUCKETS)) {
             if !f.load(Ordering::SeqCst) {
                 f.store(true, Ordering::SeqCst);
             }
@@ -203,7 +217,7 @@ impl Epochs {
     /// True if `space` may hold nested entries.
     pub(super) fn may_have_nested(&self, space: u64) -> bool {
         self.nested
-            .get(bucket(space, SPACE_BUCKETS))
+            .get(space_bucket(space, SPACE_BUCKETS))
             .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 }

@@ -50,6 +50,8 @@
 
 mod epoch;
 mod stats;
+#[cfg(test)]
+mod stress;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -57,7 +59,6 @@ mod tests;
 use std::sync::atomic::Ordering;
 
 use crate::access::Perms;
-use crate::addr::low_mask;
 use crate::id::{Asid, StreamId, SubstreamId, Vmid};
 use crate::traits::{DmaMapping, MemAttrs};
 
@@ -142,13 +143,16 @@ impl TlbTag {
 
     /// The space the tag belongs to (what [`Invalidation::Stage1All`], [`Invalidation::Vmid`]
     /// and [`Invalidation::Stream`] invalidate as a whole), packed like a tag.
+    ///
+    /// The space's number (VMID, StreamID) is in the low bits, so consecutive VMIDs/StreamIDs
+    /// get distinct generation buckets (epoch.rs).
     const fn space(self) -> u64 {
-        let kind = self.0 >> KIND_SHIFT;
-        match kind {
-            KIND_NH | KIND_NH_GLOBAL => (KIND_NH << KIND_SHIFT) | (self.0 & (0xffff << 32)),
+        let vmid = (self.0 >> 32) & 0xffff;
+        match self.0 >> KIND_SHIFT {
+            KIND_NH | KIND_NH_GLOBAL => (KIND_NH << KIND_SHIFT) | vmid,
+            KIND_S2 => (KIND_S2 << KIND_SHIFT) | vmid,
             KIND_EL2 | KIND_EL2_GLOBAL => KIND_EL2 << KIND_SHIFT,
-            KIND_STREAM => (KIND_STREAM << KIND_SHIFT) | (self.0 & 0xffff_ffff),
-            _ => self.0,
+            _ => (KIND_STREAM << KIND_SHIFT) | (self.0 & 0xffff_ffff),
         }
     }
 
@@ -459,7 +463,8 @@ impl Iotlb {
         while mask != 0 {
             let s = mask.trailing_zeros();
             mask &= mask - 1;
-            let key = table::key(iova & !low_mask(s), s);
+            // s <= 63: the shift cannot overflow.
+            let key = table::key(iova & (u64::MAX << s), s);
             if let Some(words) = self.table.find(tag.raw(), key, stamp) {
                 return Some(table::decode(&words));
             }

@@ -72,6 +72,9 @@ impl ThreadIndex {
 
 impl Drop for ThreadIndex {
     fn drop(&mut self) {
+        // Later counts of this thread (from other thread-local destructors) go to the overflow
+        // stripe. `INDEX` may already be gone; then nothing can read it any more.
+        let _ = INDEX.try_with(|c| c.set(usize::MAX));
         // The mutex orders this thread's last stripe writes before the next owner's first.
         if let Ok(mut free) = FREE_INDICES.lock() {
             free.push(self.index);
@@ -80,12 +83,29 @@ impl Drop for ThreadIndex {
 }
 
 thread_local! {
+    /// This thread's index once registered (`usize::MAX` before): a const-initialised `Cell`
+    /// without destructor, so reading it on the hit path is one thread-pointer-relative load.
+    static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Owns the index and returns it to the free list when the thread exits.
     static THREAD: ThreadIndex = ThreadIndex::acquire();
 }
 
-/// This thread's index, or `usize::MAX` while thread-locals are being torn down.
+/// This thread's index, registering it on first use; `usize::MAX` while thread-locals are
+/// being torn down (the caller then uses the shared overflow stripe).
+#[inline]
 fn thread_index() -> usize {
-    THREAD.try_with(|t| t.index).unwrap_or(usize::MAX)
+    let i = INDEX.with(Cell::get);
+    if i != usize::MAX {
+        return i;
+    }
+    register()
+}
+
+#[cold]
+fn register() -> usize {
+    let i = THREAD.try_with(|t| t.index).unwrap_or(usize::MAX);
+    INDEX.with(|c| c.set(i));
+    i
 }
 
 /// A per-thread pseudo-random number (xorshift64), for replacement choices.

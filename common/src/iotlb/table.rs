@@ -200,26 +200,17 @@ impl Table {
     pub(super) fn find(&self, tag: u64, key: u64, stamp: u64) -> Option<Words> {
         for slot in self.ways(tag, key) {
             // Acquire: pairs with the writer's Release unlock, so the words of that write are
-            // visible below.
+            // visible below. All words are read unconditionally (one cache line) and checked
+            // once, which keeps the loop short and branch-light.
             let seq = slot.seq.load(Ordering::Acquire);
-            if seq & 1 != 0
-                || slot.w[W_KEY].load(Ordering::Relaxed) != key
-                || slot.w[W_TAG].load(Ordering::Relaxed) != tag
-            {
-                continue;
-            }
             let words: Words = std::array::from_fn(|i| slot.w[i].load(Ordering::Relaxed));
             // Acquire fence: if any word above came from a later write, that write's
             // fence(Release) after its odd sequence store makes the re-load below see it.
             fence(Ordering::Acquire);
-            if slot.seq.load(Ordering::Relaxed) != seq
-                || words[W_KEY] != key
-                || words[W_TAG] != tag
-                || words[W_STAMP] != stamp
-            {
-                continue;
+            let stable = slot.seq.load(Ordering::Relaxed) == seq && seq & 1 == 0;
+            if stable && words[W_KEY] == key && words[W_TAG] == tag && words[W_STAMP] == stamp {
+                return Some(words);
             }
-            return Some(words);
         }
         None
     }
@@ -275,6 +266,9 @@ impl Table {
             cell.store(v, Ordering::Relaxed);
         }
         let ok = still_valid();
+        // The window in which a removal must wait for this slot (table.rs module doc).
+        #[cfg(test)]
+        test_hooks::pause_in_insert();
         if !ok {
             slot.w[W_KEY].store(0, Ordering::Relaxed);
         }
@@ -325,5 +319,30 @@ impl Table {
             }
         }
         removed
+    }
+}
+
+/// Test-only: let the stress test hold slot locks for a while, so removals meet busy slots.
+#[cfg(test)]
+pub(super) mod test_hooks {
+    use std::cell::Cell;
+
+    thread_local! {
+        static PAUSE: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// Make every `n`-th insert of this thread yield while holding its slot lock (0 = never).
+    pub(in super::super) fn pause_inserts_every(n: u32) {
+        PAUSE.with(|p| p.set(n));
+    }
+
+    pub(super) fn pause_in_insert() {
+        thread_local! {
+            static COUNT: Cell<u32> = const { Cell::new(0) };
+        }
+        let n = PAUSE.with(Cell::get);
+        if n != 0 && COUNT.with(|c| c.replace(c.get().wrapping_add(1))) % n == 0 {
+            std::thread::yield_now();
+        }
     }
 }

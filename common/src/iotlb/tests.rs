@@ -551,6 +551,37 @@ fn test_iotlb_stats_count_operations() {
     );
 }
 
+/// Generations are exact for up to 256 consecutive ASIDs of a VMID and 64 consecutive VMIDs:
+/// invalidating one never hides another (ASIDs and VMIDs are allocated sequentially).
+#[test]
+fn test_iotlb_consecutive_asids_and_vmids_invalidate_independently() {
+    let tlb = Iotlb::new(4096);
+    for a in 1..=256u16 {
+        fill(&tlb, s1(a), page(0x1000, 0x2000));
+    }
+    for v in 1..=64u16 {
+        fill(&tlb, TlbTag::stage2(Vmid(v)), page(0x1000, 0x2000));
+        fill(&tlb, TlbTag::stage1(Vmid(v), Asid(1)), page(0x1000, 0x2000));
+    }
+    tlb.invalidate(Invalidation::Asid(NH0, Asid(77)));
+    tlb.invalidate(Invalidation::Vmid(Vmid(33)));
+    for a in 1..=256u16 {
+        assert_eq!(hit(&tlb, s1(a), 0x1000), a != 77, "ASID {a}");
+    }
+    for v in 1..=64u16 {
+        assert_eq!(
+            hit(&tlb, TlbTag::stage2(Vmid(v)), 0x1000),
+            v != 33,
+            "VMID {v}"
+        );
+        assert_eq!(
+            hit(&tlb, TlbTag::stage1(Vmid(v), Asid(1)), 0x1000),
+            v != 33,
+            "VMID {v}"
+        );
+    }
+}
+
 /// Tag packing keeps VMID, ASID, StreamID and SubstreamID apart (no two distinct ids collide).
 #[test]
 fn test_tlb_tag_packing_distinct() {
