@@ -112,14 +112,14 @@ impl<M: GuestMemoryBackend> PasidBinder<M> {
     }
 
     fn cd_addr(&self, pasid: u32) -> u64 {
-        self.table + 64 * u64::from(pasid)
+        self.table.wrapping_add(64 * u64::from(pasid))
     }
 
     fn clear_cd(&self, pasid: u32) -> Result<(), PasidError> {
         let a = self.cd_addr(pasid);
         // V lives in word 0: invalidate it first
         for w in 0..8 {
-            write_u64_le(&self.mem, a + 8 * w, 0).map_err(PasidError::Memory)?;
+            write_u64_le(&self.mem, a.wrapping_add(8 * w), 0).map_err(PasidError::Memory)?;
         }
         Ok(())
     }
@@ -141,9 +141,9 @@ impl<M: GuestMemoryBackend> PasidBinder<M> {
             .with_asid(asid);
         let w1 = CdTtb::new().with_ttb(t.ttb0);
         // words 1..3 first, word 0 (V = 1) last, so the SMMU never sees a half-written valid CD
-        write_u64_le(&self.mem, a + 8, w1.into_bits()).map_err(PasidError::Memory)?;
-        write_u64_le(&self.mem, a + 16, 0).map_err(PasidError::Memory)?;
-        write_u64_le(&self.mem, a + 24, t.mair).map_err(PasidError::Memory)?;
+        write_u64_le(&self.mem, a.wrapping_add(8), w1.into_bits()).map_err(PasidError::Memory)?;
+        write_u64_le(&self.mem, a.wrapping_add(16), 0).map_err(PasidError::Memory)?;
+        write_u64_le(&self.mem, a.wrapping_add(24), t.mair).map_err(PasidError::Memory)?;
         write_u64_le(&self.mem, a, w0.into_bits()).map_err(PasidError::Memory)?;
         Ok(())
     }
