@@ -90,6 +90,29 @@ fn test_replay_linux612_bringup_passthrough() {
     assert_replay_passes(&path);
 }
 
+/// `--trace` adds the device's trace records (commands consumed, CONS changes) as JSON lines;
+/// `--quiet` prints nothing but the summary when everything passes.
+#[test]
+fn test_replay_trace_and_quiet_output() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/replay/linux612-bringup-passthrough.replay.jsonl.xz");
+    let traced = replay(&path, &["--trace"]);
+    let out = stdout(&traced);
+    let trace_lines: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.contains("\"trace\""))
+        .map(|l| serde_json::from_str(l).expect("trace lines are JSON"))
+        .collect();
+    assert!(trace_lines.len() > 10, "{out}");
+    assert!(trace_lines
+        .iter()
+        .all(|v| v["dev"] == "smmu0" && v["line"].is_u64()));
+    assert_eq!(summary(&traced).1, 0);
+    let quiet = replay(&path, &["--quiet"]);
+    let (passed, _) = summary(&quiet);
+    assert_eq!(stdout(&quiet), format!("{passed} passed, 0 failed\n"));
+}
+
 /// Every scenario file under tests/replay/ replays with 0 failures.
 #[test]
 fn test_replay_scenario_files() {
