@@ -609,6 +609,29 @@ def dma_fault_event():
     s.expect_event(3, 0x10, sid, 0xA000_0000)
     s.mr(EVTQ_PROD, 4, mask=0x7FFF_FFFF)
     s.expect_msi(EVTQ_MSI_DATA, count=0)
+
+    s.comment("overflow (smmuv3.md §9.4): a 2-entry queue, reprogrammed with EVENTQEN = 0")
+    evtq2 = EVTQ + 0x1000
+    s.mw(CR0, 0x9)
+    s.mr(CR0ACK, 0x9)
+    s.mw(EVTQ_BASE, (1 << 62) | evtq2 | 1, size=8)
+    s.mw(EVTQ_PROD, 0)
+    s.mw(EVTQ_CONS, 0)
+    s.mw(CR0, 0xD)
+    s.mr(CR0ACK, 0xD)
+    for i in range(3):
+        s.dma_fault(sid, 0xB000_0000 + i * 0x1000, "F_TRANSLATION")
+    s.comment("two records written, the third dropped: PROD = wrap 1, index 0, OVFLG toggled; "
+              "a full queue is not EVENTQ_ABT_ERR")
+    s.rmem(evtq2 + 16, le64(0xB000_0000))
+    s.rmem(evtq2 + 32 + 16, le64(0xB000_1000))
+    s.mr(EVTQ_PROD, 0x8000_0002)
+    s.mr(GERROR, 0)
+    s.comment("the driver drains and acknowledges: CONS = PROD index/wrap | OVACKFLG copied")
+    s.mw(EVTQ_CONS, 0x8000_0002)
+    s.dma_fault(sid, 0xB000_4000, "F_TRANSLATION")
+    s.rmem(evtq2 + 16, le64(0xB000_4000))
+    s.mr(EVTQ_PROD, 0x8000_0003)
     return s
 
 
