@@ -1,0 +1,264 @@
+//! The configuration cache: decoded STEs keyed by StreamID and decoded CDs keyed by
+//! (StreamID, CD index), invalidated exactly by the CFGI_* commands (IHI 0070 §4.3, §16.2;
+//! smmuv3.md §8.3, §13).
+//!
+//! Concurrency: lookups take no locks and write no shared memory beyond an [`ArcSwap`] load;
+//! each of [`SHARDS`] shards (chosen by StreamID) publishes an immutable map snapshot. Writers
+//! (inserts and invalidations) are serialised by one mutex and replace a shard's snapshot
+//! (copy-on-write; shards are bounded, so a copy is bounded too).
+//!
+//! An insert can race with an invalidation: a translation misses, reads the old STE from memory,
+//! then a CFGI for that STE completes, then the translation inserts what it read. To make
+//! "after CMD_SYNC completes no stale configuration is used" hold, every insert carries a
+//! [`Ticket`] taken *before* reading guest memory; every invalidation bumps a generation under
+//! the writer lock, and an insert whose ticket is older is dropped.
+//!
+//! Policies:
+//! - CFGI_STE / CFGI_STE_RANGE also drop the CDs of the affected StreamIDs (a CD's location
+//!   depends on its STE).
+//! - CFGI_CD with Leaf = 0 (its L1 CD descriptor may have changed) drops every CD of the
+//!   StreamID, since other CDs of the same leaf table were resolved through that descriptor.
+//! - L1 stream and CD descriptors are not cached at all (Linux installs L1 stream descriptors
+//!   without a CFGI, so an invalid one must never be cached).
+//! - Each shard holds at most [`STE_CAPACITY`] STEs and [`CD_CAPACITY`] CDs; inserting into a
+//!   full shard evicts an arbitrary entry (a hostile guest cannot grow the cache without bound).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::{ContextConfig, StreamConfig};
+use crate::cmdq::command::Command;
+
+/// Number of shards (a power of two).
+pub const SHARDS: usize = 64;
+/// Maximum cached STEs per shard.
+pub const STE_CAPACITY: usize = 256;
+/// Maximum cached CDs per shard.
+pub const CD_CAPACITY: usize = 1024;
+
+/// Proof that an insert is based on memory read after the last invalidation it must respect.
+/// Take it with [`ConfigCache::ticket`] *before* reading the STE/CD from guest memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(u64);
+
+#[derive(Clone, Default)]
+struct ShardMap {
+    stes: HashMap<u32, StreamConfig>,
+    cds: HashMap<(u32, u32), ContextConfig>,
+}
+
+/// The lock-free configuration cache (see the module docs).
+pub struct ConfigCache {
+    shards: Box<[ArcSwap<ShardMap>]>,
+    /// Bumped (under `writer`) by every invalidation; read with Acquire by [`Self::ticket`] so
+    /// that memory reads after the ticket see guest writes made before the invalidation.
+    generation: AtomicU64,
+    /// Serialises inserts and invalidations (the copy-on-write of shard snapshots and the
+    /// generation check of inserts).
+    writer: Mutex<()>,
+}
+
+impl Default for ConfigCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for ConfigCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (stes, cds) = self.len();
+        f.debug_struct("ConfigCache")
+            .field("stes", &stes)
+            .field("cds", &cds)
+            .field("generation", &self.generation.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+const fn shard_of(sid: u32) -> usize {
+    (sid as usize) & (SHARDS - 1)
+}
+
+impl ConfigCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| ArcSwap::from_pointee(ShardMap::default()))
+                .collect(),
+            generation: AtomicU64::new(0),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The cached configuration of `sid` (lock-free).
+    pub fn ste(&self, sid: u32) -> Option<StreamConfig> {
+        self.shard(sid).load().stes.get(&sid).copied()
+    }
+
+    /// The cached CD `index` of `sid` (lock-free).
+    pub fn cd(&self, sid: u32, index: u32) -> Option<ContextConfig> {
+        self.shard(sid).load().cds.get(&(sid, index)).copied()
+    }
+
+    /// A ticket for a later insert; take it before reading guest memory.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.generation.load(Ordering::Acquire))
+    }
+
+    /// Cache `sid`'s decoded STE. Returns false (and caches nothing) if an invalidation
+    /// happened since `ticket` was taken.
+    pub fn insert_ste(&self, ticket: Ticket, sid: u32, cfg: StreamConfig) -> bool {
+        self.update(ticket, sid, |m| {
+            if m.stes.len() >= STE_CAPACITY && !m.stes.contains_key(&sid) {
+                if let Some(&victim) = m.stes.keys().next() {
+                    m.stes.remove(&victim);
+                }
+            }
+            m.stes.insert(sid, cfg);
+        })
+    }
+
+    /// Cache CD `index` of `sid`. Returns false (and caches nothing) if an invalidation
+    /// happened since `ticket` was taken.
+    pub fn insert_cd(&self, ticket: Ticket, sid: u32, index: u32, cfg: ContextConfig) -> bool {
+        self.update(ticket, sid, |m| {
+            let key = (sid, index);
+            if m.cds.len() >= CD_CAPACITY && !m.cds.contains_key(&key) {
+                if let Some(&victim) = m.cds.keys().next() {
+                    m.cds.remove(&victim);
+                }
+            }
+            m.cds.insert(key, cfg);
+        })
+    }
+
+    /// CFGI_STE: drop `sid`'s STE and (policy) its CDs.
+    pub fn invalidate_ste(&self, sid: u32) {
+        self.invalidate_sids(sid, sid);
+    }
+
+    /// CFGI_STE_RANGE: drop the STEs and CDs of every StreamID in `first..=last`, cached or not.
+    pub fn invalidate_sids(&self, first: u32, last: u32) {
+        let _w = self.lock();
+        self.bump();
+        let in_range = |s: u32| (first..=last).contains(&s);
+        for shard in self.shards.iter() {
+            let cur = shard.load();
+            if !cur.stes.keys().any(|&s| in_range(s)) && !cur.cds.keys().any(|&(s, _)| in_range(s))
+            {
+                continue;
+            }
+            let mut m = ShardMap::clone(&cur);
+            m.stes.retain(|&s, _| !in_range(s));
+            m.cds.retain(|&(s, _), _| !in_range(s));
+            shard.store(Arc::new(m));
+        }
+    }
+
+    /// CFGI_CD with Leaf = 1: drop CD `index` of `sid`.
+    pub fn invalidate_cd(&self, sid: u32, index: u32) {
+        let _w = self.lock();
+        self.bump();
+        let shard = self.shard(sid);
+        let cur = shard.load();
+        if cur.cds.contains_key(&(sid, index)) {
+            let mut m = ShardMap::clone(&cur);
+            m.cds.remove(&(sid, index));
+            shard.store(Arc::new(m));
+        }
+    }
+
+    /// CFGI_CD_ALL (and CFGI_CD with Leaf = 0): drop every CD of `sid`.
+    pub fn invalidate_cds(&self, sid: u32) {
+        let _w = self.lock();
+        self.bump();
+        let shard = self.shard(sid);
+        let cur = shard.load();
+        if cur.cds.keys().any(|&(s, _)| s == sid) {
+            let mut m = ShardMap::clone(&cur);
+            m.cds.retain(|&(s, _), _| s != sid);
+            shard.store(Arc::new(m));
+        }
+    }
+
+    /// CFGI_ALL, reset, SMMUEN transitions: drop everything.
+    pub fn invalidate_all(&self) {
+        let _w = self.lock();
+        self.bump();
+        for shard in self.shards.iter() {
+            let cur = shard.load();
+            if !cur.stes.is_empty() || !cur.cds.is_empty() {
+                shard.store(Arc::new(ShardMap::default()));
+            }
+        }
+    }
+
+    /// Apply a command's configuration-cache effect. Returns true for the CFGI_* commands
+    /// (whatever they dropped), false for every other command (nothing done).
+    pub fn apply(&self, cmd: &Command) -> bool {
+        match *cmd {
+            Command::CfgiSte { sid, .. } => self.invalidate_ste(sid.0),
+            Command::CfgiSteRange { .. } => {
+                if let Some((first, last)) = cmd.cfgi_sid_range() {
+                    self.invalidate_sids(first, last);
+                }
+            }
+            Command::CfgiAll => self.invalidate_all(),
+            Command::CfgiCd { sid, ssid, leaf } => {
+                if leaf {
+                    self.invalidate_cd(sid.0, ssid.0);
+                } else {
+                    self.invalidate_cds(sid.0);
+                }
+            }
+            Command::CfgiCdAll { sid } => self.invalidate_cds(sid.0),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Number of cached `(STEs, CDs)`.
+    pub fn len(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(s, c), shard| {
+            let m = shard.load();
+            (s + m.stes.len(), c + m.cds.len())
+        })
+    }
+
+    /// True if nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0)
+    }
+
+    fn shard(&self, sid: u32) -> &ArcSwap<ShardMap> {
+        // SHARDS entries were created in `new`; the index is masked to that length.
+        &self.shards[shard_of(sid)]
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A poisoned writer lock only means another writer panicked; the maps are always
+        // replaced whole, so they are consistent.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bump(&self) {
+        // Release: pairs with the Acquire in `ticket`.
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn update(&self, ticket: Ticket, sid: u32, f: impl FnOnce(&mut ShardMap)) -> bool {
+        let _w = self.lock();
+        if self.generation.load(Ordering::Relaxed) != ticket.0 {
+            return false;
+        }
+        let shard = self.shard(sid);
+        let mut m = ShardMap::clone(&shard.load());
+        f(&mut m);
+        shard.store(Arc::new(m));
+        true
+    }
+}

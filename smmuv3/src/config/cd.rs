@@ -1,0 +1,273 @@
+//! Substream selection, CD table fetch and CD decode (IHI 0070 §5.3, §5.4; smmuv3.md §5).
+//!
+//! CD-table addresses are IPAs when the stream is nested: the device passes a stage-2
+//! translation ([`CdTranslate`]) for S1ContextPtr, the L1 CD descriptor's L2Ptr and the CD
+//! address; a stage-2 fault there is reported with CLASS = CD.
+//!
+//! Policies and CONSTRAINED UNPREDICTABLE choices:
+//! - L1 CD descriptor with V = 0: C_BAD_SUBSTREAMID (inferred).
+//! - S1DSS = SSID0 and a transaction with SubstreamID 0: C_BAD_SUBSTREAMID (inferred).
+//! - A region with EPDx = 1 is never validated (its TxSZ/TGx/TTBx are unused: Linux's released
+//!   SVA CD keeps EPD0 = 1 with stale fields); walks in it are translation faults.
+//! - A region with EPDx = 0 and TxSZ outside the walker's range, or a granule not in IDR5, or a
+//!   reserved TGx: C_BAD_CD (QEMU's choice; a CPU would clamp TxSZ).
+//! - IPS reserved (7): treated as the OAS; effective IPS = min(IPS, OAS), 52 only with 64K.
+//! - AA64 = 0 (no AArch32 tables) and ENDI = 1 (little-endian tables only): C_BAD_CD.
+//! - S = 1 with STALL_MODEL = 1 or STE.S1STALLD = 1: C_BAD_CD (IHI 0070 CD.S); with
+//!   STALL_MODEL = 2 stalls are forced whatever S says.
+//! - A = 0 with IDR0.TERM_MODEL = 1: treated as A = 1 (not C_BAD_CD).
+//! - HA/HD without IDR0.HTTU, HADx without IDR3.HAD: ignored.
+//! - ASIDs are masked to 8 bits without IDR0.ASID16.
+
+use vm_memory::GuestMemoryBackend;
+
+use viommu_common::addr::{low_mask, Granule};
+use viommu_common::id::{Asid, SubstreamId};
+use viommu_common::mem;
+use viommu_common::walk::{FaultClass, Stage1Config};
+
+use super::ste::effective_ps;
+use super::{CdTableFormat, CdTranslate, ConfigError, ContextConfig, S1Config, S1Dss};
+use crate::caps::Caps;
+use crate::spec::cd::{Cd, Tg0, Tg1};
+use crate::spec::strtab::L1Cd;
+
+/// Which CD (if any) a transaction uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Substream {
+    /// Translate with the CD at this index.
+    Cd(u32),
+    /// Skip stage 1 (S1DSS = bypass, non-substream traffic).
+    BypassS1,
+    /// Terminate with F_STREAM_DISABLED (S1DSS = terminate, non-substream traffic).
+    Disabled,
+}
+
+impl S1Config {
+    /// Select the CD for a transaction with `ssid` (smmuv3.md §5.3, §5.4).
+    ///
+    /// # Errors
+    /// [`ConfigError::BadSubstreamId`] when the stream has no substreams but the transaction
+    /// carries one, when `ssid >= 2^S1CDMax`, or SubstreamID 0 with S1DSS = SSID0.
+    pub fn substream(&self, ssid: Option<SubstreamId>) -> Result<Substream, ConfigError> {
+        match ssid {
+            None if self.cd_max_bits == 0 => Ok(Substream::Cd(0)),
+            None => Ok(match self.dss {
+                S1Dss::Terminate => Substream::Disabled,
+                S1Dss::Bypass => Substream::BypassS1,
+                S1Dss::Substream0 => Substream::Cd(0),
+            }),
+            Some(_) if self.cd_max_bits == 0 => Err(ConfigError::BadSubstreamId {
+                why: "SubstreamID on a stream without substreams (S1CDMax = 0)",
+            }),
+            Some(SubstreamId(s)) if u64::from(s) >> self.cd_max_bits != 0 => {
+                Err(ConfigError::BadSubstreamId {
+                    why: "SubstreamID >= 2^S1CDMax",
+                })
+            }
+            Some(SubstreamId(0)) if self.dss == S1Dss::Substream0 => {
+                Err(ConfigError::BadSubstreamId {
+                    why: "SubstreamID 0 with S1DSS = SSID0",
+                })
+            }
+            Some(SubstreamId(s)) => Ok(Substream::Cd(s)),
+        }
+    }
+
+    /// The physical address of CD `index`, reading the L1 CD descriptor for 2-level tables.
+    /// `s2` translates IPAs for nested streams (`None`: addresses are PAs).
+    ///
+    /// # Errors
+    /// [`ConfigError::CdFetch`] if the L1 read aborts, [`ConfigError::CdStage2`] if a stage-2
+    /// translation faults, [`ConfigError::BadSubstreamId`] for an invalid L1 descriptor or an
+    /// index beyond the table.
+    pub fn cd_addr<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        mem: &M,
+        index: u32,
+        s2: Option<CdTranslate<'_>>,
+    ) -> Result<u64, ConfigError> {
+        let index = u64::from(index);
+        if index >> self.cd_max_bits != 0 {
+            return Err(ConfigError::BadSubstreamId {
+                why: "SubstreamID >= 2^S1CDMax",
+            });
+        }
+        let ipa = match self.format {
+            CdTableFormat::Single | CdTableFormat::Linear => {
+                self.cd_table.wrapping_add(index * Cd::SIZE)
+            }
+            CdTableFormat::TwoLevel { leaf_bits } => {
+                let l1_ipa = self.cd_table.wrapping_add((index >> leaf_bits) * 8);
+                let l1_pa = translate(l1_ipa, s2)?;
+                let raw = mem::load_u64_le(mem, l1_pa)
+                    .map_err(|_| ConfigError::CdFetch { addr: l1_pa })?;
+                let l1 = L1Cd::from_raw(raw);
+                if !l1.v() {
+                    return Err(ConfigError::BadSubstreamId {
+                        why: "L1 CD descriptor V = 0",
+                    });
+                }
+                l1.l2ptr()
+                    .wrapping_add((index & low_mask(leaf_bits)) * Cd::SIZE)
+            }
+        };
+        translate(ipa, s2)
+    }
+
+    /// Read CD `index`: each word with one 64-bit atomic load.
+    ///
+    /// # Errors
+    /// As [`S1Config::cd_addr`]; [`ConfigError::CdFetch`] if a CD word is outside RAM.
+    pub fn fetch_cd<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        mem: &M,
+        index: u32,
+        s2: Option<CdTranslate<'_>>,
+    ) -> Result<Cd, ConfigError> {
+        let addr = self.cd_addr(mem, index, s2)?;
+        let mut words = [0u64; 8];
+        for (i, w) in words.iter_mut().enumerate() {
+            let a = addr.wrapping_add(8 * i as u64);
+            *w = mem::load_u64_le(mem, a).map_err(|_| ConfigError::CdFetch { addr })?;
+        }
+        Ok(Cd::from_words(words))
+    }
+
+    /// Fetch and decode CD `index`.
+    ///
+    /// # Errors
+    /// Any [`ConfigError`] of [`S1Config::fetch_cd`] or [`decode_cd`].
+    pub fn lookup_cd<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        mem: &M,
+        index: u32,
+        s2: Option<CdTranslate<'_>>,
+        caps: &Caps,
+    ) -> Result<ContextConfig, ConfigError> {
+        decode_cd(&self.fetch_cd(mem, index, s2)?, caps, self)
+    }
+}
+
+fn translate(ipa: u64, s2: Option<CdTranslate<'_>>) -> Result<u64, ConfigError> {
+    match s2 {
+        None => Ok(ipa),
+        Some(f) => f(ipa)
+            .map_err(|fault| ConfigError::CdStage2(fault.with_class(FaultClass::Cd).with_ipa(ipa))),
+    }
+}
+
+fn bad_cd(why: &'static str) -> ConfigError {
+    ConfigError::BadCd { why }
+}
+
+/// Decode and validate a CD (smmuv3.md §5.5) for a stream whose stage-1 STE part is `s1`.
+///
+/// # Errors
+/// [`ConfigError::BadCd`] for V = 0 or an illegal CD.
+pub fn decode_cd(cd: &Cd, caps: &Caps, s1: &S1Config) -> Result<ContextConfig, ConfigError> {
+    let w0 = cd.w0;
+    if !w0.v() {
+        return Err(bad_cd("V = 0"));
+    }
+    if !w0.aa64() {
+        return Err(bad_cd("AA64 = 0 (AArch32 tables are not supported)"));
+    }
+    if w0.endi() {
+        return Err(bad_cd("ENDI = 1 (big-endian tables are not supported)"));
+    }
+    let stall = if caps.stall_forced() {
+        true
+    } else if w0.s() {
+        if !caps.stalls() {
+            return Err(bad_cd("S = 1 with STALL_MODEL = 1"));
+        }
+        if s1.stall_disabled {
+            return Err(bad_cd("S = 1 with STE.S1STALLD = 1"));
+        }
+        true
+    } else {
+        false
+    };
+    let ha = caps.httu_access() && w0.ha();
+    let hd = ha && caps.httu_dirty() && w0.hd();
+    let granule0 = match w0.tg0() {
+        Tg0::TG0_4K => Some(Granule::K4),
+        Tg0::TG0_16K => Some(Granule::K16),
+        Tg0::TG0_64K => Some(Granule::K64),
+        _ => None,
+    };
+    let granule1 = match w0.tg1() {
+        Tg1::TG1_4K => Some(Granule::K4),
+        Tg1::TG1_16K => Some(Granule::K16),
+        Tg1::TG1_64K => Some(Granule::K64),
+        _ => None,
+    };
+    let region = |epd: bool,
+                  granule: Option<Granule>,
+                  txsz: u8,
+                  ttb: u64,
+                  tbi: bool,
+                  had: bool,
+                  upper: bool|
+     -> Result<Stage1Config, ConfigError> {
+        if epd {
+            // Unused fields: keep them out of the decoded value so stale bits compare equal.
+            let mut r = Stage1Config::new(Granule::K4, 16, 0, caps.oas_bits().min(48));
+            r.epd = true;
+            r.upper = upper;
+            r.tbi = tbi;
+            return Ok(r);
+        }
+        let Some(granule) = granule.filter(|g| caps.granule(*g)) else {
+            return Err(bad_cd("TGx reserved or granule not advertised"));
+        };
+        let mut r = Stage1Config::new(granule, txsz, ttb, effective_ps(w0.ips(), caps, granule));
+        r.upper = upper;
+        r.tbi = tbi;
+        r.hpd = caps.had() && had;
+        r.ha = ha;
+        r.hd = hd;
+        r.affd = w0.affd();
+        r.wxn = w0.wxn();
+        r.pan = w0.pan();
+        r.mair = cd.w3.mair();
+        if caps.max_va_bits() < 52 && txsz < 16 {
+            return Err(bad_cd("TxSZ below 16 without IDR5.VAX"));
+        }
+        r.validate()
+            .map_err(|_| bad_cd("TxSZ out of range for the granule"))?;
+        Ok(r)
+    };
+    let r0 = region(
+        w0.epd0(),
+        granule0,
+        w0.t0sz(),
+        cd.ttb0(),
+        w0.tbi0(),
+        cd.w1.had0(),
+        false,
+    )?;
+    let r1 = region(
+        w0.epd1(),
+        granule1,
+        w0.t1sz(),
+        cd.ttb1(),
+        w0.tbi1(),
+        cd.w2.had1(),
+        true,
+    )?;
+    let asid = if caps.asid_bits() == 8 {
+        w0.asid() & 0xff
+    } else {
+        w0.asid()
+    };
+    Ok(ContextConfig {
+        asid: Asid(asid),
+        regions: [r0, r1],
+        record: w0.r(),
+        stall,
+        abort: w0.a() || caps.term_model(),
+        aset: w0.aset(),
+    })
+}
