@@ -41,19 +41,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use vm_memory::{GuestAddress, GuestAddressSpace, GuestMemoryBackend};
+use vm_memory::{GuestAddressSpace, GuestMemoryBackend};
 
 use viommu_common::iotlb::{Invalidation, Iotlb};
-use viommu_common::traits::{InterruptSink, MmioDevice, MmioError};
+use viommu_common::traits::InterruptSink;
 
 use crate::caps::{Caps, CapsError, IdRegs, SmmuConfig};
 use crate::cmdq::CmdqState;
-use crate::evtq::{EvtqState, Produced};
-use crate::regs::{self, IrqSource, Queue, Register};
-use crate::spec::regs::{
-    defined, CmdqCons, Cr0, Cr2, Gbpa, Gerror, IrqCtrl, StrtabBase, StrtabBaseCfg,
-};
-use crate::trace::{Delivery, Signal, TraceRecord, Tracer};
+use crate::config::cache::ConfigCache;
+use crate::evtq::EvtqState;
+use crate::regs::IrqSource;
+use crate::route::RouteCache;
+use crate::spec::regs::{Cr0, Cr2, Gbpa, StrtabBase, StrtabBaseCfg};
+use crate::trace::{TraceRecord, Tracer};
 
 /// Wired interrupt line numbers passed to [`InterruptSink::pulse`] when a source has no MSI
 /// configured (or IDR0.MSI = 0). The order is QEMU virt's SPIs 74..77.
@@ -242,7 +242,7 @@ where
 pub struct SmmuV3<M: GuestRam> {
     pub(crate) caps: Caps,
     pub(crate) mem: M,
-    sink: Arc<dyn InterruptSink>,
+    pub(crate) sink: Arc<dyn InterruptSink>,
     tracer: ArcSwapOption<TracerBox>,
     /// Control and command-queue registers; held for the whole of a command batch so commands
     /// execute in order and CONS moves only under it.
@@ -252,7 +252,7 @@ pub struct SmmuV3<M: GuestRam> {
     pub(crate) evtq: Mutex<EvtqProducer>,
     /// IRQ_CTRL, GERROR/GERRORN and MSI configuration: keeps the GERROR toggle and the
     /// decision to signal atomic.
-    irq: Mutex<IrqState>,
+    pub(crate) irq: Mutex<IrqState>,
     /// Translation's lock-free snapshot of CR0/CR2/GBPA/STRTAB_*; replaced under `ctrl`.
     pub(crate) view: ArcSwap<View>,
     /// Set when a command batch stopped at its limit with commands left (see
@@ -261,6 +261,10 @@ pub struct SmmuV3<M: GuestRam> {
     cmdq_batch: AtomicUsize,
     /// The IOTLB: stage-1, stage-2 and nested results tagged by VMID/ASID.
     pub(crate) iotlb: Iotlb,
+    /// Decoded STEs and CDs, invalidated by CFGI_* (lock-free readers).
+    pub(crate) config: ConfigCache,
+    /// Resolved routes per (StreamID, SubstreamID), generation-checked (lock-free readers).
+    pub(crate) routes: RouteCache,
     pub(crate) counters: Counters,
 }
 
@@ -327,6 +331,8 @@ where
             work_pending: AtomicBool::new(false),
             cmdq_batch: AtomicUsize::new(DEFAULT_CMDQ_BATCH),
             iotlb: Iotlb::new(4096),
+            config: ConfigCache::new(),
+            routes: RouteCache::new(),
             counters: Counters::default(),
         }
     }
@@ -339,11 +345,6 @@ where
     /// Install (or with `None` remove) the trace hook. See [`crate::trace`].
     pub fn set_tracer(&self, tracer: Option<Tracer>) {
         self.tracer.store(tracer.map(|t| Arc::new(TracerBox(t))));
-    }
-
-    /// True if a tracer is installed (callers skip building trace text otherwise).
-    pub(crate) fn tracing(&self) -> bool {
-        self.tracer.load().is_some()
     }
 
     /// Emit a trace record built by `f`, if a tracer is installed.
@@ -439,6 +440,12 @@ where
         self.set_work_pending(false);
     }
 
+    /// Drop every cached translation (what TLBI_NSNH_ALL does), keeping cached configuration.
+    /// For VMMs that change guest memory behind the guest's back, and for benches.
+    pub fn flush_iotlb(&self) {
+        self.iotlb.invalidate(Invalidation::All);
+    }
+
     /// Drop every cached configuration and translation.
     pub(crate) fn invalidate_all_caches(&self) {
         self.config_invalidate_all();
@@ -449,502 +456,12 @@ where
     pub(crate) fn publish_view_locked(&self, ctrl: &CtrlState) {
         self.view.store(Arc::new(View::of(ctrl)));
     }
-
-    // ---------------------------------------------------------------------------------------
-    // Interrupts and global errors.
-
-    /// Signal `source` if enabled in IRQ_CTRL: MSI when IDR0.MSI and its CFG0 address is set,
-    /// the wired line otherwise (smmuv3.md §1.8). A disabled source sends nothing, and enabling
-    /// it later sends nothing retrospectively.
-    pub(crate) fn signal(&self, source: IrqSource) {
-        let irq = lock(&self.irq);
-        self.signal_locked(&irq, source);
-    }
-
-    fn signal_locked(&self, irq: &IrqState, source: IrqSource) {
-        let ctrl = IrqCtrl::from_bits(irq.irq_ctrl);
-        let (enabled, idx, line) = match source {
-            IrqSource::Gerror => (ctrl.gerror_irqen(), 0, lines::GERROR),
-            IrqSource::Eventq => (ctrl.eventq_irqen(), 1, lines::EVENTQ),
-            IrqSource::Priq => (ctrl.priq_irqen(), 2, lines::PRIQ),
-        };
-        let delivery = if !enabled {
-            Delivery::Suppressed
-        } else {
-            let cfg = irq.cfg.get(idx).copied().unwrap_or_default();
-            let addr = cfg.cfg0 & defined::IRQ_CFG0;
-            if self.caps.idr0.msi() && addr != 0 {
-                self.sink.send_msi(addr, cfg.cfg1);
-                Delivery::Msi {
-                    addr,
-                    data: cfg.cfg1,
-                }
-            } else {
-                self.sink.pulse(line);
-                Delivery::Wired { line }
-            }
-        };
-        self.trace(|| TraceRecord::Irq {
-            signal: Signal::Source(source),
-            delivery,
-        });
-    }
-
-    /// Complete a CMD_SYNC with CS = SIG_IRQ (smmuv3.md §8.4).
-    ///
-    /// Policy: with IDR0.MSI and a non-zero MSIAddr, an address inside guest RAM is written as a
-    /// 32-bit little-endian guest-memory store (the MSIPOLL pattern: Linux polls the SYNC slot's
-    /// first word); any other address is a doorbell and goes to the interrupt sink as an MSI.
-    /// Without an address (or without IDR0.MSI) the wired CMD_SYNC line is pulsed. Neither path
-    /// can fail, so GERROR.MSI_CMDQ_ABT_ERR is never raised.
-    pub(crate) fn sync_signal(&self, msi_addr: u64, msi_data: u32) -> Delivery {
-        let delivery = if self.caps.idr0.msi() && msi_addr != 0 {
-            let mem = self.mem.ram();
-            if mem.address_in_range(GuestAddress(msi_addr))
-                && viommu_common::mem::write_u32_le(&*mem, msi_addr, msi_data).is_ok()
-            {
-                return Delivery::Msi {
-                    addr: msi_addr,
-                    data: msi_data,
-                };
-            }
-            self.sink.send_msi(msi_addr, msi_data);
-            Delivery::Msi {
-                addr: msi_addr,
-                data: msi_data,
-            }
-        } else {
-            self.sink.pulse(lines::CMD_SYNC);
-            Delivery::Wired {
-                line: lines::CMD_SYNC,
-            }
-        };
-        self.trace(|| TraceRecord::Irq {
-            signal: Signal::CmdSync,
-            delivery,
-        });
-        delivery
-    }
-
-    /// Raise global errors `bits` (GERROR bit mask): each error that is not already active
-    /// toggles its GERROR bit; if any toggled, the GERROR interrupt is signalled (§7.5).
-    pub(crate) fn raise_gerror(&self, bits: u32) {
-        let mut irq = lock(&self.irq);
-        let active = irq.gerror ^ irq.gerrorn;
-        let toggle = bits & defined::GERROR & !active;
-        if toggle == 0 {
-            return;
-        }
-        let old = irq.gerror;
-        irq.gerror ^= toggle;
-        let new = irq.gerror;
-        self.trace(|| TraceRecord::Gerror { old, new });
-        self.signal_locked(&irq, IrqSource::Gerror);
-    }
-
-    /// True while GERROR.CMDQ_ERR is active (the command queue is stopped).
-    pub(crate) fn cmdq_error_active(&self) -> bool {
-        let irq = lock(&self.irq);
-        Gerror::from_bits(irq.gerror ^ irq.gerrorn).cmdq_err()
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Events.
-
-    /// Write a 32-byte event record to the event queue and signal EVENTQ (smmuv3.md §9).
-    ///
-    /// `describe` renders the event for the trace. Records are discarded while the queue is
-    /// disabled; a full queue drops the record and sets the overflow flag; a write outside guest
-    /// RAM raises GERROR.EVENTQ_ABT_ERR.
-    pub(crate) fn record_event(&self, record: &[u8; 32], describe: impl Fn() -> String) {
-        let max = u32::from(self.caps.idr1.eventqs());
-        let produced = {
-            let mut q = lock(&self.evtq);
-            if !q.enabled {
-                drop(q);
-                self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
-                self.trace(|| TraceRecord::EventDropped {
-                    event: describe(),
-                    reason: "event queue disabled".into(),
-                });
-                return;
-            }
-            let mem = self.mem.ram();
-            q.regs.produce(&*mem, max, record)
-        };
-        match produced {
-            Produced::Written { old_prod, .. } => {
-                self.counters.events.fetch_add(1, Ordering::Relaxed);
-                self.trace(|| TraceRecord::Event {
-                    pos: old_prod & 0xF_FFFF,
-                    event: describe(),
-                });
-                self.signal(IrqSource::Eventq);
-            }
-            Produced::Overflow { toggled, prod } => {
-                self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
-                self.trace(|| TraceRecord::EventDropped {
-                    event: describe(),
-                    reason: if toggled {
-                        format!("queue full, OVFLG toggled, PROD={prod:#010x}")
-                    } else {
-                        "queue full, overflow already signalled".into()
-                    },
-                });
-            }
-            Produced::Abort { addr } => {
-                self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
-                self.trace(|| TraceRecord::EventDropped {
-                    event: describe(),
-                    reason: format!("write abort at {addr:#x}"),
-                });
-                self.raise_gerror(Gerror::new().with_eventq_abt_err(true).into_bits());
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Register reads and writes.
-
-    fn read_reg(&self, reg: Register) -> u64 {
-        use Register::*;
-        match reg {
-            Idr(n) => {
-                let r = self.caps.id_regs();
-                u64::from(match n {
-                    0 => r.idr0,
-                    1 => r.idr1,
-                    2 => r.idr2,
-                    3 => r.idr3,
-                    4 => r.idr4,
-                    _ => r.idr5,
-                })
-            }
-            Iidr => u64::from(self.caps.iidr.into_bits()),
-            Aidr => u64::from(self.caps.aidr.into_bits()),
-            Cr0 | Cr0Ack => u64::from(lock(&self.ctrl).cr0),
-            Cr1 => u64::from(lock(&self.ctrl).cr1),
-            Cr2 => u64::from(lock(&self.ctrl).cr2),
-            Gbpa => u64::from(lock(&self.ctrl).gbpa),
-            Statusr | Agbpa | RazWi => 0,
-            IrqCtrl | IrqCtrlAck => u64::from(lock(&self.irq).irq_ctrl),
-            Gerror => u64::from(lock(&self.irq).gerror),
-            Gerrorn => u64::from(lock(&self.irq).gerrorn),
-            IrqCfg0(s) => lock(&self.irq).cfg[irq_index(s)].cfg0,
-            IrqCfg1(s) => u64::from(lock(&self.irq).cfg[irq_index(s)].cfg1),
-            IrqCfg2(s) => u64::from(lock(&self.irq).cfg[irq_index(s)].cfg2),
-            StrtabBase => lock(&self.ctrl).strtab_base,
-            StrtabBaseCfg => u64::from(lock(&self.ctrl).strtab_base_cfg),
-            QueueBase(Queue::Cmdq) => lock(&self.ctrl).cmdq.base,
-            QueueProd(Queue::Cmdq) => u64::from(lock(&self.ctrl).cmdq.prod),
-            QueueCons(Queue::Cmdq) => {
-                let mut ctrl = lock(&self.ctrl);
-                // A driver waiting for CONS keeps the queue moving even if the VMM never calls
-                // process_pending (bounded: one batch per read).
-                if self.has_pending_work() {
-                    self.consume_locked(&mut ctrl);
-                }
-                u64::from(ctrl.cmdq.cons)
-            }
-            QueueBase(Queue::Eventq) => lock(&self.evtq).regs.base,
-            QueueProd(Queue::Eventq) => u64::from(lock(&self.evtq).regs.prod),
-            QueueCons(Queue::Eventq) => u64::from(lock(&self.evtq).regs.cons),
-            QueueBase(Queue::Priq) => lock(&self.ctrl).priq.base,
-            QueueProd(Queue::Priq) => u64::from(lock(&self.ctrl).priq.prod),
-            QueueCons(Queue::Priq) => u64::from(lock(&self.ctrl).priq.cons),
-        }
-    }
-
-    fn trace_write(&self, reg: &'static str, value: u64, ignored: Option<&'static str>) {
-        self.trace(|| TraceRecord::Mmio {
-            reg,
-            value,
-            ignored,
-        });
-    }
-
-    /// Write `value` to `part` of `reg`.
-    fn write_reg(&self, reg: Register, part: regs::Part, value: u64) {
-        use Register::*;
-        let v32 = value as u32;
-        match reg {
-            Idr(_) | Iidr | Aidr | Cr0Ack | Statusr | IrqCtrlAck | Gerror => {
-                self.trace_write(reg_name(reg), value, Some("read-only"));
-            }
-            Agbpa | RazWi => self.trace_write(reg_name(reg), value, Some("RAZ/WI")),
-            Cr0 => self.write_cr0(v32),
-            Cr1 | Cr2 => {
-                let mut ctrl = lock(&self.ctrl);
-                if crate::spec::regs::Cr0::from_bits(ctrl.cr0).smmuen() {
-                    // Policy (smmuv3.md §1.10): CR1/CR2 are writable only while SMMUEN = 0.
-                    self.trace_write(reg_name(reg), value, Some("SMMUEN=1"));
-                    return;
-                }
-                if reg == Cr1 {
-                    ctrl.cr1 = v32 & defined::CR1;
-                } else {
-                    // E2H only exists with IDR0.HYP.
-                    let mask = if self.caps.idr0.hyp() {
-                        defined::CR2
-                    } else {
-                        0x6
-                    };
-                    ctrl.cr2 = v32 & mask;
-                    self.publish_view_locked(&ctrl);
-                }
-                self.trace_write(reg_name(reg), value, None);
-            }
-            Gbpa => self.write_gbpa(v32),
-            IrqCtrl => {
-                let mut irq = lock(&self.irq);
-                let mut mask = defined::IRQ_CTRL;
-                if !self.caps.idr0.pri() {
-                    mask &= !crate::spec::regs::IrqCtrl::new()
-                        .with_priq_irqen(true)
-                        .into_bits();
-                }
-                irq.irq_ctrl = v32 & mask;
-                self.trace_write("IRQ_CTRL", value, None);
-            }
-            Gerrorn => self.write_gerrorn(v32),
-            IrqCfg0(s) | IrqCfg1(s) | IrqCfg2(s) => {
-                // Accepted at any time (Linux reprograms MSIs while enabled).
-                let mut irq = lock(&self.irq);
-                let cfg = &mut irq.cfg[irq_index(s)];
-                match reg {
-                    IrqCfg0(_) => cfg.cfg0 = part.merge(cfg.cfg0, value) & defined::IRQ_CFG0,
-                    IrqCfg1(_) => cfg.cfg1 = v32,
-                    _ => cfg.cfg2 = v32 & defined::IRQ_CFG2,
-                }
-                self.trace_write(reg_name(reg), value, None);
-            }
-            StrtabBase | StrtabBaseCfg => {
-                let mut ctrl = lock(&self.ctrl);
-                if crate::spec::regs::Cr0::from_bits(ctrl.cr0).smmuen() {
-                    self.trace_write(reg_name(reg), value, Some("SMMUEN=1"));
-                    return;
-                }
-                if reg == StrtabBase {
-                    ctrl.strtab_base = part.merge(ctrl.strtab_base, value) & defined::STRTAB_BASE;
-                } else {
-                    ctrl.strtab_base_cfg = v32 & defined::STRTAB_BASE_CFG;
-                }
-                self.publish_view_locked(&ctrl);
-                self.trace_write(reg_name(reg), value, None);
-            }
-            QueueBase(q) | QueueProd(q) | QueueCons(q) => self.write_queue_reg(reg, q, part, value),
-        }
-    }
-
-    fn write_cr0(&self, v: u32) {
-        let mut mask = 0x1F;
-        if self.caps.idr0.vmw() {
-            mask |= Cr0::new().with_vmw(7).into_bits();
-        }
-        let mut ctrl = lock(&self.ctrl);
-        let old = Cr0::from_bits(ctrl.cr0);
-        let new = Cr0::from_bits(v & mask);
-        ctrl.cr0 = new.into_bits();
-        self.trace_write("CR0", u64::from(v), None);
-        if old.smmuen() != new.smmuen() {
-            // Policy: drop every cache on an SMMUEN transition.
-            self.invalidate_all_caches();
-        }
-        {
-            let mut e = lock(&self.evtq);
-            e.enabled = new.smmuen() && new.eventqen();
-        }
-        self.publish_view_locked(&ctrl);
-        if new.cmdqen() && !old.cmdqen() {
-            self.consume_locked(&mut ctrl);
-        } else if !new.cmdqen() {
-            self.set_work_pending(false);
-        }
-    }
-
-    fn write_gbpa(&self, v: u32) {
-        let mut ctrl = lock(&self.ctrl);
-        if !Gbpa::from_bits(v).update() {
-            // Policy (QEMU, Cloud Hypervisor): a write without UPDATE changes nothing.
-            self.trace_write("GBPA", u64::from(v), Some("UPDATE=0"));
-            return;
-        }
-        // Latch all fields and complete the update within this write: UPDATE reads 0.
-        ctrl.gbpa = v & defined::GBPA & !Gbpa::new().with_update(true).into_bits();
-        self.publish_view_locked(&ctrl);
-        self.trace_write("GBPA", u64::from(v), None);
-    }
-
-    fn write_gerrorn(&self, v: u32) {
-        let mut ctrl = lock(&self.ctrl);
-        let resumed = {
-            let mut irq = lock(&self.irq);
-            let active = irq.gerror ^ irq.gerrorn;
-            // Policy: only active errors can be acknowledged; a stray write cannot fabricate
-            // an error by making GERRORN differ from GERROR.
-            irq.gerrorn ^= (irq.gerrorn ^ v) & active & defined::GERROR;
-            let gerrorn = irq.gerrorn;
-            self.trace(|| TraceRecord::GerrorAck { gerrorn });
-            let still = irq.gerror ^ irq.gerrorn;
-            Gerror::from_bits(active).cmdq_err() && !Gerror::from_bits(still).cmdq_err()
-        };
-        if resumed {
-            // CMDQ_ERR acknowledged: clear CONS.ERR (policy) and re-fetch the entry at CONS.
-            let old = ctrl.cmdq.cons;
-            ctrl.cmdq.cons = CmdqCons::from_bits(old)
-                .with_err(crate::spec::regs::CmdqErr::CERROR_NONE)
-                .into_bits();
-            self.consume_locked(&mut ctrl);
-        }
-    }
-
-    fn write_queue_reg(&self, reg: Register, q: Queue, part: regs::Part, value: u64) {
-        let v32 = value as u32;
-        let name = reg_name(reg);
-        match q {
-            Queue::Cmdq => {
-                let mut ctrl = lock(&self.ctrl);
-                let enabled = Cr0::from_bits(ctrl.cr0).cmdqen();
-                match reg {
-                    Register::QueueProd(_) => {
-                        ctrl.cmdq.prod = v32 & 0xF_FFFF;
-                        self.trace_write(name, value, None);
-                        self.consume_locked(&mut ctrl);
-                    }
-                    _ if enabled => self.trace_write(name, value, Some("CMDQEN=1")),
-                    Register::QueueBase(_) => {
-                        ctrl.cmdq.base = part.merge(ctrl.cmdq.base, value) & defined::QUEUE_BASE;
-                        self.trace_write(name, value, None);
-                    }
-                    _ => {
-                        ctrl.cmdq.cons = v32 & 0x7F0F_FFFF;
-                        self.trace_write(name, value, None);
-                    }
-                }
-            }
-            Queue::Eventq => {
-                let ctrl = lock(&self.ctrl);
-                let enabled = Cr0::from_bits(ctrl.cr0).eventqen();
-                let mut e = lock(&self.evtq);
-                match reg {
-                    Register::QueueCons(_) => {
-                        e.regs.cons = v32 & 0x800F_FFFF;
-                        self.trace_write(name, value, None);
-                    }
-                    _ if enabled => self.trace_write(name, value, Some("EVENTQEN=1")),
-                    Register::QueueBase(_) => {
-                        e.regs.base = part.merge(e.regs.base, value) & defined::QUEUE_BASE;
-                        self.trace_write(name, value, None);
-                    }
-                    _ => {
-                        e.regs.prod = v32 & 0x800F_FFFF;
-                        self.trace_write(name, value, None);
-                    }
-                }
-            }
-            Queue::Priq => {
-                let mut ctrl = lock(&self.ctrl);
-                let enabled = Cr0::from_bits(ctrl.cr0).priqen();
-                match reg {
-                    Register::QueueCons(_) => {
-                        ctrl.priq.cons = v32 & 0x800F_FFFF;
-                        self.trace_write(name, value, None);
-                    }
-                    _ if enabled => self.trace_write(name, value, Some("PRIQEN=1")),
-                    Register::QueueBase(_) => {
-                        ctrl.priq.base = part.merge(ctrl.priq.base, value) & defined::QUEUE_BASE;
-                        self.trace_write(name, value, None);
-                    }
-                    _ => {
-                        ctrl.priq.prod = v32 & 0x800F_FFFF;
-                        self.trace_write(name, value, None);
-                    }
-                }
-            }
-        }
-    }
 }
 
-fn irq_index(s: IrqSource) -> usize {
+pub(crate) fn irq_index(s: IrqSource) -> usize {
     match s {
         IrqSource::Gerror => 0,
         IrqSource::Eventq => 1,
         IrqSource::Priq => 2,
-    }
-}
-
-/// The manual's name of a register.
-pub fn reg_name(reg: Register) -> &'static str {
-    use Register::*;
-    match reg {
-        Idr(0) => "IDR0",
-        Idr(1) => "IDR1",
-        Idr(2) => "IDR2",
-        Idr(3) => "IDR3",
-        Idr(4) => "IDR4",
-        Idr(_) => "IDR5",
-        Iidr => "IIDR",
-        Aidr => "AIDR",
-        Cr0 => "CR0",
-        Cr0Ack => "CR0ACK",
-        Cr1 => "CR1",
-        Cr2 => "CR2",
-        Statusr => "STATUSR",
-        Gbpa => "GBPA",
-        Agbpa => "AGBPA",
-        IrqCtrl => "IRQ_CTRL",
-        IrqCtrlAck => "IRQ_CTRLACK",
-        Gerror => "GERROR",
-        Gerrorn => "GERRORN",
-        IrqCfg0(IrqSource::Gerror) => "GERROR_IRQ_CFG0",
-        IrqCfg1(IrqSource::Gerror) => "GERROR_IRQ_CFG1",
-        IrqCfg2(IrqSource::Gerror) => "GERROR_IRQ_CFG2",
-        IrqCfg0(IrqSource::Eventq) => "EVENTQ_IRQ_CFG0",
-        IrqCfg1(IrqSource::Eventq) => "EVENTQ_IRQ_CFG1",
-        IrqCfg2(IrqSource::Eventq) => "EVENTQ_IRQ_CFG2",
-        IrqCfg0(IrqSource::Priq) => "PRIQ_IRQ_CFG0",
-        IrqCfg1(IrqSource::Priq) => "PRIQ_IRQ_CFG1",
-        IrqCfg2(IrqSource::Priq) => "PRIQ_IRQ_CFG2",
-        StrtabBase => "STRTAB_BASE",
-        StrtabBaseCfg => "STRTAB_BASE_CFG",
-        QueueBase(Queue::Cmdq) => "CMDQ_BASE",
-        QueueProd(Queue::Cmdq) => "CMDQ_PROD",
-        QueueCons(Queue::Cmdq) => "CMDQ_CONS",
-        QueueBase(Queue::Eventq) => "EVENTQ_BASE",
-        QueueProd(Queue::Eventq) => "EVENTQ_PROD",
-        QueueCons(Queue::Eventq) => "EVENTQ_CONS",
-        QueueBase(Queue::Priq) => "PRIQ_BASE",
-        QueueProd(Queue::Priq) => "PRIQ_PROD",
-        QueueCons(Queue::Priq) => "PRIQ_CONS",
-        RazWi => "RAZ/WI",
-    }
-}
-
-impl<M> MmioDevice for SmmuV3<M>
-where
-    M: GuestRam,
-{
-    fn mmio_size(&self) -> u64 {
-        crate::spec::regs::REGION_SIZE
-    }
-
-    fn mmio_read(&self, offset: u64, data: &mut [u8]) -> Result<(), MmioError> {
-        data.fill(0);
-        let acc = regs::decode(offset, data.len())?;
-        let v = acc.part.extract(self.read_reg(acc.reg));
-        let bytes = v.to_le_bytes();
-        let n = data.len().min(8);
-        data[..n].copy_from_slice(&bytes[..n]);
-        Ok(())
-    }
-
-    fn mmio_write(&self, offset: u64, data: &[u8]) -> Result<(), MmioError> {
-        let acc = regs::decode(offset, data.len())?;
-        let mut b = [0u8; 8];
-        let n = data.len().min(8);
-        b[..n].copy_from_slice(&data[..n]);
-        let value = u64::from_le_bytes(b);
-        self.write_reg(acc.reg, acc.part, value);
-        Ok(())
     }
 }

@@ -17,8 +17,14 @@ use vm_memory::GuestMemoryBackend;
 
 use viommu_common::mem;
 
+use std::sync::atomic::Ordering;
+
+use crate::device::{lock, GuestRam, SmmuV3};
 use crate::queue::QueueGeometry;
+use crate::regs::IrqSource;
+use crate::spec::regs::Gerror;
 use crate::spec::regs::{QueueBase, QueueIndex};
+use crate::trace::TraceRecord;
 
 /// Bytes per event record.
 pub const EVENT_SIZE: u64 = 32;
@@ -107,6 +113,70 @@ impl EvtqState {
             addr,
             old_prod,
             new_prod: self.prod,
+        }
+    }
+}
+
+impl<M> SmmuV3<M>
+where
+    M: GuestRam,
+{
+    /// Record `event` in the event queue (see [`SmmuV3::record_event`]).
+    pub(crate) fn record(&self, event: &crate::event::Event) {
+        let entry = event.encode();
+        let bytes: [u8; 32] = zerocopy::transmute!(entry);
+        self.record_event(&bytes, || event.to_string());
+    }
+
+    /// Write a 32-byte event record to the event queue and signal EVENTQ (smmuv3.md §9).
+    ///
+    /// `describe` renders the event for the trace. Records are discarded while the queue is
+    /// disabled; a full queue drops the record and sets the overflow flag; a write outside guest
+    /// RAM raises GERROR.EVENTQ_ABT_ERR.
+    pub(crate) fn record_event(&self, record: &[u8; 32], describe: impl Fn() -> String) {
+        let max = u32::from(self.caps.idr1.eventqs());
+        let produced = {
+            let mut q = lock(&self.evtq);
+            if !q.enabled {
+                drop(q);
+                self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+                self.trace(|| TraceRecord::EventDropped {
+                    event: describe(),
+                    reason: "event queue disabled".into(),
+                });
+                return;
+            }
+            let mem = self.mem.ram();
+            q.regs.produce(&*mem, max, record)
+        };
+        match produced {
+            Produced::Written { old_prod, .. } => {
+                self.counters.events.fetch_add(1, Ordering::Relaxed);
+                self.trace(|| TraceRecord::Event {
+                    pos: old_prod & 0xF_FFFF,
+                    event: describe(),
+                });
+                self.signal(IrqSource::Eventq);
+            }
+            Produced::Overflow { toggled, prod } => {
+                self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+                self.trace(|| TraceRecord::EventDropped {
+                    event: describe(),
+                    reason: if toggled {
+                        format!("queue full, OVFLG toggled, PROD={prod:#010x}")
+                    } else {
+                        "queue full, overflow already signalled".into()
+                    },
+                });
+            }
+            Produced::Abort { addr } => {
+                self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+                self.trace(|| TraceRecord::EventDropped {
+                    event: describe(),
+                    reason: format!("write abort at {addr:#x}"),
+                });
+                self.raise_gerror(Gerror::new().with_eventq_abt_err(true).into_bits());
+            }
         }
     }
 }

@@ -1,33 +1,293 @@
-//! Translation pipeline (provisional).
+//! The translation pipeline (IHI 0070 §3.2, §3.4, §3.12; smmuv3.md §3-7, §9.3).
+//!
+//! `translate(req)`:
+//!
+//! 1. **Global bypass**: with CR0.SMMUEN = 0, GBPA decides: ABORT terminates (fault name
+//!    `GBPA_ABORT`, nothing recorded), otherwise the address passes untranslated.
+//! 2. **Stream and configuration**: the configuration cache resolves (StreamID, SubstreamID) to
+//!    a [`Route`]: abort (STE.Config = abort: terminated silently, fault name `STE_ABORT`),
+//!    bypass, or translate. Configuration faults (C_BAD_STREAMID, F_STE_FETCH, C_BAD_STE,
+//!    C_BAD_SUBSTREAMID, F_CD_FETCH, C_BAD_CD, F_STREAM_DISABLED, ...) are recorded and
+//!    returned. Unknown streams are denied, never bypassed.
+//! 3. **IOTLB**: tagged by (VMID, ASID) for stage 1 and nested, by VMID for stage 2 only. A hit
+//!    that allows the access is the whole cost of a translation: no lock, no shared write.
+//! 4. **Walk** on a miss (or a hit that does not allow the access, so the fault is exact and a
+//!    permission upgrade without TLBI is honoured): stage 1, stage 2, or nested with every
+//!    stage-1 table address and the output translated through stage 2. The result is inserted
+//!    with a fill token taken before the walk, so an invalidation racing with the walk wins.
+//! 5. **Faults**: the walker's typed fault becomes an [`Event`] (CLASS, S2, IPA, InD/PnU/RnW,
+//!    SSID); translation-class faults are recorded only when CD.R (stage 1) / STE.S2R (stage 2)
+//!    allow, F_WALK_EABT always (smmuv3.md §9.3).
+//!
+//! Policy: a request's `len` beyond the mapping is not an error: the returned
+//! [`DmaMapping::len`] says how much is contiguous and the caller translates the rest.
 
-use crate::device::{GuestRam, SmmuV3};
+use viommu_common::access::{AccessKind, DmaRequest, Perms};
+use viommu_common::iotlb::{TlbEntry, TlbTag};
+use viommu_common::traits::{DmaFault, DmaMapping, DmaTranslator, FaultKind, MemAttrs};
+use viommu_common::walk::{walk_stage1, walk_stage2, Stage, Stage1Config, Stage2Config, WalkFault};
+
+use crate::config::StreamAttrs;
+use crate::device::{GuestRam, SmmuV3, View};
+use crate::event::{Event, EventAccess, EventSource};
+
+/// Stage-1 context of a translating route: both TTB regions of the CD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct S1Ctx {
+    /// TTB0 region (VA bit 55 = 0).
+    pub ttb0: Stage1Config,
+    /// TTB1 region (VA bit 55 = 1).
+    pub ttb1: Stage1Config,
+    /// CD.R: record stage-1 translation faults.
+    pub record: bool,
+}
+
+/// What a (StreamID, SubstreamID) resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// STE.Config = abort (or reserved): terminate without an event.
+    Abort,
+    /// STE.Config = bypass (or S1DSS = bypass without stage 2).
+    Bypass,
+    /// Translate.
+    Translate {
+        /// IOTLB tag.
+        tag: TlbTag,
+        /// Stage 1, if used.
+        s1: Option<S1Ctx>,
+        /// Stage 2, if used.
+        s2: Option<Stage2Config>,
+        /// STE.S2R: record stage-2 translation faults.
+        s2_record: bool,
+        /// STE attribute overrides (PRIVCFG, INSTCFG).
+        attrs: StreamAttrs,
+    },
+}
+
+/// Fault names used for terminations that the architecture does not record as events.
+pub mod names {
+    /// CR0.SMMUEN = 0 and GBPA.ABORT = 1.
+    pub const GBPA_ABORT: &str = "GBPA_ABORT";
+    /// STE.Config = abort (Linux's abort STE).
+    pub const STE_ABORT: &str = "STE_ABORT";
+}
+
+fn config_fault(addr: u64, event: &'static str) -> DmaFault {
+    DmaFault {
+        kind: FaultKind::Configuration,
+        event,
+        addr,
+        stall_tag: None,
+    }
+}
 
 impl<M> SmmuV3<M>
 where
     M: GuestRam,
 {
-    /// Drop every cached configuration (provisional until the config cache lands).
-    pub(crate) fn config_invalidate_all(&self) -> String {
-        "nothing cached".into()
-    }
-
-    /// CFGI_STE (provisional).
-    pub(crate) fn config_invalidate_ste(&self, _sid: u32, _leaf: bool) -> String {
-        "nothing cached".into()
-    }
-
-    /// CFGI_STE_RANGE (provisional).
-    pub(crate) fn config_invalidate_range(&self, _first: u32, _last: u32) -> String {
-        "nothing cached".into()
-    }
-
-    /// CFGI_CD / CFGI_CD_ALL (provisional).
-    pub(crate) fn config_invalidate_cd(
+    /// SMMUEN = 0: GBPA routes the transaction (smmuv3.md §1.5).
+    fn translate_global_bypass(
         &self,
-        _sid: u32,
-        _ssid: Option<u32>,
-        _leaf: bool,
-    ) -> String {
-        "nothing cached".into()
+        view: &View,
+        req: &DmaRequest,
+    ) -> Result<DmaMapping, DmaFault> {
+        if view.gbpa.abort() {
+            return Err(config_fault(req.addr, names::GBPA_ABORT));
+        }
+        Ok(DmaMapping {
+            output: req.addr,
+            len: req.len.max(1),
+            perms: Perms::RWX,
+            attrs: MemAttrs::default(),
+        })
+    }
+
+    /// Record `event` (if the caller decided it is recorded) and build the caller's fault.
+    fn fault(&self, event: &Event, record: bool, addr: u64) -> DmaFault {
+        self.counters
+            .faults
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if record {
+            self.record(event);
+        }
+        DmaFault {
+            kind: event.fault_kind(),
+            event: event.name(),
+            addr,
+            stall_tag: None,
+        }
+    }
+
+    /// The translate path for a route that translates.
+    #[expect(clippy::too_many_arguments, reason = "the resolved route, unpacked")]
+    fn translate_walk(
+        &self,
+        req: &DmaRequest,
+        tag: TlbTag,
+        s1: Option<&S1Ctx>,
+        s2: Option<&Stage2Config>,
+        s2_record: bool,
+        privileged: bool,
+        access: AccessKind,
+    ) -> Result<DmaMapping, DmaFault> {
+        let addr = req.addr;
+        if let Some(e) = self.iotlb.lookup(tag, addr) {
+            if e.perms_for(privileged).allows(access) {
+                return Ok(e.mapping(addr, privileged));
+            }
+        }
+        let token = self.iotlb.begin_fill(tag);
+        let ram = self.mem.ram();
+        let mem = &*ram;
+        let result = match (s1, s2) {
+            (Some(c), s2) => {
+                let region = if Stage1Config::region_of(addr) {
+                    &c.ttb1
+                } else {
+                    &c.ttb0
+                };
+                match s2 {
+                    Some(s2c) => {
+                        let hook =
+                            |ipa: u64, acc: AccessKind| walk_stage2(mem, s2c, ipa, acc, privileged);
+                        walk_stage1(mem, region, addr, access, privileged, Some(&hook))
+                    }
+                    None => walk_stage1(mem, region, addr, access, privileged, None),
+                }
+            }
+            (None, Some(s2c)) => walk_stage2(mem, s2c, addr, access, privileged),
+            (None, None) => {
+                return Ok(DmaMapping {
+                    output: addr,
+                    len: req.len.max(1),
+                    perms: Perms::RWX,
+                    attrs: MemAttrs::default(),
+                })
+            }
+        };
+        drop(ram);
+        match result {
+            Ok(w) => {
+                let size_log2 = w.size_log2.min(63) as u8;
+                let mask = (1u64 << size_log2) - 1;
+                let entry = TlbEntry {
+                    input: addr & !mask,
+                    output: w.base(),
+                    size_log2,
+                    level: w.level as i8,
+                    perms: w.by_privilege.unprivileged,
+                    priv_perms: w.by_privilege.privileged,
+                    attrs: w.attrs,
+                    global: w.global,
+                    ipa: w.ipa.map(|i| i & !mask),
+                    flags: u32::from(w.writable_clean),
+                };
+                self.iotlb.insert(token, entry);
+                Ok(DmaMapping {
+                    output: w.output,
+                    len: w.len_from_output(),
+                    perms: w.perms,
+                    attrs: w.attrs,
+                })
+            }
+            Err(f) => {
+                let record = self.walk_fault_recorded(&f, s1.map(|c| c.record), s2_record);
+                let ev = Event::from_walk_fault(
+                    &f,
+                    EventSource::of(req),
+                    event_access(req, privileged, access),
+                    None,
+                );
+                Err(self.fault(&ev, record, addr))
+            }
+        }
+    }
+
+    /// smmuv3.md §9.3: translation-class faults are recorded per CD.R / STE.S2R, external
+    /// aborts always.
+    fn walk_fault_recorded(&self, f: &WalkFault, s1_record: Option<bool>, s2_record: bool) -> bool {
+        use viommu_common::walk::WalkFaultKind as K;
+        match f.kind {
+            K::ExternalAbort { .. } | K::InvalidConfig(_) => true,
+            _ => match f.stage {
+                Stage::S1 => s1_record.unwrap_or(true),
+                Stage::S2 => s2_record,
+            },
+        }
+    }
+
+    /// Translate one request (the [`DmaTranslator`] entry point).
+    fn translate_request(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
+        let ssid = req.substream.map(|s| s.0);
+        let route = match self.routes.get(req.stream.0, ssid) {
+            Some(r) => r,
+            None => {
+                let generation = self.routes.generation();
+                let view = self.view.load();
+                if !view.cr0.smmuen() {
+                    return self.translate_global_bypass(&view, req);
+                }
+                let route = match self.resolve(&view, req) {
+                    Ok(r) => r,
+                    Err((event, record)) => return Err(self.fault(&event, record, req.addr)),
+                };
+                self.routes.insert(generation, req.stream.0, ssid, route);
+                route
+            }
+        };
+        match route {
+            Route::Abort => Err(config_fault(req.addr, names::STE_ABORT)),
+            Route::Bypass => Ok(DmaMapping {
+                output: req.addr,
+                len: req.len.max(1),
+                perms: Perms::RWX,
+                attrs: MemAttrs::default(),
+            }),
+            Route::Translate {
+                tag,
+                s1,
+                s2,
+                s2_record,
+                attrs,
+            } => {
+                let privileged = attrs.privileged(req.privileged);
+                let access = match req.access {
+                    AccessKind::Write => AccessKind::Write,
+                    a => {
+                        if attrs.instruction(a == AccessKind::Exec, true) {
+                            AccessKind::Exec
+                        } else {
+                            AccessKind::Read
+                        }
+                    }
+                };
+                self.translate_walk(
+                    req,
+                    tag,
+                    s1.as_ref(),
+                    s2.as_ref(),
+                    s2_record,
+                    privileged,
+                    access,
+                )
+            }
+        }
+    }
+}
+
+/// The access fields of an event record: RnW, InD, PnU as the SMMU saw them (after overrides).
+pub(crate) fn event_access(req: &DmaRequest, privileged: bool, access: AccessKind) -> EventAccess {
+    let mut r = *req;
+    r.privileged = privileged;
+    r.access = access;
+    EventAccess::of(&r)
+}
+
+impl<M> DmaTranslator for SmmuV3<M>
+where
+    M: GuestRam,
+{
+    fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
+        self.translate_request(req)
     }
 }

@@ -25,10 +25,13 @@
 //! assert_eq!(m.output, 0x4200_0123);
 //! ```
 
+pub mod cmd;
 mod driver;
+pub mod entries;
 pub mod pgtable;
+mod tables;
 
-pub use driver::{cmd, DriverError, DriverOptions, GuestDriver, ProbeInfo, S1Domain, S2Domain};
+pub use driver::{DriverError, DriverOptions, GuestDriver, ProbeInfo, S1Domain, S2Domain};
 pub use pgtable::{IoPgtable, Prot, Stage};
 
 use vm_memory::GuestMemoryBackend;
