@@ -20,8 +20,6 @@
 //! - StreamIDs, SubstreamIDs, ASIDs and VMIDs wider than advertised are not checked: they simply
 //!   match nothing cached.
 
-use core::fmt;
-
 use viommu_common::addr::Granule;
 use viommu_common::id::{Asid, StreamId, SubstreamId, Vmid};
 
@@ -838,117 +836,8 @@ impl Command {
     }
 }
 
-fn fmt_ssid(f: &mut fmt::Formatter<'_>, ssid: Option<SubstreamId>) -> fmt::Result {
-    match ssid {
-        Some(s) => write!(f, " SSID={s}"),
-        None => Ok(()),
-    }
-}
-
-impl fmt::Display for TlbiRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Addr={:#x}", self.addr)?;
-        if self.tg != 0 {
-            write!(
-                f,
-                " NUM={} SCALE={} TG={} TTL={}",
-                self.num, self.scale, self.tg, self.ttl
-            )?;
-        }
-        write!(f, " Leaf={}", u8::from(self.leaf))
-    }
-}
-
-impl fmt::Display for Command {
-    /// One line with the manual's names, e.g. `CFGI_STE SID=0x10 Leaf=1`,
-    /// `TLBI_NH_VA VMID=0x0 ASID=0x5 Addr=0x10000000 NUM=4 SCALE=0 TG=1 TTL=3 Leaf=1`,
-    /// `CMD_SYNC CS=SIG_IRQ MSH=3 MSIAttr=0xf MSIData=0x0 MSIAddr=0x40001230`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())?;
-        match *self {
-            Command::PrefetchConfig { sid, ssid } => {
-                write!(f, " SID={sid}")?;
-                fmt_ssid(f, ssid)
-            }
-            Command::PrefetchAddr {
-                sid,
-                ssid,
-                addr,
-                size,
-            } => {
-                write!(f, " SID={sid}")?;
-                fmt_ssid(f, ssid)?;
-                write!(f, " Addr={addr:#x} Size={size}")
-            }
-            Command::CfgiSte { sid, leaf } => write!(f, " SID={sid} Leaf={}", u8::from(leaf)),
-            Command::CfgiSteRange { sid, range } => write!(f, " SID={sid} Range={range}"),
-            Command::CfgiAll | Command::TlbiEl2All | Command::TlbiNsnhAll => Ok(()),
-            Command::CfgiCd { sid, ssid, leaf } => {
-                write!(f, " SID={sid} SSID={ssid} Leaf={}", u8::from(leaf))
-            }
-            Command::CfgiCdAll { sid } | Command::StallTerm { sid } => write!(f, " SID={sid}"),
-            Command::TlbiNhAll { vmid } | Command::TlbiS12Vmall { vmid } => {
-                write!(f, " VMID={vmid}")
-            }
-            Command::TlbiNhAsid { vmid, asid } => write!(f, " VMID={vmid} ASID={asid}"),
-            Command::TlbiNhVa { vmid, asid, range } => {
-                write!(f, " VMID={vmid} ASID={asid} {range}")
-            }
-            Command::TlbiNhVaa { vmid, range } | Command::TlbiS2Ipa { vmid, range } => {
-                write!(f, " VMID={vmid} {range}")
-            }
-            Command::TlbiEl2Asid { asid } => write!(f, " ASID={asid}"),
-            Command::TlbiEl2Va { asid, range } => write!(f, " ASID={asid} {range}"),
-            Command::TlbiEl2Vaa { range } => write!(f, " {range}"),
-            Command::AtcInv {
-                sid,
-                ssid,
-                global,
-                addr,
-                size,
-            } => {
-                write!(f, " SID={sid}")?;
-                fmt_ssid(f, ssid)?;
-                write!(f, " Global={} Addr={addr:#x} Size={size}", u8::from(global))
-            }
-            Command::PriResp {
-                sid,
-                ssid,
-                prg_index,
-                resp,
-            } => {
-                write!(f, " SID={sid}")?;
-                fmt_ssid(f, ssid)?;
-                let r = match resp {
-                    PriResponse::Deny => "DENY",
-                    PriResponse::Fail => "FAIL",
-                    PriResponse::Success => "SUCCESS",
-                };
-                write!(f, " PRGIndex={prg_index} Resp={r}")
-            }
-            Command::Resume { sid, stag, resp } => {
-                let r = match resp {
-                    ResumeAction::Terminate => "TERM",
-                    ResumeAction::Retry => "RETRY",
-                    ResumeAction::Abort => "ABORT",
-                };
-                write!(f, " SID={sid} STAG={stag:#x} Resp={r}")
-            }
-            Command::Sync(s) => {
-                let cs = match s.cs {
-                    SyncSignal::None => "SIG_NONE",
-                    SyncSignal::Irq => "SIG_IRQ",
-                    SyncSignal::Sev => "SIG_SEV",
-                };
-                write!(
-                    f,
-                    " CS={cs} MSH={} MSIAttr={:#x} MSIData={:#x} MSIAddr={:#x}",
-                    s.msh, s.msi_attr, s.msi_data, s.msi_addr
-                )
-            }
-        }
-    }
-}
+#[path = "command_encode.rs"]
+mod encode;
 
 #[cfg(test)]
 #[path = "command_tests.rs"]

@@ -245,6 +245,11 @@ impl CmdPrefetchW1 {
     pub const fn addr(self) -> u64 {
         self.raw() & bits_mask(63, 12)
     }
+
+    /// The same word with the address set from `addr` (bits outside [63:12] dropped).
+    pub const fn with_addr(self, addr: u64) -> Self {
+        self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
+    }
 }
 
 /// Word 1 of CFGI_STE and CFGI_CD.
@@ -297,9 +302,19 @@ impl CmdTlbiW1 {
         self.raw() & bits_mask(63, 12)
     }
 
+    /// The same word with the VA set from `addr` (bits outside [63:12] dropped).
+    pub const fn with_addr(self, addr: u64) -> Self {
+        self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
+    }
+
     /// IPA (bits [51:12] of the word) for TLBI_S2_IPA.
     pub const fn ipa(self) -> u64 {
         self.raw() & bits_mask(51, 12)
+    }
+
+    /// The same word with the IPA set from `addr` (bits outside [51:12] dropped).
+    pub const fn with_ipa(self, addr: u64) -> Self {
+        self.with_addr_hi((addr & bits_mask(51, 12)) >> 12)
     }
 
     /// Bits [63:52], reserved in TLBI_S2_IPA.
@@ -327,6 +342,11 @@ impl CmdAtcInvW1 {
     /// The address (bits [63:12]).
     pub const fn addr(self) -> u64 {
         self.raw() & bits_mask(63, 12)
+    }
+
+    /// The same word with the address set from `addr` (bits outside [63:12] dropped).
+    pub const fn with_addr(self, addr: u64) -> Self {
+        self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
     }
 }
 
@@ -378,6 +398,11 @@ impl CmdSyncW1 {
     /// MSIAddr: the doorbell physical address (bits [51:2]).
     pub const fn msi_addr(self) -> u64 {
         self.raw() & bits_mask(51, 2)
+    }
+
+    /// The same word with MSIAddr set from `addr` (bits outside [51:2] dropped).
+    pub const fn with_msi_addr(self, addr: u64) -> Self {
+        self.with_msi_addr_hi((addr & bits_mask(51, 2)) >> 2)
     }
 }
 
