@@ -45,35 +45,30 @@ fn bucket(key: u64, n: usize) -> usize {
     ((key ^ (key >> 29) ^ (key >> 55)) as usize) & (n - 1)
 }
 
-/// Bucket of a space key ([`TlbTag::space`]: kind in [63:60], VMID/StreamID in the low bits):
-/// `number * 4 + kind[1:0]`, so `n / 4` consecutive VMIDs have distinct EL1 and stage-2
-/// buckets and `n / 4` consecutive StreamIDs distinct stream buckets.
+/// Space bucket of a tag: `space number * 4 + space kind`, so `SPACE_BUCKETS / 4` consecutive
+/// VMIDs have distinct EL1 and stage-2 buckets and as many consecutive StreamIDs distinct
+/// stream buckets.
 #[inline]
-fn space_bucket(space: u64, n: usize) -> usize {
-    (((space << 2) | ((space >> 60) & 3)) as usize) & (n - 1)
+fn space_bucket(tag: TlbTag) -> usize {
+    (((tag.space_number() << 2) | tag.space_kind()) as usize) & (SPACE_BUCKETS - 1)
+}
+
+/// Tag bucket of a tag.
+#[inline]
+fn tag_bucket(tag: TlbTag) -> usize {
+    bucket(tag.raw(), TAG_BUCKETS)
 }
 
 /// The counters of one table.
 #[derive(Debug)]
 pub(super) struct Epochs {
-    space_gen: Box<[CachePadded<AtomicU64>]>,
-    tag_gen: Box<[CachePadded<AtomicU64>]>,
-    space_fence: Box<[AtomicU64]>,
-    tag_fence: Box<[AtomicU64]>,
+    // Fixed-size arrays: the masked bucket index needs no bounds check on the hit path.
+    space_gen: Box<[CachePadded<AtomicU64>; SPACE_BUCKETS]>,
+    tag_gen: Box<[CachePadded<AtomicU64>; TAG_BUCKETS]>,
+    space_fence: Box<[AtomicU64; SPACE_BUCKETS]>,
+    tag_fence: Box<[AtomicU64; TAG_BUCKETS]>,
     /// Per space bucket: a nested (stage 1 + 2 combined) entry was ever inserted there.
-    nested: Box<[AtomicBool]>,
-}
-
-/// Load bucket `i` of a counter array (indices come from [`bucket`], so always in range).
-#[inline]
-fn load(counters: &[AtomicU64], i: usize, o: Ordering) -> u64 {
-    counters.get(i).map_or(0, |c| c.load(o))
-}
-
-/// Load bucket `i` of a padded counter array.
-#[inline]
-fn load_padded(counters: &[CachePadded<AtomicU64>], i: usize, o: Ordering) -> u64 {
-    counters.get(i).map_or(0, |c| c.load(o))
+    nested: Box<[AtomicBool; SPACE_BUCKETS]>,
 }
 
 /// Bump a counter. SeqCst: fence bumps must precede the removal pass's slot reads in the single
@@ -88,18 +83,18 @@ fn bump(c: Option<&AtomicU64>) {
 impl Epochs {
     /// All counters zero.
     pub(super) fn new() -> Self {
-        let padded = |n: usize| {
-            (0..n)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect()
-        };
-        let plain = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
+        fn padded<const N: usize>() -> Box<[CachePadded<AtomicU64>; N]> {
+            Box::new(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))))
+        }
+        fn plain<const N: usize>() -> Box<[AtomicU64; N]> {
+            Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
+        }
         Self {
-            space_gen: padded(SPACE_BUCKETS),
-            tag_gen: padded(TAG_BUCKETS),
-            space_fence: plain(SPACE_BUCKETS),
-            tag_fence: plain(TAG_BUCKETS),
-            nested: (0..SPACE_BUCKETS).map(|_| AtomicBool::new(false)).collect(),
+            space_gen: padded(),
+            tag_gen: padded(),
+            space_fence: plain(),
+            tag_fence: plain(),
+            nested: Box::new(std::array::from_fn(|_| AtomicBool::new(false))),
         }
     }
 
@@ -107,36 +102,31 @@ impl Epochs {
     #[inline]
     pub(super) fn stamp(&self, tag: TlbTag) -> u64 {
         // Acquire: a lookup that happens after an invalidation sees its bump (coherence); the
-        // order of the two loads does not matter since both only grow.
-        let space = load_padded(
-            &self.space_gen,
-            space_bucket(tag.space(), SPACE_BUCKETS),
-            Ordering::Acquire,
-        );
-        let tagg = load_padded(
-            &self.tag_gen,
-            bucket(tag.raw(), TAG_BUCKETS),
-            Ordering::Acquire,
-        );
+        // order of the two loads does not matter since both only grow. The bucket functions
+        // mask their result, so `get` never fails (and compiles to a plain load).
+        let space = self
+            .space_gen
+            .get(space_bucket(tag))
+            .map_or(0, |c| c.load(Ordering::Acquire));
+        let tagg = self
+            .tag_gen
+            .get(tag_bucket(tag))
+            .map_or(0, |c| c.load(Ordering::Acquire));
         space.wrapping_add(tagg)
     }
 
     /// The fence value of `tag`'s bucket.
     fn tag_fence(&self, tag: TlbTag) -> u64 {
-        load(
-            &self.tag_fence,
-            bucket(tag.raw(), TAG_BUCKETS),
-            Ordering::SeqCst,
-        )
+        self.tag_fence
+            .get(tag_bucket(tag))
+            .map_or(0, |c| c.load(Ordering::SeqCst))
     }
 
     /// The fence value of `tag`'s space bucket.
     fn space_fence(&self, tag: TlbTag) -> u64 {
-        load(
-            &self.space_fence,
-            space_bucket(tag.space(), SPACE_BUCKETS),
-            Ordering::SeqCst,
-        )
+        self.space_fence
+            .get(space_bucket(tag))
+            .map_or(0, |c| c.load(Ordering::SeqCst))
     }
 
     /// A token for a fill of `tag`.
@@ -177,47 +167,39 @@ impl Epochs {
         }
     }
 
-    /// Invalidate every tag of `space` (a value of [`TlbTag::space`]).
-    pub(super) fn bump_space(&self, space: u64) {
-        bump(
-            self.space_gen
-                .get(space_bucket(space, SPACE_BUCKETS))
-                .map(|c| &**c),
-        );
+    /// Invalidate every tag of the space of tag `space`.
+    pub(super) fn bump_space(&self, space: TlbTag) {
+        bump(self.space_gen.get(space_bucket(space)).map(|c| &**c));
     }
 
     /// Invalidate every entry of `tag`.
     pub(super) fn bump_tag(&self, tag: TlbTag) {
-        bump(
-            self.tag_gen
-                .get(bucket(tag.raw(), TAG_BUCKETS))
-                .map(|c| &**c),
-        );
+        bump(self.tag_gen.get(tag_bucket(tag)).map(|c| &**c));
     }
 
     /// Refuse in-flight fills of `tag` (before a removal pass).
     pub(super) fn fence_tag(&self, tag: TlbTag) {
-        bump(self.tag_fence.get(bucket(tag.raw(), TAG_BUCKETS)));
+        bump(self.tag_fence.get(tag_bucket(tag)));
     }
 
-    /// Refuse in-flight fills of every tag of `space`.
-    pub(super) fn fence_space(&self, space: u64) {
-        bump(self.space_fence.get(space_bucket(space, SPACE_BUCKETS)));
+    /// Refuse in-flight fills of every tag of the space of tag `space`.
+    pub(super) fn fence_space(&self, space: TlbTag) {
+        bump(self.space_fence.get(space_bucket(space)));
     }
 
     /// Record that `tag`'s space holds nested entries (before the inserting slot is published).
     pub(super) fn mark_nested(&self, tag: TlbTag) {
-        if let Some(f) = self.nested.get(space_bucket(tag.space(), SPACE_BUCKETS)) {
+        if let Some(f) = self.nested.get(space_bucket(tag)) {
             if !f.load(Ordering::SeqCst) {
                 f.store(true, Ordering::SeqCst);
             }
         }
     }
 
-    /// True if `space` may hold nested entries.
-    pub(super) fn may_have_nested(&self, space: u64) -> bool {
+    /// True if the space of tag `space` may hold nested entries.
+    pub(super) fn may_have_nested(&self, space: TlbTag) -> bool {
         self.nested
-            .get(space_bucket(space, SPACE_BUCKETS))
+            .get(space_bucket(space))
             .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 }

@@ -95,14 +95,15 @@ pub enum Regime {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TlbTag(u64);
 
-/// Tag kinds, in bits [63:60] of the packed tag.
+/// Tag kinds, in bits [63:60] of the packed tag. Bits [1:0] of the kind name the *space* kind
+/// (global variants share it with their regime), which epoch.rs uses without branching.
 const KIND_SHIFT: u32 = 60;
 const KIND_NH: u64 = 1;
-const KIND_NH_GLOBAL: u64 = 2;
-const KIND_S2: u64 = 3;
-const KIND_EL2: u64 = 4;
-const KIND_EL2_GLOBAL: u64 = 5;
-const KIND_STREAM: u64 = 6;
+const KIND_S2: u64 = 2;
+const KIND_EL2: u64 = 3;
+const KIND_STREAM: u64 = 4;
+const KIND_NH_GLOBAL: u64 = 5;
+const KIND_EL2_GLOBAL: u64 = 7;
 
 impl TlbTag {
     /// Stage-1 (or nested combined) results of `asid` in the EL1 regime of `vmid`.
@@ -141,19 +142,23 @@ impl TlbTag {
         self.0
     }
 
-    /// The space the tag belongs to (what [`Invalidation::Stage1All`], [`Invalidation::Vmid`]
-    /// and [`Invalidation::Stream`] invalidate as a whole), packed like a tag.
-    ///
-    /// The space's number (VMID, StreamID) is in the low bits, so consecutive VMIDs/StreamIDs
-    /// get distinct generation buckets (epoch.rs).
-    const fn space(self) -> u64 {
-        let vmid = (self.0 >> 32) & 0xffff;
-        match self.0 >> KIND_SHIFT {
-            KIND_NH | KIND_NH_GLOBAL => (KIND_NH << KIND_SHIFT) | vmid,
-            KIND_S2 => (KIND_S2 << KIND_SHIFT) | vmid,
-            KIND_EL2 | KIND_EL2_GLOBAL => KIND_EL2 << KIND_SHIFT,
-            _ => (KIND_STREAM << KIND_SHIFT) | (self.0 & 0xffff_ffff),
+    /// The number of the space the tag belongs to (what [`Invalidation::Stage1All`],
+    /// [`Invalidation::Vmid`] and [`Invalidation::Stream`] invalidate as a whole): the StreamID
+    /// for stream tags, else the VMID (0 for EL2). With the kind's bits [1:0] this identifies
+    /// the space; epoch.rs buckets by it.
+    #[inline]
+    const fn space_number(self) -> u64 {
+        if self.0 >> KIND_SHIFT == KIND_STREAM {
+            self.0 & 0xffff_ffff
+        } else {
+            (self.0 >> 32) & 0xffff
         }
+    }
+
+    /// Bits [1:0] of the kind: the same for a regime and its global variant.
+    #[inline]
+    const fn space_kind(self) -> u64 {
+        (self.0 >> KIND_SHIFT) & 3
     }
 
     /// For stage-1 tags: the tag global (nG = 0) entries of the same regime are stored under.
@@ -454,7 +459,7 @@ impl Iotlb {
     }
 
     /// Probe the size classes of `mask` for `tag`.
-    #[inline]
+    #[inline(always)]
     fn probe(&self, tag: TlbTag, mut mask: u64, iova: u64) -> Option<TlbEntry> {
         if mask == 0 {
             return None;
@@ -545,13 +550,11 @@ impl Iotlb {
         match scope {
             Invalidation::All => self.epochs.bump_all(),
             Invalidation::Stage1All(regime) => {
-                self.epochs
-                    .bump_space(TlbTag::stage1_in(regime, Asid(0)).space());
+                self.epochs.bump_space(TlbTag::stage1_in(regime, Asid(0)));
             }
             Invalidation::Vmid(vmid) => {
-                self.epochs
-                    .bump_space(TlbTag::stage1(vmid, Asid(0)).space());
-                self.epochs.bump_space(TlbTag::stage2(vmid).space());
+                self.epochs.bump_space(TlbTag::stage1(vmid, Asid(0)));
+                self.epochs.bump_space(TlbTag::stage2(vmid));
             }
             Invalidation::Asid(regime, asid) => {
                 self.epochs.bump_tag(TlbTag::stage1_in(regime, asid))
@@ -572,15 +575,14 @@ impl Iotlb {
             Invalidation::Va {
                 regime, asid: None, ..
             } => {
-                self.epochs
-                    .bump_space(TlbTag::stage1_in(regime, Asid(0)).space());
+                self.epochs.bump_space(TlbTag::stage1_in(regime, Asid(0)));
             }
             Invalidation::Ipa { vmid, range } => {
                 // Policy: nested entries of the VMID are removed conservatively (their whole
                 // stage-1 space) if any were ever inserted there, instead of tracking which IPA
                 // each depends on. IHI 0070 lets TLBI_S2_IPA keep them (Linux follows with
                 // TLBI_NH_ALL / S12_VMALL); removing them is the safe superset.
-                let nh = TlbTag::stage1(vmid, Asid(0)).space();
+                let nh = TlbTag::stage1(vmid, Asid(0));
                 self.epochs.fence_space(nh);
                 self.remove_range(TlbTag::stage2(vmid), &self.table.present, range);
                 if self.epochs.may_have_nested(nh) {
@@ -588,7 +590,7 @@ impl Iotlb {
                 }
             }
             Invalidation::Stream(stream) => {
-                self.epochs.bump_space(TlbTag::stream(stream, None).space());
+                self.epochs.bump_space(TlbTag::stream(stream, None));
             }
             Invalidation::Tag(tag) => self.epochs.bump_tag(tag),
         }

@@ -80,7 +80,7 @@ pub(super) enum Stored {
 /// The slots, plus which block sizes are present (so lookups probe only those).
 #[derive(Debug)]
 pub(super) struct Table {
-    slots: Box<[Slot]>,
+    sets: Box<[[Slot; WAYS]]>,
     set_mask: usize,
     /// Bit `s` set: some non-global entry of size `1 << s` was inserted (never cleared, so range
     /// removals never skip a size class that may hold an entry).
@@ -133,6 +133,7 @@ pub(super) fn encode(tag: u64, entry: &TlbEntry, stamp: u64) -> Option<Words> {
 }
 
 /// Unpack the words of a valid slot.
+#[inline(always)]
 pub(super) fn decode(w: &Words) -> TlbEntry {
     let (key, out, attr, flags, ipa) = (w[W_KEY], w[W_OUT], w[W_ATTR], w[W_FLAGS], w[W_IPA]);
     TlbEntry {
@@ -171,7 +172,7 @@ impl Table {
             .clamp(1, MAX_SETS)
             .next_power_of_two();
         Self {
-            slots: (0..sets * WAYS).map(|_| Slot::default()).collect(),
+            sets: (0..sets).map(|_| Default::default()).collect(),
             set_mask: sets - 1,
             present: AtomicU64::new(0),
             global_present: AtomicU64::new(0),
@@ -180,23 +181,28 @@ impl Table {
 
     /// Number of entries.
     pub(super) fn capacity(&self) -> usize {
-        self.slots.len()
+        self.sets.len() * WAYS
     }
 
     /// The ways of the set holding (`tag`, `key`).
-    #[inline]
+    ///
+    /// The set is the block number (address >> size) XOR a hash of the tag and the size: the
+    /// consecutive pages or blocks of one tag fall in consecutive sets, so a tag's mappings do
+    /// not conflict with each other until they outnumber the sets.
+    #[inline(always)]
     fn ways(&self, tag: u64, key: u64) -> &[Slot] {
-        // Page number in the low bits, size class in the high ones; fold the halves so the tag
-        // kind and VMID (bits 32+) reach the product bits the set is taken from.
-        let x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.rotate_right(12);
-        let h = (x ^ (x >> 32)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        let set = ((h >> 32) as usize) & self.set_mask;
-        let first = set * WAYS;
-        self.slots.get(first..first + WAYS).unwrap_or(&[])
+        let size_log2 = key & 63;
+        // key = base | size_log2 and size_log2 < 2^size_log2, so this is the block number.
+        let block = key >> size_log2;
+        // Fold the tag kind and VMID (bits 29+) down before taking high product bits (the
+        // product is loop-invariant in a lookup, so it is computed once per lookup).
+        let mix = (tag ^ (tag >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+        let set = (block ^ mix ^ (size_log2 << 5)) as usize & self.set_mask;
+        self.sets.get(set).map_or(&[], |s| s.as_slice())
     }
 
     /// The words of a live slot holding (`tag`, `key`) stamped `stamp`. Lock-free, write-free.
-    #[inline]
+    #[inline(always)]
     pub(super) fn find(&self, tag: u64, key: u64, stamp: u64) -> Option<Words> {
         for slot in self.ways(tag, key) {
             // Acquire: pairs with the writer's Release unlock, so the words of that write are
