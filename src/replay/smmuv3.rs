@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use viommu_common::traits::{MmioDevice, MmioError};
-use viommu_common::DmaRequest;
+use viommu_common::{DmaRequest, DmaTranslator};
 use viommu_smmuv3::caps::{GranuleSet, IdRegs, SmmuConfig};
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::spec::idr::{Httu, StallModel};
@@ -66,10 +66,10 @@ impl ReplayDevice for Smmu {
     }
 
     fn dma(&self, req: &DmaRequest) -> Result<u64, String> {
-        // The model's DmaTranslator implementation has not landed yet (smmuv3/src/translate.rs);
-        // until it does every request is reported as not translated.
-        let _ = req;
-        Err("UNIMPLEMENTED_TRANSLATION".into())
+        self.dev
+            .translate(req)
+            .map(|m| m.output)
+            .map_err(|f| f.event.to_owned())
     }
 
     fn settle(&self) {
