@@ -711,3 +711,36 @@ fn test_cmd_prop_generated_commands_decode_to_themselves() {
         assert_eq!(Command::decode(&c.encode(), &caps), Ok(c), "{c}");
     }
 }
+
+/// Every distinct command in the Linux 6.12 replay trace (shared/replay/
+/// linux612-bringup-passthrough.replay.jsonl.xz, command queue at 0x5b500000) decodes under the
+/// capabilities of the SMMU it was recorded on.
+#[test]
+fn test_cmd_replay_trace_commands_decode() {
+    let caps = SmmuConfig::from_id_regs(crate::caps::IdRegs {
+        idr0: 0x0d44_101b,
+        idr1: 0x0273_0010,
+        idr3: 0x1414,
+        idr5: 0x74,
+        aidr: 1,
+        ..Default::default()
+    })
+    .unwrap()
+    .caps()
+    .unwrap();
+    let expected = [
+        ((0x4, 0x1f), "CFGI_ALL"),
+        (
+            (0x0fc0_2046, 0),
+            "CMD_SYNC CS=SIG_SEV MSH=3 MSIAttr=0xf MSIData=0x0 MSIAddr=0x0",
+        ),
+        ((0x30, 0), "TLBI_NSNH_ALL"),
+        ((0x8_0000_0003, 1), "CFGI_STE SID=0x8 Leaf=1"),
+        ((0x8_0000_0001, 0), "PREFETCH_CONFIG SID=0x8"),
+        ((0x10_0000_0003, 1), "CFGI_STE SID=0x10 Leaf=1"),
+        ((0x10_0000_0001, 0), "PREFETCH_CONFIG SID=0x10"),
+    ];
+    for ((w0, w1), text) in expected {
+        assert_eq!(Command::decode(&[w0, w1], &caps).unwrap().to_string(), text);
+    }
+}
