@@ -76,7 +76,7 @@ def cd_w0(asid):
 class Scenario:
     """One replay file, plus a model of the guest driver's queue state."""
 
-    def __init__(self, name, title):
+    def __init__(self, name, title, config=None):
         self.name = name
         self.lines = []
         self.prod = 0  # CMDQ producer, index + wrap (2^CMDQ_LOG2 entries)
@@ -84,7 +84,10 @@ class Scenario:
         self.pt_next = PT_POOL
         self.comment(title)
         self.op("ram", base=h(RAM_BASE), size=h(RAM_SIZE))
-        self.op("device", name="smmu0", kind="smmuv3")
+        if config is None:
+            self.op("device", name="smmu0", kind="smmuv3")
+        else:
+            self.op("device", name="smmu0", kind="smmuv3", config=config)
 
     # -- raw operations -----------------------------------------------------------------
     def op(self, op, **fields):
@@ -635,8 +638,110 @@ def dma_fault_event():
     return s
 
 
+def pasid_cd2l():
+    s = Scenario("pasid_cd2l", "PASIDs through a 2-level CD table (S1Fmt = 64K leaves, "
+                 "S1CDMax = 11), installed the way Linux does (CFGI_CD leaf 0 after the L1 "
+                 "descriptor; smmuv3.md §5.2, linux-driver.md §7.2, §9)")
+    s.bringup()
+    sid = 0x28
+    s.tables = {}
+    root0 = s.alloc_table()
+    root1 = s.alloc_table()
+    s.map(root0, 0x1000_0000, DATA | S1_PAGE)
+    s.map(root1, 0x1000_0000, (DATA + 0x5000) | S1_PAGE)
+    l1 = CDTAB + 0x1_0000
+    leaf0, leaf1 = CDTAB + 0x2_0000, CDTAB + 0x3_0000  # 64 KiB leaves of 1024 CDs
+    s.write_cd(leaf0, 1, root0)  # CD 0 (RID domain)
+    s.wq(l1, leaf0 | 1)  # L1CD: V | L2Ptr
+    # STE: V | S1 | S1Fmt 2 | S1ContextPtr = L1 table | S1CDMax 11; S1DSS = SSID0
+    s.write_ste(sid, [l1 | 0x20 | 0xB | (11 << 59), 0xD6])
+    s.dma_ok(sid, 0x1000_0010, DATA + 0x10)
+    s.comment("PASID 1025 = leaf 1, index 1: write the CD, then the L1 descriptor, then "
+              "CFGI_CD(leaf 0) + SYNC")
+    s.write_cd(leaf1 + 64, 7, root1)
+    s.wq(l1 + 8, leaf1 | 1)
+    s.cmd(0x5 | (1025 << 12) | (sid << 32), 0)
+    s.sync()
+    s.dma_ok(sid, 0x1000_0020, DATA + 0x5020, ssid=1025)
+    s.dma_ok(sid, 0x1000_0020, DATA + 0x20)
+    s.comment("PASID 1500: leaf 1 index 476 holds no valid CD -> C_BAD_CD")
+    s.dma_fault(sid, 0x1000_0020, "C_BAD_CD", ssid=1500)
+    s.comment("PASID 2048 >= 2^S1CDMax -> C_BAD_SUBSTREAMID (smmuv3.md §5.3)")
+    s.dma_fault(sid, 0x1000_0020, "C_BAD_SUBSTREAMID", ssid=2048)
+    s.rmem(s.evt_addr(0), le64(0x0A | (1 << 11) | (1500 << 12) | (sid << 32)))
+    s.rmem(s.evt_addr(1), le64(0x08 | (1 << 11) | (2048 << 12) | (sid << 32)))
+    s.consume_events(2)
+    s.comment("PASID teardown: clear the CD (V = 0), CFGI_CD leaf 1 + SYNC -> C_BAD_CD")
+    s.wq(leaf1 + 64, 0)
+    s.cd_sync(sid, 1025)
+    s.dma_fault(sid, 0x1000_0020, "C_BAD_CD", ssid=1025)
+    s.dma_ok(sid, 0x1000_0020, DATA + 0x20)
+    return s
+
+
+def nested():
+    s = Scenario("nested", "nested translation (STE Config 7): CD, stage-1 tables and output "
+                 "are IPAs translated by stage 2 (smmuv3.md §7); stage-2 faults report S2, "
+                 "CLASS and the IPA")
+    s.bringup()
+    sid = 0x38
+    s.tables = {}
+    s2t = {}
+    s2root = s.alloc_table()
+    # Stage 2: IPA [0x4000_0000, 0x8000_0000) identity as a 1 GiB block (RAM, where the CD and
+    # the stage-1 tables live); IPA 0x8000_0000 -> DATA + 0x3000 (a page).
+    s.map(s2root, 0x4000_0000, 0x4000_0000 | (S2_PAGE & ~0x2), level=1, tables=s2t)
+    s.map(s2root, 0x8000_0000, (DATA + 0x3000) | S2_PAGE, tables=s2t)
+    s1root = s.alloc_table()
+    s.map(s1root, 0x1000_0000, 0x8000_0000 | S1_PAGE)
+    s.map(s1root, 0x1000_1000, 0x9000_0000 | S1_PAGE)
+    # VA 0x1020_0000: its level-3 table is at IPA 0xA000_0000, which stage 2 does not map
+    l2 = s.tables[(s.tables[(s1root, 0)], 0)]
+    s.wq(l2 + 8 * 0x81, 0xA000_0000 | TABLE)
+    s.write_cd(CDTAB, 1, s1root)
+    w2 = 1 | (VTCR_4K_48 << 32) | (1 << 51) | (1 << 54) | (1 << 58)  # VMID 1, S2AA64/PTW/R
+    s.write_ste(sid, [CDTAB | 0xF, 0xD6, w2, s2root])
+    s.dma_ok(sid, 0x1000_0010, DATA + 0x3010)
+    s.comment("S1 output IPA 0x9000_0000 unmapped at stage 2: F_TRANSLATION, S2 = 1, "
+              "CLASS = IN, IPA reported")
+    s.dma_fault(sid, 0x1000_1000, "F_TRANSLATION")
+    rec = s.evt_addr(0)
+    s.rmem(rec, le64(0x10 | (sid << 32)))
+    s.rmem(rec + 12, bytes([0x88, 0x02]))  # RnW | S2; CLASS = IN (2)
+    s.rmem(rec + 16, le64(0x1000_1000))
+    s.rmem(rec + 24, le64(0x9000_0000))
+    s.comment("stage-1 table at IPA 0xA000_0000 unmapped at stage 2: CLASS = TT, TTRnW")
+    s.dma_fault(sid, 0x1020_0000, "F_TRANSLATION")
+    rec = s.evt_addr(1)
+    s.rmem(rec + 12, bytes([0x88, 0x11]))  # RnW | S2; CLASS = TT (1) | TTRnW
+    s.rmem(rec + 16, le64(0x1020_0000))
+    s.rmem(rec + 24, le64(0xA000_0000))
+    s.expect_msi(EVTQ_MSI_DATA)
+    s.consume_events(2)
+    s.comment("stage-2 unmap of IPA 0x8000_0000: TLBI_S2_IPA + SYNC, then TLBI_NH_ALL(vmid) + "
+              "SYNC as Linux does for nest parents (linux-driver.md §10)")
+    s.map(s2root, 0x8000_0000, 0, tables=s2t)
+    s.cmd(0x2A | (1 << 32), 0x8000_0000 | 1)
+    s.sync()
+    s.cmd(0x10 | (1 << 32))
+    s.sync()
+    s.dma_fault(sid, 0x1000_0010, "F_TRANSLATION")
+    return s
+
+
+def batch_limit():
+    s = Scenario("batch_limit", "cmdq_batch_limit = 1: each MMIO access consumes one command; "
+                 "the rest is finished before the guest observes CONS (replay settle rule)",
+                 config={"cmdq_batch_limit": 1})
+    s.bringup()
+    for asid in range(1, 9):
+        s.cmd(0x11 | (asid << 48))
+    s.sync()
+    return s
+
+
 SCENARIOS = [linux_bringup, attach_s1_dma, hitless, range_invalidation, command_errors,
-             dma_fault_event]
+             dma_fault_event, pasid_cd2l, nested, batch_limit]
 
 if __name__ == "__main__":
     import argparse
