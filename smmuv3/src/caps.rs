@@ -125,7 +125,7 @@ pub struct SmmuConfig {
     pub dormhint: bool,
     /// Hierarchical attribute disable (IDR3.HAD: CD.HAD0/HAD1). Default on.
     pub had: bool,
-    /// Stage-2 XN[1:0] (IDR3.XNX). Default off.
+    /// Stage-2 XN\[1:0\] (IDR3.XNX). Default off.
     pub xnx: bool,
     /// Stage-2 forced write-back (IDR3.FWB: STE.S2FWB). Default off.
     pub fwb: bool,
@@ -711,7 +711,7 @@ impl Caps {
         self.idr3.had()
     }
 
-    /// Stage-2 XN[1:0] (IDR3.XNX).
+    /// Stage-2 XN\[1:0\] (IDR3.XNX).
     pub const fn xnx(&self) -> bool {
         self.idr3.xnx()
     }

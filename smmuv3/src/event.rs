@@ -525,8 +525,8 @@ mod tests {
         );
     }
 
-    /// A stalled stage-1 permission fault on a privileged instruction fetch: Stall [31], STAG
-    /// [15:0], PnU [33], InD [34], RnW [35]; no IPA for stage 1.
+    /// A stalled stage-1 permission fault on a privileged instruction fetch: Stall \[31\], STAG
+    /// \[15:0\], PnU \[33\], InD \[34\], RnW \[35\]; no IPA for stage 1.
     #[test]
     fn test_event_encode_stalled_permission_fault() {
         let e = Event::Permission(TranslationFault {
@@ -554,8 +554,8 @@ mod tests {
         assert_eq!(e.fault_kind(), FaultKind::Stalled);
     }
 
-    /// A stage-2 fault on a stage-1 descriptor read under nesting: CLASS TT [41:40] = 1, TTRnW
-    /// [44] = 1, IPA = the descriptor's IPA; a write (HTTU) access leaves TTRnW 0.
+    /// A stage-2 fault on a stage-1 descriptor read under nesting: CLASS TT \[41:40\] = 1, TTRnW
+    /// \[44\] = 1, IPA = the descriptor's IPA; a write (HTTU) access leaves TTRnW 0.
     #[test]
     fn test_event_encode_class_tt_ttrnw() {
         let f = WalkFault::new(WalkFaultKind::Translation, Stage::S2, 2)
@@ -570,7 +570,7 @@ mod tests {
         assert!(!e.encode().w1.ttrnw());
     }
 
-    /// F_WALK_EABT carries FetchAddr [51:3], S2 and CLASS; F_STE_FETCH / F_CD_FETCH FetchAddr.
+    /// F_WALK_EABT carries FetchAddr \[51:3\], S2 and CLASS; F_STE_FETCH / F_CD_FETCH FetchAddr.
     #[test]
     fn test_event_encode_fetch_aborts() {
         let f = WalkFault::new(

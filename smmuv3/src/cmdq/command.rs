@@ -34,7 +34,7 @@ use crate::spec::regs::CmdqErr;
 /// The address range and level hint of an address-based TLB invalidation (§10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TlbiRange {
-    /// Address field (bits [63:12] of word 1; [51:12] for TLBI_S2_IPA).
+    /// Address field (bits \[63:12\] of word 1; \[51:12\] for TLBI_S2_IPA).
     pub addr: u64,
     /// Leaf: only last-level entries need to go (walk caches may stay).
     pub leaf: bool,
@@ -129,7 +129,7 @@ pub struct SyncCmd {
     pub msi_attr: u8,
     /// MSIData: the 32-bit value written for CS = SIG_IRQ.
     pub msi_data: u32,
-    /// MSIAddr: the doorbell address (bits [51:2]; 0 = use the wired interrupt).
+    /// MSIAddr: the doorbell address (bits \[51:2\]; 0 = use the wired interrupt).
     pub msi_addr: u64,
 }
 
@@ -476,7 +476,7 @@ fn tlbi_range(
 }
 
 impl Command {
-    /// Decode a raw command (`words[0]` = bits [63:0], `words[1]` = bits [127:64]) against the
+    /// Decode a raw command (`words[0]` = bits \[63:0\], `words[1]` = bits \[127:64\]) against the
     /// advertised capabilities.
     ///
     /// Word 1 of PREFETCH_CONFIG is not checked (the architecture defines Size/Addr there for

@@ -34,7 +34,7 @@ fn tlbi_w0(op: Opcode, vmid: u16, asid: u16, range: Option<&TlbiRange>) -> u64 {
         .raw()
 }
 
-/// Word 1 of an address-based TLBI (`ipa`: TLBI_S2_IPA, address bits [51:12] only).
+/// Word 1 of an address-based TLBI (`ipa`: TLBI_S2_IPA, address bits \[51:12\] only).
 fn tlbi_w1(r: &TlbiRange, ipa: bool) -> u64 {
     let w = CmdTlbiW1::new()
         .with_leaf(r.leaf)

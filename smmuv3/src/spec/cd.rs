@@ -9,7 +9,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::{bits_mask, le_word, open_enum, Cacheability, Le64, Shareability};
 
 open_enum! {
-    /// CD.TG0 (bits [7:6]): TTB0 granule (same encoding as TCR_EL1.TG0).
+    /// CD.TG0 (bits \[7:6\]): TTB0 granule (same encoding as TCR_EL1.TG0).
     pub struct Tg0(u8) {
         /// 4 KiB.
         TG0_4K = 0,
@@ -21,7 +21,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// CD.TG1 (bits [23:22]): TTB1 granule (TCR_EL1.TG1 encoding, different from TG0).
+    /// CD.TG1 (bits \[23:22\]): TTB1 granule (TCR_EL1.TG1 encoding, different from TG0).
     pub struct Tg1(u8) {
         /// 16 KiB.
         TG1_16K = 1,
@@ -32,124 +32,124 @@ open_enum! {
     }
 }
 
-/// CD word 0 (bits [63:0]): translation control.
+/// CD word 0 (bits \[63:0\]): translation control.
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CdW0 {
-    /// T0SZ (bits [5:0]): TTB0 region size 2^(64 - T0SZ).
+    /// T0SZ (bits \[5:0\]): TTB0 region size 2^(64 - T0SZ).
     #[bits(6)]
     pub t0sz: u8,
-    /// TG0 (bits [7:6]).
+    /// TG0 (bits \[7:6\]).
     #[bits(2)]
     pub tg0: Tg0,
-    /// IR0 (bits [9:8]).
+    /// IR0 (bits \[9:8\]).
     #[bits(2)]
     pub ir0: Cacheability,
-    /// OR0 (bits [11:10]).
+    /// OR0 (bits \[11:10\]).
     #[bits(2)]
     pub or0: Cacheability,
-    /// SH0 (bits [13:12]).
+    /// SH0 (bits \[13:12\]).
     #[bits(2)]
     pub sh0: Shareability,
-    /// EPD0 (bit [14]): no walks through TTB0 (translation fault).
+    /// EPD0 (bit \[14\]): no walks through TTB0 (translation fault).
     pub epd0: bool,
-    /// ENDI (bit [15]): big-endian tables.
+    /// ENDI (bit \[15\]): big-endian tables.
     pub endi: bool,
-    /// T1SZ (bits [21:16]).
+    /// T1SZ (bits \[21:16\]).
     #[bits(6)]
     pub t1sz: u8,
-    /// TG1 (bits [23:22]).
+    /// TG1 (bits \[23:22\]).
     #[bits(2)]
     pub tg1: Tg1,
-    /// IR1 (bits [25:24]).
+    /// IR1 (bits \[25:24\]).
     #[bits(2)]
     pub ir1: Cacheability,
-    /// OR1 (bits [27:26]).
+    /// OR1 (bits \[27:26\]).
     #[bits(2)]
     pub or1: Cacheability,
-    /// SH1 (bits [29:28]).
+    /// SH1 (bits \[29:28\]).
     #[bits(2)]
     pub sh1: Shareability,
-    /// EPD1 (bit [30]).
+    /// EPD1 (bit \[30\]).
     pub epd1: bool,
-    /// V (bit [31]): valid.
+    /// V (bit \[31\]): valid.
     pub v: bool,
-    /// IPS (bits [34:32]): intermediate physical size code.
+    /// IPS (bits \[34:32\]): intermediate physical size code.
     #[bits(3)]
     pub ips: u8,
-    /// AFFD (bit [35]): access-flag fault disable.
+    /// AFFD (bit \[35\]): access-flag fault disable.
     pub affd: bool,
-    /// WXN (bit [36]).
+    /// WXN (bit \[36\]).
     pub wxn: bool,
-    /// UWXN (bit [37]).
+    /// UWXN (bit \[37\]).
     pub uwxn: bool,
-    /// TBI0 (bit [38]): top byte ignore, TTB0 region.
+    /// TBI0 (bit \[38\]): top byte ignore, TTB0 region.
     pub tbi0: bool,
-    /// TBI1 (bit [39]): top byte ignore, TTB1 region.
+    /// TBI1 (bit \[39\]): top byte ignore, TTB1 region.
     pub tbi1: bool,
-    /// PAN (bit [40]).
+    /// PAN (bit \[40\]).
     pub pan: bool,
-    /// AA64 (bit [41]): AArch64 tables.
+    /// AA64 (bit \[41\]): AArch64 tables.
     pub aa64: bool,
-    /// HD (bit [42]): hardware dirty-state update.
+    /// HD (bit \[42\]): hardware dirty-state update.
     pub hd: bool,
-    /// HA (bit [43]): hardware access-flag update.
+    /// HA (bit \[43\]): hardware access-flag update.
     pub ha: bool,
-    /// S (bit [44]): stall faults.
+    /// S (bit \[44\]): stall faults.
     pub s: bool,
-    /// R (bit [45]): record faults.
+    /// R (bit \[45\]): record faults.
     pub r: bool,
-    /// A (bit [46]): terminated transactions abort (else RAZ/WI).
+    /// A (bit \[46\]): terminated transactions abort (else RAZ/WI).
     pub a: bool,
-    /// ASET (bit [47]): shared ASID set (store only).
+    /// ASET (bit \[47\]): shared ASID set (store only).
     pub aset: bool,
-    /// ASID (bits [63:48]).
+    /// ASID (bits \[63:48\]).
     pub asid: u16,
 }
 
-/// CD word 1 (bits [127:64]): TTB0.
+/// CD word 1 (bits \[127:64\]): TTB0.
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CdW1 {
-    /// NSCFG0 (bit [64]).
+    /// NSCFG0 (bit \[64\]).
     pub nscfg0: bool,
-    /// HAD0 (bit [65]): hierarchical attribute disable for TTB0.
+    /// HAD0 (bit \[65\]): hierarchical attribute disable for TTB0.
     pub had0: bool,
-    /// Bits [67:66]: reserved.
+    /// Bits \[67:66\]: reserved.
     #[bits(2)]
     __: u8,
-    /// TTB0 (bits [115:68]), stored shifted; see [`Cd::ttb0`].
+    /// TTB0 (bits \[115:68\]), stored shifted; see [`Cd::ttb0`].
     #[bits(48)]
     pub ttb0_hi: u64,
-    /// Bits [127:116]: reserved.
+    /// Bits \[127:116\]: reserved.
     #[bits(12)]
     __: u16,
 }
 
-/// CD word 2 (bits [191:128]): TTB1.
+/// CD word 2 (bits \[191:128\]): TTB1.
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CdW2 {
-    /// NSCFG1 (bit [128]).
+    /// NSCFG1 (bit \[128\]).
     pub nscfg1: bool,
-    /// HAD1 (bit [129]).
+    /// HAD1 (bit \[129\]).
     pub had1: bool,
-    /// Bits [131:130]: reserved.
+    /// Bits \[131:130\]: reserved.
     #[bits(2)]
     __: u8,
-    /// TTB1 (bits [179:132]), stored shifted; see [`Cd::ttb1`].
+    /// TTB1 (bits \[179:132\]), stored shifted; see [`Cd::ttb1`].
     #[bits(48)]
     pub ttb1_hi: u64,
-    /// Bits [191:180]: reserved.
+    /// Bits \[191:180\]: reserved.
     #[bits(12)]
     __: u16,
 }
 
-/// CD word 3 (bits [255:192]): MAIR.
+/// CD word 3 (bits \[255:192\]): MAIR.
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CdW3 {
-    /// MAIR (bits [255:192]): eight memory attribute bytes, AttrIndx n at bits [8n+7:8n].
+    /// MAIR (bits \[255:192\]): eight memory attribute bytes, AttrIndx n at bits [8n+7:8n].
     pub mair: u64,
 }
 
@@ -221,23 +221,23 @@ impl Cd {
         ]
     }
 
-    /// TTB0 (bits [115:68]): TTB0 table address bits [51:4] (an IPA under nesting).
+    /// TTB0 (bits \[115:68\]): TTB0 table address bits \[51:4\] (an IPA under nesting).
     pub const fn ttb0(&self) -> u64 {
         self.w1.raw() & bits_mask(51, 4)
     }
 
-    /// Set TTB0; bits outside [51:4] of `addr` are dropped, NSCFG0/HAD0 kept.
+    /// Set TTB0; bits outside \[51:4\] of `addr` are dropped, NSCFG0/HAD0 kept.
     pub const fn with_ttb0(mut self, addr: u64) -> Self {
         self.w1 = CdW1::from_raw((self.w1.raw() & !bits_mask(51, 4)) | (addr & bits_mask(51, 4)));
         self
     }
 
-    /// TTB1 (bits [179:132]): TTB1 table address bits [51:4].
+    /// TTB1 (bits \[179:132\]): TTB1 table address bits \[51:4\].
     pub const fn ttb1(&self) -> u64 {
         self.w2.raw() & bits_mask(51, 4)
     }
 
-    /// Set TTB1; bits outside [51:4] of `addr` are dropped, NSCFG1/HAD1 kept.
+    /// Set TTB1; bits outside \[51:4\] of `addr` are dropped, NSCFG1/HAD1 kept.
     pub const fn with_ttb1(mut self, addr: u64) -> Self {
         self.w2 = CdW2::from_raw((self.w2.raw() & !bits_mask(51, 4)) | (addr & bits_mask(51, 4)));
         self

@@ -1,7 +1,7 @@
 //! Command-queue entries (IHI 0070 §4): 16 bytes, two little-endian 64-bit words.
 //!
 //! Both words of every command family are typed: `Cmd*W0` for the first word (which always
-//! holds the opcode in bits [7:0]) and `Cmd*W1` for the second. Which family a command uses is
+//! holds the opcode in bits \[7:0\]) and `Cmd*W1` for the second. Which family a command uses is
 //! given by its [`Opcode`]; [`crate::cmdq::command::Command::decode`] does the validation.
 
 use bitfield_struct::bitfield;
@@ -10,7 +10,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::{bits_mask, le_word, open_enum, Le64};
 
 open_enum! {
-    /// Command opcode (word 0 bits [7:0]). `CFGI_ALL` is `CFGI_STE_RANGE` with Range = 31.
+    /// Command opcode (word 0 bits \[7:0\]). `CFGI_ALL` is `CFGI_STE_RANGE` with Range = 31.
     pub struct Opcode(u8) {
         /// Prefetch the configuration of a stream.
         PREFETCH_CONFIG = 0x01,
@@ -66,7 +66,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// CMD_SYNC.CS (word 0 bits [13:12]): completion signal.
+    /// CMD_SYNC.CS (word 0 bits \[13:12\]): completion signal.
     pub struct SyncCs(u8) {
         /// No signal: CONS passes the SYNC.
         SIG_NONE = 0,
@@ -78,7 +78,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// PRI_RESP.Resp (word 1 bits [13:12]).
+    /// PRI_RESP.Resp (word 1 bits \[13:12\]).
     pub struct PriRespCode(u8) {
         /// Invalid request: deny.
         DENY = 0,
@@ -90,7 +90,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// RESUME.Resp (word 0 bits [13:12]).
+    /// RESUME.Resp (word 0 bits \[13:12\]).
     pub struct ResumeResp(u8) {
         /// Complete the transaction as terminated (RAZ/WI or abort per CD.A).
         TERM = 0,
@@ -105,20 +105,20 @@ open_enum! {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdStreamW0 {
-    /// Opcode (bits [7:0]).
+    /// Opcode (bits \[7:0\]).
     #[bits(8)]
     pub opcode: Opcode,
-    /// Bits [9:8]: reserved.
+    /// Bits \[9:8\]: reserved.
     #[bits(2)]
     pub rsvd_9_8: u8,
-    /// SSec (bit [10]): Secure stream; must be 0 on the Non-secure queue.
+    /// SSec (bit \[10\]): Secure stream; must be 0 on the Non-secure queue.
     pub ssec: bool,
-    /// SSV (bit [11]): SubstreamID valid.
+    /// SSV (bit \[11\]): SubstreamID valid.
     pub ssv: bool,
-    /// SSID (bits [31:12]).
+    /// SSID (bits \[31:12\]).
     #[bits(20)]
     pub ssid: u32,
-    /// SID (bits [63:32]).
+    /// SID (bits \[63:32\]).
     pub sid: u32,
 }
 
@@ -126,27 +126,27 @@ pub struct CmdStreamW0 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdTlbiW0 {
-    /// Opcode (bits [7:0]).
+    /// Opcode (bits \[7:0\]).
     #[bits(8)]
     pub opcode: Opcode,
-    /// Bits [11:8]: reserved.
+    /// Bits \[11:8\]: reserved.
     #[bits(4)]
     pub rsvd_11_8: u8,
-    /// NUM (bits [16:12]): range is (NUM + 1) x 2^SCALE granules.
+    /// NUM (bits \[16:12\]): range is (NUM + 1) x 2^SCALE granules.
     #[bits(5)]
     pub num: u8,
-    /// Bits [19:17]: reserved.
+    /// Bits \[19:17\]: reserved.
     #[bits(3)]
     pub rsvd_19_17: u8,
-    /// SCALE (bits [24:20]).
+    /// SCALE (bits \[24:20\]).
     #[bits(5)]
     pub scale: u8,
-    /// Bits [31:25]: reserved.
+    /// Bits \[31:25\]: reserved.
     #[bits(7)]
     pub rsvd_31_25: u8,
-    /// VMID (bits [47:32]).
+    /// VMID (bits \[47:32\]).
     pub vmid: u16,
-    /// ASID (bits [63:48]).
+    /// ASID (bits \[63:48\]).
     pub asid: u16,
 }
 
@@ -154,21 +154,21 @@ pub struct CmdTlbiW0 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdAtcInvW0 {
-    /// Opcode (bits [7:0]).
+    /// Opcode (bits \[7:0\]).
     #[bits(8)]
     pub opcode: Opcode,
-    /// Bit [8]: reserved.
+    /// Bit \[8\]: reserved.
     pub rsvd_8: bool,
-    /// Global (bit [9]): also invalidate global ATC entries for the SSID.
+    /// Global (bit \[9\]): also invalidate global ATC entries for the SSID.
     pub global: bool,
-    /// Bit [10]: reserved.
+    /// Bit \[10\]: reserved.
     pub rsvd_10: bool,
-    /// SSV (bit [11]).
+    /// SSV (bit \[11\]).
     pub ssv: bool,
-    /// SSID (bits [31:12]).
+    /// SSID (bits \[31:12\]).
     #[bits(20)]
     pub ssid: u32,
-    /// SID (bits [63:32]).
+    /// SID (bits \[63:32\]).
     pub sid: u32,
 }
 
@@ -176,23 +176,23 @@ pub struct CmdAtcInvW0 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdResumeW0 {
-    /// Opcode (bits [7:0]).
+    /// Opcode (bits \[7:0\]).
     #[bits(8)]
     pub opcode: Opcode,
-    /// Bits [9:8]: reserved.
+    /// Bits \[9:8\]: reserved.
     #[bits(2)]
     pub rsvd_9_8: u8,
-    /// SSec (bit [10]).
+    /// SSec (bit \[10\]).
     pub ssec: bool,
-    /// Bit [11]: reserved.
+    /// Bit \[11\]: reserved.
     pub rsvd_11: bool,
-    /// Resp (bits [13:12]).
+    /// Resp (bits \[13:12\]).
     #[bits(2)]
     pub resp: ResumeResp,
-    /// Bits [31:14]: reserved.
+    /// Bits \[31:14\]: reserved.
     #[bits(18)]
     pub rsvd_31_14: u32,
-    /// SID (bits [63:32]).
+    /// SID (bits \[63:32\]).
     pub sid: u32,
 }
 
@@ -200,28 +200,28 @@ pub struct CmdResumeW0 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdSyncW0 {
-    /// Opcode (bits [7:0]).
+    /// Opcode (bits \[7:0\]).
     #[bits(8)]
     pub opcode: Opcode,
-    /// Bits [11:8]: reserved.
+    /// Bits \[11:8\]: reserved.
     #[bits(4)]
     pub rsvd_11_8: u8,
-    /// CS (bits [13:12]): completion signal.
+    /// CS (bits \[13:12\]): completion signal.
     #[bits(2)]
     pub cs: SyncCs,
-    /// Bits [21:14]: reserved.
+    /// Bits \[21:14\]: reserved.
     #[bits(8)]
     pub rsvd_21_14: u8,
-    /// MSH (bits [23:22]): MSI shareability.
+    /// MSH (bits \[23:22\]): MSI shareability.
     #[bits(2)]
     pub msh: u8,
-    /// MSIAttr (bits [27:24]): MSI memory type.
+    /// MSIAttr (bits \[27:24\]): MSI memory type.
     #[bits(4)]
     pub msiattr: u8,
-    /// Bits [31:28]: reserved.
+    /// Bits \[31:28\]: reserved.
     #[bits(4)]
     pub rsvd_31_28: u8,
-    /// MSIData (bits [63:32]).
+    /// MSIData (bits \[63:32\]).
     pub msidata: u32,
 }
 
@@ -229,24 +229,24 @@ pub struct CmdSyncW0 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdPrefetchW1 {
-    /// Size (bits [68:64]): log2 of the range in 4 KiB units.
+    /// Size (bits \[68:64\]): log2 of the range in 4 KiB units.
     #[bits(5)]
     pub size: u8,
-    /// Bits [75:69]: reserved.
+    /// Bits \[75:69\]: reserved.
     #[bits(7)]
     pub rsvd_11_5: u8,
-    /// Addr (bits [127:76]), stored shifted; see [`CmdPrefetchW1::addr`].
+    /// Addr (bits \[127:76\]), stored shifted; see [`CmdPrefetchW1::addr`].
     #[bits(52)]
     pub addr_hi: u64,
 }
 
 impl CmdPrefetchW1 {
-    /// The address (bits [63:12]).
+    /// The address (bits \[63:12\]).
     pub const fn addr(self) -> u64 {
         self.raw() & bits_mask(63, 12)
     }
 
-    /// The same word with the address set from `addr` (bits outside [63:12] dropped).
+    /// The same word with the address set from `addr` (bits outside \[63:12\] dropped).
     pub const fn with_addr(self, addr: u64) -> Self {
         self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
     }
@@ -256,9 +256,9 @@ impl CmdPrefetchW1 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdCfgiLeafW1 {
-    /// Leaf (bit [64]): 1 = only the entry, 0 = also the L1 descriptor.
+    /// Leaf (bit \[64\]): 1 = only the entry, 0 = also the L1 descriptor.
     pub leaf: bool,
-    /// Bits [127:65]: reserved.
+    /// Bits \[127:65\]: reserved.
     #[bits(63)]
     pub rsvd: u64,
 }
@@ -267,10 +267,10 @@ pub struct CmdCfgiLeafW1 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdCfgiRangeW1 {
-    /// Range (bits [68:64]): 2^(Range + 1) StreamIDs; 31 = all.
+    /// Range (bits \[68:64\]): 2^(Range + 1) StreamIDs; 31 = all.
     #[bits(5)]
     pub range: u8,
-    /// Bits [127:69]: reserved.
+    /// Bits \[127:69\]: reserved.
     #[bits(59)]
     pub rsvd: u64,
 }
@@ -280,44 +280,44 @@ pub struct CmdCfgiRangeW1 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdTlbiW1 {
-    /// Leaf (bit [64]): only last-level entries.
+    /// Leaf (bit \[64\]): only last-level entries.
     pub leaf: bool,
-    /// Bits [71:65]: reserved.
+    /// Bits \[71:65\]: reserved.
     #[bits(7)]
     pub rsvd_7_1: u8,
-    /// TTL (bits [73:72]): level hint.
+    /// TTL (bits \[73:72\]): level hint.
     #[bits(2)]
     pub ttl: u8,
-    /// TG (bits [75:74]): 0 = not a range, 1 = 4K, 2 = 16K, 3 = 64K.
+    /// TG (bits \[75:74\]): 0 = not a range, 1 = 4K, 2 = 16K, 3 = 64K.
     #[bits(2)]
     pub tg: u8,
-    /// Address (bits [127:76]), stored shifted; see [`CmdTlbiW1::addr`] / [`CmdTlbiW1::ipa`].
+    /// Address (bits \[127:76\]), stored shifted; see [`CmdTlbiW1::addr`] / [`CmdTlbiW1::ipa`].
     #[bits(52)]
     pub addr_hi: u64,
 }
 
 impl CmdTlbiW1 {
-    /// VA (bits [63:12] of the word) for the NH/EL2/EL3 forms.
+    /// VA (bits \[63:12\] of the word) for the NH/EL2/EL3 forms.
     pub const fn addr(self) -> u64 {
         self.raw() & bits_mask(63, 12)
     }
 
-    /// The same word with the VA set from `addr` (bits outside [63:12] dropped).
+    /// The same word with the VA set from `addr` (bits outside \[63:12\] dropped).
     pub const fn with_addr(self, addr: u64) -> Self {
         self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
     }
 
-    /// IPA (bits [51:12] of the word) for TLBI_S2_IPA.
+    /// IPA (bits \[51:12\] of the word) for TLBI_S2_IPA.
     pub const fn ipa(self) -> u64 {
         self.raw() & bits_mask(51, 12)
     }
 
-    /// The same word with the IPA set from `addr` (bits outside [51:12] dropped).
+    /// The same word with the IPA set from `addr` (bits outside \[51:12\] dropped).
     pub const fn with_ipa(self, addr: u64) -> Self {
         self.with_addr_hi((addr & bits_mask(51, 12)) >> 12)
     }
 
-    /// Bits [63:52], reserved in TLBI_S2_IPA.
+    /// Bits \[63:52\], reserved in TLBI_S2_IPA.
     pub const fn ipa_rsvd_hi(self) -> u64 {
         self.raw() >> 52
     }
@@ -327,24 +327,24 @@ impl CmdTlbiW1 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdAtcInvW1 {
-    /// Size (bits [69:64]): log2 of the span in 4 KiB pages; 52 = everything.
+    /// Size (bits \[69:64\]): log2 of the span in 4 KiB pages; 52 = everything.
     #[bits(6)]
     pub size: u8,
-    /// Bits [75:70]: reserved.
+    /// Bits \[75:70\]: reserved.
     #[bits(6)]
     pub rsvd_11_6: u8,
-    /// Address (bits [127:76]), stored shifted; see [`CmdAtcInvW1::addr`].
+    /// Address (bits \[127:76\]), stored shifted; see [`CmdAtcInvW1::addr`].
     #[bits(52)]
     pub addr_hi: u64,
 }
 
 impl CmdAtcInvW1 {
-    /// The address (bits [63:12]).
+    /// The address (bits \[63:12\]).
     pub const fn addr(self) -> u64 {
         self.raw() & bits_mask(63, 12)
     }
 
-    /// The same word with the address set from `addr` (bits outside [63:12] dropped).
+    /// The same word with the address set from `addr` (bits outside \[63:12\] dropped).
     pub const fn with_addr(self, addr: u64) -> Self {
         self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
     }
@@ -354,16 +354,16 @@ impl CmdAtcInvW1 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdPriRespW1 {
-    /// PRGIndex (bits [72:64]).
+    /// PRGIndex (bits \[72:64\]).
     #[bits(9)]
     pub prg_index: u16,
-    /// Bits [75:73]: reserved.
+    /// Bits \[75:73\]: reserved.
     #[bits(3)]
     pub rsvd_11_9: u8,
-    /// Resp (bits [77:76]).
+    /// Resp (bits \[77:76\]).
     #[bits(2)]
     pub resp: PriRespCode,
-    /// Bits [127:78]: reserved.
+    /// Bits \[127:78\]: reserved.
     #[bits(50)]
     pub rsvd: u64,
 }
@@ -372,9 +372,9 @@ pub struct CmdPriRespW1 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdResumeW1 {
-    /// STAG (bits [79:64]): stall tag from the event record.
+    /// STAG (bits \[79:64\]): stall tag from the event record.
     pub stag: u16,
-    /// Bits [127:80]: reserved.
+    /// Bits \[127:80\]: reserved.
     #[bits(48)]
     pub rsvd: u64,
 }
@@ -383,24 +383,24 @@ pub struct CmdResumeW1 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct CmdSyncW1 {
-    /// Bits [65:64]: reserved.
+    /// Bits \[65:64\]: reserved.
     #[bits(2)]
     pub rsvd_1_0: u8,
-    /// MSIAddr (bits [115:66]), stored shifted; see [`CmdSyncW1::msi_addr`].
+    /// MSIAddr (bits \[115:66\]), stored shifted; see [`CmdSyncW1::msi_addr`].
     #[bits(50)]
     pub msi_addr_hi: u64,
-    /// Bits [127:116]: reserved.
+    /// Bits \[127:116\]: reserved.
     #[bits(12)]
     pub rsvd_63_52: u16,
 }
 
 impl CmdSyncW1 {
-    /// MSIAddr: the doorbell physical address (bits [51:2]).
+    /// MSIAddr: the doorbell physical address (bits \[51:2\]).
     pub const fn msi_addr(self) -> u64 {
         self.raw() & bits_mask(51, 2)
     }
 
-    /// The same word with MSIAddr set from `addr` (bits outside [51:2] dropped).
+    /// The same word with MSIAddr set from `addr` (bits outside \[51:2\] dropped).
     pub const fn with_msi_addr(self, addr: u64) -> Self {
         self.with_msi_addr_hi((addr & bits_mask(51, 2)) >> 2)
     }
@@ -453,7 +453,7 @@ impl CmdEntry {
         [self.w0.get(), self.w1.get()]
     }
 
-    /// The opcode (word 0 bits [7:0]).
+    /// The opcode (word 0 bits \[7:0\]).
     pub const fn opcode(&self) -> Opcode {
         Opcode((self.w0.get() & 0xff) as u8)
     }
@@ -463,7 +463,7 @@ impl CmdEntry {
 mod tests {
     use super::*;
 
-    /// Common fields: SSec [10], SSV [11], SSID [31:12], SID [63:32] (smmuv3.md §8.1).
+    /// Common fields: SSec \[10\], SSV \[11\], SSID \[31:12\], SID \[63:32\] (smmuv3.md §8.1).
     #[test]
     fn test_cmd_common_bit_positions() {
         assert_eq!(CmdStreamW0::SSEC_OFFSET, 10);
@@ -473,8 +473,8 @@ mod tests {
         assert_eq!(CmdAtcInvW0::GLOBAL_OFFSET, 9);
     }
 
-    /// TLBI fields: NUM [16:12], SCALE [24:20], VMID [47:32], ASID [63:48]; Leaf [0], TTL [9:8],
-    /// TG [11:10], address [63:12] (Linux `CMDQ_TLBI_*`).
+    /// TLBI fields: NUM \[16:12\], SCALE \[24:20\], VMID \[47:32\], ASID \[63:48\]; Leaf \[0\], TTL \[9:8\],
+    /// TG \[11:10\], address \[63:12\] (Linux `CMDQ_TLBI_*`).
     #[test]
     fn test_cmd_tlbi_bit_positions() {
         assert_eq!((CmdTlbiW0::NUM_OFFSET, CmdTlbiW0::NUM_BITS), (12, 5));
@@ -494,7 +494,7 @@ mod tests {
         assert_eq!(w1.addr(), 0x1000_0000);
     }
 
-    /// CMD_SYNC: CS [13:12], MSH [23:22], MSIAttr [27:24], MSIData [63:32], MSIAddr [51:2].
+    /// CMD_SYNC: CS \[13:12\], MSH \[23:22\], MSIAttr \[27:24\], MSIData \[63:32\], MSIAddr \[51:2\].
     #[test]
     fn test_cmd_sync_fields() {
         let w0 = CmdSyncW0::from_raw(0x0FC0_1046);
@@ -510,8 +510,8 @@ mod tests {
         );
     }
 
-    /// Other word-1 layouts: ATC_INV Size [5:0], PRI_RESP PRGIndex [8:0] / Resp [13:12],
-    /// RESUME STAG [15:0] / Resp [13:12], CFGI Range [4:0].
+    /// Other word-1 layouts: ATC_INV Size \[5:0\], PRI_RESP PRGIndex \[8:0\] / Resp \[13:12\],
+    /// RESUME STAG \[15:0\] / Resp \[13:12\], CFGI Range \[4:0\].
     #[test]
     fn test_cmd_w1_bit_positions() {
         assert_eq!(CmdAtcInvW1::from_raw(0x34).size(), 52);

@@ -8,7 +8,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::{bits_mask, le_word, open_enum, Le64};
 
 open_enum! {
-    /// Event number (word 0 bits [7:0]).
+    /// Event number (word 0 bits \[7:0\]).
     pub struct EventId(u8) {
         /// Unsupported upstream transaction.
         F_UUT = 0x01,
@@ -52,7 +52,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// Event CLASS (word 1 bits [41:40]): what the faulting access was for.
+    /// Event CLASS (word 1 bits \[41:40\]): what the faulting access was for.
     pub struct EvtClass(u8) {
         /// CD fetch.
         CD = 0,
@@ -67,18 +67,18 @@ open_enum! {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct EvtW0 {
-    /// Event ID (bits [7:0]).
+    /// Event ID (bits \[7:0\]).
     #[bits(8)]
     pub event_id: EventId,
-    /// Bits [10:8]: reserved.
+    /// Bits \[10:8\]: reserved.
     #[bits(3)]
     __: u8,
-    /// SSV (bit [11]): SubstreamID valid.
+    /// SSV (bit \[11\]): SubstreamID valid.
     pub ssv: bool,
-    /// SubstreamID (bits [31:12]).
+    /// SubstreamID (bits \[31:12\]).
     #[bits(20)]
     pub ssid: u32,
-    /// StreamID (bits [63:32]).
+    /// StreamID (bits \[63:32\]).
     pub sid: u32,
 }
 
@@ -86,36 +86,36 @@ pub struct EvtW0 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct EvtW1 {
-    /// STAG (bits [79:64]): stall tag.
+    /// STAG (bits \[79:64\]): stall tag.
     pub stag: u16,
-    /// Bits [94:80]: reserved.
+    /// Bits \[94:80\]: reserved.
     #[bits(15)]
     __: u16,
-    /// Stall (bit [95]): the transaction is stalled.
+    /// Stall (bit \[95\]): the transaction is stalled.
     pub stall: bool,
-    /// Bit [96]: reserved.
+    /// Bit \[96\]: reserved.
     #[bits(1)]
     __: u8,
-    /// PnU (bit [97]): 1 = privileged.
+    /// PnU (bit \[97\]): 1 = privileged.
     pub pnu: bool,
-    /// InD (bit [98]): 1 = instruction.
+    /// InD (bit \[98\]): 1 = instruction.
     pub ind: bool,
-    /// RnW (bit [99]): 1 = read.
+    /// RnW (bit \[99\]): 1 = read.
     pub rnw: bool,
-    /// Bits [102:100]: reserved.
+    /// Bits \[102:100\]: reserved.
     #[bits(3)]
     __: u8,
-    /// S2 (bit [103]): stage-2 fault.
+    /// S2 (bit \[103\]): stage-2 fault.
     pub s2: bool,
-    /// CLASS (bits [105:104]).
+    /// CLASS (bits \[105:104\]).
     #[bits(2)]
     pub class: EvtClass,
-    /// Bits [107:106]: reserved.
+    /// Bits \[107:106\]: reserved.
     #[bits(2)]
     __: u8,
-    /// TTRnW (bit [108]): CLASS = TT, the descriptor access was a read.
+    /// TTRnW (bit \[108\]): CLASS = TT, the descriptor access was a read.
     pub ttrnw: bool,
-    /// Bits [127:109]: reserved.
+    /// Bits \[127:109\]: reserved.
     #[bits(19)]
     __: u32,
 }
@@ -124,11 +124,11 @@ pub struct EvtW1 {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct EvtW2 {
-    /// InputAddr (bits [191:128]): the transaction's full input address.
+    /// InputAddr (bits \[191:128\]): the transaction's full input address.
     pub input_addr: u64,
 }
 
-/// Event word 3: IPA (bits [51:12], stage-2 faults) or FetchAddr (bits [51:3], fetch aborts).
+/// Event word 3: IPA (bits \[51:12\], stage-2 faults) or FetchAddr (bits \[51:3\], fetch aborts).
 ///
 /// The two fields overlap, so they are accessors on the raw word rather than bitfields.
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
@@ -141,22 +141,22 @@ pub struct EvtW3 {
 le_word!(EvtW0, EvtW1, EvtW2, EvtW3);
 
 impl EvtW3 {
-    /// IPA (bits [243:204] of the record = word bits [51:12]).
+    /// IPA (bits \[243:204\] of the record = word bits \[51:12\]).
     pub const fn ipa(self) -> u64 {
         self.raw() & bits_mask(51, 12)
     }
 
-    /// A word holding `ipa` (bits outside [51:12] dropped).
+    /// A word holding `ipa` (bits outside \[51:12\] dropped).
     pub const fn from_ipa(ipa: u64) -> Self {
         Self::from_raw(ipa & bits_mask(51, 12))
     }
 
-    /// FetchAddr (word bits [51:3]).
+    /// FetchAddr (word bits \[51:3\]).
     pub const fn fetch_addr(self) -> u64 {
         self.raw() & bits_mask(51, 3)
     }
 
-    /// A word holding `addr` as FetchAddr (bits outside [51:3] dropped).
+    /// A word holding `addr` as FetchAddr (bits outside \[51:3\] dropped).
     pub const fn from_fetch_addr(addr: u64) -> Self {
         Self::from_raw(addr & bits_mask(51, 3))
     }

@@ -108,65 +108,65 @@ impl Oas {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Idr0 {
-    /// S2P (bit [0]): stage-2 translation supported.
+    /// S2P (bit \[0\]): stage-2 translation supported.
     pub s2p: bool,
-    /// S1P (bit [1]): stage-1 translation supported.
+    /// S1P (bit \[1\]): stage-1 translation supported.
     pub s1p: bool,
-    /// TTF (bits [3:2]): translation table formats.
+    /// TTF (bits \[3:2\]): translation table formats.
     #[bits(2)]
     pub ttf: Ttf,
-    /// COHACC (bit [4]): coherent access to tables, queues and MSIs.
+    /// COHACC (bit \[4\]): coherent access to tables, queues and MSIs.
     pub cohacc: bool,
-    /// BTM (bit [5]): broadcast TLB maintenance.
+    /// BTM (bit \[5\]): broadcast TLB maintenance.
     pub btm: bool,
-    /// HTTU (bits [7:6]): hardware table updates.
+    /// HTTU (bits \[7:6\]): hardware table updates.
     #[bits(2)]
     pub httu: Httu,
-    /// DORMHINT (bit [8]): dormant hint supported.
+    /// DORMHINT (bit \[8\]): dormant hint supported.
     pub dormhint: bool,
-    /// HYP (bit [9]): EL2 translation regime (STRW = EL2, TLBI_EL2_*).
+    /// HYP (bit \[9\]): EL2 translation regime (STRW = EL2, TLBI_EL2_*).
     pub hyp: bool,
-    /// ATS (bit [10]): PCIe ATS supported.
+    /// ATS (bit \[10\]): PCIe ATS supported.
     pub ats: bool,
-    /// NS1ATS (bit [11]): split-stage ATS not supported when set.
+    /// NS1ATS (bit \[11\]): split-stage ATS not supported when set.
     pub ns1ats: bool,
-    /// ASID16 (bit [12]): 16-bit ASIDs (else 8).
+    /// ASID16 (bit \[12\]): 16-bit ASIDs (else 8).
     pub asid16: bool,
-    /// MSI (bit [13]): message-signalled interrupts.
+    /// MSI (bit \[13\]): message-signalled interrupts.
     pub msi: bool,
-    /// SEV (bit [14]): the SMMU generates WFE wake-up events.
+    /// SEV (bit \[14\]): the SMMU generates WFE wake-up events.
     pub sev: bool,
-    /// ATOS (bit [15]): address translation operations.
+    /// ATOS (bit \[15\]): address translation operations.
     pub atos: bool,
-    /// PRI (bit [16]): PCIe page request interface.
+    /// PRI (bit \[16\]): PCIe page request interface.
     pub pri: bool,
-    /// VMW (bit [17]): VMID wildcard matching.
+    /// VMW (bit \[17\]): VMID wildcard matching.
     pub vmw: bool,
-    /// VMID16 (bit [18]): 16-bit VMIDs (else 8).
+    /// VMID16 (bit \[18\]): 16-bit VMIDs (else 8).
     pub vmid16: bool,
-    /// CD2L (bit [19]): two-level CD tables.
+    /// CD2L (bit \[19\]): two-level CD tables.
     pub cd2l: bool,
-    /// VATOS (bit [20]): virtual ATOS.
+    /// VATOS (bit \[20\]): virtual ATOS.
     pub vatos: bool,
-    /// TTENDIAN (bits [22:21]): table endianness.
+    /// TTENDIAN (bits \[22:21\]): table endianness.
     #[bits(2)]
     pub ttendian: TtEndian,
-    /// ATSRECERR (bit [23]): ATS error recording.
+    /// ATSRECERR (bit \[23\]): ATS error recording.
     pub atsrecerr: bool,
-    /// STALL_MODEL (bits [25:24]).
+    /// STALL_MODEL (bits \[25:24\]).
     #[bits(2)]
     pub stall_model: StallModel,
-    /// TERM_MODEL (bit [26]): terminated transactions always abort (CD.A ignored).
+    /// TERM_MODEL (bit \[26\]): terminated transactions always abort (CD.A ignored).
     pub term_model: bool,
-    /// ST_LEVEL (bits [28:27]): stream table formats.
+    /// ST_LEVEL (bits \[28:27\]): stream table formats.
     #[bits(2)]
     pub st_level: StLevel,
-    /// Bit [29]: reserved here.
+    /// Bit \[29\]: reserved here.
     #[bits(1)]
     __: u8,
-    /// RME_IMPL (bit [30]): Realm Management Extension.
+    /// RME_IMPL (bit \[30\]): Realm Management Extension.
     pub rme_impl: bool,
-    /// Bit [31]: reserved.
+    /// Bit \[31\]: reserved.
     #[bits(1)]
     __: u8,
 }
@@ -175,32 +175,32 @@ pub struct Idr0 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Idr1 {
-    /// SIDSIZE (bits [5:0]): StreamID bits.
+    /// SIDSIZE (bits \[5:0\]): StreamID bits.
     #[bits(6)]
     pub sidsize: u8,
-    /// SSIDSIZE (bits [10:6]): SubstreamID bits (0: no substreams).
+    /// SSIDSIZE (bits \[10:6\]): SubstreamID bits (0: no substreams).
     #[bits(5)]
     pub ssidsize: u8,
-    /// PRIQS (bits [15:11]): log2 of the maximum PRI queue entries.
+    /// PRIQS (bits \[15:11\]): log2 of the maximum PRI queue entries.
     #[bits(5)]
     pub priqs: u8,
-    /// EVENTQS (bits [20:16]): log2 of the maximum event queue entries.
+    /// EVENTQS (bits \[20:16\]): log2 of the maximum event queue entries.
     #[bits(5)]
     pub eventqs: u8,
-    /// CMDQS (bits [25:21]): log2 of the maximum command queue entries.
+    /// CMDQS (bits \[25:21\]): log2 of the maximum command queue entries.
     #[bits(5)]
     pub cmdqs: u8,
-    /// ATTR_PERMS_OVR (bit [26]): STE PRIVCFG/INSTCFG overrides.
+    /// ATTR_PERMS_OVR (bit \[26\]): STE PRIVCFG/INSTCFG overrides.
     pub attr_perms_ovr: bool,
-    /// ATTR_TYPES_OVR (bit [27]): STE MemAttr/SHCFG/ALLOCCFG overrides.
+    /// ATTR_TYPES_OVR (bit \[27\]): STE MemAttr/SHCFG/ALLOCCFG overrides.
     pub attr_types_ovr: bool,
-    /// REL (bit [28]): base addresses are relative (embedded implementations).
+    /// REL (bit \[28\]): base addresses are relative (embedded implementations).
     pub rel: bool,
-    /// QUEUES_PRESET (bit [29]): queue bases are fixed.
+    /// QUEUES_PRESET (bit \[29\]): queue bases are fixed.
     pub queues_preset: bool,
-    /// TABLES_PRESET (bit [30]): table bases are fixed.
+    /// TABLES_PRESET (bit \[30\]): table bases are fixed.
     pub tables_preset: bool,
-    /// ECMDQ (bit [31]): enhanced command queues.
+    /// ECMDQ (bit \[31\]): enhanced command queues.
     pub ecmdq: bool,
 }
 
@@ -208,7 +208,7 @@ pub struct Idr1 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Idr2 {
-    /// BA_VATOS (bits [9:0]).
+    /// BA_VATOS (bits \[9:0\]).
     #[bits(10)]
     pub ba_vatos: u16,
     #[bits(22)]
@@ -219,36 +219,36 @@ pub struct Idr2 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Idr3 {
-    /// Bits [1:0]: reserved.
+    /// Bits \[1:0\]: reserved.
     #[bits(2)]
     __: u8,
-    /// HAD (bit [2]): hierarchical attribute disable (CD.HADx).
+    /// HAD (bit \[2\]): hierarchical attribute disable (CD.HADx).
     pub had: bool,
-    /// PBHA (bit [3]): page-based hardware attributes.
+    /// PBHA (bit \[3\]): page-based hardware attributes.
     pub pbha: bool,
-    /// XNX (bit [4]): stage-2 XN[1:0] (EL0/EL1 execute-never split).
+    /// XNX (bit \[4\]): stage-2 XN[1:0] (EL0/EL1 execute-never split).
     pub xnx: bool,
-    /// PPS (bit [5]): PRI responses always carry a PASID.
+    /// PPS (bit \[5\]): PRI responses always carry a PASID.
     pub pps: bool,
-    /// Bit [6]: reserved.
+    /// Bit \[6\]: reserved.
     #[bits(1)]
     __: u8,
-    /// MPAM (bit [7]).
+    /// MPAM (bit \[7\]).
     pub mpam: bool,
-    /// FWB (bit [8]): stage-2 forced write-back (STE.S2FWB).
+    /// FWB (bit \[8\]): stage-2 forced write-back (STE.S2FWB).
     pub fwb: bool,
-    /// STT (bit [9]): small translation tables (TxSZ up to 48).
+    /// STT (bit \[9\]): small translation tables (TxSZ up to 48).
     pub stt: bool,
-    /// RIL (bit [10]): range invalidation.
+    /// RIL (bit \[10\]): range invalidation.
     pub ril: bool,
-    /// BBML (bits [12:11]): break-before-make level.
+    /// BBML (bits \[12:11\]): break-before-make level.
     #[bits(2)]
     pub bbml: u8,
-    /// E0PD (bit [13]).
+    /// E0PD (bit \[13\]).
     pub e0pd: bool,
-    /// PTWNNC (bit [14]).
+    /// PTWNNC (bit \[14\]).
     pub ptwnnc: bool,
-    /// DPT (bit [15]): device permission tables.
+    /// DPT (bit \[15\]): device permission tables.
     pub dpt: bool,
     #[bits(16)]
     __: u16,
@@ -266,28 +266,28 @@ pub struct Idr4 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Idr5 {
-    /// OAS (bits [2:0]): output address size.
+    /// OAS (bits \[2:0\]): output address size.
     #[bits(3)]
     pub oas: Oas,
-    /// Bit [3]: reserved.
+    /// Bit \[3\]: reserved.
     #[bits(1)]
     __: u8,
-    /// GRAN4K (bit [4]).
+    /// GRAN4K (bit \[4\]).
     pub gran4k: bool,
-    /// GRAN16K (bit [5]).
+    /// GRAN16K (bit \[5\]).
     pub gran16k: bool,
-    /// GRAN64K (bit [6]).
+    /// GRAN64K (bit \[6\]).
     pub gran64k: bool,
-    /// Bits [9:7]: reserved.
+    /// Bits \[9:7\]: reserved.
     #[bits(3)]
     __: u8,
-    /// VAX (bits [11:10]): 1 = 52-bit stage-1 VA.
+    /// VAX (bits \[11:10\]): 1 = 52-bit stage-1 VA.
     #[bits(2)]
     pub vax: u8,
-    /// Bits [15:12]: reserved.
+    /// Bits \[15:12\]: reserved.
     #[bits(4)]
     __: u8,
-    /// STALL_MAX (bits [31:16]): maximum outstanding stalled transactions.
+    /// STALL_MAX (bits \[31:16\]): maximum outstanding stalled transactions.
     pub stall_max: u16,
 }
 
@@ -295,16 +295,16 @@ pub struct Idr5 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Iidr {
-    /// Implementer (bits [11:0]): JEP106 code (0x43B = Arm).
+    /// Implementer (bits \[11:0\]): JEP106 code (0x43B = Arm).
     #[bits(12)]
     pub implementer: u16,
-    /// Revision (bits [15:12]).
+    /// Revision (bits \[15:12\]).
     #[bits(4)]
     pub revision: u8,
-    /// Variant (bits [19:16]).
+    /// Variant (bits \[19:16\]).
     #[bits(4)]
     pub variant: u8,
-    /// ProductID (bits [31:20]).
+    /// ProductID (bits \[31:20\]).
     #[bits(12)]
     pub product_id: u16,
 }
@@ -313,10 +313,10 @@ pub struct Iidr {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Aidr {
-    /// ArchMinorRev (bits [3:0]): 0..3 = SMMUv3.0..v3.3.
+    /// ArchMinorRev (bits \[3:0\]): 0..3 = SMMUv3.0..v3.3.
     #[bits(4)]
     pub arch_minor_rev: u8,
-    /// ArchMajorRev (bits [7:4]): 0 = SMMUv3.
+    /// ArchMajorRev (bits \[7:4\]): 0 = SMMUv3.
     #[bits(4)]
     pub arch_major_rev: u8,
     #[bits(24)]
@@ -379,8 +379,8 @@ mod tests {
         assert_eq!(Idr1::ECMDQ_OFFSET, 31);
     }
 
-    /// IDR3 / IDR5 positions: RIL bit 10, HAD bit 2, XNX bit 4, BBML [12:11]; OAS [2:0], granules
-    /// [6:4], VAX [11:10], STALL_MAX [31:16].
+    /// IDR3 / IDR5 positions: RIL bit 10, HAD bit 2, XNX bit 4, BBML \[12:11\]; OAS \[2:0\], granules
+    /// \[6:4\], VAX \[11:10\], STALL_MAX \[31:16\].
     #[test]
     fn test_idr3_idr5_bit_positions() {
         let r3 = Idr3::from_bits(0x0000_0404);
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!((Idr5::STALL_MAX_OFFSET, Idr5::STALL_MAX_BITS), (16, 16));
     }
 
-    /// IIDR ProductID [31:20], Variant [19:16], Revision [15:12], Implementer [11:0]; AIDR minor [3:0].
+    /// IIDR ProductID \[31:20\], Variant \[19:16\], Revision \[15:12\], Implementer \[11:0\]; AIDR minor \[3:0\].
     #[test]
     fn test_iidr_aidr_fields() {
         let i = Iidr::from_bits(0x4830_243B);

@@ -19,7 +19,7 @@
 //!   [`Le64`](zerocopy::little_endian::U64), so a record read from guest memory with zerocopy is
 //!   correct on any host. Each word type has `from_raw(u64)` / `raw()` for the architectural value.
 //! - Register words (ID registers) are native `#[bitfield(u32)]` values.
-//! - Raw multi-bit fields are *open enums* ([`open_enum!`]): `#[repr(transparent)]` newtypes with
+//! - Raw multi-bit fields are *open enums* (`open_enum!`): `#[repr(transparent)]` newtypes with
 //!   the manual's names as SCREAMING consts, so every bit pattern a guest writes is representable.
 //! - Field docs give the absolute bit range as the manual numbers it (bit = 64 * word + bit).
 

@@ -9,7 +9,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 use super::{bits_mask, le_word, open_enum, Cacheability, Le64, Shareability};
 
 open_enum! {
-    /// STE.Config (bits [3:1]).
+    /// STE.Config (bits \[3:1\]).
     pub struct SteConfig(u8) {
         /// Abort: terminate all traffic silently.
         ABORT = 0b000,
@@ -37,7 +37,7 @@ impl SteConfig {
 }
 
 open_enum! {
-    /// STE.S1Fmt (bits [5:4]): CD table format.
+    /// STE.S1Fmt (bits \[5:4\]): CD table format.
     pub struct S1Fmt(u8) {
         /// Linear table of 2^S1CDMax CDs.
         LINEAR = 0,
@@ -49,7 +49,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// STE.S1DSS (bits [65:64]): what non-substream traffic does when S1CDMax > 0.
+    /// STE.S1DSS (bits \[65:64\]): what non-substream traffic does when S1CDMax > 0.
     pub struct S1Dss(u8) {
         /// Terminate, recording F_STREAM_DISABLED.
         TERMINATE = 0,
@@ -61,7 +61,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// STE.EATS (bits [93:92]): ATS behaviour.
+    /// STE.EATS (bits \[93:92\]): ATS behaviour.
     pub struct Eats(u8) {
         /// ATS translation requests abort.
         ABT = 0,
@@ -73,7 +73,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// STE.STRW (bits [95:94]): stream world / translation regime.
+    /// STE.STRW (bits \[95:94\]): stream world / translation regime.
     pub struct Strw(u8) {
         /// Non-secure EL1 (EL1&0 regime).
         NSEL1 = 0,
@@ -83,7 +83,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// STE.PRIVCFG (bits [113:112]): privilege override.
+    /// STE.PRIVCFG (bits \[113:112\]): privilege override.
     pub struct PrivCfg(u8) {
         /// Use the incoming privilege.
         INCOMING = 0,
@@ -95,7 +95,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// STE.INSTCFG (bits [115:114]): instruction/data override.
+    /// STE.INSTCFG (bits \[115:114\]): instruction/data override.
     pub struct InstCfg(u8) {
         /// Use the incoming InD.
         INCOMING = 0,
@@ -107,7 +107,7 @@ open_enum! {
 }
 
 open_enum! {
-    /// STE.S2TG (bits [175:174]): stage-2 granule (note: same encoding as CD.TG0).
+    /// STE.S2TG (bits \[175:174\]): stage-2 granule (note: same encoding as CD.TG0).
     pub struct S2Tg(u8) {
         /// 4 KiB.
         TG_4K = 0,
@@ -118,163 +118,163 @@ open_enum! {
     }
 }
 
-/// STE word 0 (bits [63:0]).
+/// STE word 0 (bits \[63:0\]).
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct SteW0 {
-    /// V (bit [0]): valid.
+    /// V (bit \[0\]): valid.
     pub v: bool,
-    /// Config (bits [3:1]).
+    /// Config (bits \[3:1\]).
     #[bits(3)]
     pub config: SteConfig,
-    /// S1Fmt (bits [5:4]).
+    /// S1Fmt (bits \[5:4\]).
     #[bits(2)]
     pub s1fmt: S1Fmt,
-    /// S1ContextPtr (bits [51:6]), stored shifted; see [`Ste::s1_context_ptr`].
+    /// S1ContextPtr (bits \[51:6\]), stored shifted; see [`Ste::s1_context_ptr`].
     #[bits(46)]
     pub s1_context_ptr_hi: u64,
-    /// Bits [58:52]: reserved.
+    /// Bits \[58:52\]: reserved.
     #[bits(7)]
     __: u8,
-    /// S1CDMax (bits [63:59]): log2 of the number of CDs.
+    /// S1CDMax (bits \[63:59\]): log2 of the number of CDs.
     #[bits(5)]
     pub s1cdmax: u8,
 }
 
-/// STE word 1 (bits [127:64]).
+/// STE word 1 (bits \[127:64\]).
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct SteW1 {
-    /// S1DSS (bits [65:64]).
+    /// S1DSS (bits \[65:64\]).
     #[bits(2)]
     pub s1dss: S1Dss,
-    /// S1CIR (bits [67:66]): CD fetch inner cacheability.
+    /// S1CIR (bits \[67:66\]): CD fetch inner cacheability.
     #[bits(2)]
     pub s1cir: Cacheability,
-    /// S1COR (bits [69:68]): CD fetch outer cacheability.
+    /// S1COR (bits \[69:68\]): CD fetch outer cacheability.
     #[bits(2)]
     pub s1cor: Cacheability,
-    /// S1CSH (bits [71:70]): CD fetch shareability.
+    /// S1CSH (bits \[71:70\]): CD fetch shareability.
     #[bits(2)]
     pub s1csh: Shareability,
-    /// Bits [82:72]: S2HWU, DRE, CONT, DCP, PPAR (not modelled).
+    /// Bits \[82:72\]: S2HWU, DRE, CONT, DCP, PPAR (not modelled).
     #[bits(11)]
     __: u16,
-    /// MEV (bit [83]): merge events.
+    /// MEV (bit \[83\]): merge events.
     pub mev: bool,
-    /// Bits [88:84]: reserved / not modelled.
+    /// Bits \[88:84\]: reserved / not modelled.
     #[bits(5)]
     __: u8,
-    /// S2FWB (bit [89]): stage-2 forced write-back.
+    /// S2FWB (bit \[89\]): stage-2 forced write-back.
     pub s2fwb: bool,
-    /// Bit [90]: reserved.
+    /// Bit \[90\]: reserved.
     #[bits(1)]
     __: u8,
-    /// S1STALLD (bit [91]): stage-1 stalls disabled.
+    /// S1STALLD (bit \[91\]): stage-1 stalls disabled.
     pub s1stalld: bool,
-    /// EATS (bits [93:92]).
+    /// EATS (bits \[93:92\]).
     #[bits(2)]
     pub eats: Eats,
-    /// STRW (bits [95:94]).
+    /// STRW (bits \[95:94\]).
     #[bits(2)]
     pub strw: Strw,
-    /// MemAttr (bits [99:96]): memory type override.
+    /// MemAttr (bits \[99:96\]): memory type override.
     #[bits(4)]
     pub memattr: u8,
-    /// MTCFG (bit [100]): use MemAttr.
+    /// MTCFG (bit \[100\]): use MemAttr.
     pub mtcfg: bool,
-    /// ALLOCCFG (bits [104:101]).
+    /// ALLOCCFG (bits \[104:101\]).
     #[bits(4)]
     pub alloccfg: u8,
-    /// Bits [107:105]: reserved.
+    /// Bits \[107:105\]: reserved.
     #[bits(3)]
     __: u8,
-    /// SHCFG (bits [109:108]): 1 = use the incoming shareability.
+    /// SHCFG (bits \[109:108\]): 1 = use the incoming shareability.
     #[bits(2)]
     pub shcfg: Shareability,
-    /// NSCFG (bits [111:110]).
+    /// NSCFG (bits \[111:110\]).
     #[bits(2)]
     pub nscfg: u8,
-    /// PRIVCFG (bits [113:112]).
+    /// PRIVCFG (bits \[113:112\]).
     #[bits(2)]
     pub privcfg: PrivCfg,
-    /// INSTCFG (bits [115:114]).
+    /// INSTCFG (bits \[115:114\]).
     #[bits(2)]
     pub instcfg: InstCfg,
-    /// Bits [127:116]: reserved.
+    /// Bits \[127:116\]: reserved.
     #[bits(12)]
     __: u16,
 }
 
-/// STE word 2 (bits [191:128]): stage-2 configuration (VMID and VTCR).
+/// STE word 2 (bits \[191:128\]): stage-2 configuration (VMID and VTCR).
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct SteW2 {
-    /// S2VMID (bits [143:128]).
+    /// S2VMID (bits \[143:128\]).
     pub s2vmid: u16,
-    /// Bits [159:144]: reserved.
+    /// Bits \[159:144\]: reserved.
     #[bits(16)]
     __: u16,
-    /// S2T0SZ (bits [165:160]): stage-2 input size = 64 - S2T0SZ.
+    /// S2T0SZ (bits \[165:160\]): stage-2 input size = 64 - S2T0SZ.
     #[bits(6)]
     pub s2t0sz: u8,
-    /// S2SL0 (bits [167:166]): starting level.
+    /// S2SL0 (bits \[167:166\]): starting level.
     #[bits(2)]
     pub s2sl0: u8,
-    /// S2IR0 (bits [169:168]).
+    /// S2IR0 (bits \[169:168\]).
     #[bits(2)]
     pub s2ir0: Cacheability,
-    /// S2OR0 (bits [171:170]).
+    /// S2OR0 (bits \[171:170\]).
     #[bits(2)]
     pub s2or0: Cacheability,
-    /// S2SH0 (bits [173:172]).
+    /// S2SH0 (bits \[173:172\]).
     #[bits(2)]
     pub s2sh0: Shareability,
-    /// S2TG (bits [175:174]).
+    /// S2TG (bits \[175:174\]).
     #[bits(2)]
     pub s2tg: S2Tg,
-    /// S2PS (bits [178:176]): stage-2 output size code.
+    /// S2PS (bits \[178:176\]): stage-2 output size code.
     #[bits(3)]
     pub s2ps: u8,
-    /// S2AA64 (bit [179]): AArch64 stage-2 tables.
+    /// S2AA64 (bit \[179\]): AArch64 stage-2 tables.
     pub s2aa64: bool,
-    /// S2ENDI (bit [180]): big-endian stage-2 tables.
+    /// S2ENDI (bit \[180\]): big-endian stage-2 tables.
     pub s2endi: bool,
-    /// S2AFFD (bit [181]): access-flag fault disable.
+    /// S2AFFD (bit \[181\]): access-flag fault disable.
     pub s2affd: bool,
-    /// S2PTW (bit [182]): protected table walk.
+    /// S2PTW (bit \[182\]): protected table walk.
     pub s2ptw: bool,
-    /// S2HD (bit [183]): stage-2 dirty-state update.
+    /// S2HD (bit \[183\]): stage-2 dirty-state update.
     pub s2hd: bool,
-    /// S2HA (bit [184]): stage-2 access-flag update.
+    /// S2HA (bit \[184\]): stage-2 access-flag update.
     pub s2ha: bool,
-    /// S2S (bit [185]): stall stage-2 faults.
+    /// S2S (bit \[185\]): stall stage-2 faults.
     pub s2s: bool,
-    /// S2R (bit [186]): record stage-2 faults.
+    /// S2R (bit \[186\]): record stage-2 faults.
     pub s2r: bool,
-    /// Bits [191:187]: reserved.
+    /// Bits \[191:187\]: reserved.
     #[bits(5)]
     __: u8,
 }
 
 impl SteW2 {
-    /// The VTCR field (bits [178:160]) as Linux composes it (`STRTAB_STE_2_VTCR`).
+    /// The VTCR field (bits \[178:160\]) as Linux composes it (`STRTAB_STE_2_VTCR`).
     pub const fn vtcr(self) -> u32 {
         ((self.raw() >> 32) & 0x7_FFFF) as u32
     }
 }
 
-/// STE word 3 (bits [255:192]): stage-2 translation table base.
+/// STE word 3 (bits \[255:192\]): stage-2 translation table base.
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct SteW3 {
-    /// Bits [195:192]: reserved.
+    /// Bits \[195:192\]: reserved.
     #[bits(4)]
     __: u8,
-    /// S2TTB (bits [243:196]), stored shifted; see [`Ste::s2ttb`].
+    /// S2TTB (bits \[243:196\]), stored shifted; see [`Ste::s2ttb`].
     #[bits(48)]
     pub s2ttb_hi: u64,
-    /// Bits [255:244]: reserved.
+    /// Bits \[255:244\]: reserved.
     #[bits(12)]
     __: u16,
 }
@@ -348,23 +348,23 @@ impl Ste {
         ]
     }
 
-    /// S1ContextPtr (bits [51:6]): address of the CD or L1 CD table (an IPA when stage 2 is on).
+    /// S1ContextPtr (bits \[51:6\]): address of the CD or L1 CD table (an IPA when stage 2 is on).
     pub const fn s1_context_ptr(&self) -> u64 {
         self.w0.raw() & bits_mask(51, 6)
     }
 
-    /// Set S1ContextPtr; bits outside [51:6] of `addr` are dropped.
+    /// Set S1ContextPtr; bits outside \[51:6\] of `addr` are dropped.
     pub const fn with_s1_context_ptr(mut self, addr: u64) -> Self {
         self.w0 = SteW0::from_raw((self.w0.raw() & !bits_mask(51, 6)) | (addr & bits_mask(51, 6)));
         self
     }
 
-    /// S2TTB (bits [243:196]): stage-2 translation table base PA (bits [51:4]).
+    /// S2TTB (bits \[243:196\]): stage-2 translation table base PA (bits \[51:4\]).
     pub const fn s2ttb(&self) -> u64 {
         self.w3.raw() & bits_mask(51, 4)
     }
 
-    /// Set S2TTB; bits outside [51:4] of `addr` are dropped.
+    /// Set S2TTB; bits outside \[51:4\] of `addr` are dropped.
     pub const fn with_s2ttb(mut self, addr: u64) -> Self {
         self.w3 = SteW3::from_raw(addr & bits_mask(51, 4));
         self

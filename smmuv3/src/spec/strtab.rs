@@ -11,16 +11,16 @@ use super::{bits_mask, le_word, Le64};
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct L1Std {
-    /// Span (bits [4:0]): the L2 table holds 2^(Span - 1) STEs; 0 = invalid.
+    /// Span (bits \[4:0\]): the L2 table holds 2^(Span - 1) STEs; 0 = invalid.
     #[bits(5)]
     pub span: u8,
-    /// Bit [5]: reserved.
+    /// Bit \[5\]: reserved.
     #[bits(1)]
     __: u8,
-    /// L2Ptr (bits [51:6]), stored shifted; see [`L1Std::l2ptr`].
+    /// L2Ptr (bits \[51:6\]), stored shifted; see [`L1Std::l2ptr`].
     #[bits(46)]
     pub l2ptr_hi: u64,
-    /// Bits [63:52]: reserved.
+    /// Bits \[63:52\]: reserved.
     #[bits(12)]
     __: u16,
 }
@@ -29,15 +29,15 @@ pub struct L1Std {
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
 pub struct L1Cd {
-    /// V (bit [0]): valid.
+    /// V (bit \[0\]): valid.
     pub v: bool,
-    /// Bits [11:1]: reserved.
+    /// Bits \[11:1\]: reserved.
     #[bits(11)]
     __: u16,
-    /// L2Ptr (bits [51:12]), stored shifted; see [`L1Cd::l2ptr`].
+    /// L2Ptr (bits \[51:12\]), stored shifted; see [`L1Cd::l2ptr`].
     #[bits(40)]
     pub l2ptr_hi: u64,
-    /// Bits [63:52]: reserved.
+    /// Bits \[63:52\]: reserved.
     #[bits(12)]
     __: u16,
 }
@@ -48,24 +48,24 @@ const _: () = assert!(core::mem::size_of::<L1Std>() == 8);
 const _: () = assert!(core::mem::size_of::<L1Cd>() == 8);
 
 impl L1Std {
-    /// L2Ptr: the level-2 STE array's physical address (bits [51:6]).
+    /// L2Ptr: the level-2 STE array's physical address (bits \[51:6\]).
     pub const fn l2ptr(self) -> u64 {
         self.raw() & bits_mask(51, 6)
     }
 
-    /// A descriptor pointing at `l2ptr` (bits outside [51:6] dropped) with `span` (masked to 5 bits).
+    /// A descriptor pointing at `l2ptr` (bits outside \[51:6\] dropped) with `span` (masked to 5 bits).
     pub const fn from_parts(l2ptr: u64, span: u8) -> Self {
         Self::from_raw((l2ptr & bits_mask(51, 6)) | (span & 0x1f) as u64)
     }
 }
 
 impl L1Cd {
-    /// L2Ptr: the level-2 CD array's address (bits [51:12]; an IPA when stage 2 is on).
+    /// L2Ptr: the level-2 CD array's address (bits \[51:12\]; an IPA when stage 2 is on).
     pub const fn l2ptr(self) -> u64 {
         self.raw() & bits_mask(51, 12)
     }
 
-    /// A valid descriptor pointing at `l2ptr` (bits outside [51:12] dropped).
+    /// A valid descriptor pointing at `l2ptr` (bits outside \[51:12\] dropped).
     pub const fn from_l2ptr(l2ptr: u64) -> Self {
         Self::from_raw((l2ptr & bits_mask(51, 12)) | 1)
     }
@@ -75,7 +75,7 @@ impl L1Cd {
 mod tests {
     use super::*;
 
-    /// L1STD: Span [4:0], L2Ptr [51:6]; Linux writes Span 9 (linux-driver.md §7.2).
+    /// L1STD: Span \[4:0\], L2Ptr \[51:6\]; Linux writes Span 9 (linux-driver.md §7.2).
     #[test]
     fn test_l1std_fields() {
         assert_eq!((L1Std::SPAN_OFFSET, L1Std::SPAN_BITS), (0, 5));
@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(L1Std::from_parts(0x4123_4000, 9), d);
     }
 
-    /// L1CD: V [0], L2Ptr [51:12].
+    /// L1CD: V \[0\], L2Ptr \[51:12\].
     #[test]
     fn test_l1cd_fields() {
         assert_eq!(L1Cd::L2PTR_HI_OFFSET, 12);
