@@ -1,9 +1,9 @@
 //! Lock-free, bounded, tagged IOTLB with linearizable invalidation (issue 2, part 4).
 //!
 //! Caches the *leaf results* of table walks (stage 1, stage 2 or nested stage 1+2 combined) so a
-//! DMA hit costs a few loads. Architecture: Arm IHI 0070 §3.17 (TLB tagging) and §4.4
-//! (invalidation commands); see also the digest `smmuv3.md` §10 (range invalidation) and §13
-//! (caches and what invalidates them).
+//! DMA hit costs a few loads. Architecture: Arm IHI 0070 (SMMUv3), TLB tagging by VMID/ASID and
+//! the `TLBI_*` commands of chapter 4, as summarised in the digest `smmuv3.md` §8.3 (command
+//! semantics), §10 (range invalidation) and §13 (caches and what invalidates them).
 //!
 //! # Design
 //!
@@ -15,20 +15,34 @@
 //! - **Tags** ([`TlbTag`]): (regime, VMID, ASID) for stage-1 and nested results, VMID for
 //!   stage-2-only results, StreamID(+SubstreamID) for results no ASID/VMID names. Global (nG = 0)
 //!   entries live under a per-regime global tag that lookups consult only when any exist.
-//! - **Generations** (`epoch.rs`): every entry carries the stamp `all + space + tag` counters
-//!   read when its fill began; a lookup accepts only entries whose stamp equals the current sum.
-//!   Invalidating everything, a VMID/regime/stream, or one ASID is one `fetch_add`, O(1).
+//! - **Generations** (`epoch.rs`): every entry carries the stamp `space + tag` (two counters,
+//!   read when its fill began); a lookup accepts only entries whose stamp equals the current sum.
+//!   Invalidating a VMID/regime/stream or one ASID is one `fetch_add`, O(1); everything is one
+//!   per space bucket (256).
 //! - **Ranges**: VA/IPA range invalidations remove exactly the slots whose block overlaps the
-//!   range (one set probe per block per present size), after bumping a fill *fence*; a range
-//!   too large for `RANGE_PROBE_LIMIT` (256) probes bumps the tag's generation instead.
+//!   range, after bumping a fill *fence*: one set probe per block per present size, or a scan
+//!   of the table when that is cheaper (large ranges, up to `SCAN_LIMIT` slots); only beyond
+//!   both does a range bump the whole tag's generation (bounded cost, over-invalidation).
 //! - **Statistics** (`stats.rs`): per-thread stripes written only by their owner.
 //!
 //! # What the hit path touches
 //!
-//! [`Iotlb::lookup`]: reads the size mask, the three generation counters of the tag (each on its
+//! [`Iotlb::lookup`]: reads the size mask, the two generation counters of the tag (each on its
 //! own cache line, so unrelated invalidations do not disturb it) and the sequence and data words
 //! of at most 4 slots per probed size; writes only the calling thread's private stats stripe.
 //! No lock, no CAS, no shared write. A miss is the same plus probes of the other sizes.
+//!
+//! # Using it from a device
+//!
+//! ```text
+//! lookup(tag, iova) -> hit: check perms, done
+//!                   -> miss: token = begin_fill(tag); walk guest tables; insert(token, leaf)
+//! TLBI_* / CFGI_STE: invalidate(scope)   (before CMD_SYNC completes)
+//! ```
+//! Never cache faults or partial walks. Tag choice: stage-1 (and nested) results by
+//! `(VMID, ASID)` (VMID 0 without stage 2), stage-2-only results by VMID, anything else by
+//! stream. Streams sharing an ASID/VMID share entries, as in hardware; a device that tags by
+//! stream instead must fan a `TLBI_*` out to every stream using the ASID (digest §13).
 //!
 //! # Why invalidation is linearizable
 //!
@@ -374,9 +388,10 @@ pub struct IotlbStats {
     pub invalidations: u64,
 }
 
-/// Most set probes a range invalidation makes before it invalidates the whole tag instead
-/// (policy: over-invalidation keeps the cost bounded; 256 probes cover 1 MiB of 4 KiB pages).
-const RANGE_PROBE_LIMIT: u64 = 256;
+/// Most slots a range invalidation visits (probing 4 ways per block and size, or scanning the
+/// table) before it invalidates the whole tag instead. Policy: over-invalidation keeps the cost
+/// of one command bounded (about 64 Ki slot reads, tens of microseconds).
+const SCAN_LIMIT: u64 = 1 << 16;
 
 /// A bounded, lock-free, tagged IOTLB shared by every DMA thread of a device (`&self` API).
 ///
@@ -597,8 +612,8 @@ impl Iotlb {
     }
 
     /// Remove `tag`'s entries overlapping `range`: fence, then probe every block of every present
-    /// size, or bump the tag's generation if that would take more than [`RANGE_PROBE_LIMIT`]
-    /// probes.
+    /// size or scan the table, whichever visits fewer slots, or bump the tag's generation if
+    /// both exceed [`SCAN_LIMIT`].
     fn remove_range(&self, tag: TlbTag, present: &std::sync::atomic::AtomicU64, range: InvRange) {
         self.epochs.fence_tag(tag);
         // SeqCst, after the fence bump: sees every size bit an insert we must catch has set.
@@ -612,22 +627,25 @@ impl Iotlb {
             m &= m - 1;
             probes = probes.saturating_add((last >> s) - (first >> s) + 1);
         }
-        if probes > RANGE_PROBE_LIMIT {
-            self.epochs.bump_tag(tag);
-            return;
-        }
+        let probe_cost = probes.saturating_mul(table::WAYS as u64);
+        let scan_cost = self.table.capacity() as u64;
         // Policy: TTL narrows only leaf invalidations (InvRange::ttl).
         let ttl = if range.leaf { range.ttl } else { None };
-        let mut m = mask;
-        while m != 0 {
-            let s = m.trailing_zeros();
-            m &= m - 1;
-            for block in (first >> s)..=(last >> s) {
-                let key = table::key(block << s, s);
-                self.table.remove(tag.raw(), key, |out| {
-                    ttl.is_none_or(|l| table::level_of(out) == l)
-                });
+        let pred = |w: &table::Words| table::covers(w, tag.raw(), first, last, ttl);
+        if probe_cost <= scan_cost.min(SCAN_LIMIT) {
+            let mut m = mask;
+            while m != 0 {
+                let s = m.trailing_zeros();
+                m &= m - 1;
+                for block in (first >> s)..=(last >> s) {
+                    self.table
+                        .remove(tag.raw(), table::key(block << s, s), pred);
+                }
             }
+        } else if scan_cost <= SCAN_LIMIT {
+            self.table.remove_all(pred);
+        } else {
+            self.epochs.bump_tag(tag);
         }
     }
 

@@ -287,45 +287,68 @@ impl Table {
         }
     }
 
-    /// Empty every slot holding (`tag`, `key`) whose `W_OUT` word satisfies `filter`. Waits for
+    /// Empty every slot of the set of (`tag`, `key`) whose words satisfy `pred`. Waits for
     /// slots another writer holds. Returns how many were emptied.
-    pub(super) fn remove(&self, tag: u64, key: u64, filter: impl Fn(u64) -> bool) -> usize {
-        let mut removed = 0;
-        for slot in self.ways(tag, key) {
-            let mut spins = 0;
-            loop {
-                // SeqCst: ordered after the caller's fence bump (module doc).
-                let seq = slot.seq.load(Ordering::SeqCst);
-                if seq & 1 != 0 {
-                    backoff(&mut spins);
-                    continue;
-                }
-                let t = slot.w[W_TAG].load(Ordering::Relaxed);
-                let k = slot.w[W_KEY].load(Ordering::Relaxed);
-                let out = slot.w[W_OUT].load(Ordering::Relaxed);
-                fence(Ordering::Acquire);
-                if slot.seq.load(Ordering::Relaxed) != seq {
-                    continue;
-                }
-                if t != tag || k != key || !filter(out) {
-                    break;
-                }
-                if slot
-                    .seq
-                    .compare_exchange(seq, seq | 1, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_err()
-                {
-                    continue;
-                }
-                fence(Ordering::Release);
-                slot.w[W_KEY].store(0, Ordering::Relaxed);
-                slot.seq.store(seq.wrapping_add(2), Ordering::Release);
-                removed += 1;
-                break;
-            }
-        }
-        removed
+    pub(super) fn remove(&self, tag: u64, key: u64, pred: impl Fn(&Words) -> bool) -> usize {
+        self.ways(tag, key)
+            .iter()
+            .map(|slot| remove_if(slot, &pred))
+            .sum()
     }
+
+    /// Empty every slot of the table whose words satisfy `pred` (a full scan, for ranges whose
+    /// probes would cost more). Returns how many were emptied.
+    pub(super) fn remove_all(&self, pred: impl Fn(&Words) -> bool) -> usize {
+        self.sets
+            .iter()
+            .flatten()
+            .map(|slot| remove_if(slot, &pred))
+            .sum()
+    }
+}
+
+/// Empty `slot` if its contents satisfy `pred`; wait while another writer holds it. Returns 1 if
+/// emptied.
+fn remove_if(slot: &Slot, pred: &impl Fn(&Words) -> bool) -> usize {
+    let mut spins = 0;
+    loop {
+        // SeqCst: ordered after the caller's fence bump (module doc).
+        let seq = slot.seq.load(Ordering::SeqCst);
+        if seq & 1 != 0 {
+            backoff(&mut spins);
+            continue;
+        }
+        let words: Words = std::array::from_fn(|i| slot.w[i].load(Ordering::Relaxed));
+        fence(Ordering::Acquire);
+        if slot.seq.load(Ordering::Relaxed) != seq {
+            continue;
+        }
+        if words[W_KEY] == 0 || !pred(&words) {
+            return 0;
+        }
+        if slot
+            .seq
+            .compare_exchange(seq, seq | 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        fence(Ordering::Release);
+        slot.w[W_KEY].store(0, Ordering::Relaxed);
+        // Release: publishes the emptied slot to readers that Acquire the new sequence.
+        slot.seq.store(seq.wrapping_add(2), Ordering::Release);
+        return 1;
+    }
+}
+
+/// True if the slot holds an entry of `tag` whose block overlaps `[first, last]` and whose level
+/// passes the TTL filter.
+pub(super) fn covers(w: &Words, tag: u64, first: u64, last: u64, ttl: Option<i8>) -> bool {
+    let key = w[W_KEY];
+    let size_log2 = (key & 63) as u32;
+    let base = key & !0xfff;
+    let end = base | crate::addr::low_mask(size_log2);
+    w[W_TAG] == tag && base <= last && end >= first && ttl.is_none_or(|l| level_of(w[W_OUT]) == l)
 }
 
 /// Test-only: let the stress test hold slot locks for a while, so removals meet busy slots.

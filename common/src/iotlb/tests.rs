@@ -322,20 +322,99 @@ fn test_iotlb_invalidate_vaa_covers_all_asids() {
     assert!(hit(&tlb, TlbTag::stage1(Vmid(4), Asid(1)), 0x1000));
 }
 
-/// Policy: a range needing more than 256 probes invalidates the whole ASID instead, and other
-/// ASIDs stay.
+/// A range too large to probe block by block is handled by scanning the table: still exact
+/// (entries outside the range and other ASIDs stay).
 #[test]
-fn test_iotlb_invalidate_huge_range_falls_back_to_whole_asid() {
+fn test_iotlb_invalidate_large_range_scans_exactly() {
     let tlb = Iotlb::new(64);
     fill(&tlb, s1(1), page(0x7000_0000_0000, 0x2000));
+    fill(&tlb, s1(1), block(0x7fff_ffe0_0000, 0x4000_0000, 21, 2));
+    fill(&tlb, s1(1), page(0x1000, 0x2000));
+    fill(&tlb, s1(2), page(0x7000_0000_0000, 0x3000));
+    tlb.invalidate(Invalidation::Va {
+        regime: NH0,
+        asid: Some(Asid(1)),
+        range: InvRange::new(0x7000_0000_0000, 0x1000_0000_0000),
+    });
+    assert!(!hit(&tlb, s1(1), 0x7000_0000_0000));
+    assert!(!hit(&tlb, s1(1), 0x7fff_ffff_f000));
+    assert!(hit(&tlb, s1(1), 0x1000));
+    assert!(hit(&tlb, s1(2), 0x7000_0000_0000));
+}
+
+/// Policy: when both probing and scanning would visit more than 64 Ki slots, the whole ASID is
+/// invalidated instead (bounded cost); other ASIDs stay.
+#[test]
+fn test_iotlb_invalidate_huge_range_in_huge_table_falls_back_to_whole_asid() {
+    let tlb = Iotlb::new(1 << 17);
+    fill(&tlb, s1(1), page(0x7000_0000_0000, 0x2000));
+    fill(&tlb, s1(1), page(0x1000, 0x2000));
     fill(&tlb, s1(2), page(0x1000, 0x3000));
     tlb.invalidate(Invalidation::Va {
         regime: NH0,
         asid: Some(Asid(1)),
-        range: InvRange::new(0, u64::MAX),
+        range: InvRange::new(0x7000_0000_0000, u64::MAX),
     });
     assert!(!hit(&tlb, s1(1), 0x7000_0000_0000));
+    assert!(
+        !hit(&tlb, s1(1), 0x1000),
+        "outside the range, but the whole ASID went"
+    );
     assert!(hit(&tlb, s1(2), 0x1000));
+}
+
+/// The digest's worked example (smmuv3.md §10): Linux unmaps 37 pages at 0x1000_0000 in ASID 5
+/// with two range commands, (NUM 4, SCALE 0) and (NUM 0, SCALE 5), 4 KiB granule, TTL 3, Leaf.
+/// Exactly those 37 pages go.
+#[test]
+fn test_iotlb_linux_37_page_unmap_removes_exactly_those_pages() {
+    let tlb = Iotlb::new(1024);
+    let tag = TlbTag::stage1(Vmid(0), Asid(5));
+    for i in 0..40u64 {
+        fill(&tlb, tag, page(0x0fff_f000 + (i << 12), i << 12));
+    }
+    // (NUM + 1) << SCALE pages from Addr.
+    for (addr, num, scale) in [(0x1000_0000u64, 4u64, 0u32), (0x1000_5000, 0, 5)] {
+        let range = InvRange::new(addr, (num + 1) << (scale + 12))
+            .with_leaf(true)
+            .with_ttl(3);
+        tlb.invalidate(Invalidation::Va {
+            regime: NH0,
+            asid: Some(Asid(5)),
+            range,
+        });
+    }
+    for i in 0..40u64 {
+        let iova = 0x0fff_f000 + (i << 12);
+        let gone = (0x1000_0000..0x1002_5000).contains(&iova);
+        assert_eq!(hit(&tlb, tag, iova), !gone, "{iova:#x}");
+    }
+}
+
+/// The digest's block example: three 2 MiB blocks at 0x4000_0000 (SCALE 9, NUM 2, TTL 2, Leaf)
+/// remove those blocks and keep the fourth.
+#[test]
+fn test_iotlb_linux_three_block_unmap() {
+    let tlb = Iotlb::new(1024);
+    let tag = TlbTag::stage1(Vmid(0), Asid(5));
+    for i in 0..4u64 {
+        fill(&tlb, tag, block(0x4000_0000 + (i << 21), i << 21, 21, 2));
+    }
+    let range = InvRange::new(0x4000_0000, 3 << (9 + 12))
+        .with_leaf(true)
+        .with_ttl(2);
+    tlb.invalidate(Invalidation::Va {
+        regime: NH0,
+        asid: Some(Asid(5)),
+        range,
+    });
+    for i in 0..4u64 {
+        assert_eq!(
+            hit(&tlb, tag, 0x4000_0000 + (i << 21) + 0x1234),
+            i == 3,
+            "block {i}"
+        );
+    }
 }
 
 /// TLBI_S2_IPA removes stage-2 entries overlapping the IPA range, and (policy) every nested
