@@ -291,3 +291,64 @@ fn failed_release_keeps_the_new_config_and_retries_at_teardown() {
         "the leaked HWPT was destroyed at teardown"
     );
 }
+
+#[test]
+fn random_guest_ste_words_never_leave_the_kernel_masks() {
+    use rand::{Rng, SeedableRng};
+    use viommu_sva::spec::ste::{NESTING_ALLOWED_W0, NESTING_ALLOWED_W1};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let ctxs = [
+        CTX,
+        SteContext {
+            oas_bits: 52,
+            ssid_bits: 20,
+            cd2l: true,
+            ats: true,
+        },
+        SteContext {
+            oas_bits: 32,
+            ssid_bits: 4,
+            cd2l: false,
+            ats: false,
+        },
+    ];
+    for i in 0..200_000u32 {
+        let mut w0: u64 = rng.random();
+        // bias towards V=1, Config=5 so the translate path is exercised
+        if i % 2 == 0 {
+            w0 = (w0 & !0xf) | 0xb;
+        }
+        let w1: u64 = if i % 3 == 0 {
+            rng.random::<u64>() & 0xff
+        } else {
+            rng.random()
+        };
+        for ctx in &ctxs {
+            if let Ok(StreamConfig::Translate(c)) = canonicalise([w0, w1], ctx) {
+                let [o0, o1] = c.words();
+                assert_eq!(o0 & !NESTING_ALLOWED_W0, 0, "{w0:#x} {w1:#x}");
+                assert_eq!(o1 & !NESTING_ALLOWED_W1, 0, "{w0:#x} {w1:#x}");
+                assert_eq!(o0 & 0xf, 0xb);
+                assert!(o0 >> 59 <= u64::from(ctx.ssid_bits));
+                assert_eq!(
+                    o0 & 0x000F_FFFF_FFFF_FFC0 & !((1u64 << ctx.oas_bits) - 1),
+                    0,
+                    "ctxptr within OAS"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn random_vevent_bytes_decode_or_fail_without_panicking() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for _ in 0..20_000 {
+        let len = rng.random_range(0..200);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        let mut out = Vec::new();
+        let _ = viommu_sva::VeventDecoder::new().decode(&bytes, &mut out);
+        assert!(out.len() <= len / 8 + 1);
+    }
+}
