@@ -2,14 +2,15 @@
 # viommu-sva real-kernel harness.
 #
 # Builds a Linux test kernel with iommufd nested SMMUv3 support, an initramfs holding the crate's
-# in-guest Rust scenarios (sva/examples/kernel_guest.rs), boots it in QEMU (virt, iommu=smmuv3,
+# in-guest Rust scenarios (sva/examples/kernel_guest/), boots it in QEMU (virt, iommu=smmuv3,
 # two `edu` DMA engines) and turns the guest's serial-console markers into pass/fail.
 #
 # Everything comes from Debian packages (the script installs them with apt-get; CI runs as root):
 #   host:   gcc-aarch64-linux-gnu make flex bison bc libelf-dev libssl-dev cpio gzip xz-utils perl
 #           qemu-system-arm >= 9.2 (bookworm-backports on bookworm hosts)
 #   target: linux-source-7.3 and busybox-static from the trixie(-backports) arm64 archive,
-#           downloaded with private apt state so the host's own apt configuration is not changed.
+#           downloaded with private apt state under the work directory. The only change to the
+#           host's apt configuration is a <codename>-backports source when QEMU is too old.
 # Build products are cached under target/sva-kernel (override with SVA_KERNEL_WORK); the guest
 # binary is built into $CARGO_TARGET_DIR (default target/).
 #
