@@ -90,6 +90,43 @@ fn test_replay_linux612_bringup_passthrough() {
     assert_replay_passes(&path);
 }
 
+/// The recorded bring-up leaves SIDs 8 and 0x10 (virtio devices under `iommu.passthrough=1`) with
+/// bypass STEs (w0 = 0x9) in the recorded stream table: DMA appended to the trace passes through
+/// untranslated there, is terminated on an abort STE, and an SID whose level-1 descriptor is
+/// invalid gets C_BAD_STREAMID (CR2.RECINVSID = 1 was written) as an event in the recorded
+/// event queue.
+#[test]
+fn test_replay_linux612_trace_then_dma() {
+    use std::io::Read;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/replay/linux612-bringup-passthrough.replay.jsonl.xz");
+    let mut text = String::new();
+    xz2::read::XzDecoder::new(std::fs::File::open(&path).expect("recorded trace"))
+        .read_to_string(&mut text)
+        .expect("decompress");
+    let dma = |sid: u32, expect: &str| {
+        format!(
+            r#"{{"op":"dma","dev":"smmu0","stream":{sid},"addr":"0x40001000","size":8,"access":"write","expect":{expect}}}"#
+        )
+    };
+    for line in [
+        dma(8, r#"{"addr":"0x40001000"}"#),
+        dma(0x10, r#"{"addr":"0x40001000"}"#),
+        dma(0x11, r#"{"fault":true}"#),
+        r#"{"op":"mmio_read","dev":"smmu0","offset":"0x100a8","size":4,"expect":"0x0"}"#.into(),
+        dma(0x100, r#"{"fault":"C_BAD_STREAMID"}"#),
+        r#"{"op":"mmio_read","dev":"smmu0","offset":"0x100a8","size":4,"expect":"0x1"}"#.into(),
+        // EVTQ_BASE 0x5b60000f: the record's first word is C_BAD_STREAMID (0x02) | SID << 32.
+        r#"{"op":"read_mem","addr":"0x5b600000","len":8,"expect":"0200000000010000"}"#.into(),
+    ] {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let f = TempFile::new("linux612-dma.jsonl", text.as_bytes());
+    assert_replay_passes(&f.0);
+    assert_eq!(summary(&replay(&f.0, &["--quiet"])), (16 + 7, 0));
+}
+
 /// `--trace` adds the device's trace records (commands consumed, CONS changes) as JSON lines;
 /// `--quiet` prints nothing but the summary when everything passes.
 #[test]
