@@ -15,7 +15,12 @@
 //!   RESUME / STALL_TERM with STALL_MODEL = 1 (terminate only), range fields (NUM, SCALE, TG,
 //!   TTL) without IDR3.RIL, CFGI_VMS_PIDM (no VMS).
 //! - TLBI_NH_* are accepted without S1P (they then match nothing).
-//! - PRI_RESP / RESUME with the reserved response code 3 are CERROR_ILL.
+//! - PRI_RESP with the reserved response code 3 is CERROR_ILL. (RESUME's 0b11 is a retry: its
+//!   Abort bit is IGNORED on a retry.)
+//! - NUM / SCALE / TTL non-zero with TG = 0 (RES0) and TG = 16K with TTL = 1 (no IDR5.DS) are
+//!   CERROR_ILL.
+//! - A range TLBI address not aligned to its granule (UNPREDICTABLE range) invalidates from the
+//!   aligned-down base to address + range, a superset.
 //! - ATC_INV Size above 52 is treated as 52 (everything).
 //! - StreamIDs, SubstreamIDs, ASIDs and VMIDs wider than advertised are not checked: they simply
 //!   match nothing cached.
@@ -63,16 +68,21 @@ impl TlbiRange {
     ///
     /// TG = 0: the 4 KiB-aligned address the command names, `(addr, 4096)` (an entry overlaps
     /// that window exactly when it contains `addr`, since no entry is smaller than 4 KiB).
-    /// TG != 0: `(NUM + 1) x 2^SCALE x granule` bytes from `addr` aligned down to the granule.
-    /// `size` saturates so that `base + size` never overflows (`base + size - 1 <= u64::MAX`).
-    /// Callers must invalidate every entry *overlapping* the range, whatever its size or level.
+    /// TG != 0: `[addr, addr + (NUM + 1) x 2^SCALE x granule)` (IHI 0070 §4.4.1.1). An address
+    /// not aligned to the granule makes the range UNPREDICTABLE; policy: the base is aligned
+    /// down to the granule and the end kept, a superset of every reading.
+    /// `size` saturates so that `base + size` never overflows (`base + size - 1 <= u64::MAX`);
+    /// the range does not wrap. Callers must invalidate every entry *overlapping* the range,
+    /// whatever its size or level.
     pub const fn span(&self) -> (u64, u64) {
         let (base, size) = match self.granule() {
             None => (self.addr & !0xFFF, 0x1000u64),
             Some(g) => {
                 let base = self.addr & !(g.size() - 1);
-                // (NUM + 1) <= 32 and SCALE + shift <= 31 + 16: at most 2^52, no overflow.
-                let size = (self.num as u64 + 1) << (self.scale as u32 + g.shift());
+                // (NUM + 1) <= 32 and SCALE + shift <= 31 + 16: at most 2^52, plus less than
+                // one granule of misalignment: no overflow.
+                let size =
+                    ((self.num as u64 + 1) << (self.scale as u32 + g.shift())) + (self.addr - base);
                 (base, size)
             }
         };
@@ -465,6 +475,20 @@ fn tlbi_range(
             feature: "IDR3.RIL (range invalidation)",
         });
     }
+    if w.tg() == 0 {
+        // NUM, SCALE and TTL are RES0 when TG = 0 (IHI 0070 §4.4.1.1).
+        rsvd(op, 0, u64::from(w0.num()), 12)?;
+        rsvd(op, 0, u64::from(w0.scale()), 20)?;
+        rsvd(op, 1, u64::from(w.ttl()), 8)?;
+    }
+    if w.tg() == 2 && w.ttl() == 1 {
+        // Without IDR5.DS, 16K with TTL = 1 is CERROR_ILL (IHI 0070 §4.4.1.1).
+        return Err(CommandError::ReservedValue {
+            opcode: op,
+            field: "TTL (16K granule)",
+            value: 1,
+        });
+    }
     Ok(TlbiRange {
         addr: if ipa { w.ipa() } else { w.addr() },
         leaf: w.leaf(),
@@ -480,8 +504,7 @@ impl Command {
     /// advertised capabilities.
     ///
     /// Word 1 of PREFETCH_CONFIG is not checked (the architecture defines Size/Addr there for
-    /// some revisions and the command is a hint). With RIL, TG = 0 makes NUM, SCALE and TTL
-    /// meaningless and they are ignored rather than rejected.
+    /// some revisions and the command is a hint).
     ///
     /// # Errors
     /// [`CommandError`] for an unknown opcode, a non-zero reserved field, SSec = 1, a reserved
@@ -707,13 +730,9 @@ impl Command {
                     ResumeResp::TERM => ResumeAction::Terminate,
                     ResumeResp::RETRY => ResumeAction::Retry,
                     ResumeResp::ABORT => ResumeAction::Abort,
-                    ResumeResp(v) => {
-                        return Err(CommandError::ReservedValue {
-                            opcode: op,
-                            field: "Resp",
-                            value: v,
-                        })
-                    }
+                    // Resp is Ac [12] (retry) and Ab [13] (abort); Ab is IGNORED on a retry
+                    // (IHI 0070 §4.7.1), so 0b11 is a retry.
+                    _ => ResumeAction::Retry,
                 };
                 Command::Resume {
                     sid: StreamId(w.sid()),

@@ -252,12 +252,13 @@ fn test_cmd_range_tg0_single_address() {
     );
 }
 
-/// Range base is aligned down to the TG granule; a huge range near the top saturates.
+/// Range base is aligned down to the TG granule (end kept); a huge range near the top saturates.
 #[test]
 fn test_cmd_range_alignment_and_saturation() {
     let (_, r) = nh_va_range(dec(0x0001_0000_0000_0012, 0x1_2345_F000 | 3 << 10));
     assert_eq!(r.granule(), Some(Granule::K64));
-    assert_eq!(r.span(), (0x1_2345_0000, 0x1_0000));
+    // Unaligned base: from the aligned-down base to address + one granule.
+    assert_eq!(r.span(), (0x1_2345_0000, 0x1_F000));
     let (_, r) = nh_va_range(dec(0x0001_0000_01F1_F012, 0xFFFF_FFFF_FFFF_F000 | 3 << 10));
     let (base, size) = r.span();
     assert_eq!(base, 0xFFFF_FFFF_FFFF_0000);
@@ -446,15 +447,15 @@ fn test_cmd_reserved_fields_are_ill() {
     }
 }
 
-/// Reserved response codes (3) are illegal.
+/// PRI_RESP's reserved response code 3 is illegal; RESUME's 0b11 is a retry.
 #[test]
 fn test_cmd_reserved_response_is_ill() {
     let c = full_caps();
+    // RESUME Resp 0b11: Ac = retry, Ab IGNORED.
     assert!(matches!(
-        err(0x0000_0010_0000_3044, 0, &c),
-        CommandError::ReservedValue {
-            field: "Resp",
-            value: 3,
+        dec(0x0000_0010_0000_3044, 0),
+        Command::Resume {
+            resp: ResumeAction::Retry,
             ..
         }
     ));
@@ -599,6 +600,20 @@ fn test_cmd_encode_matches_linux_words() {
 fn gen_range(rng: &mut rand::rngs::StdRng, ipa: bool) -> TlbiRange {
     use rand::Rng;
     let tg = rng.random_range(0..4u8);
+    if tg == 0 {
+        return TlbiRange {
+            addr: rng.random::<u64>() & if ipa { 0x000F_FFFF_FFFF_F000 } else { !0xFFF },
+            leaf: rng.random(),
+            ttl: 0,
+            tg,
+            num: 0,
+            scale: 0,
+        };
+    }
+    let ttl = match (tg, rng.random_range(0..4u8)) {
+        (2, 1) => 0,
+        (_, t) => t,
+    };
     let mask = if ipa {
         0x000F_FFFF_FFFF_F000
     } else {
@@ -607,7 +622,7 @@ fn gen_range(rng: &mut rand::rngs::StdRng, ipa: bool) -> TlbiRange {
     TlbiRange {
         addr: rng.random::<u64>() & mask,
         leaf: rng.random(),
-        ttl: rng.random_range(0..4),
+        ttl,
         tg,
         num: rng.random_range(0..32),
         scale: rng.random_range(0..32),
@@ -743,4 +758,41 @@ fn test_cmd_replay_trace_commands_decode() {
     for ((w0, w1), text) in expected {
         assert_eq!(Command::decode(&[w0, w1], &caps).unwrap().to_string(), text);
     }
+}
+
+/// With RIL: NUM/SCALE/TTL are RES0 when TG = 0, and 16K with TTL = 1 is illegal (no DS).
+#[test]
+fn test_cmd_range_fields_res0_without_tg() {
+    let c = caps();
+    for (w0, w1) in [
+        (0x0001_0000_0000_1012u64, 0x1000u64), // NUM with TG 0
+        (0x0001_0000_0010_0012, 0x1000),       // SCALE with TG 0
+        (0x0001_0000_0000_0012, 0x1100),       // TTL with TG 0
+    ] {
+        assert!(
+            matches!(err(w0, w1, &c), CommandError::Reserved { .. }),
+            "{w0:#x}"
+        );
+    }
+    assert!(matches!(
+        err(0x0001_0000_0000_0012, 0x1000 | 2 << 10 | 1 << 8, &c),
+        CommandError::ReservedValue { value: 1, .. }
+    ));
+}
+
+/// An unaligned range base (UNPREDICTABLE range) invalidates a superset: aligned-down base to
+/// address + range.
+#[test]
+fn test_cmd_range_unaligned_base_superset() {
+    let r = TlbiRange {
+        addr: 0x1_3000,
+        leaf: true,
+        ttl: 0,
+        tg: 3,
+        num: 0,
+        scale: 0,
+    };
+    assert_eq!(r.span(), (0x1_0000, 0x1_3000));
+    assert!(r.overlaps(0x2_2000, 0x1000));
+    assert!(!r.overlaps(0x2_3000, 0x1000));
 }
