@@ -21,7 +21,7 @@
 //! | SHCFG, MTCFG, MemAttr, ALLOCCFG, NSCFG | cleared: attribute overrides; the host requires a coherent path (CANWBS or S2FWB) and installs its own. Linux guests set SHCFG = 1, which the kernel would refuse |
 //! | MEV | cleared: the host always sets MEV for nested STEs |
 //! | S2FWB | cleared: meaningless without guest stage 2 |
-//! | reserved bits (w0 [58:52], w1 rest) | cleared (Policy: reserved fields are not checked) |
+//! | reserved bits (w0 \[58:52\], w1 rest) | cleared (Policy: reserved fields are not checked) |
 //!
 //! Words 2–7 hold stage-2 and secure fields, IGNORED with Config 0b0xx/0b100/0b101, so the vSMMU
 //! never needs to pass them.

@@ -7,74 +7,74 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 #[bitfield(u64)]
 #[derive(PartialEq, Eq)]
 pub struct CdW0 {
-    /// T0SZ (bits [5:0]).
+    /// T0SZ (bits \[5:0\]).
     #[bits(6)]
     pub t0sz: u8,
-    /// TG0 (bits [7:6]): 0 4K, 1 64K, 2 16K.
+    /// TG0 (bits \[7:6\]): 0 4K, 1 64K, 2 16K.
     #[bits(2)]
     pub tg0: u8,
-    /// IR0 (bits [9:8]).
+    /// IR0 (bits \[9:8\]).
     #[bits(2)]
     pub ir0: u8,
-    /// OR0 (bits [11:10]).
+    /// OR0 (bits \[11:10\]).
     #[bits(2)]
     pub or0: u8,
-    /// SH0 (bits [13:12]).
+    /// SH0 (bits \[13:12\]).
     #[bits(2)]
     pub sh0: u8,
-    /// EPD0 (bit [14]).
+    /// EPD0 (bit \[14\]).
     pub epd0: bool,
-    /// ENDI (bit [15]).
+    /// ENDI (bit \[15\]).
     pub endi: bool,
-    /// T1SZ (bits [21:16]).
+    /// T1SZ (bits \[21:16\]).
     #[bits(6)]
     pub t1sz: u8,
-    /// TG1 (bits [23:22]).
+    /// TG1 (bits \[23:22\]).
     #[bits(2)]
     pub tg1: u8,
-    /// IR1 (bits [25:24]).
+    /// IR1 (bits \[25:24\]).
     #[bits(2)]
     pub ir1: u8,
-    /// OR1 (bits [27:26]).
+    /// OR1 (bits \[27:26\]).
     #[bits(2)]
     pub or1: u8,
-    /// SH1 (bits [29:28]).
+    /// SH1 (bits \[29:28\]).
     #[bits(2)]
     pub sh1: u8,
-    /// EPD1 (bit [30]).
+    /// EPD1 (bit \[30\]).
     pub epd1: bool,
-    /// V (bit [31]).
+    /// V (bit \[31\]).
     pub v: bool,
-    /// IPS (bits [34:32]).
+    /// IPS (bits \[34:32\]).
     #[bits(3)]
     pub ips: u8,
-    /// AFFD (bit [35]).
+    /// AFFD (bit \[35\]).
     pub affd: bool,
-    /// WXN (bit [36]).
+    /// WXN (bit \[36\]).
     pub wxn: bool,
-    /// UWXN (bit [37]).
+    /// UWXN (bit \[37\]).
     pub uwxn: bool,
-    /// TBI0 (bit [38]).
+    /// TBI0 (bit \[38\]).
     pub tbi0: bool,
-    /// TBI1 (bit [39]).
+    /// TBI1 (bit \[39\]).
     pub tbi1: bool,
-    /// PAN (bit [40]).
+    /// PAN (bit \[40\]).
     pub pan: bool,
-    /// AA64 (bit [41]).
+    /// AA64 (bit \[41\]).
     pub aa64: bool,
-    /// HD (bit [42]).
+    /// HD (bit \[42\]).
     pub hd: bool,
-    /// HA (bit [43]).
+    /// HA (bit \[43\]).
     pub ha: bool,
-    /// S (bit [44]): stall faults.
+    /// S (bit \[44\]): stall faults.
     pub s: bool,
-    /// R (bit [45]): record faults.
+    /// R (bit \[45\]): record faults.
     pub r: bool,
-    /// A (bit [46]): abort terminated transactions.
+    /// A (bit \[46\]): abort terminated transactions.
     pub a: bool,
-    /// ASET (bit [47]).
+    /// ASET (bit \[47\]).
     pub aset: bool,
-    /// ASID (bits [63:48]).
+    /// ASID (bits \[63:48\]).
     #[bits(16)]
     pub asid: u16,
 }
@@ -83,17 +83,17 @@ pub struct CdW0 {
 #[bitfield(u64)]
 #[derive(PartialEq, Eq)]
 pub struct CdTtb {
-    /// NSCFGx (bit [0]).
+    /// NSCFGx (bit \[0\]).
     pub nscfg: bool,
-    /// HADx (bit [1]).
+    /// HADx (bit \[1\]).
     pub had: bool,
-    /// Bits [3:2]: reserved.
+    /// Bits \[3:2\]: reserved.
     #[bits(2)]
     pub res0_2: u8,
-    /// TTBx (bits [51:4]) shifted right by 4 (see [`CdTtb::ttb`]).
+    /// TTBx (bits \[51:4\]) shifted right by 4 (see [`CdTtb::ttb`]).
     #[bits(48)]
     pub ttb_4: u64,
-    /// Bits [63:52]: reserved.
+    /// Bits \[63:52\]: reserved.
     #[bits(12)]
     pub res0_52: u16,
 }
@@ -103,7 +103,7 @@ impl CdTtb {
     pub const fn ttb(&self) -> u64 {
         self.ttb_4() << 4
     }
-    /// Set the table base address (bits [3:0] and [63:52] dropped).
+    /// Set the table base address (bits \[3:0\] and \[63:52\] dropped).
     pub const fn with_ttb(self, addr: u64) -> Self {
         self.with_ttb_4((addr >> 4) & ((1 << 48) - 1))
     }

@@ -4,7 +4,7 @@
 use bitfield_struct::bitfield;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// Command opcode (cmd0 bits [7:0]): open enum.
+/// Command opcode (cmd0 bits \[7:0\]): open enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(transparent)]
 pub struct CmdOpcode(pub u8);
@@ -102,21 +102,21 @@ impl CmdOpcode {
 #[bitfield(u64)]
 #[derive(PartialEq, Eq)]
 pub struct CfgiW0 {
-    /// Opcode (bits [7:0]).
+    /// Opcode (bits \[7:0\]).
     #[bits(8)]
     pub opcode: CmdOpcode,
-    /// Bit [8]: reserved.
+    /// Bit \[8\]: reserved.
     pub res0_8: bool,
-    /// Global (bit [9], ATC_INV only).
+    /// Global (bit \[9\], ATC_INV only).
     pub global: bool,
-    /// SSec (bit [10]): must be 0 from a non-secure guest.
+    /// SSec (bit \[10\]): must be 0 from a non-secure guest.
     pub ssec: bool,
-    /// SSV (bit [11]): SSID valid.
+    /// SSV (bit \[11\]): SSID valid.
     pub ssv: bool,
-    /// SubstreamID (bits [31:12]).
+    /// SubstreamID (bits \[31:12\]).
     #[bits(20)]
     pub ssid: u32,
-    /// StreamID (bits [63:32]).
+    /// StreamID (bits \[63:32\]).
     #[bits(32)]
     pub sid: u32,
 }
@@ -125,18 +125,18 @@ pub struct CfgiW0 {
 #[bitfield(u64)]
 #[derive(PartialEq, Eq)]
 pub struct CfgiW1 {
-    /// Leaf (bit [64]); for CFGI_STE_RANGE bits [68:64] are Range.
+    /// Leaf (bit \[64\]); for CFGI_STE_RANGE bits \[68:64\] are Range.
     pub leaf: bool,
-    /// Range bits [68:65] above Leaf (CFGI_STE_RANGE only; see [`CfgiW1::range`]).
+    /// Range bits \[68:65\] above Leaf (CFGI_STE_RANGE only; see [`CfgiW1::range`]).
     #[bits(4)]
     pub range_hi: u8,
-    /// Bits [127:69]: reserved.
+    /// Bits \[127:69\]: reserved.
     #[bits(59)]
     pub res0: u64,
 }
 
 impl CfgiW1 {
-    /// CFGI_STE_RANGE.Range (bits [68:64]).
+    /// CFGI_STE_RANGE.Range (bits \[68:64\]).
     pub const fn range(&self) -> u8 {
         (self.into_bits() & 0x1f) as u8
     }
@@ -146,28 +146,28 @@ impl CfgiW1 {
 #[bitfield(u64)]
 #[derive(PartialEq, Eq)]
 pub struct TlbiW0 {
-    /// Opcode (bits [7:0]).
+    /// Opcode (bits \[7:0\]).
     #[bits(8)]
     pub opcode: CmdOpcode,
-    /// Bits [11:8]: reserved.
+    /// Bits \[11:8\]: reserved.
     #[bits(4)]
     pub res0_8: u8,
-    /// NUM (bits [16:12]): range invalidation count.
+    /// NUM (bits \[16:12\]): range invalidation count.
     #[bits(5)]
     pub num: u8,
-    /// Bits [19:17]: reserved.
+    /// Bits \[19:17\]: reserved.
     #[bits(3)]
     pub res0_17: u8,
-    /// SCALE (bits [25:20]).
+    /// SCALE (bits \[25:20\]).
     #[bits(6)]
     pub scale: u8,
-    /// Bits [31:26]: reserved.
+    /// Bits \[31:26\]: reserved.
     #[bits(6)]
     pub res0_26: u8,
-    /// VMID (bits [47:32]); overwritten by the host with the vIOMMU's VMID.
+    /// VMID (bits \[47:32\]); overwritten by the host with the vIOMMU's VMID.
     #[bits(16)]
     pub vmid: u16,
-    /// ASID (bits [63:48]).
+    /// ASID (bits \[63:48\]).
     #[bits(16)]
     pub asid: u16,
 }
@@ -176,18 +176,18 @@ pub struct TlbiW0 {
 #[bitfield(u64)]
 #[derive(PartialEq, Eq)]
 pub struct TlbiW1 {
-    /// Leaf (bit [64]).
+    /// Leaf (bit \[64\]).
     pub leaf: bool,
-    /// Bits [71:65]: reserved.
+    /// Bits \[71:65\]: reserved.
     #[bits(7)]
     pub res0_1: u8,
-    /// TTL (bits [73:72]).
+    /// TTL (bits \[73:72\]).
     #[bits(2)]
     pub ttl: u8,
-    /// TG (bits [75:74]): 0 no range, 1 4K, 2 16K, 3 64K.
+    /// TG (bits \[75:74\]): 0 no range, 1 4K, 2 16K, 3 64K.
     #[bits(2)]
     pub tg: u8,
-    /// Address (bits [127:76]) shifted right by 12 (see [`TlbiW1::addr`]).
+    /// Address (bits \[127:76\]) shifted right by 12 (see [`TlbiW1::addr`]).
     #[bits(52)]
     pub addr_12: u64,
 }
@@ -197,7 +197,7 @@ impl TlbiW1 {
     pub const fn addr(&self) -> u64 {
         self.addr_12() << 12
     }
-    /// Set the address (bits [11:0] are dropped).
+    /// Set the address (bits \[11:0\] are dropped).
     pub const fn with_addr(self, va: u64) -> Self {
         self.with_addr_12(va >> 12)
     }

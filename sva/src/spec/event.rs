@@ -3,7 +3,7 @@
 use bitfield_struct::bitfield;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// Event ID (word 0 bits [7:0]): open enum.
+/// Event ID (word 0 bits \[7:0\]): open enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(transparent)]
 pub struct EventId(pub u8);
@@ -70,56 +70,56 @@ impl EventId {
 #[bitfield(u64)]
 #[derive(PartialEq, Eq)]
 pub struct EvtW0 {
-    /// Event ID (bits [7:0]).
+    /// Event ID (bits \[7:0\]).
     #[bits(8)]
     pub id: EventId,
-    /// Bits [10:8]: reserved.
+    /// Bits \[10:8\]: reserved.
     #[bits(3)]
     pub res0_8: u8,
-    /// SSV (bit [11]).
+    /// SSV (bit \[11\]).
     pub ssv: bool,
-    /// SubstreamID (bits [31:12]).
+    /// SubstreamID (bits \[31:12\]).
     #[bits(20)]
     pub ssid: u32,
-    /// StreamID (bits [63:32]); the host has replaced it with the vSID.
+    /// StreamID (bits \[63:32\]); the host has replaced it with the vSID.
     #[bits(32)]
     pub sid: u32,
 }
 
-/// Event record word 1 (bits [127:64]).
+/// Event record word 1 (bits \[127:64\]).
 #[bitfield(u64)]
 #[derive(PartialEq, Eq)]
 pub struct EvtW1 {
-    /// STAG (bits [79:64]).
+    /// STAG (bits \[79:64\]).
     #[bits(16)]
     pub stag: u16,
-    /// Bits [94:80]: reserved.
+    /// Bits \[94:80\]: reserved.
     #[bits(15)]
     pub res0_16: u16,
-    /// Stall (bit [95]).
+    /// Stall (bit \[95\]).
     pub stall: bool,
-    /// Bit [96]: reserved.
+    /// Bit \[96\]: reserved.
     pub res0_32: bool,
-    /// PnU (bit [97]): privileged.
+    /// PnU (bit \[97\]): privileged.
     pub pnu: bool,
-    /// InD (bit [98]): instruction.
+    /// InD (bit \[98\]): instruction.
     pub ind: bool,
-    /// RnW (bit [99]): read.
+    /// RnW (bit \[99\]): read.
     pub rnw: bool,
-    /// Bits [102:100]: reserved.
+    /// Bits \[102:100\]: reserved.
     #[bits(3)]
     pub res0_36: u8,
-    /// S2 (bit [103]): stage-2 fault.
+    /// S2 (bit \[103\]): stage-2 fault.
     pub s2: bool,
-    /// CLASS (bits [105:104]): 0 CD fetch, 1 table walk, 2 input address.
+    /// CLASS (bits \[105:104\]): 0 CD fetch, 1 table walk, 2 input address.
     #[bits(2)]
     pub class: u8,
-    /// Bits [107:106]: reserved.
+    /// Bits \[107:106\]: reserved.
     #[bits(2)]
     pub res0_42: u8,
-    /// TTRnW (bit [108]).
+    /// TTRnW (bit \[108\]).
     pub ttrnw: bool,
-    /// Bits [127:109]: reserved.
+    /// Bits \[127:109\]: reserved.
     #[bits(19)]
     pub res0_45: u32,
 }
@@ -148,7 +148,7 @@ impl EventRecord {
     pub const fn input_addr(&self) -> u64 {
         self.w[2]
     }
-    /// Word 3: IPA (stage-2 faults, bits [51:12]) or FetchAddr (bits [51:3]).
+    /// Word 3: IPA (stage-2 faults, bits \[51:12\]) or FetchAddr (bits \[51:3\]).
     pub const fn w3(&self) -> u64 {
         self.w[3]
     }

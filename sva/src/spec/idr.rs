@@ -6,64 +6,64 @@ use bitfield_struct::bitfield;
 #[bitfield(u32)]
 #[derive(PartialEq, Eq)]
 pub struct Idr0 {
-    /// S2P (bit [0]).
+    /// S2P (bit \[0\]).
     pub s2p: bool,
-    /// S1P (bit [1]).
+    /// S1P (bit \[1\]).
     pub s1p: bool,
-    /// TTF (bits [3:2]): 1 AArch32, 2 AArch64, 3 both.
+    /// TTF (bits \[3:2\]): 1 AArch32, 2 AArch64, 3 both.
     #[bits(2)]
     pub ttf: u8,
-    /// COHACC (bit [4]).
+    /// COHACC (bit \[4\]).
     pub cohacc: bool,
-    /// BTM (bit [5]).
+    /// BTM (bit \[5\]).
     pub btm: bool,
-    /// HTTU (bits [7:6]).
+    /// HTTU (bits \[7:6\]).
     #[bits(2)]
     pub httu: u8,
-    /// DORMHINT (bit [8]).
+    /// DORMHINT (bit \[8\]).
     pub dormhint: bool,
-    /// HYP (bit [9]).
+    /// HYP (bit \[9\]).
     pub hyp: bool,
-    /// ATS (bit [10]).
+    /// ATS (bit \[10\]).
     pub ats: bool,
-    /// NS1ATS (bit [11]).
+    /// NS1ATS (bit \[11\]).
     pub ns1ats: bool,
-    /// ASID16 (bit [12]).
+    /// ASID16 (bit \[12\]).
     pub asid16: bool,
-    /// MSI (bit [13]).
+    /// MSI (bit \[13\]).
     pub msi: bool,
-    /// SEV (bit [14]).
+    /// SEV (bit \[14\]).
     pub sev: bool,
-    /// ATOS (bit [15]).
+    /// ATOS (bit \[15\]).
     pub atos: bool,
-    /// PRI (bit [16]).
+    /// PRI (bit \[16\]).
     pub pri: bool,
-    /// VMW (bit [17]).
+    /// VMW (bit \[17\]).
     pub vmw: bool,
-    /// VMID16 (bit [18]).
+    /// VMID16 (bit \[18\]).
     pub vmid16: bool,
-    /// CD2L (bit [19]).
+    /// CD2L (bit \[19\]).
     pub cd2l: bool,
-    /// VATOS (bit [20]).
+    /// VATOS (bit \[20\]).
     pub vatos: bool,
-    /// TTENDIAN (bits [22:21]): 0 mixed, 2 LE, 3 BE.
+    /// TTENDIAN (bits \[22:21\]): 0 mixed, 2 LE, 3 BE.
     #[bits(2)]
     pub ttendian: u8,
-    /// ATSRECERR (bit [23]).
+    /// ATSRECERR (bit \[23\]).
     pub atsrecerr: bool,
-    /// STALL_MODEL (bits [25:24]): 0 stall + terminate, 1 terminate only, 2 stall forced.
+    /// STALL_MODEL (bits \[25:24\]): 0 stall + terminate, 1 terminate only, 2 stall forced.
     #[bits(2)]
     pub stall_model: u8,
-    /// TERM_MODEL (bit [26]).
+    /// TERM_MODEL (bit \[26\]).
     pub term_model: bool,
-    /// ST_LEVEL (bits [28:27]): 0 linear, 1 two-level.
+    /// ST_LEVEL (bits \[28:27\]): 0 linear, 1 two-level.
     #[bits(2)]
     pub st_level: u8,
-    /// Bit [29]: reserved.
+    /// Bit \[29\]: reserved.
     pub res0_29: bool,
-    /// RME_IMPL (bit [30]).
+    /// RME_IMPL (bit \[30\]).
     pub rme_impl: bool,
-    /// Bit [31]: reserved.
+    /// Bit \[31\]: reserved.
     pub res0_31: bool,
 }
 
@@ -71,32 +71,32 @@ pub struct Idr0 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq)]
 pub struct Idr1 {
-    /// SIDSIZE (bits [5:0]).
+    /// SIDSIZE (bits \[5:0\]).
     #[bits(6)]
     pub sidsize: u8,
-    /// SSIDSIZE (bits [10:6]).
+    /// SSIDSIZE (bits \[10:6\]).
     #[bits(5)]
     pub ssidsize: u8,
-    /// PRIQS (bits [15:11]).
+    /// PRIQS (bits \[15:11\]).
     #[bits(5)]
     pub priqs: u8,
-    /// EVENTQS (bits [20:16]).
+    /// EVENTQS (bits \[20:16\]).
     #[bits(5)]
     pub eventqs: u8,
-    /// CMDQS (bits [25:21]).
+    /// CMDQS (bits \[25:21\]).
     #[bits(5)]
     pub cmdqs: u8,
-    /// ATTR_PERMS_OVR (bit [26]).
+    /// ATTR_PERMS_OVR (bit \[26\]).
     pub attr_perms_ovr: bool,
-    /// ATTR_TYPES_OVR (bit [27]).
+    /// ATTR_TYPES_OVR (bit \[27\]).
     pub attr_types_ovr: bool,
-    /// REL (bit [28]).
+    /// REL (bit \[28\]).
     pub rel: bool,
-    /// QUEUES_PRESET (bit [29]).
+    /// QUEUES_PRESET (bit \[29\]).
     pub queues_preset: bool,
-    /// TABLES_PRESET (bit [30]).
+    /// TABLES_PRESET (bit \[30\]).
     pub tables_preset: bool,
-    /// ECMDQ (bit [31]).
+    /// ECMDQ (bit \[31\]).
     pub ecmdq: bool,
 }
 
@@ -104,37 +104,37 @@ pub struct Idr1 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq)]
 pub struct Idr3 {
-    /// Bits [1:0]: reserved.
+    /// Bits \[1:0\]: reserved.
     #[bits(2)]
     pub res0_0: u8,
-    /// HAD (bit [2]).
+    /// HAD (bit \[2\]).
     pub had: bool,
-    /// PBHA (bit [3]).
+    /// PBHA (bit \[3\]).
     pub pbha: bool,
-    /// XNX (bit [4]).
+    /// XNX (bit \[4\]).
     pub xnx: bool,
-    /// PPS (bit [5]).
+    /// PPS (bit \[5\]).
     pub pps: bool,
-    /// Bit [6]: reserved.
+    /// Bit \[6\]: reserved.
     pub res0_6: bool,
-    /// MPAM (bit [7]).
+    /// MPAM (bit \[7\]).
     pub mpam: bool,
-    /// FWB (bit [8]).
+    /// FWB (bit \[8\]).
     pub fwb: bool,
-    /// STT (bit [9]).
+    /// STT (bit \[9\]).
     pub stt: bool,
-    /// RIL (bit [10]): range invalidation.
+    /// RIL (bit \[10\]): range invalidation.
     pub ril: bool,
-    /// BBML (bits [12:11]).
+    /// BBML (bits \[12:11\]).
     #[bits(2)]
     pub bbml: u8,
-    /// E0PD (bit [13]).
+    /// E0PD (bit \[13\]).
     pub e0pd: bool,
-    /// PTWNNC (bit [14]).
+    /// PTWNNC (bit \[14\]).
     pub ptwnnc: bool,
-    /// DPT (bit [15]).
+    /// DPT (bit \[15\]).
     pub dpt: bool,
-    /// Bits [31:16]: reserved / later features.
+    /// Bits \[31:16\]: reserved / later features.
     #[bits(16)]
     pub res0_16: u16,
 }
@@ -143,29 +143,29 @@ pub struct Idr3 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq)]
 pub struct Idr5 {
-    /// OAS (bits [2:0]): 0..6 = 32, 36, 40, 42, 44, 48, 52 bits.
+    /// OAS (bits \[2:0\]): 0..6 = 32, 36, 40, 42, 44, 48, 52 bits.
     #[bits(3)]
     pub oas: u8,
-    /// Bit [3]: reserved.
+    /// Bit \[3\]: reserved.
     pub res0_3: bool,
-    /// GRAN4K (bit [4]).
+    /// GRAN4K (bit \[4\]).
     pub gran4k: bool,
-    /// GRAN16K (bit [5]).
+    /// GRAN16K (bit \[5\]).
     pub gran16k: bool,
-    /// GRAN64K (bit [6]).
+    /// GRAN64K (bit \[6\]).
     pub gran64k: bool,
-    /// DS (bit [7]): 52-bit addresses with 4K/16K granules (Linux `IDR5_DS`).
+    /// DS (bit \[7\]): 52-bit addresses with 4K/16K granules (Linux `IDR5_DS`).
     pub ds: bool,
-    /// Bits [9:8]: reserved.
+    /// Bits \[9:8\]: reserved.
     #[bits(2)]
     pub res0_8: u8,
-    /// VAX (bits [11:10]): 1 = 52-bit stage-1 VA.
+    /// VAX (bits \[11:10\]): 1 = 52-bit stage-1 VA.
     #[bits(2)]
     pub vax: u8,
-    /// Bits [15:12]: reserved.
+    /// Bits \[15:12\]: reserved.
     #[bits(4)]
     pub res0_12: u8,
-    /// STALL_MAX (bits [31:16]).
+    /// STALL_MAX (bits \[31:16\]).
     #[bits(16)]
     pub stall_max: u16,
 }

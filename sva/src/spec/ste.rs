@@ -2,7 +2,7 @@
 
 use bitfield_struct::bitfield;
 
-/// STE.Config (bits [3:1]): open enum, a guest can write any value.
+/// STE.Config (bits \[3:1\]): open enum, a guest can write any value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(transparent)]
 pub struct SteConfig(pub u8);
@@ -27,25 +27,25 @@ impl SteConfig {
     }
 }
 
-/// STE word 0 (bits [63:0]).
+/// STE word 0 (bits \[63:0\]).
 #[bitfield(u64)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct SteW0 {
-    /// V (bit [0]): the entry is valid.
+    /// V (bit \[0\]): the entry is valid.
     pub v: bool,
-    /// Config (bits [3:1]).
+    /// Config (bits \[3:1\]).
     #[bits(3)]
     pub config: SteConfig,
-    /// S1Fmt (bits [5:4]): 0 linear CD table, 1 two-level 4 KiB leaves, 2 two-level 64 KiB.
+    /// S1Fmt (bits \[5:4\]): 0 linear CD table, 1 two-level 4 KiB leaves, 2 two-level 64 KiB.
     #[bits(2)]
     pub s1fmt: u8,
-    /// S1ContextPtr (bits [51:6]), as an address shifted right by 6 (see [`SteW0::s1_context_ptr`]).
+    /// S1ContextPtr (bits \[51:6\]), as an address shifted right by 6 (see [`SteW0::s1_context_ptr`]).
     #[bits(46)]
     pub s1_context_ptr_6: u64,
-    /// Bits [58:52]: reserved.
+    /// Bits \[58:52\]: reserved.
     #[bits(7)]
     pub res0_52: u8,
-    /// S1CDMax (bits [63:59]): log2 of the number of CDs.
+    /// S1CDMax (bits \[63:59\]): log2 of the number of CDs.
     #[bits(5)]
     pub s1cdmax: u8,
 }
@@ -55,72 +55,72 @@ impl SteW0 {
     pub const fn s1_context_ptr(&self) -> u64 {
         self.s1_context_ptr_6() << 6
     }
-    /// Set S1ContextPtr from a byte address; bits [5:0] and [63:52] are dropped.
+    /// Set S1ContextPtr from a byte address; bits \[5:0\] and \[63:52\] are dropped.
     pub const fn with_s1_context_ptr(self, addr: u64) -> Self {
         self.with_s1_context_ptr_6((addr >> 6) & ((1 << 46) - 1))
     }
 }
 
-/// STE word 1 (bits [127:64] of the entry; numbered [63:0] here).
+/// STE word 1 (bits \[127:64\] of the entry; numbered \[63:0\] here).
 #[bitfield(u64)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct SteW1 {
-    /// S1DSS (bits [65:64]): 0 terminate, 1 bypass, 2 substream 0.
+    /// S1DSS (bits \[65:64\]): 0 terminate, 1 bypass, 2 substream 0.
     #[bits(2)]
     pub s1dss: u8,
-    /// S1CIR (bits [67:66]): CD-fetch inner cacheability.
+    /// S1CIR (bits \[67:66\]): CD-fetch inner cacheability.
     #[bits(2)]
     pub s1cir: u8,
-    /// S1COR (bits [69:68]): CD-fetch outer cacheability.
+    /// S1COR (bits \[69:68\]): CD-fetch outer cacheability.
     #[bits(2)]
     pub s1cor: u8,
-    /// S1CSH (bits [71:70]): CD-fetch shareability.
+    /// S1CSH (bits \[71:70\]): CD-fetch shareability.
     #[bits(2)]
     pub s1csh: u8,
-    /// Bits [82:72]: reserved.
+    /// Bits \[82:72\]: reserved.
     #[bits(11)]
     pub res0_8: u16,
-    /// MEV (bit [83]): merge events.
+    /// MEV (bit \[83\]): merge events.
     pub mev: bool,
-    /// Bits [88:84]: reserved.
+    /// Bits \[88:84\]: reserved.
     #[bits(5)]
     pub res0_20: u8,
-    /// S2FWB (bit [89]).
+    /// S2FWB (bit \[89\]).
     pub s2fwb: bool,
-    /// Bit [90]: reserved.
+    /// Bit \[90\]: reserved.
     pub res0_26: bool,
-    /// S1STALLD (bit [91]).
+    /// S1STALLD (bit \[91\]).
     pub s1stalld: bool,
-    /// EATS (bits [93:92]): 0 no ATS, 1 full ATS, 2 split-stage.
+    /// EATS (bits \[93:92\]): 0 no ATS, 1 full ATS, 2 split-stage.
     #[bits(2)]
     pub eats: u8,
-    /// STRW (bits [95:94]): 0 NS-EL1, 2 EL2.
+    /// STRW (bits \[95:94\]): 0 NS-EL1, 2 EL2.
     #[bits(2)]
     pub strw: u8,
-    /// MemAttr (bits [99:96]).
+    /// MemAttr (bits \[99:96\]).
     #[bits(4)]
     pub memattr: u8,
-    /// MTCFG (bit [100]).
+    /// MTCFG (bit \[100\]).
     pub mtcfg: bool,
-    /// ALLOCCFG (bits [104:101]).
+    /// ALLOCCFG (bits \[104:101\]).
     #[bits(4)]
     pub alloccfg: u8,
-    /// Bits [107:105]: reserved.
+    /// Bits \[107:105\]: reserved.
     #[bits(3)]
     pub res0_41: u8,
-    /// SHCFG (bits [109:108]).
+    /// SHCFG (bits \[109:108\]).
     #[bits(2)]
     pub shcfg: u8,
-    /// NSCFG (bits [111:110]).
+    /// NSCFG (bits \[111:110\]).
     #[bits(2)]
     pub nscfg: u8,
-    /// PRIVCFG (bits [113:112]).
+    /// PRIVCFG (bits \[113:112\]).
     #[bits(2)]
     pub privcfg: u8,
-    /// INSTCFG (bits [115:114]).
+    /// INSTCFG (bits \[115:114\]).
     #[bits(2)]
     pub instcfg: u8,
-    /// Bits [127:116]: reserved.
+    /// Bits \[127:116\]: reserved.
     #[bits(12)]
     pub res0_52: u16,
 }
