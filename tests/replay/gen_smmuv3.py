@@ -34,6 +34,7 @@ GERROR_MSI_DATA = 0x22
 # Register offsets (smmuv3.md §1.3)
 IDR0, IDR1, IDR3, IDR5, IIDR = 0x00, 0x04, 0x0C, 0x14, 0x18
 CR0, CR0ACK, CR1, CR2 = 0x20, 0x24, 0x28, 0x2C
+GBPA = 0x44
 IRQ_CTRL, IRQ_CTRLACK = 0x50, 0x54
 GERROR, GERRORN = 0x60, 0x64
 GERROR_IRQ_CFG0, GERROR_IRQ_CFG1, GERROR_IRQ_CFG2 = 0x68, 0x70, 0x74
@@ -81,6 +82,7 @@ class Scenario:
         self.lines = []
         self.prod = 0  # CMDQ producer, index + wrap (2^CMDQ_LOG2 entries)
         self.evt_cons = 0
+        self.gbpa = 0x1000  # reset value (smmuv3.md §1.5 policy)
         self.pt_next = PT_POOL
         self.comment(title)
         self.op("ram", base=h(RAM_BASE), size=h(RAM_SIZE))
@@ -160,8 +162,11 @@ class Scenario:
         self.mr(CMDQ_CONS, self.prod_reg(self.prod))
 
     # -- driver operations ----------------------------------------------------------------
-    def bringup(self):
-        """linux-driver.md §2 probe reads and §4 reset sequence, default configuration."""
+    def bringup(self, cr0=0):
+        """linux-driver.md §2 probe reads and §4 reset sequence, default configuration.
+        `cr0` is what the first CR0 read returns (0xD for a kexec'd kernel finding the SMMU
+        enabled: then GBPA is first switched to abort, §4 step 1)."""
+        self.prod = 0
         self.comment("probe: ID registers of the default profile (smmuv3.md §2.3)")
         self.mr(IDR0, 0x094C_301B)
         self.mr(IDR1, 0x0273_0510)
@@ -169,7 +174,13 @@ class Scenario:
         self.mr(IDR5, 0x0000_0075)
         self.mr(IIDR, 0)
         self.comment("reset (linux-driver.md §4)")
-        self.mr(CR0, 0)
+        self.mr(CR0, cr0)
+        if cr0 & 1:
+            self.comment("SMMU currently enabled! Resetting...: GBPA update to ABORT (§1.5)")
+            self.mr(GBPA, 0, mask=1 << 31)
+            self.gbpa = self.gbpa | (1 << 20)
+            self.mw(GBPA, self.gbpa | (1 << 31))
+            self.mr(GBPA, self.gbpa)
         self.mw(CR0, 0)
         self.mr(CR0ACK, 0)
         self.mw(CR1, 0xD75)
@@ -729,6 +740,37 @@ def nested():
     return s
 
 
+def gbpa():
+    s = Scenario("gbpa", "SMMUEN = 0 routes traffic by GBPA (smmuv3.md §1.5): bypass at reset, "
+                 "the UPDATE protocol, and a kexec'd kernel resetting an enabled SMMU")
+    sid = 5
+    s.comment("reset value 0x1000 (policy): bypass with SHCFG = incoming")
+    s.mr(GBPA, 0x1000)
+    s.dma_ok(sid, 0x4080_0010, 0x4080_0010)
+    s.comment("a write without UPDATE is ignored (policy)")
+    s.mw(GBPA, 0x0010_1000)
+    s.mr(GBPA, 0x1000)
+    s.dma_ok(sid, 0x4080_0010, 0x4080_0010)
+    s.comment("first kernel: full bring-up; SID 5 keeps its abort STE")
+    s.bringup()
+    s.dma_fault(sid, 0x4080_0010)
+    s.comment("kexec: the new kernel finds SMMUEN = 1")
+    s.bringup(cr0=0xD)
+    s.mr(GBPA, 0x0010_1000)
+    s.dma_fault(sid, 0x4080_0010)
+    s.comment("with SMMUEN = 0 and GBPA.ABORT = 1 all traffic is terminated")
+    s.mw(CR0, 0xC)
+    s.mr(CR0ACK, 0xC)
+    s.dma_fault(sid, 0x4080_0010)
+    s.dma_fault(0x300, 0x4080_0010)
+    s.comment("GBPA back to bypass through the UPDATE protocol")
+    s.mw(GBPA, 0x8000_1000)
+    s.mr(GBPA, 0x1000)
+    s.dma_ok(sid, 0x4080_0010, 0x4080_0010)
+    s.mr(EVTQ_PROD, 0, mask=0x7FFF_FFFF)
+    return s
+
+
 def batch_limit():
     s = Scenario("batch_limit", "cmdq_batch_limit = 1: each MMIO access consumes one command; "
                  "the rest is finished before the guest observes CONS (replay settle rule)",
@@ -741,7 +783,7 @@ def batch_limit():
 
 
 SCENARIOS = [linux_bringup, attach_s1_dma, hitless, range_invalidation, command_errors,
-             dma_fault_event, pasid_cd2l, nested, batch_limit]
+             dma_fault_event, pasid_cd2l, nested, gbpa, batch_limit]
 
 if __name__ == "__main__":
     import argparse
