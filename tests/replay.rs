@@ -94,7 +94,7 @@ fn test_replay_linux612_bringup_passthrough() {
 /// bypass STEs (w0 = 0x9) in the recorded stream table: DMA appended to the trace passes through
 /// untranslated there, is terminated on an abort STE, and an SID whose level-1 descriptor is
 /// invalid gets C_BAD_STREAMID (CR2.RECINVSID = 1 was written) as an event in the recorded
-/// event queue.
+/// event queue, signalled on the wired event-queue line.
 #[test]
 fn test_replay_linux612_trace_then_dma() {
     use std::io::Read;
@@ -118,13 +118,18 @@ fn test_replay_linux612_trace_then_dma() {
         r#"{"op":"mmio_read","dev":"smmu0","offset":"0x100a8","size":4,"expect":"0x1"}"#.into(),
         // EVTQ_BASE 0x5b60000f: the record's first word is C_BAD_STREAMID (0x02) | SID << 32.
         r#"{"op":"read_mem","addr":"0x5b600000","len":8,"expect":"0200000000010000"}"#.into(),
+        // IDR0.MSI = 0 in the recording: the event interrupt is the wired EVENTQ line.
+        format!(
+            r#"{{"op":"expect_irq","dev":"smmu0","kind":"wired","line":{},"count":1}}"#,
+            viommu_smmuv3::device::lines::EVENTQ
+        ),
     ] {
         text.push_str(&line);
         text.push('\n');
     }
     let f = TempFile::new("linux612-dma.jsonl", text.as_bytes());
     assert_replay_passes(&f.0);
-    assert_eq!(summary(&replay(&f.0, &["--quiet"])), (16 + 7, 0));
+    assert_eq!(summary(&replay(&f.0, &["--quiet"])), (16 + 8, 0));
 }
 
 /// `--trace` adds the device's trace records (commands consumed, CONS changes) as JSON lines;
