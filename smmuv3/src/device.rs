@@ -446,6 +446,11 @@ where
         self.iotlb.invalidate(Invalidation::All);
     }
 
+    /// Number of translations the IOTLB can hold.
+    pub fn iotlb_capacity(&self) -> usize {
+        self.iotlb.capacity()
+    }
+
     /// Drop every cached configuration and translation.
     pub(crate) fn invalidate_all_caches(&self) {
         self.config_invalidate_all();

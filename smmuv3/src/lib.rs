@@ -1,6 +1,90 @@
 //! # viommu-smmuv3: an Arm SMMUv3 device model (IHI 0070)
 //!
-//! (Crate documentation is being written; see issue 3.)
+//! A register-level SMMUv3 that an unmodified Linux `arm-smmu-v3` driver probes, programs and
+//! uses. A VMM puts [`SmmuV3`](device::SmmuV3) on its MMIO bus (it implements
+//! [`MmioDevice`](viommu_common::traits::MmioDevice), 128 KiB: page 0 and page 1) and routes
+//! endpoint DMA through it ([`DmaTranslator`](viommu_common::traits::DmaTranslator), or the
+//! vm-memory `Iommu` adapter in `viommu_common::vmm`). Interrupts go to an
+//! [`InterruptSink`](viommu_common::traits::InterruptSink): MSIs programmed by the guest in
+//! `*_IRQ_CFG0/1/2`, or wired lines ([`device::lines`]).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use viommu_common::testing::{guest_ram, RecordingIrq};
+//! use viommu_common::traits::MmioDevice;
+//! use viommu_smmuv3::caps::SmmuConfig;
+//! use viommu_smmuv3::device::SmmuV3;
+//!
+//! let ram = guest_ram(0x4000_0000, 16 << 20);
+//! let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(RecordingIrq::new())).unwrap();
+//! let mut idr0 = [0u8; 4];
+//! smmu.mmio_read(0x0, &mut idr0).unwrap();
+//! assert_eq!(u32::from_le_bytes(idr0), 0x094C_301B);
+//! ```
+//!
+//! ## Layout
+//! - [`spec`]: the architecture's formats as types only (registers, STE, CD, commands, events).
+//! - [`caps`]: [`SmmuConfig`](caps::SmmuConfig) -> ID registers; `from_id_regs` mirrors a host.
+//! - [`regs`]: MMIO decode `(offset, size)` -> register (pure); [`mmio`]: register effects.
+//! - [`config`]: stream table / CD fetch and decode, the lock-free configuration cache.
+//! - [`cmdq`]: the consumer loop, [`cmdq::command`] decode, [`cmdq::exec`] one effect per
+//!   command; [`evtq`]: the event producer; [`event`]: typed events and their encoder.
+//! - [`translate`]: the pipeline GBPA -> stream/config -> IOTLB -> S1/S2/nested walk -> fault.
+//! - [`trace`]: the decision trace (the text of the insta snapshots and `viommu replay --trace`).
+//! - [`testing`] (feature `test-utils`): a `GuestDriver` that programs the SMMU exactly the way
+//!   Linux does, io-pgtable page tables, raw command encoders.
+//!
+//! ## Work per MMIO access and continuing it
+//! Commands are consumed synchronously in the CMDQ_PROD write (and on CMDQEN 0 -> 1 and the
+//! GERRORN write acknowledging a command error), at most
+//! [`DEFAULT_CMDQ_BATCH`](device::DEFAULT_CMDQ_BATCH) per access
+//! ([`SmmuV3::set_cmdq_batch_limit`](device::SmmuV3::set_cmdq_batch_limit)). If a batch stops
+//! at the limit, [`has_pending_work`](device::SmmuV3::has_pending_work) is true and the VMM calls
+//! [`process_pending`](device::SmmuV3::process_pending) (one batch) or
+//! [`finish_pending`](device::SmmuV3::finish_pending) (all) from any thread; a guest read of
+//! CMDQ_CONS also consumes one batch.
+//!
+//! ## Concurrency
+//! See [`device`]: three documented locks (`ctrl` -> `evtq` -> `irq`) for register writers;
+//! translation takes none of them on its success path (route cache, configuration cache and
+//! IOTLB are lock-free for readers). After a CMD_SYNC completes, no translation that starts
+//! afterwards returns a translation or configuration the preceding commands invalidated.
+//!
+//! ## Policies (CONSTRAINED UNPREDICTABLE and IMPLEMENTATION DEFINED choices)
+//! - Page 1 is a full alias of page 0; the Secure bank, GATOS (no ATOS), AGBPA and IMPDEF space
+//!   are RAZ/WI; 64-bit accesses spanning two 32-bit registers, 8/16-bit and unaligned accesses
+//!   are refused (read zero, write ignored).
+//! - CR0ACK/IRQ_CTRLACK acknowledge synchronously; reserved CR0 bits (5, 9) and unimplemented
+//!   ones (VMW without IDR0.VMW, DPT_WALK_EN) are dropped; PRIQ_IRQEN is dropped without PRI.
+//! - GBPA resets to 0x1000 (bypass, SHCFG incoming); a write without UPDATE is ignored; an update
+//!   completes within the write.
+//! - Registers written while their enable forbids it (smmuv3.md §1.10; CR1/CR2 while SMMUEN) are
+//!   ignored, and the trace says so. CR2.E2H only with IDR0.HYP.
+//! - GERRORN writes change only active error bits. Acknowledging CMDQ_ERR clears CMDQ_CONS.ERR
+//!   and resumes consumption by re-fetching the entry at CONS.
+//! - Every cache (configuration, routes, IOTLB) is dropped on an SMMUEN transition and reset.
+//! - CMD_SYNC CS = SIG_IRQ: an MSIAddr inside guest RAM is a 32-bit guest-memory store (MSIPOLL);
+//!   any other MSIAddr is delivered to the interrupt sink as an MSI; without MSIAddr the wired
+//!   CMD_SYNC line pulses. MSI_*_ABT_ERR are therefore never raised. CS = SIG_SEV completes by
+//!   CONS passing (no wake-up event is modelled); CS = 3 is CERROR_ILL.
+//! - Queue `LOG2SIZE` above IDR1 is clamped; base address bits below the queue's natural
+//!   alignment are ignored. A PROD value more than a queue size ahead of CONS is consumed until
+//!   CONS equals PROD (bounded by the batch limit).
+//! - CFGI_STE also drops the StreamID's CDs; CFGI_CD with Leaf = 0 drops every CD of the stream;
+//!   L1 stream/CD descriptors are never cached; CFGI_ALL also empties the IOTLB. Without S2P the
+//!   VMID of TLBI_NH_* is ignored (stage-1 entries are tagged VMID 0).
+//! - Event records: C_BAD_STREAMID only with CR2.RECINVSID; stage-1 translation-class faults per
+//!   CD.R, stage-2 per STE.S2R, F_WALK_EABT and other C_*/fetch events always; discarded while
+//!   EVENTQEN or SMMUEN is 0; a full queue drops and toggles OVFLG once until acknowledged.
+//! - Terminations without an architectural event report fault names `GBPA_ABORT` (SMMUEN = 0,
+//!   GBPA.ABORT) and `STE_ABORT` (abort STE) to the DMA caller.
+//!
+//! ## Not yet modelled (issue 4)
+//! Stalls (faults always terminate; [`device::HeldTransaction`] is the place for held
+//! transactions and is always empty), the PRI queue producer and PRI_RESP delivery, ATS
+//! translation requests and ATC_INV delivery (decoded, validated and traced as accepted), HTTU
+//! is whatever the walker implements for CD.HA/HD, save/restore (state is plain data in
+//! [`device::SmmuV3State`] but there is no restore yet).
 #![forbid(unsafe_code)]
 
 pub mod caps;

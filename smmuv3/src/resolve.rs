@@ -5,7 +5,6 @@
 //! and fetch aborts always; a stage-2 fault on a nested CD fetch per STE.S2R.
 
 use viommu_common::access::{AccessKind, DmaRequest};
-use viommu_common::iotlb::{Regime as TlbRegime, TlbTag};
 use viommu_common::walk::walk_stage2;
 
 use crate::config::cd::Substream;
@@ -13,6 +12,7 @@ use crate::config::ste::StreamTable;
 use crate::config::{ConfigError, Regime, StreamConfig};
 use crate::device::{GuestRam, SmmuV3, View};
 use crate::event::{Event, EventSource};
+use crate::route::TagKey;
 use crate::translate::{event_access, Route, S1Ctx};
 
 impl<M> SmmuV3<M>
@@ -96,16 +96,19 @@ where
                 }
             }
         }
-        let tag = match (&ctx, &s2) {
+        let key = match (&ctx, &s2) {
             (Some((_, asid)), _) => match tc.regime {
-                Regime::El1 => TlbTag::stage1(tc.vmid, *asid),
-                Regime::El2 => TlbTag::stage1_in(TlbRegime::El2, *asid),
+                Regime::El1 => TagKey::S1 {
+                    vmid: tc.vmid,
+                    asid: *asid,
+                },
+                Regime::El2 => TagKey::S1El2 { asid: *asid },
             },
-            (None, Some(_)) => TlbTag::stage2(tc.vmid),
+            (None, Some(_)) => TagKey::S2 { vmid: tc.vmid },
             (None, None) => return Ok(Route::Bypass),
         };
         Ok(Route::Translate {
-            tag,
+            key,
             s1: ctx.map(|(c, _)| c),
             s2: s2.map(|c| c.walk),
             s2_record,

@@ -1,17 +1,21 @@
-//! The route cache: (StreamID, SubstreamID) to the [`Route`] translation uses, in a fixed
-//! array of lock-free slots, so an IOTLB hit costs one atomic load, one slot load and the
-//! IOTLB probe.
+//! The route cache: (StreamID, SubstreamID) to the little that an IOTLB hit needs (the IOTLB
+//! tag and the STE's PRIVCFG/INSTCFG overrides, or "abort"/"bypass"), in a fixed array of
+//! seqlock slots made of atomics. A translation that hits the IOTLB costs one generation load,
+//! one slot read and the IOTLB probe: no lock, no shared write, no allocation.
 //!
 //! Validity is a generation: every change that can alter a route (CFGI_*, CR0.SMMUEN
 //! transitions, reset) bumps it *after* the configuration cache has been invalidated, and an
 //! entry is used only if it was resolved under the current generation, taken *before* the
-//! configuration was read. So a route can never outlive the CFGI (and CMD_SYNC) that removed
-//! its configuration. A slot holds one entry; a colliding stream replaces it (bounded memory).
+//! configuration was read. So a route never outlives the CFGI (and CMD_SYNC) that removed its
+//! configuration. A slot holds one entry; a colliding stream replaces it (bounded memory).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+
+use viommu_common::id::{Asid, Vmid};
+use viommu_common::iotlb::{Regime, TlbTag};
 
 use crate::translate::Route;
 
@@ -21,19 +25,114 @@ pub const SLOTS: usize = 1024;
 /// Key value meaning "no SubstreamID".
 const NO_SSID: u64 = 1 << 32;
 
+/// Which IOTLB tag a translating route uses (the inputs of the [`TlbTag`] constructors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TagKey {
+    /// Stage 1 or nested, EL1 regime: (VMID, ASID).
+    S1 { vmid: Vmid, asid: Asid },
+    /// Stage 1, EL2 regime: ASID.
+    S1El2 { asid: Asid },
+    /// Stage 2 only: VMID.
+    S2 { vmid: Vmid },
+}
+
+impl TagKey {
+    /// The IOTLB tag.
+    pub(crate) const fn tag(self) -> TlbTag {
+        match self {
+            TagKey::S1 { vmid, asid } => TlbTag::stage1(vmid, asid),
+            TagKey::S1El2 { asid } => TlbTag::stage1_in(Regime::El2, asid),
+            TagKey::S2 { vmid } => TlbTag::stage2(vmid),
+        }
+    }
+}
+
+/// What an IOTLB hit needs to know about a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Hot {
+    /// Terminate silently.
+    Abort,
+    /// Pass through.
+    Bypass,
+    /// Translate with this tag; `privcfg`/`instcfg` are the raw STE override fields.
+    Translate {
+        key: TagKey,
+        privcfg: u8,
+        instcfg: u8,
+    },
+}
+
+impl Hot {
+    /// Pack into one word: [1:0] kind, [3:2] tag kind, [5:4] PRIVCFG, [7:6] INSTCFG,
+    /// [31:16] ASID, [47:32] VMID.
+    fn pack(self) -> u64 {
+        match self {
+            Hot::Abort => 1,
+            Hot::Bypass => 2,
+            Hot::Translate {
+                key,
+                privcfg,
+                instcfg,
+            } => {
+                let (k, vmid, asid) = match key {
+                    TagKey::S1 { vmid, asid } => (0u64, vmid.0, asid.0),
+                    TagKey::S1El2 { asid } => (1, 0, asid.0),
+                    TagKey::S2 { vmid } => (2, vmid.0, 0),
+                };
+                3 | k << 2
+                    | u64::from(privcfg & 3) << 4
+                    | u64::from(instcfg & 3) << 6
+                    | u64::from(asid) << 16
+                    | u64::from(vmid) << 32
+            }
+        }
+    }
+
+    fn unpack(w: u64) -> Option<Hot> {
+        let vmid = Vmid((w >> 32) as u16);
+        let asid = Asid((w >> 16) as u16);
+        match w & 3 {
+            1 => Some(Hot::Abort),
+            2 => Some(Hot::Bypass),
+            3 => Some(Hot::Translate {
+                key: match (w >> 2) & 3 {
+                    0 => TagKey::S1 { vmid, asid },
+                    1 => TagKey::S1El2 { asid },
+                    _ => TagKey::S2 { vmid },
+                },
+                privcfg: ((w >> 4) & 3) as u8,
+                instcfg: ((w >> 6) & 3) as u8,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// One seqlock slot. `seq` is odd while a writer updates the other words.
+#[derive(Debug, Default)]
+struct Slot {
+    seq: AtomicU64,
+    key: AtomicU64,
+    generation: AtomicU64,
+    hot: AtomicU64,
+}
+
+/// A full route (walk configurations) for the IOTLB-miss path.
 #[derive(Debug)]
-struct Entry {
+struct Full {
     key: u64,
     generation: u64,
     route: Route,
 }
 
 /// The route cache (see the module docs).
+#[derive(Debug)]
 pub(crate) struct RouteCache {
-    slots: Box<[ArcSwapOption<Entry>]>,
-    /// Bumped after every invalidation of the configuration a route depends on. Acquire/Release
-    /// pair with the configuration cache's own generation: a route resolved after reading
-    /// generation `g` used configuration at least as new as the invalidation that produced `g`.
+    slots: Box<[Slot]>,
+    /// Full routes, same indexing and validity rule, for IOTLB misses (saves re-resolving the
+    /// configuration before a walk).
+    full: Box<[ArcSwapOption<Full>]>,
+    /// Bumped after every invalidation of the configuration a route depends on.
     generation: AtomicU64,
 }
 
@@ -42,15 +141,17 @@ fn key(sid: u32, ssid: Option<u32>) -> u64 {
 }
 
 fn slot_of(key: u64) -> usize {
-    // Fibonacci hashing of the key; SLOTS is a power of two.
+    // Fibonacci hashing of the key; SLOTS is a power of two (10 bits).
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize & (SLOTS - 1)
 }
 
 impl RouteCache {
     pub(crate) fn new() -> Self {
         Self {
-            slots: (0..SLOTS).map(|_| ArcSwapOption::empty()).collect(),
-            generation: AtomicU64::new(0),
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+            full: (0..SLOTS).map(|_| ArcSwapOption::empty()).collect(),
+            // Start at 1 so that an empty slot (generation 0) never matches.
+            generation: AtomicU64::new(1),
         }
     }
 
@@ -60,11 +161,33 @@ impl RouteCache {
     }
 
     /// The cached route of `(sid, ssid)`, if resolved under the current generation.
-    pub(crate) fn get(&self, sid: u32, ssid: Option<u32>) -> Option<Route> {
+    pub(crate) fn get(&self, sid: u32, ssid: Option<u32>) -> Option<Hot> {
         let k = key(sid, ssid);
         let g = self.generation();
         let slot = self.slots.get(slot_of(k))?;
-        let e = slot.load();
+        // Seqlock read: the Acquire load of `seq` orders the data loads after it; the Acquire
+        // fence orders them before the second `seq` load.
+        let s1 = slot.seq.load(Ordering::Acquire);
+        if s1 & 1 != 0 {
+            return None;
+        }
+        let (sk, sg, hot) = (
+            slot.key.load(Ordering::Relaxed),
+            slot.generation.load(Ordering::Relaxed),
+            slot.hot.load(Ordering::Relaxed),
+        );
+        fence(Ordering::Acquire);
+        if slot.seq.load(Ordering::Relaxed) != s1 || sk != k || sg != g {
+            return None;
+        }
+        Hot::unpack(hot)
+    }
+
+    /// The cached full route of `(sid, ssid)`, if resolved under the current generation.
+    pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>) -> Option<Route> {
+        let k = key(sid, ssid);
+        let g = self.generation();
+        let e = self.full.get(slot_of(k))?.load();
         match e.as_deref() {
             Some(e) if e.key == k && e.generation == g => Some(e.route),
             _ => None,
@@ -72,22 +195,90 @@ impl RouteCache {
     }
 
     /// Cache `route` resolved under `generation` (ignored if it is no longer current).
-    pub(crate) fn insert(&self, generation: u64, sid: u32, ssid: Option<u32>, route: Route) {
+    pub(crate) fn insert(&self, generation: u64, sid: u32, ssid: Option<u32>, route: &Route) {
         if generation != self.generation() {
             return;
         }
         let k = key(sid, ssid);
-        if let Some(slot) = self.slots.get(slot_of(k)) {
-            slot.store(Some(Arc::new(Entry {
+        if let Some(f) = self.full.get(slot_of(k)) {
+            f.store(Some(Arc::new(Full {
                 key: k,
                 generation,
-                route,
+                route: *route,
             })));
         }
+        self.insert_hot(generation, k, route.hot());
+    }
+
+    fn insert_hot(&self, generation: u64, k: u64, hot: Hot) {
+        let Some(slot) = self.slots.get(slot_of(k)) else {
+            return;
+        };
+        let s = slot.seq.load(Ordering::Relaxed);
+        if s & 1 != 0
+            || slot
+                .seq
+                .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        // Order the data stores after the odd sequence number is visible.
+        fence(Ordering::Release);
+        slot.key.store(k, Ordering::Relaxed);
+        slot.generation.store(generation, Ordering::Relaxed);
+        slot.hot.store(hot.pack(), Ordering::Relaxed);
+        slot.seq.store(s + 2, Ordering::Release);
     }
 
     /// Invalidate every cached route.
     pub(crate) fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packed routes round-trip, entries die with the generation, colliding keys miss.
+    #[test]
+    fn test_route_cache_generation_and_packing() {
+        let c = RouteCache::new();
+        let hot = Hot::Translate {
+            key: TagKey::S1 {
+                vmid: Vmid(7),
+                asid: Asid(0xBEEF),
+            },
+            privcfg: 2,
+            instcfg: 3,
+        };
+        assert_eq!(c.get(1, None), None);
+        c.insert_hot(c.generation(), key(1, None), hot);
+        assert_eq!(c.get(1, None), Some(hot));
+        assert_eq!(c.get(1, Some(0)), None);
+        let g = c.generation();
+        c.invalidate();
+        assert_eq!(c.get(1, None), None);
+        c.insert(g, 1, None, &Route::Bypass);
+        assert_eq!(c.get(1, None), None, "stale generation refused");
+        c.insert(c.generation(), 2, Some(5), &Route::Abort);
+        assert_eq!(c.get(2, Some(5)), Some(Hot::Abort));
+        assert_eq!(c.get_full(2, Some(5)), Some(Route::Abort));
+        for h in [
+            Hot::Bypass,
+            Hot::Translate {
+                key: TagKey::S2 { vmid: Vmid(0xFFFF) },
+                privcfg: 0,
+                instcfg: 0,
+            },
+            Hot::Translate {
+                key: TagKey::S1El2 { asid: Asid(3) },
+                privcfg: 3,
+                instcfg: 2,
+            },
+        ] {
+            assert_eq!(Hot::unpack(h.pack()), Some(h));
+        }
     }
 }

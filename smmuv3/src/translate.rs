@@ -24,6 +24,9 @@
 
 use viommu_common::access::{AccessKind, DmaRequest, Perms};
 use viommu_common::iotlb::{TlbEntry, TlbTag};
+
+use crate::route::{Hot, TagKey};
+use crate::spec::ste::{InstCfg, PrivCfg};
 use viommu_common::traits::{DmaFault, DmaMapping, DmaTranslator, FaultKind, MemAttrs};
 use viommu_common::walk::{walk_stage1, walk_stage2, Stage, Stage1Config, Stage2Config, WalkFault};
 
@@ -51,8 +54,8 @@ pub(crate) enum Route {
     Bypass,
     /// Translate.
     Translate {
-        /// IOTLB tag.
-        tag: TlbTag,
+        /// IOTLB tag inputs.
+        key: TagKey,
         /// Stage 1, if used.
         s1: Option<S1Ctx>,
         /// Stage 2, if used.
@@ -62,6 +65,46 @@ pub(crate) enum Route {
         /// STE attribute overrides (PRIVCFG, INSTCFG).
         attrs: StreamAttrs,
     },
+}
+
+impl Route {
+    /// What the route cache keeps of this route.
+    pub(crate) fn hot(&self) -> Hot {
+        match *self {
+            Route::Abort => Hot::Abort,
+            Route::Bypass => Hot::Bypass,
+            Route::Translate { key, attrs, .. } => Hot::Translate {
+                key,
+                privcfg: attrs.privcfg.0,
+                instcfg: attrs.instcfg.0,
+            },
+        }
+    }
+}
+
+/// The transaction's privilege and access after STE.PRIVCFG / STE.INSTCFG.
+fn effective(attrs: &StreamAttrs, req: &DmaRequest) -> (bool, AccessKind) {
+    let privileged = attrs.privileged(req.privileged);
+    let access = match req.access {
+        AccessKind::Write => AccessKind::Write,
+        a => {
+            if attrs.instruction(a == AccessKind::Exec, true) {
+                AccessKind::Exec
+            } else {
+                AccessKind::Read
+            }
+        }
+    };
+    (privileged, access)
+}
+
+fn identity(req: &DmaRequest) -> DmaMapping {
+    DmaMapping {
+        output: req.addr,
+        len: req.len.max(1),
+        perms: Perms::RWX,
+        attrs: MemAttrs::default(),
+    }
 }
 
 /// Fault names used for terminations that the architecture does not record as events.
@@ -118,7 +161,23 @@ where
         }
     }
 
-    /// The translate path for a route that translates.
+    /// An IOTLB entry of `tag` covering `addr` that allows the access.
+    fn iotlb_hit(
+        &self,
+        tag: TlbTag,
+        addr: u64,
+        privileged: bool,
+        access: AccessKind,
+    ) -> Option<DmaMapping> {
+        let e = self.iotlb.lookup(tag, addr)?;
+        if e.perms_for(privileged).allows(access) {
+            Some(e.mapping(addr, privileged))
+        } else {
+            None
+        }
+    }
+
+    /// The walk for a route that translates (after an IOTLB miss).
     #[expect(clippy::too_many_arguments, reason = "the resolved route, unpacked")]
     fn translate_walk(
         &self,
@@ -131,11 +190,6 @@ where
         access: AccessKind,
     ) -> Result<DmaMapping, DmaFault> {
         let addr = req.addr;
-        if let Some(e) = self.iotlb.lookup(tag, addr) {
-            if e.perms_for(privileged).allows(access) {
-                return Ok(e.mapping(addr, privileged));
-            }
-        }
         let token = self.iotlb.begin_fill(tag);
         let ram = self.mem.ram();
         let mem = &*ram;
@@ -218,8 +272,34 @@ where
 
     /// Translate one request (the [`DmaTranslator`] entry point).
     fn translate_request(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
+        let sid = req.stream.0;
         let ssid = req.substream.map(|s| s.0);
-        let route = match self.routes.get(req.stream.0, ssid) {
+        // Fast path: cached route and IOTLB hit.
+        let mut missed_tag = None;
+        match self.routes.get(sid, ssid) {
+            Some(Hot::Abort) => return Err(config_fault(req.addr, names::STE_ABORT)),
+            Some(Hot::Bypass) => return Ok(identity(req)),
+            Some(Hot::Translate {
+                key,
+                privcfg,
+                instcfg,
+            }) => {
+                let attrs = StreamAttrs {
+                    privcfg: PrivCfg(privcfg),
+                    instcfg: InstCfg(instcfg),
+                    ..StreamAttrs::INCOMING
+                };
+                let (privileged, access) = effective(&attrs, req);
+                let tag = key.tag();
+                if let Some(m) = self.iotlb_hit(tag, req.addr, privileged, access) {
+                    return Ok(m);
+                }
+                missed_tag = Some(tag);
+            }
+            None => {}
+        }
+        // IOTLB miss: the cached full route, or resolve the configuration (decoded STE/CD).
+        let route = match self.routes.get_full(sid, ssid) {
             Some(r) => r,
             None => {
                 let generation = self.routes.generation();
@@ -231,36 +311,28 @@ where
                     Ok(r) => r,
                     Err((event, record)) => return Err(self.fault(&event, record, req.addr)),
                 };
-                self.routes.insert(generation, req.stream.0, ssid, route);
+                drop(view);
+                self.routes.insert(generation, sid, ssid, &route);
                 route
             }
         };
         match route {
             Route::Abort => Err(config_fault(req.addr, names::STE_ABORT)),
-            Route::Bypass => Ok(DmaMapping {
-                output: req.addr,
-                len: req.len.max(1),
-                perms: Perms::RWX,
-                attrs: MemAttrs::default(),
-            }),
+            Route::Bypass => Ok(identity(req)),
             Route::Translate {
-                tag,
+                key,
                 s1,
                 s2,
                 s2_record,
                 attrs,
             } => {
-                let privileged = attrs.privileged(req.privileged);
-                let access = match req.access {
-                    AccessKind::Write => AccessKind::Write,
-                    a => {
-                        if attrs.instruction(a == AccessKind::Exec, true) {
-                            AccessKind::Exec
-                        } else {
-                            AccessKind::Read
-                        }
+                let (privileged, access) = effective(&attrs, req);
+                let tag = key.tag();
+                if missed_tag != Some(tag) {
+                    if let Some(m) = self.iotlb_hit(tag, req.addr, privileged, access) {
+                        return Ok(m);
                     }
-                };
+                }
                 self.translate_walk(
                     req,
                     tag,
