@@ -38,6 +38,7 @@ pub struct HotRegs {
 }
 
 impl HotRegs {
+    #[inline]
     fn table_regs(&self) -> TableRegs {
         // Acquire pairs with the Release store in `set_half`, so a translation that sees a new
         // base also sees the table memory the guest wrote before programming it.
@@ -197,6 +198,7 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
     }
 
     /// The instance that checks LIODN `liodn` (Policy, §17 row 14: its `fsl,iommu-parent`).
+    #[inline]
     pub fn instance_of(&self, liodn: u32) -> u8 {
         usize::try_from(liodn)
             .ok()
@@ -204,6 +206,7 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
             .unwrap_or(0)
     }
 
+    #[cold]
     fn trace(&self, e: PamuEvent) {
         if let Some(t) = &self.tracer {
             t(&e);
@@ -217,6 +220,7 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
     }
 
     /// The control state of instance `inst` as a translation sees it.
+    #[inline(always)]
     fn control(&self, inst: u8) -> (Control, TableRegs) {
         let Some(h) = self.hot.get(usize::from(inst)) else {
             return (Control::default(), TableRegs::default());
@@ -231,6 +235,7 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
     ///
     /// # Errors
     /// The [`PamuFault`] the access would raise.
+    #[inline(always)]
     pub fn probe(
         &self,
         liodn: u32,
@@ -251,6 +256,7 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
     /// # Errors
     /// The [`PamuFault`]; the transaction must be dropped (Policy, §17 row 9: reads get a bus
     /// error from the device model).
+    #[inline(always)]
     pub fn translate_op(
         &self,
         liodn: u32,
@@ -280,6 +286,8 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
     }
 
     /// Latch a fault into instance `inst` and update the interrupt lines.
+    #[cold]
+    #[inline(never)]
     fn record_fault(&self, inst: u8, f: &PamuFault, liodn: u32, addr: u64, write: bool) {
         let mut s = self.lock();
         let Some(r) = s.regs.get_mut(usize::from(inst)) else {
@@ -585,6 +593,7 @@ impl<M: GuestMemoryBackend + Send + Sync> MmioDevice for Pamu<M> {
 impl<M: GuestMemoryBackend + Send + Sync> DmaTranslator for Pamu<M> {
     /// Translate by LIODN (`req.stream`); the substream and privilege are ignored (the PAMU
     /// has neither). The inbound operation is read (0x00) or write (0x01).
+    #[inline]
     fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
         self.translate_op(
             req.stream.0,

@@ -9,7 +9,9 @@
 //! driver's "clear V, update, set V" sequence and the hypervisor's in-place AP toggling are
 //! observed immediately without any invalidation; PC.PPCC/SPCC/OCE are stored and ignored.
 
-use vm_memory::GuestMemoryBackend;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use vm_memory::{GuestAddress, GuestMemoryBackend, VolatileMemory};
 
 use crate::caps::Caps;
 use crate::fault::{OpError, PamuFault, Violation, WindowCause};
@@ -143,6 +145,7 @@ pub struct Location {
 }
 
 /// Mask of the low `log2` bits (all ones for 64 and above).
+#[inline(always)]
 pub(crate) const fn low_mask(log2: u8) -> u64 {
     if log2 >= 64 {
         u64::MAX
@@ -153,12 +156,47 @@ pub(crate) const fn low_mask(log2: u8) -> u64 {
 
 /// Fetch the window-mode words of the entry at `addr`.
 ///
+/// Fast path (the translation hot path): the 32 bytes are read as four single-copy-atomic
+/// 64-bit loads from one guest-memory slice, the first (words 0-1, holding V) with Acquire so
+/// that a guest which writes the other words before setting V (Linux's barrier sequence) is
+/// seen consistently. Misaligned or region-straddling entries take the generic byte copy.
+///
 /// # Errors
 /// [`OpError::Fetch`] if the 32 bytes are not all in guest RAM.
+#[inline(always)]
 pub fn fetch_entry<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     addr: u64,
 ) -> Result<PaaceWin, OpError> {
+    if addr % 8 == 0 {
+        if let Ok(slice) = mem.get_slice(GuestAddress(addr), 32) {
+            let mut w = [0u32; 8];
+            let mut ok = true;
+            for (i, pair) in w.chunks_exact_mut(2).enumerate() {
+                let order = if i == 0 {
+                    Ordering::Acquire
+                } else {
+                    Ordering::Relaxed
+                };
+                match slice.get_atomic_ref::<AtomicU64>(i * 8) {
+                    Ok(a) => {
+                        // The 8 bytes in memory order, read as one big-endian u64: the first
+                        // big-endian word in the high half.
+                        let be = u64::from_be(a.load(order));
+                        pair[0] = (be >> 32) as u32;
+                        pair[1] = be as u32;
+                    }
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                return Ok(PaaceWin::from_words(w));
+            }
+        }
+    }
     viommu_common::mem::read_obj::<PaaceWin, M>(mem, addr).map_err(|_| OpError::Fetch { addr })
 }
 
@@ -166,6 +204,7 @@ pub fn fetch_entry<M: GuestMemoryBackend + ?Sized>(
 ///
 /// # Errors
 /// [`Violation::LiodnNotInTable`] (AVS1.LAV = 1).
+#[inline(always)]
 pub fn ppaace_addr(regs: &TableRegs, caps: &Caps, liodn: u32) -> Result<u64, Violation> {
     if liodn > u32::from(caps.max_liodn()) {
         return Err(Violation::LiodnNotInTable);
@@ -186,6 +225,7 @@ pub fn ppaace_addr(regs: &TableRegs, caps: &Caps, liodn: u32) -> Result<u64, Vio
 /// # Errors
 /// [`Violation::Disabled`] for V = 0; operation errors for PT = 1, WSE < 11, WCE above
 /// PC3.MWCE or subwindows under 4 KiB.
+#[inline(always)]
 pub fn decode_primary(raw: &PaaceWin, entry: u64, caps: &Caps) -> Result<WindowConfig, PamuFault> {
     let w1 = raw.pw1();
     if !w1.v() {
@@ -226,6 +266,7 @@ pub fn decode_primary(raw: &PaaceWin, entry: u64, caps: &Caps) -> Result<WindowC
 ///
 /// # Errors
 /// [`Violation::Window`] if any byte is outside the window.
+#[inline(always)]
 pub fn locate(w: &WindowConfig, addr: u64, len: u64) -> Result<Location, Violation> {
     let outside = Violation::Window(WindowCause::OutsideWindow);
     if addr < w.wba {
@@ -260,6 +301,7 @@ pub fn locate(w: &WindowConfig, addr: u64, len: u64) -> Result<Location, Violati
 ///
 /// # Errors
 /// [`OpError::SpaaceLimit`] (POEA = the primary entry).
+#[inline(always)]
 pub fn spaace_addr(regs: &TableRegs, w: &WindowConfig, fspi: u32, i: u32) -> Result<u64, OpError> {
     let index = u64::from(fspi) + u64::from(i) - 1;
     let err = OpError::SpaaceLimit {
@@ -278,6 +320,7 @@ pub fn spaace_addr(regs: &TableRegs, w: &WindowConfig, fspi: u32, i: u32) -> Res
 /// # Errors
 /// [`WindowCause::SubwindowInvalid`] for V = 0; [`OpError::SpaaceOwner`] for PT = 0 or a LIODN
 /// field naming another LIODN (Policy, §17 row 4); then as [`decode_mapping`].
+#[inline(always)]
 pub fn decode_spaace(
     raw: &PaaceWin,
     entry: u64,
@@ -309,6 +352,7 @@ pub fn decode_spaace(
 /// # Errors
 /// [`OpError::MappedSize`] for SWSE < 11, [`OpError::PageTranslation`] for ATM 2/3,
 /// [`OpError::OtmReserved`] for OTM 3.
+#[inline(always)]
 pub fn decode_mapping(
     raw: &PaaceWin,
     entry: u64,
@@ -379,6 +423,7 @@ pub fn decode_mapping(
 ///
 /// # Errors
 /// [`OpError::OmiLimit`] if the OME lies at or beyond OLA, [`OpError::Fetch`] outside RAM.
+#[inline(always)]
 pub fn fetch_moe<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     regs: &TableRegs,

@@ -68,6 +68,7 @@ pub struct PamuAttrs {
 
 impl PamuAttrs {
     /// The [`MemAttrs::device`] encoding (see the type's table).
+    #[inline]
     pub fn device_bits(&self) -> u32 {
         u32::from(self.op)
             | (u32::from(self.cid) << 8)
@@ -114,6 +115,7 @@ pub struct PamuTranslation {
 impl PamuTranslation {
     /// As the common [`DmaMapping`]. `mair` is 0xFF (normal memory) and shareability 2 (outer)
     /// when CR = 1, else 0: PAMU targets are memory or CCSR, which the VMM routes by address.
+    #[inline(always)]
     pub fn to_mapping(&self) -> DmaMapping {
         DmaMapping {
             output: self.output,
@@ -129,6 +131,7 @@ impl PamuTranslation {
 }
 
 /// The inbound operation index of a plain access (`IOE_READ_IDX` / `IOE_WRITE_IDX`).
+#[inline]
 pub fn default_ioe(access: AccessKind) -> u8 {
     if access.is_write() {
         ioe::WRITE
@@ -137,6 +140,7 @@ pub fn default_ioe(access: AccessKind) -> u8 {
     }
 }
 
+#[inline]
 fn ap_perms(ap: Ap) -> Perms {
     let mut p = Perms::NONE;
     if ap.0 & 1 != 0 {
@@ -155,6 +159,7 @@ fn ap_perms(ap: Ap) -> Perms {
 /// # Errors
 /// The [`PamuFault`] the PAMU would raise; nothing is recorded here.
 #[expect(clippy::too_many_arguments, reason = "one argument per input of §8")]
+#[inline(always)]
 pub fn translate<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     caps: &Caps,
@@ -265,7 +270,7 @@ pub fn translate<M: GuestMemoryBackend + ?Sized>(
     let a = map.attrs;
     Ok(PamuTranslation {
         output,
-        len: mmask - loc.sub_off.min(mmask) + 1,
+        len: (mmask - loc.sub_off.min(mmask)).saturating_add(1),
         perms,
         attrs: PamuAttrs {
             op,
@@ -396,5 +401,56 @@ mod tests {
             translate(&m, &c, on(), &regs(), 1, 0x5000, 8, AccessKind::Read, 2),
             Err(PamuFault::Violation(Violation::OperationTranslation))
         );
+    }
+
+    /// Regression (found by `tests/pamu_robustness.rs`): a PPAACE with WSE = 63 covers the
+    /// whole 64-bit space; the contiguous length "mapped size - offset" overflowed u64 in the
+    /// translation result for offset 0. It now saturates.
+    #[test]
+    fn test_regression_full_address_space_window_len() {
+        let m = guest_ram(0, 0x40_0000);
+        let c = PamuConfig::p4080().caps().unwrap();
+        put(&m, PPBA + 64, [0, (63 << 6) | 0x19, 0, 0, 0, 0, 0, 0]);
+        let t = translate(&m, &c, on(), &regs(), 1, 0, 4, AccessKind::Read, 0).unwrap();
+        assert_eq!((t.output, t.len), (0, u64::MAX));
+    }
+
+    /// Policies §17 row 2 and WBA alignment: a misaligned TWBA is masked to the mapped size, a
+    /// misaligned WBA to the window size; a SWSE larger than the subwindow is clamped.
+    #[test]
+    fn test_misaligned_bases_are_masked() {
+        let m = guest_ram(0, 0x40_0000);
+        let c = PamuConfig::p4080().caps().unwrap();
+        // 1 MiB window, WBA 0x8000_1000 (misaligned), TWBA 0x1_2000_3000 (misaligned).
+        put(
+            &m,
+            PPBA + 64,
+            [
+                0,
+                0x8000_1000 | (19 << 6) | 0x19,
+                0,
+                4,
+                1,
+                0x2000_3000,
+                0,
+                0,
+            ],
+        );
+        let t =
+            |a| translate(&m, &c, on(), &regs(), 1, a, 1, AccessKind::Read, 0).map(|t| t.output);
+        assert_eq!(t(0x8000_0000), Ok(0x1_2000_0000));
+        assert_eq!(t(0x800F_FFFF), Ok(0x1_200F_FFFF));
+        // 2 subwindows of 512 KiB; subwindow 0's SWSE says 1 MiB: clamped to 512 KiB.
+        put(
+            &m,
+            PPBA + 64,
+            [0, (19 << 6) | 0x39, 0, 0x04, 0, 19 << 6, 0, 0],
+        );
+        assert_eq!(t(0x7_FFFF), Ok(0x7_FFFF));
+        let crossing = translate(&m, &c, on(), &regs(), 1, 0x7_FFFF, 2, AccessKind::Read, 0);
+        assert!(matches!(
+            crossing,
+            Err(PamuFault::Violation(Violation::Window(_)))
+        ));
     }
 }

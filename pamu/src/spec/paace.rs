@@ -234,6 +234,7 @@ const _: () = assert!(core::mem::size_of::<Paace>() as u64 == PAACE_SIZE);
 
 impl PaaceWin {
     /// Build from the eight words as the manual lists them (word 0 first).
+    #[inline]
     pub fn from_words(w: [u32; 8]) -> Self {
         Self {
             w0: w[0].into(),

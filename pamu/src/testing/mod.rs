@@ -438,7 +438,9 @@ impl Rig {
         if traced {
             let l = log.clone();
             pamu = pamu.with_tracer(move |e| {
-                l.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+                l.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(e.to_string());
             });
         }
         Self {
