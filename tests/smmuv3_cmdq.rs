@@ -212,10 +212,17 @@ fn snapshot_hitless_transitions() {
             );
         }
     }
-    // CD update: ASID change (hitless, 1 sync) and CD zero <-> S1 CD (breaking).
+    // CD updates: ASID change only (hitless), another domain (ASID + TTB0: breaking), and
+    // CD zero <-> S1 CD (breaking).
+    let same_tables = S1Domain {
+        asid: 4,
+        pgtable: dom.pgtable.clone(),
+    };
+    let cd_asid4 = drv.s1_cd(&same_tables);
     let cd2 = drv.s1_cd(&dom2);
     for (name, target) in [
-        ("S1 CD ASID 3 -> 4", cd2),
+        ("S1 CD ASID 3 -> 4, same tables", cd_asid4),
+        ("S1 CD -> another domain (ASID and TTB0)", cd2),
         ("S1 CD -> zero", [0u64; 8]),
         ("zero -> S1 CD", cd),
     ] {
@@ -235,10 +242,12 @@ fn snapshot_hitless_transitions() {
         for (i, o) in seen.iter().enumerate() {
             rig.note(format!("   after sync {}: {:x?}", i + 1, o));
             let allowed_breaking = breaking && *o == Err("C_BAD_CD");
-            assert!(*o == before || *o == after || allowed_breaking, "{name}: {o:?}");
+            assert!(
+                *o == before || *o == after || allowed_breaking,
+                "{name}: {o:?}"
+            );
         }
     }
-    let _ = S1Domain::clone(&dom);
     insta::assert_snapshot!("smmuv3_hitless_transitions", rig.text());
 }
 
