@@ -4,20 +4,27 @@
 //! translation ([`CdTranslate`]) for S1ContextPtr, the L1 CD descriptor's L2Ptr and the CD
 //! address; a stage-2 fault there is reported with CLASS = CD.
 //!
+//! Architectural rules applied (IHI 0070 §5.4, §5.5), each C_BAD_CD:
+//! - V = 0; AA64 = 0 (no AArch32 tables); ENDI = 1 (little-endian tables only) unless both
+//!   EPD0 and EPD1 are set.
+//! - For a region with EPDx = 0: TxSZ outside \[16 (12 with VAX and 64K), 39\], a reserved or
+//!   unadvertised TGx, TTBx beyond the effective IPS. A region with EPDx = 1 ignores its
+//!   TxSZ/TGx/IRx/ORx/SHx/TTBx (Linux's released SVA CD keeps EPD0 = 1 with stale fields);
+//!   walks in it are translation faults.
+//! - HA without IDR0.HTTU, HD without HTTU = 2 ({HD, HA} = 0b10 behaves as 0b00).
+//! - S = 1 with STALL_MODEL = 1 or (STALL_MODEL = 0 and STE.S1STALLD = 1); S = 0 with
+//!   STALL_MODEL = 2; A = 0 with IDR0.TERM_MODEL = 1.
+//! - ASID\[15:8\] != 0 without IDR0.ASID16.
+//! - Effective IPS = min(IPS, OAS) (reserved codes read as the cap), 52 only with 64K.
+//! - S1DSS = SSID0 and a transaction with SubstreamID 0: F_STREAM_DISABLED (§5.2 S1DSS).
+//!
 //! Policies and CONSTRAINED UNPREDICTABLE choices:
 //! - L1 CD descriptor with V = 0: C_BAD_SUBSTREAMID (inferred).
-//! - S1DSS = SSID0 and a transaction with SubstreamID 0: C_BAD_SUBSTREAMID (inferred).
-//! - A region with EPDx = 1 is never validated (its TxSZ/TGx/TTBx are unused: Linux's released
-//!   SVA CD keeps EPD0 = 1 with stale fields); walks in it are translation faults.
-//! - A region with EPDx = 0 and TxSZ outside the walker's range, or a granule not in IDR5, or a
-//!   reserved TGx: C_BAD_CD (QEMU's choice; a CPU would clamp TxSZ).
-//! - IPS reserved (7): treated as the OAS; effective IPS = min(IPS, OAS), 52 only with 64K.
-//! - AA64 = 0 (no AArch32 tables) and ENDI = 1 (little-endian tables only): C_BAD_CD.
-//! - S = 1 with STALL_MODEL = 1 or STE.S1STALLD = 1: C_BAD_CD (IHI 0070 CD.S); with
-//!   STALL_MODEL = 2 stalls are forced whatever S says.
-//! - A = 0 with IDR0.TERM_MODEL = 1: treated as A = 1 (not C_BAD_CD).
-//! - HA/HD without IDR0.HTTU, HADx without IDR3.HAD: ignored.
-//! - ASIDs are masked to 8 bits without IDR0.ASID16.
+//! - A PA L1CD.L2Ptr beyond the OAS is C_BAD_SUBSTREAMID (v3.1+ rule, §3.4.3); under nesting
+//!   the untruncated IPA goes to stage 2 and faults there (one of the allowed behaviours).
+//! - HADx without IDR3.HAD: ignored.
+//! - EL2 (non-E2H) StreamWorld semantics (one VA range, EPDx ignored) are not modelled: CDs
+//!   are decoded as for EL1 / EL2-E2H (CR2.E2H is device state, not visible here).
 
 use vm_memory::GuestMemoryBackend;
 
@@ -48,7 +55,8 @@ impl S1Config {
     ///
     /// # Errors
     /// [`ConfigError::BadSubstreamId`] when the stream has no substreams but the transaction
-    /// carries one, when `ssid >= 2^S1CDMax`, or SubstreamID 0 with S1DSS = SSID0.
+    /// carries one, or when `ssid >= 2^S1CDMax`. (SubstreamID 0 with S1DSS = SSID0 is
+    /// [`Substream::Disabled`].)
     pub fn substream(&self, ssid: Option<SubstreamId>) -> Result<Substream, ConfigError> {
         match ssid {
             None if self.cd_max_bits == 0 => Ok(Substream::Cd(0)),
@@ -65,11 +73,8 @@ impl S1Config {
                     why: "SubstreamID >= 2^S1CDMax",
                 })
             }
-            Some(SubstreamId(0)) if self.dss == S1Dss::Substream0 => {
-                Err(ConfigError::BadSubstreamId {
-                    why: "SubstreamID 0 with S1DSS = SSID0",
-                })
-            }
+            // Substream 0 is reserved for non-substream traffic: terminated, F_STREAM_DISABLED.
+            Some(SubstreamId(0)) if self.dss == S1Dss::Substream0 => Ok(Substream::Disabled),
             Some(SubstreamId(s)) => Ok(Substream::Cd(s)),
         }
     }
@@ -106,6 +111,11 @@ impl S1Config {
                 if !l1.v() {
                     return Err(ConfigError::BadSubstreamId {
                         why: "L1 CD descriptor V = 0",
+                    });
+                }
+                if s2.is_none() && l1.l2ptr() >> self.pa_bits != 0 {
+                    return Err(ConfigError::BadSubstreamId {
+                        why: "L1CD.L2Ptr beyond the OAS",
                     });
                 }
                 l1.l2ptr()
@@ -173,24 +183,34 @@ pub fn decode_cd(cd: &Cd, caps: &Caps, s1: &S1Config) -> Result<ContextConfig, C
     if !w0.aa64() {
         return Err(bad_cd("AA64 = 0 (AArch32 tables are not supported)"));
     }
-    if w0.endi() {
+    if w0.endi() && !(w0.epd0() && w0.epd1()) {
         return Err(bad_cd("ENDI = 1 (big-endian tables are not supported)"));
     }
-    let stall = if caps.stall_forced() {
-        true
-    } else if w0.s() {
-        if !caps.stalls() {
-            return Err(bad_cd("S = 1 with STALL_MODEL = 1"));
-        }
-        if s1.stall_disabled {
-            return Err(bad_cd("S = 1 with STE.S1STALLD = 1"));
-        }
-        true
-    } else {
-        false
-    };
-    let ha = caps.httu_access() && w0.ha();
-    let hd = ha && caps.httu_dirty() && w0.hd();
+    let stall = w0.s();
+    if stall && !caps.stalls() {
+        return Err(bad_cd("S = 1 with STALL_MODEL = 1"));
+    }
+    if stall && s1.stall_disabled && !caps.stall_forced() {
+        return Err(bad_cd("S = 1 with STE.S1STALLD = 1"));
+    }
+    if !stall && caps.stall_forced() {
+        return Err(bad_cd("S = 0 with STALL_MODEL = 2"));
+    }
+    if !w0.a() && caps.term_model() {
+        return Err(bad_cd("A = 0 with IDR0.TERM_MODEL = 1"));
+    }
+    if w0.ha() && !caps.httu_access() {
+        return Err(bad_cd("HA = 1 without IDR0.HTTU"));
+    }
+    if w0.hd() && !caps.httu_dirty() {
+        return Err(bad_cd("HD = 1 without IDR0.HTTU = 2"));
+    }
+    if caps.asid_bits() == 8 && w0.asid() >> 8 != 0 {
+        return Err(bad_cd("ASID[15:8] != 0 without IDR0.ASID16"));
+    }
+    // {HD, HA} = 0b10 is Reserved and behaves as 0b00.
+    let ha = w0.ha();
+    let hd = ha && w0.hd();
     let granule0 = match w0.tg0() {
         Tg0::TG0_4K => Some(Granule::K4),
         Tg0::TG0_16K => Some(Granule::K16),
@@ -222,7 +242,11 @@ pub fn decode_cd(cd: &Cd, caps: &Caps, s1: &S1Config) -> Result<ContextConfig, C
         let Some(granule) = granule.filter(|g| caps.granule(*g)) else {
             return Err(bad_cd("TGx reserved or granule not advertised"));
         };
-        let mut r = Stage1Config::new(granule, txsz, ttb, effective_ps(w0.ips(), caps, granule));
+        let ps = effective_ps(w0.ips(), caps, granule);
+        if ttb >> ps != 0 {
+            return Err(bad_cd("TTBx beyond the effective IPS"));
+        }
+        let mut r = Stage1Config::new(granule, txsz, ttb, ps);
         r.upper = upper;
         r.tbi = tbi;
         r.hpd = caps.had() && had;
@@ -257,17 +281,12 @@ pub fn decode_cd(cd: &Cd, caps: &Caps, s1: &S1Config) -> Result<ContextConfig, C
         cd.w2.had1(),
         true,
     )?;
-    let asid = if caps.asid_bits() == 8 {
-        w0.asid() & 0xff
-    } else {
-        w0.asid()
-    };
     Ok(ContextConfig {
-        asid: Asid(asid),
+        asid: Asid(w0.asid()),
         regions: [r0, r1],
         record: w0.r(),
         stall,
-        abort: w0.a() || caps.term_model(),
+        abort: w0.a(),
         aset: w0.aset(),
     })
 }

@@ -158,6 +158,9 @@ pub struct S1Config {
     pub dss: S1Dss,
     /// S1STALLD: stage-1 stalls disabled.
     pub stall_disabled: bool,
+    /// The OAS in bits: a non-nested L1CD.L2Ptr beyond it is C_BAD_SUBSTREAMID
+    /// (IHI 0070 §3.4.3).
+    pub pa_bits: u32,
 }
 
 /// The stage-2 part of an STE, ready for the walker.
@@ -179,15 +182,15 @@ pub struct S2Config {
 /// A decoded Context Descriptor: the stage-1 translation of one substream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ContextConfig {
-    /// ASID (masked to 8 bits without IDR0.ASID16).
+    /// ASID.
     pub asid: Asid,
     /// The two VA regions: `[TTB0, TTB1]`, each with its own granule, size and EPD.
     pub regions: [Stage1Config; 2],
     /// R: record stage-1 faults.
     pub record: bool,
-    /// Effective stall: CD.S with STALL_MODEL 0 (STE.S1STALLD = 0), always with STALL_MODEL 2.
+    /// S: stall stage-1 faults (validated against STALL_MODEL and STE.S1STALLD).
     pub stall: bool,
-    /// Effective A: terminated transactions abort (always with IDR0.TERM_MODEL).
+    /// A: terminated transactions abort (else RAZ/WI; always 1 with IDR0.TERM_MODEL).
     pub abort: bool,
     /// ASET: shared ASID set (store only).
     pub aset: bool,

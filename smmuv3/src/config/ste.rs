@@ -5,7 +5,7 @@
 //! [`decode_ste`] validates it against the capabilities using only the bits the configuration
 //! uses.
 //!
-//! Policies and CONSTRAINED UNPREDICTABLE choices:
+//! Stream table policies and CONSTRAINED UNPREDICTABLE choices:
 //! - Effective LOG2SIZE = min(LOG2SIZE, IDR1.SIDSIZE).
 //! - FMT = 2-level without IDR0.ST_LEVEL, or a reserved FMT (2, 3): treated as linear.
 //! - SPLIT other than 6, 8 or 10: treated as 6 (Cloud Hypervisor); 64-bit shifts throughout.
@@ -13,19 +13,28 @@
 //! - Span = 0 and L2 index beyond 2^(Span - 1): C_BAD_STREAMID (inferred from the Span
 //!   definition; QEMU reports C_BAD_STE for the latter).
 //! - STRTAB_BASE and L2Ptr are used as written (no alignment to the table size is imposed).
-//! - Config 0b001..0b011 (reserved): abort, like 0b000.
-//! - EATS without IDR0.ATS is ignored; EATS = 3 with ATS is C_BAD_STE.
-//! - STRW = 1 or 3 (reserved), or EL2 without IDR0.HYP: C_BAD_STE (only for stage-1 configs,
-//!   the only ones that use STRW).
-//! - S1ContextPtr beyond the OAS (non-nested): C_BAD_STE. Under nesting it is an IPA, and an
-//!   out-of-range IPA faults in stage 2 at CD-fetch time instead.
-//! - S1STALLD = 1 with STALL_MODEL != 0, S2S = 1 with STALL_MODEL = 1: C_BAD_STE.
-//! - S2PS reserved (7): treated as the OAS. Effective PS = min(S2PS, OAS), and 52 bits only
-//!   with the 64K granule (else 48), as without FEAT_LPA2.
-//! - S2TTB beyond the PS is not an STE error: the walk reports a level-0 address-size fault.
-//! - S2HA/S2HD without IDR0.HTTU, S2FWB without IDR3.FWB: ignored.
-//! - VMIDs are masked to 8 bits without IDR0.VMID16.
-//! - Reserved fields are not checked, so stale unused bits never break a guest.
+//!
+//! STE architectural rules applied (IHI 0070 §5.2, §5.5), each C_BAD_STE unless said otherwise:
+//! - Config 0b001..0b011 (reserved) behave as 0b000: abort, no event.
+//! - S1CDMax > IDR1.SSIDSIZE; ignored (0) when SSIDSIZE = 0. S1Fmt is ignored with S1CDMax = 0;
+//!   != 0 without IDR0.CD2L is illegal; 0b11 behaves as 0b00. S1DSS 0b11 behaves as 0b00.
+//! - S1STALLD = 1 with STALL_MODEL != 0; S2S = 1 with STALL_MODEL = 1; S2S = 0 with
+//!   STALL_MODEL = 2.
+//! - STRW is used only by Config 0b101 with IDR0.HYP (RES0 without HYP, IGNORED with stage 2):
+//!   0bx1 is illegal.
+//! - EATS is ignored without IDR0.ATS; 0b01 with stage 2 and S2S = 1, or 0b10 unless
+//!   Config = 0b111, S2S = 0 and NS1ATS = 0, is illegal; 0b11 (DPT) behaves as 0b00.
+//! - S2VMID\[15:8\] != 0 without IDR0.VMID16 (when the VMID is used).
+//! - S2AA64 = 0, S2ENDI = 1, reserved or unadvertised S2TG, S2T0SZ/S2SL0/S2PS inconsistent,
+//!   S2HA without HTTU, S2HD without HTTU = 2 (S2HD alone behaves as neither), S2TTB beyond
+//!   the effective S2PS. Effective S2PS = min(S2PS, OAS) (reserved codes read as the cap),
+//!   and 52 bits only with the 64K granule (48 otherwise, as without FEAT_LPA2).
+//!
+//! STE policies and CONSTRAINED UNPREDICTABLE choices:
+//! - S1ContextPtr beyond the OAS (non-nested) is C_BAD_STE (IHI 0070 §3.4.3 allows it). Under
+//!   nesting it is an IPA, and an out-of-range IPA faults in stage 2 at CD-fetch time.
+//! - Non-zero RES0 fields are ignored (STRW without HYP, S2FWB without IDR3.FWB, ...), so stale
+//!   unused bits never break a guest.
 
 use vm_memory::GuestMemoryBackend;
 
@@ -204,7 +213,12 @@ fn decode_attrs(ste: &Ste, caps: &Caps, shcfg_used: bool) -> StreamAttrs {
 fn decode_s1(ste: &Ste, caps: &Caps, nested: bool) -> Result<S1Config, ConfigError> {
     let w0 = ste.w0;
     let w1 = ste.w1;
-    let cd_max_bits = u32::from(w0.s1cdmax());
+    // S1CDMax is IGNORED when substreams are not implemented.
+    let cd_max_bits = if caps.ssid_bits() == 0 {
+        0
+    } else {
+        u32::from(w0.s1cdmax())
+    };
     if cd_max_bits > caps.ssid_bits() {
         return Err(bad_ste("S1CDMax exceeds IDR1.SSIDSIZE"));
     }
@@ -213,12 +227,11 @@ fn decode_s1(ste: &Ste, caps: &Caps, nested: bool) -> Result<S1Config, ConfigErr
     } else {
         match w0.s1fmt() {
             S1Fmt::LINEAR => CdTableFormat::Linear,
-            S1Fmt::L2_4K | S1Fmt::L2_64K if !caps.cd2l() => {
-                return Err(bad_ste("2-level S1Fmt without IDR0.CD2L"))
-            }
+            _ if !caps.cd2l() => return Err(bad_ste("S1Fmt != 0 without IDR0.CD2L")),
             S1Fmt::L2_4K => CdTableFormat::TwoLevel { leaf_bits: 6 },
             S1Fmt::L2_64K => CdTableFormat::TwoLevel { leaf_bits: 10 },
-            _ => return Err(bad_ste("S1Fmt reserved")),
+            // 0b11: Reserved, behaves as 0b00.
+            _ => CdTableFormat::Linear,
         }
     };
     let dss = if cd_max_bits == 0 {
@@ -228,7 +241,8 @@ fn decode_s1(ste: &Ste, caps: &Caps, nested: bool) -> Result<S1Config, ConfigErr
             RawS1Dss::TERMINATE => S1Dss::Terminate,
             RawS1Dss::BYPASS => S1Dss::Bypass,
             RawS1Dss::SSID0 => S1Dss::Substream0,
-            _ => return Err(bad_ste("S1DSS reserved")),
+            // 0b11: Reserved, behaves as 0b00.
+            _ => S1Dss::Terminate,
         }
     };
     if w1.s1stalld() && caps.stall_model().0 != 0 {
@@ -244,6 +258,7 @@ fn decode_s1(ste: &Ste, caps: &Caps, nested: bool) -> Result<S1Config, ConfigErr
         cd_max_bits,
         dss,
         stall_disabled: w1.s1stalld(),
+        pa_bits: caps.oas_bits(),
     })
 }
 
@@ -269,15 +284,23 @@ fn decode_s2(ste: &Ste, caps: &Caps) -> Result<S2Config, ConfigError> {
     if w2.s2s() && !caps.stalls() {
         return Err(bad_ste("S2S = 1 with STALL_MODEL = 1"));
     }
-    let mut walk = Stage2Config::new(
-        granule,
-        w2.s2t0sz(),
-        w2.s2sl0(),
-        ste.s2ttb(),
-        effective_ps(w2.s2ps(), caps, granule),
-    );
-    walk.ha = caps.httu_access() && w2.s2ha();
-    walk.hd = caps.httu_dirty() && w2.s2ha() && w2.s2hd();
+    if !w2.s2s() && caps.stall_forced() {
+        return Err(bad_ste("S2S = 0 with STALL_MODEL = 2"));
+    }
+    if w2.s2ha() && !caps.httu_access() {
+        return Err(bad_ste("S2HA = 1 without IDR0.HTTU"));
+    }
+    if w2.s2hd() && !caps.httu_dirty() {
+        return Err(bad_ste("S2HD = 1 without IDR0.HTTU = 2"));
+    }
+    let ps_bits = effective_ps(w2.s2ps(), caps, granule);
+    if ste.s2ttb() >> ps_bits != 0 {
+        return Err(bad_ste("S2TTB beyond the effective S2PS"));
+    }
+    let mut walk = Stage2Config::new(granule, w2.s2t0sz(), w2.s2sl0(), ste.s2ttb(), ps_bits);
+    // {S2HA, S2HD} = 0b01 is Reserved and behaves as 0b00.
+    walk.ha = w2.s2ha();
+    walk.hd = w2.s2ha() && w2.s2hd();
     walk.affd = w2.s2affd();
     walk.xnx = caps.xnx();
     walk.fwb = caps.fwb() && ste.w1.s2fwb();
@@ -327,34 +350,41 @@ pub fn decode_ste(ste: &Ste, caps: &Caps) -> Result<StreamConfig, ConfigError> {
         None
     };
     let w1 = ste.w1;
-    let regime = if s1_used {
+    // STRW: RES0 without HYP, IGNORED when stage 2 translates (StreamWorld NS-EL1).
+    let regime = if s1_used && !s2_used && caps.hyp() {
         match w1.strw() {
             Strw::NSEL1 => Regime::El1,
-            Strw::EL2 if caps.hyp() => Regime::El2,
-            Strw::EL2 => return Err(bad_ste("STRW = EL2 without IDR0.HYP")),
-            _ => return Err(bad_ste("STRW reserved")),
+            Strw::EL2 => Regime::El2,
+            _ => return Err(bad_ste("STRW = 0bx1 (reserved)")),
         }
     } else {
         Regime::El1
     };
+    let s2s = s2.is_some_and(|c| c.stall);
     let ats = if caps.ats() {
         match w1.eats() {
-            Eats::ABT => AtsMode::Abort,
+            Eats::TRANS if s2s => return Err(bad_ste("EATS = 0b01 with S2S = 1")),
             Eats::TRANS => AtsMode::Full,
+            Eats::S1CHK if config != SteConfig::NESTED || s2s || caps.idr0.ns1ats() => {
+                return Err(bad_ste(
+                    "EATS = 0b10 needs Config 0b111, S2S = 0, NS1ATS = 0",
+                ))
+            }
             Eats::S1CHK => AtsMode::Split,
-            _ => return Err(bad_ste("EATS reserved")),
+            // 0b00, and 0b11 (full ATS with DPT checks) which behaves as 0b00 without DPT.
+            _ => AtsMode::Abort,
         }
     } else {
         AtsMode::Abort
     };
-    // VMID: used by stage-2 configs and (as a TLB tag) by stage-1 configs when S2 exists.
+    // VMID: tags the stream's translations when stage 2 is implemented and the StreamWorld is
+    // NS-EL1 (stage-1-only streams included); otherwise IGNORED.
     let vmid = if caps.s2() && regime == Regime::El1 {
         let v = ste.w2.s2vmid();
-        if caps.vmid_bits() == 8 {
-            v & 0xff
-        } else {
-            v
+        if caps.vmid_bits() == 8 && v >> 8 != 0 {
+            return Err(bad_ste("S2VMID[15:8] != 0 without IDR0.VMID16"));
         }
+        v
     } else {
         0
     };

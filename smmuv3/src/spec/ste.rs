@@ -130,11 +130,12 @@ pub struct SteW0 {
     /// S1Fmt (bits \[5:4\]).
     #[bits(2)]
     pub s1fmt: S1Fmt,
-    /// S1ContextPtr (bits \[51:6\]), stored shifted; see [`Ste::s1_context_ptr`].
-    #[bits(46)]
+    /// S1ContextPtr (bits \[55:6\]; \[55:52\] RES0 up to SMMUv3.3), stored shifted; see
+    /// [`Ste::s1_context_ptr`].
+    #[bits(50)]
     pub s1_context_ptr_hi: u64,
-    /// Bits \[58:52\]: reserved.
-    #[bits(7)]
+    /// Bits \[58:56\]: reserved.
+    #[bits(3)]
     __: u8,
     /// S1CDMax (bits \[63:59\]): log2 of the number of CDs.
     #[bits(5)]
@@ -348,14 +349,16 @@ impl Ste {
         ]
     }
 
-    /// S1ContextPtr (bits \[51:6\]): address of the CD or L1 CD table (an IPA when stage 2 is on).
+    /// S1ContextPtr (bits \[55:6\]): address of the CD or L1 CD table (an IPA when stage 2 is
+    /// on). Bits \[55:52\] are RES0 in SMMUv3.1..v3.3 and kept, so an out-of-range pointer is
+    /// seen as such.
     pub const fn s1_context_ptr(&self) -> u64 {
-        self.w0.raw() & bits_mask(51, 6)
+        self.w0.raw() & bits_mask(55, 6)
     }
 
-    /// Set S1ContextPtr; bits outside \[51:6\] of `addr` are dropped.
+    /// Set S1ContextPtr; bits outside \[55:6\] of `addr` are dropped.
     pub const fn with_s1_context_ptr(mut self, addr: u64) -> Self {
-        self.w0 = SteW0::from_raw((self.w0.raw() & !bits_mask(51, 6)) | (addr & bits_mask(51, 6)));
+        self.w0 = SteW0::from_raw((self.w0.raw() & !bits_mask(55, 6)) | (addr & bits_mask(55, 6)));
         self
     }
 
@@ -386,7 +389,7 @@ mod tests {
                 SteW0::S1_CONTEXT_PTR_HI_OFFSET,
                 SteW0::S1_CONTEXT_PTR_HI_BITS
             ),
-            (6, 46)
+            (6, 50)
         );
         assert_eq!((SteW0::S1CDMAX_OFFSET, SteW0::S1CDMAX_BITS), (59, 5));
         assert_eq!(64 + SteW1::S1DSS_OFFSET, 64);

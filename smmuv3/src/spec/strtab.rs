@@ -34,11 +34,12 @@ pub struct L1Cd {
     /// Bits \[11:1\]: reserved.
     #[bits(11)]
     __: u16,
-    /// L2Ptr (bits \[51:12\]), stored shifted; see [`L1Cd::l2ptr`].
-    #[bits(40)]
+    /// L2Ptr (bits \[55:12\]; \[55:52\] RES0 up to SMMUv3.3), stored shifted; see
+    /// [`L1Cd::l2ptr`].
+    #[bits(44)]
     pub l2ptr_hi: u64,
-    /// Bits \[63:52\]: reserved.
-    #[bits(12)]
+    /// Bits \[63:56\]: reserved.
+    #[bits(8)]
     __: u16,
 }
 
@@ -60,14 +61,15 @@ impl L1Std {
 }
 
 impl L1Cd {
-    /// L2Ptr: the level-2 CD array's address (bits \[51:12\]; an IPA when stage 2 is on).
+    /// L2Ptr: the level-2 CD array's address (bits \[55:12\]; an IPA when stage 2 is on).
+    /// Bits \[55:52\] are kept so that an out-of-range pointer is seen as such.
     pub const fn l2ptr(self) -> u64 {
-        self.raw() & bits_mask(51, 12)
+        self.raw() & bits_mask(55, 12)
     }
 
-    /// A valid descriptor pointing at `l2ptr` (bits outside \[51:12\] dropped).
+    /// A valid descriptor pointing at `l2ptr` (bits outside \[55:12\] dropped).
     pub const fn from_l2ptr(l2ptr: u64) -> Self {
-        Self::from_raw((l2ptr & bits_mask(51, 12)) | 1)
+        Self::from_raw((l2ptr & bits_mask(55, 12)) | 1)
     }
 }
 
@@ -92,7 +94,7 @@ mod tests {
         assert_eq!(L1Cd::L2PTR_HI_OFFSET, 12);
         let d = L1Cd::from_raw(0xFFF0_0000_4567_8FFF);
         assert!(d.v());
-        assert_eq!(d.l2ptr(), 0x4567_8000);
+        assert_eq!(d.l2ptr(), 0x00F0_0000_4567_8000);
         assert_eq!(L1Cd::from_l2ptr(0x4567_8000).raw(), 0x4567_8001);
     }
 }

@@ -24,6 +24,7 @@ fn cd_cfg(asid: u16) -> ContextConfig {
         cd_max_bits: 0,
         dss: Dss::Substream0,
         stall_disabled: false,
+        pa_bits: 48,
     };
     decode_cd(&Cd::from_words(s1_cd(asid, 0x1000, 16, 5)), &caps(), &s1).unwrap()
 }

@@ -21,6 +21,7 @@ fn s1(format: CdTableFormat, cd_max_bits: u32, dss: Dss, ptr: u64) -> S1Config {
         cd_max_bits,
         dss,
         stall_disabled: false,
+        pa_bits: 48,
     }
 }
 
@@ -68,13 +69,24 @@ fn test_cd_ips_and_asid_width() {
     .caps()
     .unwrap();
     let c = decode_cd(
-        &Cd::from_words(s1_cd(0x1FF, 0x1000, 25, 5)),
+        &Cd::from_words(s1_cd(0xFF, 0x1000, 25, 5)),
         &small,
         &single(),
     )
     .unwrap();
     assert_eq!(c.regions[0].oas_bits, 40);
     assert_eq!(c.asid, Asid(0xFF));
+    // ASID[15:8] != 0 with 8-bit ASIDs is illegal; TTB0 beyond the effective IPS too.
+    assert!(is_bad_cd(decode_cd(
+        &Cd::from_words(s1_cd(0x1FF, 0x1000, 25, 5)),
+        &small,
+        &single()
+    )));
+    assert!(is_bad_cd(decode_cd(
+        &Cd::from_words(s1_cd(0xFF, 1 << 40, 25, 5)),
+        &small,
+        &single()
+    )));
     // IPS 52 with 4K reads as 48; a reserved IPS reads as the OAS.
     let c = dec(s1_cd(1, 0x1000, 16, 6), &caps()).unwrap();
     assert_eq!(c.regions[0].oas_bits, 48);
@@ -140,27 +152,46 @@ fn test_cd_illegal_cases() {
     assert_eq!((ok.regions[1].txsz, ok.regions[1].epd), (25, false));
 }
 
-/// Policies: HA/HD without HTTU ignored; A = 0 reads as 1 with TERM_MODEL; forced stalls.
+/// HA/HD need IDR0.HTTU; A = 0 is illegal with TERM_MODEL; S = 0 is illegal with forced stalls;
+/// ENDI is ignored when both regions are disabled.
 #[test]
-fn test_cd_policies() {
-    let mut w = s1_cd(1, 0x1000, 16, 5);
-    w[0] = CdW0::from_raw(w[0])
-        .with_ha(true)
-        .with_hd(true)
-        .with_a(false)
-        .raw();
-    let c = dec(w, &caps()).unwrap();
-    assert!(!c.regions[0].ha && !c.regions[0].hd && !c.abort);
+fn test_cd_httu_term_stall_rules() {
+    let base = s1_cd(1, 0x1000, 16, 5);
+    let with = |f: fn(CdW0) -> CdW0| {
+        let mut w = base;
+        w[0] = f(CdW0::from_raw(w[0])).raw();
+        w
+    };
+    assert!(is_bad_cd(dec(with(|w| w.with_ha(true)), &caps())));
+    assert!(is_bad_cd(dec(with(|w| w.with_hd(true)), &caps())));
     let httu = SmmuConfig {
         httu: crate::spec::idr::Httu::ACCESS_DIRTY,
+        ..SmmuConfig::default()
+    }
+    .caps()
+    .unwrap();
+    let c = dec(with(|w| w.with_ha(true).with_hd(true)), &httu).unwrap();
+    assert!(c.regions[0].ha && c.regions[0].hd);
+    // {HD, HA} = 0b10 behaves as 0b00.
+    let c = dec(with(|w| w.with_hd(true)), &httu).unwrap();
+    assert!(!c.regions[0].ha && !c.regions[0].hd);
+    let term = SmmuConfig {
         term_model: true,
+        ..SmmuConfig::default()
+    }
+    .caps()
+    .unwrap();
+    assert!(is_bad_cd(dec(with(|w| w.with_a(false)), &term)));
+    assert!(!dec(with(|w| w.with_a(false)), &caps()).unwrap().abort);
+    let forced = SmmuConfig {
         stall_model: StallModel::STALL_FORCED,
         ..SmmuConfig::default()
     }
     .caps()
     .unwrap();
-    let c = dec(w, &httu).unwrap();
-    assert!(c.regions[0].ha && c.regions[0].hd && c.abort && c.stall);
+    assert!(is_bad_cd(dec(base, &forced)));
+    assert!(dec(with(|w| w.with_s(true)), &forced).unwrap().stall);
+    assert!(dec(with(|w| w.with_endi(true).with_epd0(true)), &caps()).is_ok());
 }
 
 /// Substream selection (smmuv3.md §5.3, §5.4).
@@ -188,10 +219,11 @@ fn test_cd_substream_selection() {
         lin(Dss::Bypass).substream(Some(SubstreamId(16))),
         Err(ConfigError::BadSubstreamId { .. })
     ));
-    assert!(matches!(
+    // Substream 0 is reserved for non-substream traffic: F_STREAM_DISABLED.
+    assert_eq!(
         lin(Dss::Substream0).substream(Some(SubstreamId(0))),
-        Err(ConfigError::BadSubstreamId { .. })
-    ));
+        Ok(Substream::Disabled)
+    );
     assert!(matches!(
         lin(Dss::Bypass).substream(Some(SubstreamId(u32::MAX))),
         Err(ConfigError::BadSubstreamId { .. })
@@ -248,6 +280,12 @@ fn test_cd_two_level_table_fetch() {
         t.lookup_cd(&m, ssid, None, &caps()).unwrap().asid,
         Asid(0x77)
     );
+    // L2Ptr beyond the OAS (PA table): C_BAD_SUBSTREAMID (IHI 0070 §3.4.3).
+    mem::write_u64_le(&m, RAM + 8 * 3, (1 << 50) | 1).unwrap();
+    assert!(matches!(
+        t.cd_addr(&m, 3 * 1024, None),
+        Err(ConfigError::BadSubstreamId { .. })
+    ));
     // L1 V = 0: C_BAD_SUBSTREAMID.
     assert!(matches!(
         t.cd_addr(&m, 1024, None),

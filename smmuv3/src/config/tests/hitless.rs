@@ -289,6 +289,7 @@ fn cd_transition(from: [u64; 8], to: [u64; 8], hitless: bool, syncs: usize) {
         cd_max_bits: 4,
         dss: Dss::Substream0,
         stall_disabled: false,
+        pa_bits: 48,
     };
     let dec = |w: &[u64; 8]| decode_cd(&Cd::from_words(*w), &caps, &s1);
     let old = dec(&from);

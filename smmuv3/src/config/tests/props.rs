@@ -45,8 +45,8 @@ fn gen_s2(rng: &mut StdRng, caps: &Caps) -> (S2Config, u64, u64) {
         let ps_code = rng.random_range(0..=5u8);
         let t0sz = rng.random_range(16..=39u8);
         let sl0 = rng.random_range(0..=2u8);
-        let ttb = rng.random::<u64>() & 0x0000_FFFF_FFFF_FFF0;
         let ps = pa_size_bits(ps_code).unwrap().min(caps.oas_bits());
+        let ttb = rng.random::<u64>() & ((1u64 << ps) - 1) & !0xF;
         let mut walk = Stage2Config::new(granule, t0sz, sl0, ttb, ps);
         walk.affd = rng.random();
         let Ok(geometry) = walk.validate() else {
@@ -131,6 +131,7 @@ fn gen_s1(rng: &mut StdRng, nested: bool) -> (S1Config, u64, u64) {
         cd_max_bits,
         dss: dss_dec,
         stall_disabled: false,
+        pa_bits: 48,
     };
     (cfg, w0, w1)
 }
@@ -189,6 +190,10 @@ fn test_prop_ste_decode_recovers_config() {
         // Linux's used bits, plus the stage-2 fields the architecture defines and Linux never
         // sets (S2AFFD, S2HD, S2HA): this model honours them.
         let mut used = ste_used(&words);
+        if SteW0::from_raw(words[0]).config().s1_used() {
+            // S1ContextPtr is [55:6] architecturally (Linux's mask stops at 51).
+            used[0] |= 0x00F0_0000_0000_0000;
+        }
         if SteW0::from_raw(words[0]).config().s2_used() {
             used[2] |= SteW2::new()
                 .with_s2affd(true)
@@ -228,6 +233,7 @@ fn test_prop_cd_decode_recovers_config() {
         cd_max_bits: 0,
         dss: Dss::Substream0,
         stall_disabled: false,
+        pa_bits: 48,
     };
     let mut rng = StdRng::seed_from_u64(0xCD);
     for _ in 0..CASES {
@@ -242,6 +248,11 @@ fn test_prop_cd_decode_recovers_config() {
             }
         };
         r0.oas_bits = oas;
+        // TTBx must lie within the effective IPS (shared by both regions).
+        let ttb0 = ttb0 & ((1u64 << oas) - 1);
+        let ttb1 = ttb1 & ((1u64 << oas) - 1);
+        r0.ttb = ttb0;
+        r1.ttb = ttb1;
         if r0.validate().is_err() {
             continue;
         }
@@ -328,6 +339,7 @@ fn test_prop_garbage_entries_never_panic() {
         cd_max_bits: 8,
         dss: Dss::Bypass,
         stall_disabled: true,
+        pa_bits: 48,
     };
     let mut decoded = 0;
     for i in 0..CASES * 5 {

@@ -11,6 +11,7 @@ use crate::config::ste::{decode_ste, StreamTable, StrtabFormat};
 use crate::config::{
     AtsMode, CdTableFormat, ConfigError, Regime, S1Dss as Dss, StreamAttrs, StreamConfig,
 };
+use crate::spec::idr::StallModel;
 use crate::spec::regs::{StrtabBase, StrtabBaseCfg};
 use crate::spec::ste::{PrivCfg, Ste, Strw};
 
@@ -166,18 +167,55 @@ fn test_ste_illegal_cases() {
     )));
     let mut cdt = CdTableSte::kunit(S1Dss::SSID0);
     cdt.stalld = false;
+    // S1Fmt = 0b11 is Reserved and behaves as linear (IHI 0070 §5.2).
     let mut w = cdt.words();
-    w[0] |= 3 << 4; // S1Fmt = 3
-    assert!(is_bad_ste(dec(w, &c)));
+    w[0] |= 3 << 4;
+    let Ok(StreamConfig::Translate(t)) = dec(w, &c) else {
+        panic!()
+    };
+    assert_eq!(t.s1.unwrap().format, CdTableFormat::Linear);
     cdt.cdmax = 21; // beyond SSIDSIZE 20
     assert!(is_bad_ste(dec(cdt.words(), &c)));
     cdt.cdmax = 20;
+    // STRW is RES0 without HYP: ignored. With HYP, 0bx1 is illegal.
     let mut w = cdt.words();
     w[1] |= SteW1::new().with_strw(Strw::EL2).raw();
-    assert!(is_bad_ste(dec(w, &c)));
+    assert!(dec(w, &c).is_ok());
+    let hyp = SmmuConfig {
+        hyp: true,
+        ..SmmuConfig::default()
+    }
+    .caps()
+    .unwrap();
     let mut w = cdt.words();
     w[1] |= SteW1::new().with_strw(Strw(1)).raw();
+    assert!(is_bad_ste(dec(w, &hyp)));
+    // S2HA without HTTU; S2TTB beyond S2PS (48 bits); 8-bit VMIDs with S2VMID[15:8] set.
+    assert!(is_bad_ste(dec(with_w2(|w| w.with_s2ha(true)), &c)));
+    assert!(is_bad_ste(dec(with_w2(|w| w.with_s2hd(true)), &c)));
+    let mut w = s2;
+    w[3] = 1 << 48;
     assert!(is_bad_ste(dec(w, &c)));
+    let vmid8 = SmmuConfig {
+        vmid16: false,
+        ..SmmuConfig::default()
+    }
+    .caps()
+    .unwrap();
+    assert!(is_bad_ste(dec(
+        s2_ste(0x100, 0x4000_0000, false, false, false),
+        &vmid8
+    )));
+    assert!(dec(s2_ste(0xFF, 0x4000_0000, false, false, false), &vmid8).is_ok());
+    // Forced stalls need S2S = 1.
+    let forced = SmmuConfig {
+        stall_model: StallModel::STALL_FORCED,
+        ..SmmuConfig::default()
+    }
+    .caps()
+    .unwrap();
+    assert!(is_bad_ste(dec(s2, &forced)));
+    assert!(dec(s2_ste(1, 0x4000_0000, false, true, false), &forced).is_ok());
     let no_cd2l = SmmuConfig {
         two_level_cd_table: false,
         ..SmmuConfig::default()
@@ -358,4 +396,44 @@ fn test_strtab_format_policies() {
     );
     let (b, c) = regs(RAM, 16, 8, 3);
     assert_eq!(StreamTable::new(b, c, &caps()).format, StrtabFormat::Linear);
+}
+
+/// S1DSS 0b11 behaves as terminate; S1CDMax is ignored when SSIDSIZE = 0; EATS rules.
+#[test]
+fn test_ste_reserved_encodings_and_eats() {
+    let mut cdt = CdTableSte::kunit(S1Dss::SSID0);
+    cdt.stalld = false;
+    let mut w = cdt.words();
+    w[1] |= SteW1::new().with_s1dss(S1Dss(3)).raw();
+    let StreamConfig::Translate(t) = dec(w, &caps()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.s1.unwrap().dss, Dss::Terminate);
+    let no_ssid = SmmuConfig {
+        ssid_bits: 0,
+        ..SmmuConfig::default()
+    }
+    .caps()
+    .unwrap();
+    let StreamConfig::Translate(t) = dec(cdt.words(), &no_ssid).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.s1.unwrap().format, CdTableFormat::Single);
+    assert_eq!(t.s1.unwrap().cd_max_bits, 0);
+    let ats = kunit_caps();
+    // EATS = 0b01 with S2S = 1 is illegal; split-stage only for nested.
+    assert!(is_bad_ste(dec(
+        s2_ste(1, 0x4000_0000, true, true, false),
+        &ats
+    )));
+    let mut w = s2_ste(1, 0x4000_0000, false, false, false);
+    w[1] |= SteW1::new().with_eats(Eats::S1CHK).raw();
+    assert!(is_bad_ste(dec(w, &ats)));
+    // EATS = 0b11 (DPT) behaves as 0b00 without DPT.
+    let mut w = s2_ste(1, 0x4000_0000, false, false, false);
+    w[1] |= SteW1::new().with_eats(Eats(3)).raw();
+    let StreamConfig::Translate(t) = dec(w, &ats).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.ats, AtsMode::Abort);
 }
