@@ -24,6 +24,8 @@
 //!   of the table when that is cheaper (large ranges, up to `SCAN_LIMIT` slots); only beyond
 //!   both does a range bump the whole tag's generation (bounded cost, over-invalidation).
 //! - **Statistics** (`stats.rs`): per-thread stripes written only by their owner.
+//! - **Guards** (`guard.rs`, opt-in): [`Iotlb::pin`] / [`Iotlb::synchronize`] let CMD_SYNC wait
+//!   for DMA that is still using a translation looked up before the invalidation.
 //!
 //! # What the hit path touches
 //!
@@ -35,9 +37,11 @@
 //! # Using it from a device
 //!
 //! ```text
+//! [guard = pin()]                           (optional: until the access is done)
 //! lookup(tag, iova) -> hit: check perms, done
 //!                   -> miss: token = begin_fill(tag); walk guest tables; insert(token, leaf)
-//! TLBI_* / CFGI_STE: invalidate(scope)   (before CMD_SYNC completes)
+//! TLBI_* / CFGI_STE: invalidate(scope)      (before CMD_SYNC completes)
+//! CMD_SYNC:          [synchronize()]         (waits for guards taken before it)
 //! ```
 //! Never cache faults or partial walks. Tag choice: stage-1 (and nested) results by
 //! `(VMID, ASID)` (VMID 0 without stage 2), stage-2-only results by VMID, anything else by
@@ -63,6 +67,7 @@
 //! freed under a caller (digest §14 item 4).
 
 mod epoch;
+mod guard;
 mod stats;
 #[cfg(test)]
 mod stress;
@@ -77,6 +82,8 @@ use crate::id::{Asid, StreamId, SubstreamId, Vmid};
 use crate::traits::{DmaMapping, MemAttrs};
 
 use epoch::Epochs;
+use guard::Pins;
+pub use guard::TranslationGuard;
 use stats::{Counter, Stats};
 use table::{Stored, Table};
 
@@ -429,16 +436,19 @@ pub struct Iotlb {
     table: Table,
     epochs: Epochs,
     stats: Stats,
+    pins: Pins,
 }
 
 impl Iotlb {
     /// A table holding at least `capacity` entries: `capacity` is rounded up to a power-of-two
-    /// number of 4-way sets (at least one set, at most 2^22 sets).
+    /// number of 4-way sets (at least one set, at most 2^20 sets). Each entry takes one 64-byte
+    /// cache line; counters and statistics add a fixed ~90 KiB.
     pub fn new(capacity: usize) -> Self {
         Self {
             table: Table::new(capacity),
             epochs: Epochs::new(),
             stats: Stats::new(),
+            pins: Pins::new(),
         }
     }
 

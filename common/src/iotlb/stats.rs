@@ -93,7 +93,7 @@ thread_local! {
 /// This thread's index, registering it on first use; `usize::MAX` while thread-locals are
 /// being torn down (the caller then uses the shared overflow stripe).
 #[inline]
-fn thread_index() -> usize {
+pub(super) fn thread_index() -> usize {
     let i = INDEX.with(Cell::get);
     if i != usize::MAX {
         return i;

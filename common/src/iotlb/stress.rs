@@ -360,3 +360,88 @@ fn test_iotlb_stress_no_stale_hit_after_invalidation() {
 fn test_iotlb_stress_no_stale_hit_after_invalidation_long() {
     run(Duration::from_secs(30), 3, 2, 256);
 }
+
+/// In-flight translations: a reader that pinned before its lookup keeps using the entry until
+/// it drops the guard, and no `synchronize` that follows an invalidation of that entry returns
+/// before then (CMD_SYNC completion). Checked by reading the published floor *while* the guard
+/// is held: it may not exceed the version the reader is using.
+fn run_guarded(duration: Duration) {
+    let tlb = Iotlb::new(64);
+    let world = World::new();
+    let keys = |rng: &mut Rng| Key::Page {
+        a: rng.below(ASIDS),
+        p: rng.below(PAGES),
+    };
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (tlb, world) = (&tlb, &world);
+            s.spawn(move || {
+                let mut rng = Rng(0x0123_4567_89ab_cdef ^ (t + 3) << 32);
+                while !world.stop.load(Ordering::Relaxed) {
+                    let k = keys(&mut rng);
+                    let guard = tlb.pin();
+                    match tlb.lookup(k.tag(), k.address(&mut rng)) {
+                        Some(e) => {
+                            // The "access": take a while, then check nobody completed a sync
+                            // for a newer version meanwhile.
+                            if rng.below(4) == 0 {
+                                std::thread::yield_now();
+                            }
+                            let floor = world.floor(k);
+                            assert!(
+                                floor <= u64::from(e.flags),
+                                "{k:?}: synchronize completed (floor {floor}) while version {} \
+                                 was still in use",
+                                e.flags
+                            );
+                            world.checked_hits.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => world.fill(tlb, k, &mut rng),
+                    }
+                    drop(guard);
+                }
+            });
+        }
+        let (tlb, world) = (&tlb, &world);
+        s.spawn(move || {
+            let mut rng = Rng(0xabad_cafe_f00d_1234);
+            while !world.stop.load(Ordering::Relaxed) {
+                let k = keys(&mut rng);
+                let scope = k.covering_scope(&mut rng);
+                let (Some(truth), Some(floor)) =
+                    (world.truth.get(k.slot()), world.floor.get(k.slot()))
+                else {
+                    continue;
+                };
+                let v = truth.fetch_add(1, Ordering::SeqCst) + 1;
+                tlb.invalidate(scope);
+                tlb.synchronize();
+                floor.fetch_max(v, Ordering::SeqCst);
+                world.writes.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        std::thread::sleep(duration);
+        world.stop.store(true, Ordering::Relaxed);
+    });
+    let (hits, writes) = (
+        world.checked_hits.load(Ordering::Relaxed),
+        world.writes.load(Ordering::Relaxed),
+    );
+    assert!(
+        hits > 1000 && writes > 100,
+        "too little work: {hits} hits, {writes} writes"
+    );
+}
+
+/// Guards held across an access delay `synchronize` (CI-sized: ~0.5 s).
+#[test]
+fn test_iotlb_stress_synchronize_waits_for_guards() {
+    run_guarded(Duration::from_millis(500));
+}
+
+/// The same, longer.
+#[test]
+#[ignore = "long stress run; cargo test -p viommu-common -- --ignored"]
+fn test_iotlb_stress_synchronize_waits_for_guards_long() {
+    run_guarded(Duration::from_secs(20));
+}

@@ -35,8 +35,8 @@ use crate::traits::MemAttrs;
 
 /// Ways per set.
 pub(super) const WAYS: usize = 4;
-/// Upper bound on the number of sets (2^22 sets = 16 Mi entries, 1 GiB).
-const MAX_SETS: usize = 1 << 22;
+/// Upper bound on the number of sets (2^20 sets = 4 Mi entries, 256 MiB).
+const MAX_SETS: usize = 1 << 20;
 
 /// Word indices inside a slot.
 const W_TAG: usize = 0;

@@ -684,3 +684,53 @@ fn test_tlb_tag_packing_distinct() {
         0x12_0000_0034
     );
 }
+
+/// synchronize returns at once without guards, and waits for a guard taken before it.
+#[test]
+fn test_iotlb_synchronize_waits_for_live_guard() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Barrier;
+    let tlb = Iotlb::new(64);
+    tlb.synchronize();
+    let dropped = AtomicBool::new(false);
+    let pinned = Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let g = tlb.pin();
+            let nested = tlb.pin();
+            drop(nested);
+            pinned.wait();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            dropped.store(true, Ordering::SeqCst);
+            drop(g);
+        });
+        pinned.wait();
+        tlb.synchronize();
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "synchronize returned while a guard was live"
+        );
+    });
+}
+
+/// Guards taken continuously by other threads do not starve synchronize.
+#[test]
+fn test_iotlb_synchronize_not_starved_by_new_guards() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tlb = Iotlb::new(64);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _g = tlb.pin();
+                    let _ = tlb.lookup(s1(1), 0x1000);
+                }
+            });
+        }
+        for _ in 0..200 {
+            tlb.synchronize();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
