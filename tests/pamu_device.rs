@@ -438,3 +438,43 @@ fn test_otm_immediate_and_exec() {
     assert!(rig.pamu.probe(8, 0x100, 4, AccessKind::Exec, 0).is_ok());
     assert_eq!(wr(&rig, 8, 0x100), Err("AV_PERMISSION"));
 }
+
+/// A rust-vmm device DMAs through the PAMU with the common vm-memory `Iommu` adapter: an
+/// access spanning two subwindows is split at the boundary and lands in two physical places;
+/// an access into an unmapped subwindow fails and is captured.
+#[test]
+fn test_vm_memory_adapter_across_subwindows() {
+    use viommu_common::vmm::EndpointIommu;
+    use viommu_common::StreamId;
+    use vm_memory::{Bytes, GuestAddress, IommuMemory};
+
+    let rig = Rig::new(PamuConfig::p4080());
+    let mut drv = rig.driver(LinuxVersion::Pre513);
+    drv.probe().unwrap();
+    let mem = rig.pamu.memory();
+    let mut d = drv.new_domain();
+    let t = &mut drv.tables;
+    d.attach(t, mem, 0x12).unwrap();
+    d.set_geometry(t, mem, 0x4000_0000, 0x40FF_FFFF).unwrap();
+    d.set_windows(t, mem, 4).unwrap();
+    d.window_enable(t, mem, 0, 0x200_0000, 0x40_0000, Perms::RW)
+        .unwrap();
+    d.window_enable(t, mem, 1, 0x300_0000, 0x40_0000, Perms::RW)
+        .unwrap();
+    d.enable(t, mem, true).unwrap();
+    let iommu = EndpointIommu::new(rig.pamu.clone(), StreamId(0x12), None);
+    let dma = IommuMemory::new(mem.clone(), iommu, true, ());
+    dma.write_obj(0x1122_3344_5566_7788u64.to_be(), GuestAddress(0x403F_FFFC))
+        .unwrap();
+    assert_eq!(
+        mem.read_obj::<u32>(GuestAddress(0x23F_FFFC)).unwrap(),
+        0x1122_3344u32.to_be()
+    );
+    assert_eq!(
+        mem.read_obj::<u32>(GuestAddress(0x300_0000)).unwrap(),
+        0x5566_7788u32.to_be()
+    );
+    assert!(dma.read_obj::<u32>(GuestAddress(0x4080_0000)).is_err());
+    assert_eq!(drv.read(0, Reg::Avs1), 0x0012_0081);
+    assert_eq!(drv.read(0, Reg::Aval), 0x4080_0000);
+}

@@ -593,12 +593,21 @@ impl<M: GuestMemoryBackend + Send + Sync> MmioDevice for Pamu<M> {
 impl<M: GuestMemoryBackend + Send + Sync> DmaTranslator for Pamu<M> {
     /// Translate by LIODN (`req.stream`); the substream and privilege are ignored (the PAMU
     /// has neither). The inbound operation is read (0x00) or write (0x01).
+    ///
+    /// Policy: the request is an access the VMM may split (the `DmaMapping::len` contract).
+    /// A bus never issues a transaction that crosses a 4 KiB boundary, so the PAMU checks the
+    /// request's first transaction, `[addr, min(addr + len, next 4 KiB boundary))`; the
+    /// mapping's `len` then says how far the translation stays contiguous (to the end of the
+    /// mapped region) and the caller translates the rest, which faults (and is captured) on its
+    /// own if it leaves the mapping. [`Pamu::translate_op`] checks a transaction of any length
+    /// as given (a crossing faults WAV, `pamu.md` §17 row 7).
     #[inline]
     fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
+        let first = req.len.clamp(1, 0x1000 - (req.addr & 0xFFF));
         self.translate_op(
             req.stream.0,
             req.addr,
-            req.len,
+            first,
             req.access,
             default_ioe(req.access),
         )

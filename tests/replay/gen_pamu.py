@@ -168,9 +168,11 @@ def tv2():
     f.word(ppaace(L) + 4, 0x761)
     f.dma(L, 0x1234, "read", "AV_PERMISSION")
     f.av(0, 0x00210009, 0x1234)
-    f.c("access crossing from w0 into w1 faults (Policy §17 row 7)")
+    f.c("an access crossing from w0 into w1 is split at the 4 KiB boundary like a bus "
+        "transaction: its first part translates through w0, the rest through w1")
     f.word(ppaace(L) + 4, 0x779)
-    f.dma(L, 0x07FFFFFC, "read", "AV_WINDOW", size=8)
+    f.dma(L, 0x07FFFFFC, "read", 0x207FFFFFC, size=8)
+    f.dma(L, 0x08000000, "read", 0x108000000, size=4)
     f.save("pamu_tv2_subwindows")
 
 
@@ -278,7 +280,8 @@ def bringup():
     f.dma(0x20, 0x2000, "read", 0x2000)
     f.dma(0x21, 0x7FFF000, "read", 0x7FFF000, size=0x1000)
     f.c("device on LIODN 0x22 overruns 64 GiB: access violation, AV line")
-    f.dma(0x22, 0xFFFFFFFF0, "write", "AV_WINDOW", size=0x20)
+    f.dma(0x22, 0xFFFFFFFF0, "write", 0xFFFFFFFF0, size=0x20)
+    f.dma(0x22, 0x1000000000, "write", "AV_WINDOW", size=0x10)
     f.irq(0)
     f.c("pamu_av_isr: PICS, AVS1, dumps, clear, V = 0 on LIODN 0x22, PICS back")
     f.r(0, "PICS", 0xD)
@@ -286,7 +289,8 @@ def bringup():
     for reg in ["POES1", "POES2", "AVS2", "AVAH", "AVAL", "UDAD", "POEAH", "POEAL"]:
         f.r(0, reg)
     f.r(0, "AVS2", 1)
-    f.r(0, "AVAL", 0xFFFFFFF0)
+    f.r(0, "AVAH", 0x10)
+    f.r(0, "AVAL", 0)
     f.w(0, "AVS1", 0x0081)
     f.word(ppaace(0x22) + 4, 0x8D8)
     f.w(0, "PICS", 0xD)
