@@ -124,14 +124,14 @@ fn test_write_rules_while_enabled() {
     let ram = guest_ram(RAM, 0x10_0000);
     let (d, _) = dev(&ram);
     wr64(&d, r::STRTAB_BASE, RAM);
-    wr64(&d, r::CMDQ_BASE, RAM + 0x1000 | 4);
+    wr64(&d, r::CMDQ_BASE, (RAM + 0x1000) | 4);
     wr(&d, r::CR0, 0x0D);
     wr64(&d, r::STRTAB_BASE, RAM + 0x4000);
     wr64(&d, r::CMDQ_BASE, RAM + 0x8000);
     wr(&d, r::CMDQ_CONS, 3);
     wr(&d, r::CR2, 0x6);
     assert_eq!(rd64(&d, r::STRTAB_BASE), RAM);
-    assert_eq!(rd64(&d, r::CMDQ_BASE), RAM + 0x1000 | 4);
+    assert_eq!(rd64(&d, r::CMDQ_BASE), (RAM + 0x1000) | 4);
     assert_eq!(rd(&d, r::CMDQ_CONS), 0);
     assert_eq!(rd(&d, r::CR2), 0);
     wr64(&d, r::EVENTQ_IRQ_CFG0, 0x0800_0040);

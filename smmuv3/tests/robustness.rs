@@ -107,7 +107,7 @@ fn fuzz_one(seed: u64, ops: usize) {
             3 | 4 => {
                 // Corrupt a qword of the live structures (stream table, CDs, page tables,
                 // queues).
-                let a = RAM + (rng.random::<u64>() % (hot_end - RAM)) & !7;
+                let a = (RAM + (rng.random::<u64>() % (hot_end - RAM))) & !7;
                 let v = rand_value(&mut rng);
                 let _ = ram.write_obj(v, GuestAddress(a));
             }
