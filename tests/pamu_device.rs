@@ -478,3 +478,56 @@ fn test_vm_memory_adapter_across_subwindows() {
     assert_eq!(drv.read(0, Reg::Avs1), 0x0012_0081);
     assert_eq!(drv.read(0, Reg::Aval), 0x4080_0000);
 }
+
+/// Smaller policies: reset values, LIODN above PC2.MLIODN, TWBA masked to the physical
+/// address width, SWSE < 11, and the ECC block as storage with W1C.
+#[test]
+fn test_policy_details() {
+    let cfg = PamuConfig {
+        max_liodn: 0x3F,
+        ..PamuConfig::p4080()
+    };
+    let rig = Rig::new(cfg);
+    let drv = rig.driver(LinuxVersion::Pre513);
+    for inst in 0..5 {
+        for reg in [
+            Reg::Pc,
+            Reg::Pics,
+            Reg::Avs1,
+            Reg::Poes1,
+            Reg::Ppbal,
+            Reg::Eedet,
+            Reg::Pr1,
+        ] {
+            assert_eq!(drv.read(inst, reg), 0, "reset value of {reg:?}");
+        }
+        assert_eq!(drv.read(inst, Reg::Pc2), 0x003F_0000);
+    }
+    assert_eq!(rig.pamu.bypass_register(), 0);
+    drv.probe().unwrap();
+    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    // LIODN 0x40 has a PPAACE inside PPLA but exceeds MLIODN 0x3F.
+    b.ppaace(0x40, [0, 0x8D9, 0x80, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(rd(&rig, 0x40, 0x1000), Err("AV_LIODN"));
+    assert_eq!(drv.read(0, Reg::Avs1), 0x0040_0401);
+    drv.write(0, Reg::Avs1, 0x7FFF);
+    // TWBAH 0x1F on a 36-bit part: only TWBAH[3:0] matter.
+    b.ppaace(1, [0, 0x8000_06D9, 0x80, 4, 0x1F, 0x2000_0000, 0, 0])
+        .unwrap();
+    assert_eq!(rd(&rig, 1, 0x8000_0010), Ok(0xF_2000_0010));
+    // SWSE 10 in a subwindow entry is an operation error (POES2 5).
+    b.ppaace(2, [0, 0x779, 0x80, 0x24, 0, 10 << 6, 0, 0])
+        .unwrap();
+    assert_eq!(rd(&rig, 2, 0x10), Err("OPERATION_ERROR"));
+    assert_eq!(drv.read(0, Reg::Poes2), 5);
+    // ECC: defined bits stored, EEDET W1C, capture registers read 0, never an error.
+    drv.write(1, Reg::Eectl, 0xFFFF_FFFF);
+    assert_eq!(drv.read(1, Reg::Eectl), 0xFFFF_00FF);
+    drv.write(1, Reg::Eedis, 0xFFFF_FFFF);
+    assert_eq!(drv.read(1, Reg::Eedis), 0xC);
+    drv.write(1, Reg::Eedet, 0xFFFF_FFFF);
+    assert_eq!(drv.read(1, Reg::Eedet), 0);
+    drv.write(1, Reg::Eeahi, 0x1234);
+    assert_eq!(drv.read(1, Reg::Eeahi), 0);
+    assert!(!rig.pamu.err_line_level());
+}

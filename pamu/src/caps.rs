@@ -13,12 +13,12 @@ use crate::spec::regs::{Pc2, Pc3, Pr1};
 /// encoding (`pamu.md` §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub enum MpicVersion {
-    /// MPIC v4.2 (P4080 class): MSIIR at alias page + 0x140, SRS = data[7:5], IBS = data[4:0],
+    /// MPIC v4.2 (P4080 class): MSIIR at alias page + 0x140, SRS = `data[7:5]`, IBS = `data[4:0]`,
     /// 8 MSIRs per bank.
     #[default]
     V4_2,
-    /// MPIC v4.3 (T4240 class): MSIIR1 at alias page + 0x148, SRS = data[3:0],
-    /// IBS = data[8:4], 16 MSIRs per bank.
+    /// MPIC v4.3 (T4240 class): MSIIR1 at alias page + 0x148, SRS = `data[3:0]`,
+    /// IBS = `data[8:4]`, 16 MSIRs per bank.
     V4_3,
 }
 

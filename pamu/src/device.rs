@@ -7,7 +7,7 @@
 //!   re-read from guest memory on every translation (no cache, so no invalidation is needed;
 //!   see `paact.rs`).
 //! - Everything else (status, interrupt, ECC and storage registers of all instances, and the
-//!   two line levels) sits behind one mutex, [`Pamu::slow`], taken by register accesses and by
+//!   two line levels) sits behind one mutex, `Pamu::slow`, taken by register accesses and by
 //!   fault capture only. It keeps "latch fault, recompute line levels, signal the sink" atomic.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

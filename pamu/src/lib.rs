@@ -59,7 +59,9 @@
 //! 4. SPAACE LIODN/PT are checked (after V); mismatch = operation error.
 //! 5. Reset: all registers 0; PR1/PR2/PC2/PC3 from the profile; PAMUBYPENR 0.
 //! 6. ATM 2/3 (page translation) and OTM 3 = operation error.
-//! 7. An access crossing a window/subwindow/mapped-size boundary faults WAV.
+//! 7. A transaction crossing a window/subwindow/mapped-size boundary faults WAV
+//!    ([`Pamu::translate_op`]); the `DmaTranslator` path checks a request's first 4 KiB
+//!    transaction and reports the contiguous length, so callers split like a bus would.
 //! 8. A second violation while AVS1.AV = 1 (or POES1.POED = 1) is dropped; the first is kept.
 //! 9. A faulting transaction is dropped; reads get a bus error (a `DmaFault`) in the VMM.
 //! 10. OTM 1 with an operation that is neither IOEA nor IOEB passes unchanged.

@@ -8,7 +8,7 @@
 //! Policy (delivery): a decoded MSIIR write is delivered through
 //! [`InterruptSink::send_msi`] with `addr` = that bank's MSIIR **alias** address (which names
 //! the bank) and `data` = the bank-linear vector `SRS·32 + IBS` (0..255 on MPIC 4.2, 0..511 on
-//! 4.3) — the bit the MPIC sets in MSIR[SRS] and whose cascade interrupt it raises. Bits of
+//! 4.3) — the bit the MPIC sets in `MSIR[SRS]` and whose cascade interrupt it raises. Bits of
 //! the written value outside SRS/IBS are ignored.
 
 use std::sync::Arc;

@@ -79,7 +79,7 @@ pub enum OpMap {
         /// Mapped operation B.
         moeb: u8,
     },
-    /// OTM = 2: through OMT[`omi`].
+    /// OTM = 2: through `OMT[omi]`.
     Indexed {
         /// OMT index.
         omi: u16,

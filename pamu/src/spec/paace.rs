@@ -54,7 +54,7 @@ open_enum! {
         NONE = 0,
         /// Immediate: IOEA -> MOEA, IOEB -> MOEB.
         IMMEDIATE = 1,
-        /// Indexed through OMT[OMI].
+        /// Indexed through `OMT[OMI]`.
         INDEXED = 2,
         /// Reserved.
         RESERVED = 3,
