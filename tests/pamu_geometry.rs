@@ -295,3 +295,45 @@ fn test_plan_solver() {
         "aperture not aligned"
     );
 }
+
+/// Stash (CID), snoop ID and OMI written by the domain travel with every translation in
+/// `MemAttrs::device` (CID [15:8], SNPID [23:16], CR [24], OTM [27:26], operation [7:0]).
+#[test]
+fn test_domain_attributes_reported_with_translation() {
+    use viommu_common::access::DmaRequest;
+    use viommu_common::traits::DmaTranslator;
+    let rig = Rig::new(PamuConfig::p4080());
+    let mut drv = rig.driver(LinuxVersion::Pre513);
+    drv.probe().unwrap();
+    let mem = rig.pamu.memory();
+    let mut d = drv.new_domain();
+    let t = &mut drv.tables;
+    d.set_omi(Some(1));
+    d.set_snoop_id(Some(0x5A));
+    d.attach(t, mem, 0x20).unwrap();
+    d.set_geometry(t, mem, 0, 0x3FFF_FFFF).unwrap();
+    d.set_windows(t, mem, 4).unwrap();
+    d.window_enable(t, mem, 0, 0x1000_0000, 0x1000_0000, Perms::RW)
+        .unwrap();
+    d.window_enable(t, mem, 2, 0x8000_0000, 0x1000_0000, Perms::RW)
+        .unwrap();
+    d.enable(t, mem, true).unwrap();
+    d.set_stash(t, mem, Some(0x21)).unwrap();
+    for iova in [0x100u64, 0x2000_0100] {
+        let r = rig
+            .pamu
+            .translate(&DmaRequest::read(0x20, iova, 4))
+            .unwrap();
+        // OMT[1] (FMan, from setup_omt): read -> READI 0x18.
+        assert_eq!(
+            r.attrs.device,
+            0x18 | (0x21 << 8) | (0x5A << 16) | (1 << 24) | (2 << 26),
+            "{iova:#x}"
+        );
+        let w = rig
+            .pamu
+            .translate(&DmaRequest::write(0x20, iova, 4))
+            .unwrap();
+        assert_eq!(w.attrs.device & 0xFF, 0x01);
+    }
+}

@@ -417,7 +417,7 @@ pub fn decode_mapping(
     })
 }
 
-/// Fetch the MOE for inbound operation `ioe` from OMT[`omi`] and decode it.
+/// Fetch the MOE for inbound operation `ioe` from `OMT[omi]` and decode it.
 ///
 /// Returns the outbound CoreNet operation, or `None` if the MOE is not valid (→ OTV).
 ///

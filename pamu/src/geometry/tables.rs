@@ -96,7 +96,7 @@ impl Tables {
         Ok(self.ppba + u64::from(liodn) * PAACE_SIZE)
     }
 
-    /// Address of SPAACT[`index`].
+    /// Address of `SPAACT[index]`.
     pub fn spaace_addr(&self, index: u32) -> u64 {
         self.spba + u64::from(index) * PAACE_SIZE
     }

@@ -189,7 +189,7 @@ pub struct PaaceW7Idx {
 )]
 #[repr(C)]
 pub struct PaaceWin {
-    /// Word 0: WBAH (primary: window base [63:32]; secondary: reserved).
+    /// Word 0: WBAH (primary: window base `[63:32]`; secondary: reserved).
     pub w0: U32<BigEndian>,
     /// Word 1: [`PaaceW1`] or [`SpaaceW1`].
     pub w1: U32<BigEndian>,
@@ -197,7 +197,7 @@ pub struct PaaceWin {
     pub w2: U32<BigEndian>,
     /// Word 3: [`PaaceW3`].
     pub w3: U32<BigEndian>,
-    /// Word 4: TWBAH, translated base [63:32].
+    /// Word 4: TWBAH, translated base `[63:32]`.
     pub w4: U32<BigEndian>,
     /// Word 5: [`PaaceW5`].
     pub w5: U32<BigEndian>,

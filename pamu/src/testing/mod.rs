@@ -44,7 +44,7 @@ impl<'a, M: GuestMemoryBackend + ?Sized> PaactBuilder<'a, M> {
         self.words_at(self.tables.ppba + u64::from(liodn) * PAACE_SIZE, w)
     }
 
-    /// Write SPAACT[`index`]'s words.
+    /// Write the words of `SPAACT[index]`.
     ///
     /// # Errors
     /// [`MemError`] outside guest RAM.
