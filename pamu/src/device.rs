@@ -23,6 +23,7 @@ use crate::caps::{Caps, ConfigError, PamuConfig};
 use crate::fault::{Capture, PamuFault, StatusRegs};
 use crate::msi::{MsiBankRegion, MsiBanks, MsiVector};
 use crate::paact::TableRegs;
+use crate::snapshot::{InstanceState, PamuState, RestoreError};
 use crate::spec::regs::{EccBits, Eeattr, Pc, Reg, INSTANCE_STRIDE};
 use crate::trace::{PamuEvent, Tracer};
 use crate::translate::{default_ioe, translate, Control, PamuTranslation};
@@ -375,6 +376,63 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
                 level: err,
             });
         }
+    }
+
+    pub(crate) fn save_state(&self) -> PamuState {
+        let s = self.lock();
+        let instances = self
+            .hot
+            .iter()
+            .zip(s.regs.iter())
+            .map(|(h, r)| {
+                let SlowRegs {
+                    status,
+                    pfa1,
+                    pfa2,
+                    pd,
+                } = *r;
+                let t = h.table_regs();
+                InstanceState::from_parts(
+                    h.pc.load(Ordering::Acquire),
+                    [t.ppba, t.ppla, t.spba, t.spla, t.oba, t.ola],
+                    &status,
+                    pfa1,
+                    pfa2,
+                    pd,
+                )
+            })
+            .collect();
+        PamuState {
+            instances,
+            bypass: self.bypass_register(),
+        }
+    }
+
+    pub(crate) fn restore_state(&self, state: &PamuState) -> Result<(), RestoreError> {
+        let mut s = self.lock();
+        if state.instances.len() != self.hot.len() {
+            return Err(RestoreError::Instances {
+                state: state.instances.len(),
+                device: self.hot.len(),
+            });
+        }
+        for ((h, r), st) in self.hot.iter().zip(s.regs.iter_mut()).zip(&state.instances) {
+            h.pc.store(st.pc & Pc::WRITABLE, Ordering::Release);
+            for (a, v) in h.tables.iter().zip(st.tables) {
+                a.store(v, Ordering::Release);
+            }
+            *r = SlowRegs {
+                status: st.status(),
+                pfa1: st.pfa1,
+                pfa2: st.pfa2,
+                pd: st.pd,
+            };
+        }
+        let n = u32::from(self.caps.instances);
+        let mask = if n >= 32 { u32::MAX } else { !(u32::MAX >> n) };
+        self.bypass.store(state.bypass & mask, Ordering::Release);
+        self.update_lines_locked(&mut s);
+        Ok(())
     }
 
     /// Current level of the access-violation line.

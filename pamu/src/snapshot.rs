@@ -1,0 +1,152 @@
+//! Save and restore of the device state (for VMM snapshots and live migration).
+//!
+//! [`PamuState`] is plain serde data. `save` destructures every register store exhaustively, so
+//! adding a register is a compile error here until someone decides whether it migrates. Table
+//! contents live in guest memory and migrate with it; the model keeps no other state (no cache).
+
+use serde::{Deserialize, Serialize};
+use vm_memory::GuestMemoryBackend;
+
+use crate::device::Pamu;
+use crate::fault::StatusRegs;
+use crate::spec::regs::{Avs1, EccBits, Eeattr, Pics, Poes1};
+
+/// One instance's registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InstanceState {
+    /// PC.
+    pub pc: u32,
+    /// PPBA, PPLA, SPBA, SPLA, OBA, OLA.
+    pub tables: [u64; 6],
+    /// AVS1.
+    pub avs1: u32,
+    /// AVS2.
+    pub avs2: u32,
+    /// AVAH:AVAL.
+    pub ava: u64,
+    /// POES1.
+    pub poes1: u32,
+    /// POES2.
+    pub poes2: u32,
+    /// POEAH:POEAL.
+    pub poea: u64,
+    /// PICS.
+    pub pics: u32,
+    /// EECTL.
+    pub eectl: u32,
+    /// EEDIS.
+    pub eedis: u32,
+    /// EEINTEN.
+    pub eeinten: u32,
+    /// EEDET.
+    pub eedet: u32,
+    /// EEATTR.
+    pub eeattr: u32,
+    /// PFA1.
+    pub pfa1: u32,
+    /// PFA2.
+    pub pfa2: u32,
+    /// PD1-PD4.
+    pub pd: [u32; 4],
+}
+
+/// The whole device state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PamuState {
+    /// Per-instance registers.
+    pub instances: Vec<InstanceState>,
+    /// PAMUBYPENR.
+    pub bypass: u32,
+}
+
+/// A state cannot be restored into this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The state has a different number of instances than the device.
+    #[error("state has {state} instances, the device {device}")]
+    Instances {
+        /// Instances in the state.
+        state: usize,
+        /// Instances of the device.
+        device: usize,
+    },
+}
+
+impl InstanceState {
+    pub(crate) fn from_parts(
+        pc: u32,
+        tables: [u64; 6],
+        status: &StatusRegs,
+        pfa1: u32,
+        pfa2: u32,
+        pd: [u32; 4],
+    ) -> Self {
+        let StatusRegs {
+            avs1,
+            avs2,
+            ava,
+            poes1,
+            poes2,
+            poea,
+            pics,
+            eectl,
+            eedis,
+            eeinten,
+            eedet,
+            eeattr,
+        } = *status;
+        Self {
+            pc,
+            tables,
+            avs1: avs1.into_bits(),
+            avs2,
+            ava,
+            poes1: poes1.into_bits(),
+            poes2,
+            poea,
+            pics: pics.into_bits(),
+            eectl,
+            eedis: eedis.into_bits(),
+            eeinten: eeinten.into_bits(),
+            eedet: eedet.into_bits(),
+            eeattr: eeattr.into_bits(),
+            pfa1,
+            pfa2,
+            pd,
+        }
+    }
+
+    /// The status registers, sanitised to the defined bits (a restored state is guest input
+    /// too).
+    pub(crate) fn status(&self) -> StatusRegs {
+        StatusRegs {
+            avs1: Avs1::from_bits(self.avs1 & !0x8000),
+            avs2: self.avs2 & 1,
+            ava: self.ava,
+            poes1: Poes1::from_bits(self.poes1 & 1),
+            poes2: self.poes2,
+            poea: self.poea,
+            pics: Pics::from_bits(self.pics & 0xF),
+            eectl: self.eectl & 0xFFFF_00FF,
+            eedis: EccBits::from_bits(self.eedis & EccBits::MASK),
+            eeinten: EccBits::from_bits(self.eeinten & EccBits::MASK),
+            eedet: EccBits::from_bits(self.eedet & EccBits::MASK),
+            eeattr: Eeattr::from_bits(self.eeattr & 1),
+        }
+    }
+}
+
+impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
+    /// Capture the device state.
+    pub fn save(&self) -> PamuState {
+        self.save_state()
+    }
+
+    /// Restore a saved state (registers, PAMUBYPENR), then drive the interrupt lines to match.
+    ///
+    /// # Errors
+    /// [`RestoreError::Instances`] if the instance counts differ; nothing changes then.
+    pub fn restore(&self, state: &PamuState) -> Result<(), RestoreError> {
+        self.restore_state(state)
+    }
+}
