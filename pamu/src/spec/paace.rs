@@ -438,6 +438,34 @@ mod tests {
         assert!(s.pt() && s.v());
     }
 
+    /// The generated offset/width consts agree with the digest's LSB-0 bit ranges (§6).
+    #[test]
+    fn test_paace_offsets_and_widths() {
+        assert_eq!((PaaceW1::WBAL_OFFSET, PaaceW1::WBAL_BITS), (12, 20));
+        assert_eq!((PaaceW1::WSE_OFFSET, PaaceW1::WSE_BITS), (6, 6));
+        assert_eq!(
+            (PaaceW1::MW_OFFSET, PaaceW1::AP_OFFSET, PaaceW1::DD_OFFSET),
+            (5, 3, 2)
+        );
+        assert_eq!((PaaceW1::PT_OFFSET, PaaceW1::V_OFFSET), (1, 0));
+        assert_eq!((SpaaceW1::LIODN_OFFSET, SpaaceW1::LIODN_BITS), (16, 16));
+        assert_eq!(
+            (
+                PaaceW2::DID_OFFSET,
+                PaaceW2::SNPID_OFFSET,
+                PaaceW2::CR_OFFSET
+            ),
+            (24, 8, 7)
+        );
+        assert_eq!(
+            (PaaceW3::CID_OFFSET, PaaceW3::WCE_OFFSET, PaaceW3::WCE_BITS),
+            (16, 4, 4)
+        );
+        assert_eq!((PaaceW3::ATM_OFFSET, PaaceW3::OTM_OFFSET), (2, 0));
+        assert_eq!((PaaceW5::TWBAL_OFFSET, PaaceW5::SWSE_OFFSET), (12, 6));
+        assert_eq!((PaaceW7Idx::OMI_OFFSET, PaaceW7Idx::OMI_BITS), (0, 16));
+    }
+
     /// Words 2, 3, 5, 7 sit at the masks of `pamu.md` §6.
     #[test]
     fn test_paace_other_words_bit_positions() {

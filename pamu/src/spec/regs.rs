@@ -523,6 +523,20 @@ mod tests {
         assert_eq!(tv4.into_bits() & Avs1::FLAGS_MASK, 0x0401);
     }
 
+    /// The generated offset/width consts agree with the digest's LSB-0 bit ranges.
+    #[test]
+    fn test_avs1_offsets_and_widths() {
+        assert_eq!((Avs1::LIODN_OFFSET, Avs1::LIODN_BITS), (16, 16));
+        assert_eq!((Avs1::PDV_OFFSET, Avs1::GCV_OFFSET), (14, 13));
+        assert_eq!((Avs1::LAV_OFFSET, Avs1::LAV_BITS), (10, 3));
+        assert_eq!((Avs1::WAV_OFFSET, Avs1::WAV_BITS), (7, 3));
+        assert_eq!((Avs1::APV_OFFSET, Avs1::APV_BITS), (3, 4));
+        assert_eq!((Avs1::OTV_OFFSET, Avs1::OTV_BITS), (1, 2));
+        assert_eq!(Avs1::AV_OFFSET, 0);
+        assert_eq!((Pc3::MWCE_OFFSET, Pc3::MWCE_BITS), (21, 4));
+        assert_eq!((Pc2::MLIODN_OFFSET, Pc2::MLIODN_BITS), (16, 16));
+    }
+
     /// PC, PICS, PC2, PC3 and the ECC bits sit at the masks of `pamu.md` §2/§3.
     #[test]
     fn test_control_bit_positions() {
