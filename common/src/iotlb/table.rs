@@ -206,15 +206,25 @@ impl Table {
     pub(super) fn find(&self, tag: u64, key: u64, stamp: u64) -> Option<Words> {
         for slot in self.ways(tag, key) {
             // Acquire: pairs with the writer's Release unlock, so the words of that write are
-            // visible below. All words are read unconditionally (one cache line) and checked
-            // once, which keeps the loop short and branch-light.
+            // visible below. The identifying words are checked first (a miss in this way costs
+            // four loads); the rest are read only for the matching way.
             let seq = slot.seq.load(Ordering::Acquire);
+            if slot.w[W_KEY].load(Ordering::Relaxed) != key
+                || slot.w[W_TAG].load(Ordering::Relaxed) != tag
+                || slot.w[W_STAMP].load(Ordering::Relaxed) != stamp
+                || seq & 1 != 0
+            {
+                continue;
+            }
             let words: Words = std::array::from_fn(|i| slot.w[i].load(Ordering::Relaxed));
             // Acquire fence: if any word above came from a later write, that write's
             // fence(Release) after its odd sequence store makes the re-load below see it.
             fence(Ordering::Acquire);
-            let stable = slot.seq.load(Ordering::Relaxed) == seq && seq & 1 == 0;
-            if stable && words[W_KEY] == key && words[W_TAG] == tag && words[W_STAMP] == stamp {
+            if slot.seq.load(Ordering::Relaxed) == seq
+                && words[W_KEY] == key
+                && words[W_TAG] == tag
+                && words[W_STAMP] == stamp
+            {
                 return Some(words);
             }
         }
