@@ -162,6 +162,7 @@ where
     }
 
     /// An IOTLB entry of `tag` covering `addr` that allows the access.
+    #[inline]
     fn iotlb_hit(
         &self,
         tag: TlbTag,
@@ -270,7 +271,8 @@ where
         }
     }
 
-    /// Translate one request (the [`DmaTranslator`] entry point).
+    /// Translate one request (the [`DmaTranslator`] entry point): the hit path.
+    #[inline]
     fn translate_request(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
         let sid = req.stream.0;
         let ssid = req.substream.map(|s| s.0);
@@ -298,7 +300,20 @@ where
             }
             None => {}
         }
-        // IOTLB miss: the cached full route, or resolve the configuration (decoded STE/CD).
+        self.translate_slow(req, missed_tag)
+    }
+
+    /// IOTLB miss: the cached full route, or resolve the configuration (decoded STE/CD), then
+    /// walk. Kept out of line so the hit path stays small.
+    #[cold]
+    #[inline(never)]
+    fn translate_slow(
+        &self,
+        req: &DmaRequest,
+        missed_tag: Option<TlbTag>,
+    ) -> Result<DmaMapping, DmaFault> {
+        let sid = req.stream.0;
+        let ssid = req.substream.map(|s| s.0);
         let route = match self.routes.get_full(sid, ssid) {
             Some(r) => r,
             None => {
