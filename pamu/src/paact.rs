@@ -555,4 +555,76 @@ mod tests {
             }))
         ));
     }
+
+    /// Outcome-first: random valid primary configurations encoded into words by hand (from
+    /// the digest's masks, not our bitfield types) decode back to exactly those values.
+    #[test]
+    fn test_decode_primary_outcome_first_random() {
+        use rand::{Rng, SeedableRng};
+        let c = caps();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0xA11CE);
+        for _ in 0..2000 {
+            let size_log2: u8 = rng.random_range(12..=40);
+            let wba = (rng.random_range(0..1u64 << 36) >> size_log2) << size_log2;
+            let multi = rng.random_bool(0.5) && size_log2 >= 13;
+            let count_log2: u8 = if multi {
+                rng.random_range(1..=8.min(size_log2 - 12))
+            } else {
+                0
+            };
+            let fspi: u32 = rng.random();
+            let ap: u32 = rng.random_range(0..4);
+            let atm: u32 = rng.random_range(0..2);
+            let twba = rng.random_range(0..1u64 << 36) & !0xFFF;
+            let sub_log2 = size_log2 - count_log2;
+            let swse: u8 = rng.random_range(11..sub_log2);
+            let w1 = (wba as u32 & 0xFFFF_F000)
+                | (u32::from(size_log2 - 1) << 6)
+                | (u32::from(multi) << 5)
+                | (ap << 3)
+                | 1;
+            let w3 = if multi {
+                u32::from(count_log2 - 1) << 4
+            } else {
+                0
+            } | (atm << 2);
+            let w5 = (twba as u32 & 0xFFFF_F000) | (u32::from(swse) << 6);
+            let raw = PaaceWin::from_words([
+                (wba >> 32) as u32,
+                w1,
+                0x80,
+                w3,
+                (twba >> 32) as u32,
+                w5,
+                fspi,
+                0,
+            ]);
+            let w = decode_primary(&raw, 0x40, &c).unwrap();
+            let layout = if multi {
+                Layout::Multi { count_log2, fspi }
+            } else {
+                Layout::Single
+            };
+            assert_eq!(
+                w,
+                WindowConfig {
+                    entry: 0x40,
+                    wba,
+                    size_log2,
+                    layout
+                }
+            );
+            let swse_in = multi.then_some(swse);
+            let m = decode_mapping(&raw, 0x40, raw.pw1().ap(), swse_in, sub_log2, &c).unwrap();
+            assert_eq!(m.ap, Ap(ap as u8));
+            assert_eq!(m.mapped_log2, if multi { swse + 1 } else { sub_log2 });
+            let am = if atm == 1 {
+                AddrMap::Window { twba }
+            } else {
+                AddrMap::Identity
+            };
+            assert_eq!(m.addr_map, am);
+            assert!(m.attrs.cr);
+        }
+    }
 }
