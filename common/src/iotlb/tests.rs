@@ -194,6 +194,25 @@ fn test_iotlb_invalidate_el2_all_keeps_el1() {
     assert!(hit(&tlb, s1(1), 0x1000));
 }
 
+/// TLBI_EL2_VA removes the EL2 entry of that ASID and address; the EL1 entry with the same ASID
+/// and address stays (different regime).
+#[test]
+fn test_iotlb_invalidate_el2_va_keeps_el1() {
+    let tlb = Iotlb::new(64);
+    let el2 = TlbTag::stage1_in(Regime::El2, Asid(1));
+    fill(&tlb, el2, page(0x1000, 0x2000));
+    fill(&tlb, el2, page(0x2000, 0x3000));
+    fill(&tlb, s1(1), page(0x1000, 0x4000));
+    tlb.invalidate(Invalidation::Va {
+        regime: Regime::El2,
+        asid: Some(Asid(1)),
+        range: InvRange::address(0x1000),
+    });
+    assert!(!hit(&tlb, el2, 0x1000));
+    assert!(hit(&tlb, el2, 0x2000));
+    assert!(hit(&tlb, s1(1), 0x1000));
+}
+
 /// TLBI_S12_VMALL: stage-1 and stage-2 entries of the VMID go; other VMIDs stay.
 #[test]
 fn test_iotlb_invalidate_vmid_removes_both_stages() {
