@@ -1,0 +1,391 @@
+//! "After CMD_SYNC completes no stale translation may be returned", checked the way a VMM runs:
+//! DMA threads translate continuously while a vCPU thread changes the guest's tables.
+//!
+//! Protocol of every test: the vCPU thread owns a monotonically increasing *epoch*. For epoch
+//! `k` it first records the page the mapping will point at (`history[k]`), then changes the
+//! guest's tables, then completes the architecture's synchronisation (SMMUv3: TLBI_NH_VA +
+//! CMD_SYNC through the command queue; PAMU: V = 1 written), and only then publishes `epoch =
+//! k`. A DMA thread reads the epoch `e1` **before** translating and `e2` after; every result
+//! must be a page from `history[e1..=e2 + 1]` (`e2 + 1`: the next change may already be
+//! visible before its synchronisation). A page older than `history[e1]` is a stale
+//! translation returned after the synchronisation completed.
+//!
+//! Each page of the pool carries its own index in its first 8 bytes, so the `IommuMemory`
+//! thread checks the data it actually read, not only the translation.
+
+#[allow(dead_code, reason = "shared by several test files; each uses a part")]
+mod vmm_support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use vm_memory::{Bytes, GuestAddress, IommuMemory};
+
+use viommu::common::access::{DmaRequest, Perms};
+use viommu::common::id::StreamId;
+use viommu::common::mem;
+use viommu::common::testing::{guest_ram, RecordingIrq};
+use viommu::common::traits::DmaTranslator;
+use viommu::common::vmm::EndpointIommu;
+use viommu::pamu::testing::{LinuxVersion, Rig};
+use viommu::pamu::PamuConfig;
+use viommu::smmuv3::caps::SmmuConfig;
+use viommu::smmuv3::device::SmmuV3;
+use viommu::smmuv3::testing::pgtable::{leaf_bits, Stage};
+use viommu::smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
+
+/// Pages in the remap pool (the page of epoch `k` is `k % POOL`).
+const POOL: u64 = 4096;
+
+/// The epoch bookkeeping shared between the vCPU thread and the DMA threads.
+struct Epochs {
+    /// Last epoch whose synchronisation completed.
+    epoch: AtomicU64,
+    /// Number of epochs whose update has started (PAMU: V cleared; may fault until published).
+    started: AtomicU64,
+    /// Page (pool index) each epoch maps.
+    history: Vec<AtomicU64>,
+    /// Set by the vCPU thread when it is done.
+    stop: AtomicBool,
+    /// First violation seen by a DMA thread.
+    violation: Mutex<Option<String>>,
+    /// Checked translations that started after at least one synchronisation.
+    checked: AtomicU64,
+    /// Highest starting epoch of a checked translation.
+    max_checked_epoch: AtomicU64,
+    /// DMA threads that have completed their first translation.
+    ready: AtomicU64,
+}
+
+impl Epochs {
+    fn new(epochs: u64) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            history: (0..epochs + 2).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            stop: AtomicBool::new(false),
+            violation: Mutex::new(None),
+            checked: AtomicU64::new(0),
+            max_checked_epoch: AtomicU64::new(0),
+            ready: AtomicU64::new(0),
+        })
+    }
+
+    /// The vCPU is about to change the mapping to `page` for epoch `k`.
+    fn begin(&self, k: u64, page: u64) {
+        self.history[k as usize].store(page, Ordering::SeqCst);
+        self.started.store(k, Ordering::SeqCst);
+    }
+
+    /// Epoch `k`'s synchronisation completed.
+    fn publish(&self, k: u64) {
+        self.epoch.store(k, Ordering::SeqCst);
+    }
+
+    fn violated(&self) -> bool {
+        self.violation.lock().unwrap().is_some()
+    }
+
+    /// Run `translate` (returning the pool page, `Err(true)` for a fault the protocol allows
+    /// while an update is in flight, `Err(false)` for any other fault) until stopped, checking
+    /// every result.
+    fn dma_loop(&self, name: &str, mut translate: impl FnMut(u64) -> Result<u64, (bool, String)>) {
+        let mut i = 0u64;
+        while !self.stop.load(Ordering::SeqCst) && !self.violated() {
+            i += 1;
+            let e1 = self.epoch.load(Ordering::SeqCst);
+            let got = translate(i);
+            let started = self.started.load(Ordering::SeqCst);
+            let e2 = self.epoch.load(Ordering::SeqCst);
+            let hi = (e2 + 1).min(self.history.len() as u64 - 1);
+            let ok = match &got {
+                Ok(page) => {
+                    (e1..=hi).any(|k| self.history[k as usize].load(Ordering::SeqCst) == *page)
+                }
+                // A transient fault is legal only while a later update is in flight.
+                Err((transient, _)) => *transient && started > e1,
+            };
+            if i == 1 {
+                self.ready.fetch_add(1, Ordering::SeqCst);
+            }
+            if !ok {
+                let seen: Vec<u64> = (e1.saturating_sub(2)..=hi)
+                    .map(|k| self.history[k as usize].load(Ordering::SeqCst))
+                    .collect();
+                *self.violation.lock().unwrap() = Some(format!(
+                    "{name}: translation started at epoch {e1} (ended at {e2}, updates started \
+                     {started}) returned {got:?}; pages of epochs {}..={hi}: {seen:?}",
+                    e1.saturating_sub(2)
+                ));
+            } else if e1 > 0 {
+                self.checked.fetch_add(1, Ordering::Relaxed);
+                self.max_checked_epoch.fetch_max(e1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// vCPU side, before the first update: wait until every DMA thread has translated once
+    /// (so caches hold the initial mapping when the updates begin).
+    fn wait_ready(&self, threads: usize) {
+        while self.ready.load(Ordering::SeqCst) < threads as u64 && !self.violated() {
+            std::thread::yield_now();
+        }
+    }
+
+    /// vCPU side, after the last epoch: let the DMA threads check at least one translation
+    /// that started after the final synchronisation (bounded wait), then stop them.
+    fn stop_after_final_check(&self, last: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.max_checked_epoch.load(Ordering::SeqCst) < last
+            && !self.violated()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// The first violation, after checking that the final epoch was exercised.
+    fn result(&self) -> Option<String> {
+        let v = self.violation.lock().unwrap().take();
+        if v.is_none() {
+            assert!(
+                self.checked.load(Ordering::SeqCst) > 0,
+                "no translation was checked after a synchronisation"
+            );
+        }
+        v
+    }
+}
+
+// ---------------------------------------------------------------------------------- SMMUv3
+
+const RAM: u64 = 0x4000_0000;
+const RAM_SIZE: u64 = 64 << 20;
+const SID: u32 = 0x10;
+const ASID: u16 = 1;
+const IOVA: u64 = 0x1000_0000;
+
+fn smmu_pa(page: u64) -> u64 {
+    RAM + 0x100_0000 + page * 0x1000
+}
+
+/// `epochs` remaps of one IOVA page by a vCPU thread (PTE rewrite in guest memory, TLBI_NH_VA
+/// + CMD_SYNC through the command queue, waiting for completion the way Linux does) while
+/// `threads` DMA threads translate it (thread 0 through `IommuMemory`, reading the page).
+fn smmu_remap_race(epochs: u64, threads: usize, opts: DriverOptions, tlbi: bool) -> Option<String> {
+    let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let smmu = Arc::new(
+        SmmuV3::new(
+            &SmmuConfig::default(),
+            ram.clone(),
+            Arc::new(RecordingIrq::new()),
+        )
+        .unwrap(),
+    );
+    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, opts);
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    for page in 0..POOL {
+        mem::write_u64_le(&*ram, smmu_pa(page), page).unwrap();
+    }
+    let dom = drv.new_s1_domain(ASID);
+    let slot = dom
+        .pgtable
+        .map(&*ram, &mut drv.alloc, IOVA, smmu_pa(0), 0x1000, Prot::RW);
+    drv.attach_s1(SID, &dom).unwrap();
+    let leaf = leaf_bits(Stage::S1, Prot::RW, true);
+    let ril = drv.info.ril;
+
+    let ep = Epochs::new(epochs);
+    ep.begin(0, 0);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (ep, smmu, ram) = (&ep, smmu.clone(), ram.clone());
+            s.spawn(move || {
+                if t == 0 {
+                    let dma = IommuMemory::new(
+                        (*ram).clone(),
+                        EndpointIommu::new(smmu, StreamId(SID), None),
+                        true,
+                        (),
+                    );
+                    ep.dma_loop("IommuMemory", |_| {
+                        dma.read_obj::<u64>(GuestAddress(IOVA))
+                            .map_err(|e| (false, e.to_string()))
+                    });
+                } else {
+                    ep.dma_loop("DmaTranslator", |i| {
+                        let off = (i * 8) & 0xff8;
+                        smmu.translate(&DmaRequest::read(SID, IOVA + off, 8))
+                            .map(|m| (m.output - off - smmu_pa(0)) / 0x1000)
+                            .map_err(|f| (false, f.event.to_string()))
+                    });
+                }
+            });
+        }
+        // The vCPU thread.
+        ep.wait_ready(threads);
+        for k in 1..=epochs {
+            if ep.violated() {
+                break;
+            }
+            let page = k % POOL;
+            ep.begin(k, page);
+            mem::write_u64_le(&*ram, slot, smmu_pa(page) | leaf).unwrap();
+            let cmds = if tlbi {
+                cmd::tlbi_range_cmds(0x12, 0, ASID, IOVA, 0x1000, 0x1000, true, ril)
+            } else {
+                Vec::new()
+            };
+            drv.issue_sync(&cmds).unwrap();
+            ep.publish(k);
+        }
+        ep.stop_after_final_check(epochs);
+    });
+    assert_eq!(drv.read_events(), Vec::<[u64; 4]>::new(), "no faults");
+    ep.result()
+}
+
+fn smmu_no_stale_after_sync(epochs: u64, threads: usize, opts: DriverOptions) {
+    if let Some(v) = smmu_remap_race(epochs, threads, opts, true) {
+        panic!("stale translation: {v}");
+    }
+}
+
+/// With MSI-polled CMD_SYNC (a coherent guest), no translation starting after the sync
+/// completed returns the page the preceding TLBI_NH_VA invalidated.
+#[test]
+fn test_smmu_no_stale_translation_after_cmd_sync_msipoll() {
+    smmu_no_stale_after_sync(8000, 2, DriverOptions::default());
+}
+
+/// With CONS-polled CMD_SYNC (SIG_SEV, a non-coherent guest), the same holds once CONS has
+/// passed the sync.
+#[test]
+fn test_smmu_no_stale_translation_after_cmd_sync_cons_poll() {
+    smmu_no_stale_after_sync(
+        8000,
+        2,
+        DriverOptions {
+            coherent: false,
+            ..DriverOptions::default()
+        },
+    );
+}
+
+/// The harness is sensitive: if the guest omits the TLBI and issues only CMD_SYNC, DMA threads
+/// observe the page the IOTLB still caches, and the check reports it.
+#[test]
+fn test_smmu_remap_without_tlbi_is_reported_stale() {
+    let v = smmu_remap_race(50, 1, DriverOptions::default(), false);
+    assert!(
+        v.as_deref().is_some_and(|v| v.contains("returned Ok(0)")),
+        "{v:?}"
+    );
+}
+
+/// Long run of the SMMUv3 remap race with three DMA threads (`cargo test -- --ignored`).
+#[test]
+#[ignore = "long stress run"]
+fn test_smmu_no_stale_translation_after_cmd_sync_long() {
+    smmu_no_stale_after_sync(100_000, 3, DriverOptions::default());
+}
+
+// ------------------------------------------------------------------------------------ PAMU
+
+const LIODN: u16 = 0x48;
+const WINDOW: u64 = 0x1000_0000;
+
+fn pamu_pa(page: u64) -> u64 {
+    0x200_0000 + page * 0x1000
+}
+
+/// `epochs` window moves by the Linux PAMU protocol (clear V, update the PAACE, set V; no
+/// invalidation) while `threads` DMA threads translate through the window.
+fn pamu_no_stale_after_valid(epochs: u64, threads: usize) {
+    let rig = Rig::new(PamuConfig::p4080());
+    let mut drv = rig.driver(LinuxVersion::Pre513);
+    drv.probe().unwrap();
+    let ram = rig.pamu.memory().clone();
+    for page in 0..POOL {
+        mem::write_u64_le(&ram, pamu_pa(page), page).unwrap();
+    }
+    // A one-window 4 KiB domain through the geometry API (pre-5.13 Linux).
+    let mut dom = drv.new_domain();
+    let t = &mut drv.tables;
+    dom.attach(t, &ram, LIODN).unwrap();
+    dom.set_geometry(t, &ram, WINDOW, WINDOW + 0xfff).unwrap();
+    dom.set_windows(t, &ram, 1).unwrap();
+    dom.window_enable(t, &ram, 0, pamu_pa(0), 0x1000, Perms::RW)
+        .unwrap();
+    dom.enable(t, &ram, true).unwrap();
+    let entry = drv.tables.ppaace_addr(u32::from(LIODN)).unwrap();
+    // TWBAL: PAACE word 5, physical address bits [31:12] in its upper 20 bits (pamu.md TV-1).
+    let w5 = mem::read_u32_be(&ram, entry + 20).unwrap();
+
+    let ep = Epochs::new(epochs);
+    ep.begin(0, 0);
+    ep.started.store(0, Ordering::SeqCst);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (ep, pamu, ram) = (&ep, rig.pamu.clone(), ram.clone());
+            s.spawn(move || {
+                let transient = |event: &str| event.contains("AV_DISABLED");
+                if t == 0 {
+                    let dma = IommuMemory::new(
+                        ram,
+                        EndpointIommu::new(pamu, StreamId(u32::from(LIODN)), None),
+                        true,
+                        (),
+                    );
+                    ep.dma_loop("IommuMemory", |_| {
+                        dma.read_obj::<u64>(GuestAddress(WINDOW)).map_err(|e| {
+                            let s = e.to_string();
+                            (transient(&s), s)
+                        })
+                    });
+                } else {
+                    ep.dma_loop("DmaTranslator", |i| {
+                        let off = (i * 8) & 0xff8;
+                        pamu.translate(&DmaRequest::read(u32::from(LIODN), WINDOW + off, 8))
+                            .map(|m| (m.output - off - pamu_pa(0)) / 0x1000)
+                            .map_err(|f| (transient(f.event), f.event.to_string()))
+                    });
+                }
+            });
+        }
+        // The vCPU thread: pamu_disable_liodn, rewrite TWBA, pamu_enable_liodn.
+        ep.wait_ready(threads);
+        for k in 1..=epochs {
+            if ep.violated() {
+                break;
+            }
+            let page = k % POOL;
+            ep.begin(k, page);
+            drv.set_liodn_valid(LIODN, false).unwrap();
+            let new_w5 = (w5 & 0xfff) | (pamu_pa(page) as u32 & 0xffff_f000);
+            mem::write_u32_be(&ram, entry + 20, new_w5).unwrap();
+            drv.set_liodn_valid(LIODN, true).unwrap();
+            ep.publish(k);
+        }
+        ep.stop_after_final_check(epochs);
+    });
+    if let Some(v) = ep.result() {
+        panic!("stale translation: {v}");
+    }
+}
+
+/// After the guest writes V = 1 on an updated PAACE, translations that start later use the new
+/// window; while V = 0 they fault AV_DISABLED, never with the old window.
+#[test]
+fn test_pamu_no_stale_window_after_valid_set() {
+    pamu_no_stale_after_valid(30_000, 2);
+}
+
+/// Long run of the PAMU update race with three DMA threads (`cargo test -- --ignored`).
+#[test]
+#[ignore = "long stress run"]
+fn test_pamu_no_stale_window_after_valid_set_long() {
+    pamu_no_stale_after_valid(300_000, 3);
+}
