@@ -3,8 +3,8 @@
 //! Decoders and the translation pipeline produce an [`Event`]; [`Event::encode`] is the only
 //! place that writes an [`EvtEntry`]. Walker faults convert with [`Event::from_walk_fault`].
 //!
-//! Policy: fields a record does not define for an event are written as zero (IPA for stage-1
-//! faults, TTRnW unless CLASS = TT, STAG unless the transaction stalled).
+//! Fields a record does not define are RES0 and written as zero (IHI 0070 §7.3): IPA for
+//! stage-1 faults, TTRnW unless CLASS = TT, STAG unless the transaction stalled.
 
 use core::fmt;
 
@@ -226,7 +226,12 @@ impl Event {
         stall: Option<u16>,
     ) -> Event {
         let s2 = matches!(fault.stage, Stage::S2);
-        let class = class_of(fault.class);
+        let class = match fault.kind {
+            // A stage-1 walk that aborts reading a descriptor is S2 = 0, CLASS = TT (IHI 0070
+            // §7.3.12), unlike the other stage-1 faults (CLASS = IN).
+            WalkFaultKind::ExternalAbort { .. } if !s2 => EvtClass::TT,
+            _ => class_of(fault.class),
+        };
         let t = TranslationFault {
             src,
             access,
@@ -396,6 +401,9 @@ impl Event {
             | Event::AddrSize(t)
             | Event::Access(t)
             | Event::Permission(t) => {
+                // Policy: TTRnW is written for all four translation-fault records when
+                // CLASS = TT (smmuv3.md §9.1). IHI 0070 §7.3.16 defines it explicitly for
+                // F_PERMISSION; Linux reads it only there.
                 w1 = w1
                     .with_s2(t.s2)
                     .with_class(EvtClass(t.class.0 & 3))
@@ -554,11 +562,12 @@ mod tests {
         assert_eq!(e.fault_kind(), FaultKind::Stalled);
     }
 
-    /// A stage-2 fault on a stage-1 descriptor read under nesting: CLASS TT \[41:40\] = 1, TTRnW
-    /// \[44\] = 1, IPA = the descriptor's IPA; a write (HTTU) access leaves TTRnW 0.
+    /// A stage-2 permission fault on a stage-1 descriptor read under nesting: CLASS TT
+    /// \[41:40\] = 1, TTRnW \[44\] = 1, IPA = the descriptor's IPA; a write (HTTU) access leaves
+    /// TTRnW 0; F_TRANSLATION with CLASS TT records it too (policy).
     #[test]
     fn test_event_encode_class_tt_ttrnw() {
-        let f = WalkFault::new(WalkFaultKind::Translation, Stage::S2, 2)
+        let f = WalkFault::new(WalkFaultKind::Permission, Stage::S2, 2)
             .with_class(FaultClass::Tt)
             .with_ipa(0x4_0000_2000);
         let e = Event::from_walk_fault(&f, src(3, None), read_at(0x1000), None);
@@ -568,9 +577,14 @@ mod tests {
         w.desc_write = true;
         let e = Event::from_walk_fault(&w, src(3, None), read_at(0x1000), None);
         assert!(!e.encode().w1.ttrnw());
+        let mut t = f;
+        t.kind = WalkFaultKind::Translation;
+        let e = Event::from_walk_fault(&t, src(3, None), read_at(0x1000), None);
+        assert_eq!(e.encode().words()[1], 0x0000_1188_0000_0000);
     }
 
-    /// F_WALK_EABT carries FetchAddr \[51:3\], S2 and CLASS; F_STE_FETCH / F_CD_FETCH FetchAddr.
+    /// F_WALK_EABT carries FetchAddr \[55:3\], S2 and CLASS (a stage-1 walk abort is S2 = 0,
+    /// CLASS = TT, IHI 0070 §7.3.12); F_STE_FETCH / F_CD_FETCH carry FetchAddr.
     #[test]
     fn test_event_encode_fetch_aborts() {
         let f = WalkFault::new(
@@ -584,7 +598,8 @@ mod tests {
         assert_eq!(e.name(), "F_WALK_EABT");
         let w = e.encode().words();
         assert_eq!(w[0], 0x0000_0001_0000_000B);
-        assert_eq!(w[1], 0x0000_0208_0000_0000);
+        // S2 = 0, CLASS = TT (1), RnW.
+        assert_eq!(w[1], 0x0000_0108_0000_0000);
         assert_eq!(w[3], 0xF_0000_0008);
         let e = Event::SteFetch {
             src: src(0x20, None),
@@ -601,7 +616,7 @@ mod tests {
         };
         let w = e.encode().words();
         assert_eq!(w[0], 0x0000_0020_FFFF_F809);
-        assert_eq!(w[3], 0x000F_FFFF_FFFF_FFF8);
+        assert_eq!(w[3], 0x00FF_FFFF_FFFF_FFF8);
         assert_eq!(e.fault_kind(), FaultKind::ExternalAbort);
     }
 

@@ -9,9 +9,8 @@
 //! - Effective LOG2SIZE = min(LOG2SIZE, IDR1.SIDSIZE).
 //! - FMT = 2-level without IDR0.ST_LEVEL, or a reserved FMT (2, 3): treated as linear.
 //! - SPLIT other than 6, 8 or 10: treated as 6 (Cloud Hypervisor); 64-bit shifts throughout.
-//! - L1 Span above SPLIT + 1: treated as SPLIT + 1.
-//! - Span = 0 and L2 index beyond 2^(Span - 1): C_BAD_STREAMID (inferred from the Span
-//!   definition; QEMU reports C_BAD_STE for the latter).
+//! - L1 Span = 0, Span > SPLIT + 1, or an L2 index beyond 2^(Span - 1): C_BAD_STREAMID
+//!   (IHI 0070 §7.3.3; QEMU reports C_BAD_STE for the last).
 //! - STRTAB_BASE and L2Ptr are used as written (no alignment to the table size is imposed).
 //!
 //! STE architectural rules applied (IHI 0070 §5.2, §5.5), each C_BAD_STE unless said otherwise:
@@ -127,7 +126,11 @@ impl StreamTable {
                         why: "L1 stream table descriptor Span = 0",
                     });
                 }
-                let span = span.min(split + 1);
+                if span > split + 1 {
+                    return Err(ConfigError::BadStreamId {
+                        why: "L1 stream table descriptor Span > SPLIT + 1",
+                    });
+                }
                 let l2_index = sid & low_mask(split);
                 if l2_index >> (span - 1) != 0 {
                     return Err(ConfigError::BadStreamId {

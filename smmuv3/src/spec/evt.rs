@@ -128,7 +128,7 @@ pub struct EvtW2 {
     pub input_addr: u64,
 }
 
-/// Event word 3: IPA (bits \[51:12\], stage-2 faults) or FetchAddr (bits \[51:3\], fetch aborts).
+/// Event word 3: IPA (bits \[55:12\], stage-2 faults) or FetchAddr (bits \[55:3\], fetch aborts).
 ///
 /// The two fields overlap, so they are accessors on the raw word rather than bitfields.
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
@@ -141,24 +141,24 @@ pub struct EvtW3 {
 le_word!(EvtW0, EvtW1, EvtW2, EvtW3);
 
 impl EvtW3 {
-    /// IPA (bits \[243:204\] of the record = word bits \[51:12\]).
+    /// IPA (bits \[247:204\] of the record = word bits \[55:12\]; \[55:OAS\] RES0).
     pub const fn ipa(self) -> u64 {
-        self.raw() & bits_mask(51, 12)
+        self.raw() & bits_mask(55, 12)
     }
 
-    /// A word holding `ipa` (bits outside \[51:12\] dropped).
+    /// A word holding `ipa` (bits outside \[55:12\] dropped).
     pub const fn from_ipa(ipa: u64) -> Self {
-        Self::from_raw(ipa & bits_mask(51, 12))
+        Self::from_raw(ipa & bits_mask(55, 12))
     }
 
-    /// FetchAddr (word bits \[51:3\]).
+    /// FetchAddr (word bits \[55:3\]; \[55:OAS\] RES0).
     pub const fn fetch_addr(self) -> u64 {
-        self.raw() & bits_mask(51, 3)
+        self.raw() & bits_mask(55, 3)
     }
 
-    /// A word holding `addr` as FetchAddr (bits outside \[51:3\] dropped).
+    /// A word holding `addr` as FetchAddr (bits outside \[55:3\] dropped).
     pub const fn from_fetch_addr(addr: u64) -> Self {
-        Self::from_raw(addr & bits_mask(51, 3))
+        Self::from_raw(addr & bits_mask(55, 3))
     }
 }
 
@@ -219,10 +219,11 @@ mod tests {
         assert_eq!(EvtW1::S2_OFFSET, 39);
         assert_eq!((EvtW1::CLASS_OFFSET, EvtW1::CLASS_BITS), (40, 2));
         assert_eq!(EvtW1::TTRNW_OFFSET, 44);
-        assert_eq!(EvtW3::from_raw(u64::MAX).ipa(), 0x000F_FFFF_FFFF_F000);
+        // IHI 0070 §7.3: IPA [55:12], FetchAddr [55:3] (Linux masks to [51:x]).
+        assert_eq!(EvtW3::from_raw(u64::MAX).ipa(), 0x00FF_FFFF_FFFF_F000);
         assert_eq!(
             EvtW3::from_raw(u64::MAX).fetch_addr(),
-            0x000F_FFFF_FFFF_FFF8
+            0x00FF_FFFF_FFFF_FFF8
         );
     }
 

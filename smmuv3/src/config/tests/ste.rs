@@ -358,9 +358,14 @@ fn test_strtab_two_level_lookup() {
         t.ste_addr(&m, 0x1302),
         Err(ConfigError::BadStreamId { .. })
     ));
-    // Span above SPLIT + 1 reads as SPLIT + 1.
-    mem::write_u64_le(&m, RAM + 8 * 0x14, l2 | 31).unwrap();
+    // Span = SPLIT + 1 covers the whole L2 table; Span > SPLIT + 1 is C_BAD_STREAMID (§7.3.3).
+    mem::write_u64_le(&m, RAM + 8 * 0x14, l2 | 9).unwrap();
     assert!(t.ste_addr(&m, 0x14FF).is_ok());
+    mem::write_u64_le(&m, RAM + 8 * 0x14, l2 | 10).unwrap();
+    assert!(matches!(
+        t.ste_addr(&m, 0x1400),
+        Err(ConfigError::BadStreamId { .. })
+    ));
     // An L2 pointer outside RAM: F_STE_FETCH at the STE.
     mem::write_u64_le(&m, RAM + 8 * 0x15, 0x1000 | 9).unwrap();
     assert_eq!(
