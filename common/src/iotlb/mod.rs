@@ -22,7 +22,9 @@
 //! - **Ranges**: VA/IPA range invalidations remove exactly the slots whose block overlaps the
 //!   range, after bumping a fill *fence*: one set probe per block per present size, or a scan
 //!   of the table when that is cheaper (large ranges, up to `SCAN_LIMIT` slots); only beyond
-//!   both does a range bump the whole tag's generation (bounded cost, over-invalidation).
+//!   both does a range bump the whole tag's generation (bounded cost, over-invalidation). So the
+//!   cost follows the range, never exceeding the table size. "All ASIDs" ranges (`TLBI_*_VAA`)
+//!   scan, since ASIDs cannot be enumerated.
 //! - **Statistics** (`stats.rs`): per-thread stripes written only by their owner.
 //! - **Guards** (`guard.rs`, opt-in): [`Iotlb::pin`] / [`Iotlb::synchronize`] let CMD_SYNC wait
 //!   for DMA that is still using a translation looked up before the invalidation.
@@ -313,6 +315,14 @@ impl InvRange {
         self.ttl = Some(level);
         self
     }
+
+    /// First and last address, and the level filter (policy: TTL narrows only leaf
+    /// invalidations).
+    const fn bounds(&self) -> (u64, u64, Option<i8>) {
+        let size = if self.size == 0 { 1 } else { self.size };
+        let ttl = if self.leaf { self.ttl } else { None };
+        (self.addr, self.addr.saturating_add(size - 1), ttl)
+    }
 }
 
 /// What to invalidate. Removing more than asked is always allowed (digest §10); each scope
@@ -595,12 +605,28 @@ impl Iotlb {
                     self.remove_range(g, &self.table.global_present, range);
                 }
             }
-            // Policy: TLBI_*_VAA removes the whole stage-1 space of the regime (every ASID):
-            // finding one address in every ASID would need a scan of the table.
+            // TLBI_*_VAA: every ASID of the regime. The ASIDs present cannot be enumerated, so
+            // this scans the table (after fencing the whole space's fills); policy: in a table
+            // larger than SCAN_LIMIT it removes the regime's whole stage-1 space instead.
             Invalidation::Va {
-                regime, asid: None, ..
+                regime,
+                asid: None,
+                range,
             } => {
-                self.epochs.bump_space(TlbTag::stage1_in(regime, Asid(0)));
+                let space = TlbTag::stage1_in(regime, Asid(0));
+                if self.table.capacity() as u64 <= SCAN_LIMIT {
+                    self.epochs.fence_space(space);
+                    let (first, last, ttl) = range.bounds();
+                    let same_space = |t: u64| {
+                        let t = TlbTag(t);
+                        t.space_kind() == space.space_kind()
+                            && t.space_number() == space.space_number()
+                    };
+                    self.table
+                        .remove_all(|w| table::covers(w, same_space, first, last, ttl));
+                } else {
+                    self.epochs.bump_space(space);
+                }
             }
             Invalidation::Ipa { vmid, range } => {
                 // Policy: nested entries of the VMID are removed conservatively (their whole
@@ -628,8 +654,7 @@ impl Iotlb {
         self.epochs.fence_tag(tag);
         // SeqCst, after the fence bump: sees every size bit an insert we must catch has set.
         let mask = present.load(Ordering::SeqCst);
-        let first = range.addr;
-        let last = range.addr.saturating_add(range.size.max(1) - 1);
+        let (first, last, ttl) = range.bounds();
         let mut probes = 0u64;
         let mut m = mask;
         while m != 0 {
@@ -639,9 +664,7 @@ impl Iotlb {
         }
         let probe_cost = probes.saturating_mul(table::WAYS as u64);
         let scan_cost = self.table.capacity() as u64;
-        // Policy: TTL narrows only leaf invalidations (InvRange::ttl).
-        let ttl = if range.leaf { range.ttl } else { None };
-        let pred = |w: &table::Words| table::covers(w, tag.raw(), first, last, ttl);
+        let pred = |w: &table::Words| table::covers(w, |t| t == tag.raw(), first, last, ttl);
         if probe_cost <= scan_cost.min(SCAN_LIMIT) {
             let mut m = mask;
             while m != 0 {

@@ -351,14 +351,20 @@ fn remove_if(slot: &Slot, pred: &impl Fn(&Words) -> bool) -> usize {
     }
 }
 
-/// True if the slot holds an entry of `tag` whose block overlaps `[first, last]` and whose level
-/// passes the TTL filter.
-pub(super) fn covers(w: &Words, tag: u64, first: u64, last: u64, ttl: Option<i8>) -> bool {
+/// True if the slot holds an entry whose tag satisfies `tag_ok` and whose block overlaps
+/// `[first, last]` and whose level passes the TTL filter.
+pub(super) fn covers(
+    w: &Words,
+    tag_ok: impl Fn(u64) -> bool,
+    first: u64,
+    last: u64,
+    ttl: Option<i8>,
+) -> bool {
     let key = w[W_KEY];
     let size_log2 = (key & 63) as u32;
     let base = key & !0xfff;
     let end = base | crate::addr::low_mask(size_log2);
-    w[W_TAG] == tag && base <= last && end >= first && ttl.is_none_or(|l| level_of(w[W_OUT]) == l)
+    base <= last && end >= first && ttl.is_none_or(|l| level_of(w[W_OUT]) == l) && tag_ok(w[W_TAG])
 }
 
 /// Test-only: let the stress test hold slot locks for a while, so removals meet busy slots.

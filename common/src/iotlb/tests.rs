@@ -316,8 +316,8 @@ fn test_iotlb_invalidate_va_ttl_honoured_for_leaf_only() {
     assert!(!hit(&tlb, s1(1), 0x20_1000));
 }
 
-/// Policy: TLBI_NH_VAA removes the stage-1 entries of every ASID of the VMID (and globals), and
-/// keeps stage-2 entries and other VMIDs.
+/// TLBI_NH_VAA removes the address in every ASID of the VMID (and global entries), found by a
+/// scan; other addresses, stage-2 entries and other VMIDs stay.
 #[test]
 fn test_iotlb_invalidate_vaa_covers_all_asids() {
     let tlb = Iotlb::new(64);
@@ -325,6 +325,7 @@ fn test_iotlb_invalidate_vaa_covers_all_asids() {
     let mut g = page(0x1000, 0x9000);
     g.global = true;
     fill(&tlb, TlbTag::stage1(v, Asid(1)), page(0x1000, 0x2000));
+    fill(&tlb, TlbTag::stage1(v, Asid(1)), page(0x2000, 0x2000));
     fill(&tlb, TlbTag::stage1(v, Asid(2)), page(0x1000, 0x3000));
     fill(&tlb, TlbTag::stage1(v, Asid(3)), g);
     fill(&tlb, TlbTag::stage2(v), page(0x1000, 0x4000));
@@ -337,8 +338,25 @@ fn test_iotlb_invalidate_vaa_covers_all_asids() {
     assert!(!hit(&tlb, TlbTag::stage1(v, Asid(1)), 0x1000));
     assert!(!hit(&tlb, TlbTag::stage1(v, Asid(2)), 0x1000));
     assert!(!hit(&tlb, TlbTag::stage1(v, Asid(7)), 0x1000));
+    assert!(hit(&tlb, TlbTag::stage1(v, Asid(1)), 0x2000));
     assert!(hit(&tlb, TlbTag::stage2(v), 0x1000));
     assert!(hit(&tlb, TlbTag::stage1(Vmid(4), Asid(1)), 0x1000));
+}
+
+/// Policy: in a table too large to scan, TLBI_NH_VAA removes the VMID's whole stage-1 space.
+#[test]
+fn test_iotlb_invalidate_vaa_in_huge_table_removes_stage1_space() {
+    let tlb = Iotlb::new(1 << 17);
+    let v = Vmid(3);
+    fill(&tlb, TlbTag::stage1(v, Asid(1)), page(0x2000, 0x2000));
+    fill(&tlb, TlbTag::stage2(v), page(0x1000, 0x4000));
+    tlb.invalidate(Invalidation::Va {
+        regime: Regime::Nh { vmid: v },
+        asid: None,
+        range: InvRange::address(0x1000),
+    });
+    assert!(!hit(&tlb, TlbTag::stage1(v, Asid(1)), 0x2000));
+    assert!(hit(&tlb, TlbTag::stage2(v), 0x1000));
 }
 
 /// A range too large to probe block by block is handled by scanning the table: still exact
