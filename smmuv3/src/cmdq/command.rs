@@ -143,14 +143,14 @@ pub struct SyncCmd {
     pub msi_addr: u64,
 }
 
-/// A PRI_RESP response code.
+/// A PRI_RESP response code (IHI 0070 §4.5.2; 0b11 is ILLEGAL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PriResponse {
-    /// Invalid request.
-    Deny,
-    /// Response failure.
-    Fail,
-    /// Success.
+    /// ResponseFailure (0): permanent non-paging error (Linux: DENY).
+    ResponseFailure,
+    /// InvalidRequest (1): page-in unsuccessful (Linux: FAIL).
+    InvalidRequest,
+    /// Success (2).
     Success,
 }
 
@@ -697,8 +697,8 @@ impl Command {
                 rsvd(op, 1, r.rsvd_11_9().into(), 9)?;
                 rsvd(op, 1, r.rsvd(), 14)?;
                 let resp = match r.resp() {
-                    PriRespCode::DENY => PriResponse::Deny,
-                    PriRespCode::FAIL => PriResponse::Fail,
+                    PriRespCode::RESPONSE_FAILURE => PriResponse::ResponseFailure,
+                    PriRespCode::INVALID_REQUEST => PriResponse::InvalidRequest,
                     PriRespCode::SUCCESS => PriResponse::Success,
                     PriRespCode(v) => {
                         return Err(CommandError::ReservedValue {

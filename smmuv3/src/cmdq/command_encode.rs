@@ -146,8 +146,8 @@ impl Command {
                 CmdPriRespW1::new()
                     .with_prg_index(prg_index & 0x1ff)
                     .with_resp(match resp {
-                        PriResponse::Deny => PriRespCode::DENY,
-                        PriResponse::Fail => PriRespCode::FAIL,
+                        PriResponse::ResponseFailure => PriRespCode::RESPONSE_FAILURE,
+                        PriResponse::InvalidRequest => PriRespCode::INVALID_REQUEST,
                         PriResponse::Success => PriRespCode::SUCCESS,
                     })
                     .raw(),
@@ -265,9 +265,9 @@ impl fmt::Display for Command {
                 write!(f, " SID={sid}")?;
                 fmt_ssid(f, ssid)?;
                 let r = match resp {
-                    PriResponse::Deny => "DENY",
-                    PriResponse::Fail => "FAIL",
-                    PriResponse::Success => "SUCCESS",
+                    PriResponse::ResponseFailure => "ResponseFailure",
+                    PriResponse::InvalidRequest => "InvalidRequest",
+                    PriResponse::Success => "Success",
                 };
                 write!(f, " PRGIndex={prg_index} Resp={r}")
             }

@@ -321,7 +321,7 @@ fn test_cmd_linux_atc_inv() {
     );
 }
 
-/// PRI_RESP DENY, RESUME RETRY / ABORT, STALL_TERM.
+/// PRI_RESP ResponseFailure (Linux DENY), RESUME RETRY / ABORT, STALL_TERM.
 #[test]
 fn test_cmd_pri_resume_stall_term() {
     let c = dec(0x0000_0010_0000_2841, 0x1FF);
@@ -331,7 +331,7 @@ fn test_cmd_pri_resume_stall_term() {
             sid: StreamId(0x10),
             ssid: Some(SubstreamId(2)),
             prg_index: 0x1FF,
-            resp: PriResponse::Deny
+            resp: PriResponse::ResponseFailure
         }
     );
     let c = dec(0x0000_0010_0000_1044, 0xABCD);
@@ -702,8 +702,11 @@ fn test_cmd_prop_generated_commands_decode_to_themselves() {
                 sid,
                 ssid,
                 prg_index: rng.random_range(0..512),
-                resp: [PriResponse::Deny, PriResponse::Fail, PriResponse::Success]
-                    [rng.random_range(0..3)],
+                resp: [
+                    PriResponse::ResponseFailure,
+                    PriResponse::InvalidRequest,
+                    PriResponse::Success,
+                ][rng.random_range(0..3)],
             },
             20 => Command::Resume {
                 sid,

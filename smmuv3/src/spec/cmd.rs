@@ -78,13 +78,14 @@ open_enum! {
 }
 
 open_enum! {
-    /// PRI_RESP.Resp (word 1 bits \[13:12\]).
+    /// PRI_RESP.Resp (word 1 bits \[13:12\]; IHI 0070 §4.5.2). Linux calls 0 "DENY" and 1
+    /// "FAIL".
     pub struct PriRespCode(u8) {
-        /// Invalid request: deny.
-        DENY = 0,
-        /// Response failure.
-        FAIL = 1,
-        /// Success.
+        /// ResponseFailure: permanent non-paging error.
+        RESPONSE_FAILURE = 0,
+        /// InvalidRequest: page-in unsuccessful for one or more pages of the group.
+        INVALID_REQUEST = 1,
+        /// Success: the group was paged in.
         SUCCESS = 2,
     }
 }
