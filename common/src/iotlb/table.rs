@@ -5,17 +5,17 @@
 //! a compare-and-swap and never wait while holding it, so readers are never blocked and a
 //! preempted writer only makes its own slot miss.
 //!
-//! **Reader** (the hit path, `find`): load the sequence (Acquire), skip the slot if odd, compare
-//! the tag and key words, read the rest, `fence(Acquire)`, re-load the sequence and use the
-//! words only if it is unchanged. This is the C++11 seqlock of Boehm ("Can seqlocks get along
+//! **Reader** (the hit path, `find`): load the sequence (Acquire), compare the key, tag and stamp
+//! words, skip the slot if odd or different, read all words, `fence(Acquire)`, re-load the
+//! sequence and use the words only if it is unchanged (and they still match). This is the C++11 seqlock of Boehm ("Can seqlocks get along
 //! with programming language memory models?", 2012) built from safe atomics: the writer's
 //! `fence(Release)` after making the sequence odd pairs with the reader's `fence(Acquire)`, so a
 //! reader that saw any word of a write also sees the sequence change. Nothing is written.
 //!
 //! **Insert vs. range removal.** An insert locks its slot (SeqCst CAS), writes the words, then
 //! re-reads its fences (SeqCst) and, if any moved since its fill token, empties the slot before
-//! unlocking. A removal bumps the fence (SeqCst) first and then reads each candidate slot's
-//! sequence (SeqCst). In the single total order of SeqCst operations either the insert's fence
+//! unlocking. A removal (set probes, or a table scan) bumps the fence (SeqCst) first and then
+//! reads each candidate slot's sequence (SeqCst). In the single total order of SeqCst operations either the insert's fence
 //! read comes after the bump (it sees the bump and backs out), or it comes before; then the
 //! insert's CAS precedes the bump and so the removal's sequence read, which therefore sees the
 //! slot locked (and waits for the unlock, whose Release store publishes the words) or already
