@@ -10,7 +10,7 @@ use viommu_common::{StreamId, SubstreamId};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::testing::{DriverOptions, GuestDriver, Prot};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap, IommuMemory};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryAtomic, IommuMemory};
 
 const RAM: u64 = 0x4000_0000;
 const RAM_SIZE: u64 = 64 << 20;
