@@ -14,7 +14,9 @@
 //!   always, TLBI_S2_IPA / TLBI_S12_VMALL without S2P, ATC_INV without ATS, PRI_RESP without PRI,
 //!   RESUME / STALL_TERM with STALL_MODEL = 1 (terminate only), range fields (NUM, SCALE, TG,
 //!   TTL) without IDR3.RIL, CFGI_VMS_PIDM (no VMS).
-//! - TLBI_NH_* are accepted without S1P (they then match nothing).
+//! - TLBI_NH_* and CFGI_CD / CFGI_CD_ALL without S1P are CERROR_ILL (IHI 0070 §4.4.2, §4.3.3).
+//! - Policy (smmuv3.md §10), against IHI 0070 §4.4.1.1 which makes it CERROR_ILL: a range TLBI
+//!   with TG != 0 and NUM = SCALE = TTL = 0 is accepted as a one-granule invalidation.
 //! - PRI_RESP with the reserved response code 3 is CERROR_ILL. (RESUME's 0b11 is a retry: its
 //!   Abort bit is IGNORED on a retry.)
 //! - NUM / SCALE / TTL non-zero with TG = 0 (RES0) and TG = 16K with TTL = 1 (no IDR5.DS) are
@@ -564,6 +566,7 @@ impl Command {
                 }
             }
             Opcode::CFGI_CD => {
+                need(op, caps.s1(), "IDR0.S1P")?;
                 let w = stream_w0(
                     op,
                     w0,
@@ -581,6 +584,7 @@ impl Command {
                 }
             }
             Opcode::CFGI_CD_ALL => {
+                need(op, caps.s1(), "IDR0.S1P")?;
                 let w = stream_w0(op, w0, sid_only)?;
                 rsvd(op, 1, w1, 0)?;
                 Command::CfgiCdAll {
@@ -588,6 +592,7 @@ impl Command {
                 }
             }
             Opcode::TLBI_NH_ALL => {
+                need(op, caps.s1(), "IDR0.S1P")?;
                 let w = tlbi_w0(op, w0, tlbi(true, false, false), caps)?;
                 rsvd(op, 1, w1, 0)?;
                 Command::TlbiNhAll {
@@ -595,6 +600,7 @@ impl Command {
                 }
             }
             Opcode::TLBI_NH_ASID => {
+                need(op, caps.s1(), "IDR0.S1P")?;
                 let w = tlbi_w0(op, w0, tlbi(true, true, false), caps)?;
                 rsvd(op, 1, w1, 0)?;
                 Command::TlbiNhAsid {
@@ -603,6 +609,7 @@ impl Command {
                 }
             }
             Opcode::TLBI_NH_VA => {
+                need(op, caps.s1(), "IDR0.S1P")?;
                 let w = tlbi_w0(op, w0, tlbi(true, true, true), caps)?;
                 Command::TlbiNhVa {
                     vmid: Vmid(w.vmid()),
@@ -611,6 +618,7 @@ impl Command {
                 }
             }
             Opcode::TLBI_NH_VAA => {
+                need(op, caps.s1(), "IDR0.S1P")?;
                 let w = tlbi_w0(op, w0, tlbi(true, false, true), caps)?;
                 Command::TlbiNhVaa {
                     vmid: Vmid(w.vmid()),

@@ -500,6 +500,22 @@ fn test_cmd_unadvertised_features_are_ill() {
     unsupported(0x0000_0001_0000_002A, 0x1000, &s1_only);
     // TLBI_NH_* are fine without S2P (VMID ignored).
     assert!(Command::decode(&[0x0000_0001_0000_0010, 0], &s1_only).is_ok());
+    let s2_only = SmmuConfig {
+        stage1: false,
+        ..SmmuConfig::default()
+    }
+    .caps()
+    .unwrap();
+    for (w0, w1) in [
+        (0x0000_0001_0000_0010u64, 0u64),
+        (0x0001_0000_0000_0011, 0),
+        (0x0001_0000_0000_0012, 0x1001),
+        (0x0000_0000_0000_0013, 0x1001),
+        (0x0000_0010_0000_0005, 1),
+        (0x0000_0010_0000_0006, 0),
+    ] {
+        unsupported(w0, w1, &s2_only);
+    }
     let no_ril = SmmuConfig {
         range_invalidation: false,
         ..SmmuConfig::default()

@@ -13,9 +13,10 @@
 //! [`Ticket`] taken *before* reading guest memory; every invalidation bumps a generation under
 //! the writer lock, and an insert whose ticket is older is dropped.
 //!
+//! Semantics (IHI 0070 §4.3): CFGI_STE / CFGI_STE_RANGE also drop every CD cached through the
+//! affected StreamIDs; CFGI_ALL drops everything.
+//!
 //! Policies:
-//! - CFGI_STE / CFGI_STE_RANGE also drop the CDs of the affected StreamIDs (a CD's location
-//!   depends on its STE).
 //! - CFGI_CD with Leaf = 0 (its L1 CD descriptor may have changed) drops every CD of the
 //!   StreamID, since other CDs of the same leaf table were resolved through that descriptor.
 //! - L1 stream and CD descriptors are not cached at all (Linux installs L1 stream descriptors
@@ -136,7 +137,7 @@ impl ConfigCache {
         })
     }
 
-    /// CFGI_STE: drop `sid`'s STE and (policy) its CDs.
+    /// CFGI_STE: drop `sid`'s STE and the CDs cached through it.
     pub fn invalidate_ste(&self, sid: u32) {
         self.invalidate_sids(sid, sid);
     }
