@@ -243,7 +243,9 @@ impl SmmuConfig {
     /// # Errors
     /// [`CapsError::Invalid`] for a value outside the architectural range (no stage, SIDSIZE > 32,
     /// SSIDSIZE > 20, a queue size > 19, an OAS without an encoding, no granule, BBML > 2,
-    /// AIDR not SMMUv3).
+    /// AIDR not SMMUv3) or a field whose dependency is missing (PRI without ATS, HYP without
+    /// both stages, NS1ATS without ATS and both stages); [`CapsError::Unsupported`] for
+    /// HTTU = 3 (HAFT).
     pub fn caps(&self) -> Result<Caps, CapsError> {
         if !self.stage1 && !self.stage2 {
             return Err(invalid("IDR0.S1P/S2P", 0, "at least one stage is required"));
@@ -292,7 +294,25 @@ impl SmmuConfig {
             ));
         }
         if self.httu.0 > 2 {
-            return Err(invalid("IDR0.HTTU", self.httu.0.into(), "reserved"));
+            return Err(unsupported(
+                "IDR0.HTTU",
+                self.httu.0.into(),
+                "hardware Access flag update of table descriptors (HAFT)",
+            ));
+        }
+        // Dependencies between IDR0 fields (IHI 0070 §6.3.1: RES0 otherwise).
+        if self.pri && !self.ats {
+            return Err(invalid("IDR0.PRI", 1, "PRI needs ATS"));
+        }
+        if self.hyp && !(self.stage1 && self.stage2) {
+            return Err(invalid("IDR0.HYP", 1, "HYP needs both stages"));
+        }
+        if self.ns1ats && !(self.ats && self.stage1 && self.stage2) {
+            return Err(invalid(
+                "IDR0.NS1ATS",
+                1,
+                "NS1ATS needs ATS and both stages",
+            ));
         }
         if self.bbml > 2 {
             return Err(invalid("IDR3.BBML", self.bbml.into(), "reserved"));

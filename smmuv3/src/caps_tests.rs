@@ -195,3 +195,39 @@ fn test_from_id_regs_rejects_invalid() {
     .caps()
     .is_err());
 }
+
+/// Fields whose dependencies are missing are invalid (IHI 0070 §6.3.1 makes them RES0).
+#[test]
+fn test_caps_field_dependencies() {
+    let bad = [
+        SmmuConfig {
+            pri: true,
+            ..SmmuConfig::default()
+        },
+        SmmuConfig {
+            hyp: true,
+            stage2: false,
+            ..SmmuConfig::default()
+        },
+        SmmuConfig {
+            ns1ats: true,
+            ..SmmuConfig::default()
+        },
+    ];
+    for c in bad {
+        assert!(matches!(c.caps(), Err(CapsError::Invalid { .. })), "{c:?}");
+    }
+    let e = SmmuConfig {
+        httu: Httu(3),
+        ..SmmuConfig::default()
+    }
+    .caps()
+    .unwrap_err();
+    assert!(matches!(
+        e,
+        CapsError::Unsupported {
+            field: "IDR0.HTTU",
+            ..
+        }
+    ));
+}
