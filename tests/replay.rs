@@ -207,7 +207,8 @@ fn test_cli_exit_status_1_on_failed_check() {
 }
 
 /// Malformed files give exit status 2, name the line and the reason on stderr, and execute
-/// nothing (no result lines on stdout).
+/// nothing (no result lines on stdout). A device whose ID registers or configuration the model
+/// cannot support fails to start with the unsupported field named.
 #[test]
 fn test_cli_exit_status_2_with_line_numbers() {
     let cases = [
@@ -229,6 +230,14 @@ fn test_cli_exit_status_2_with_line_numbers() {
             "line 3: read_mem: field `addr`",
         ),
         ("not json", "line 3: invalid JSON"),
+        (
+            r#"{"op":"device","name":"s","kind":"smmuv3","config":{"id_regs":{"idr0":"0x094C701B","idr1":"0x02730510"}}}"#,
+            "line 3: device \"s\" (smmuv3): config.id_regs: IDR0.SEV",
+        ),
+        (
+            r#"{"op":"device","name":"p","kind":"pamu","config":{"instances":0}}"#,
+            "line 3: device \"p\" (pamu): config: instances = 0",
+        ),
     ];
     for (bad, want) in cases {
         let f = TempFile::new(
