@@ -268,22 +268,41 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
     ) -> Result<PamuTranslation, PamuFault> {
         let inst = self.instance_of(liodn);
         let (ctl, regs) = self.control(inst);
-        let r = translate(
+        // Matched by value (no borrow of the result) so the hit path keeps it in registers.
+        match translate(
             &self.mem, &self.caps, ctl, &regs, liodn, addr, len, access, ioe,
-        );
-        if self.tracer.is_some() {
-            self.trace(PamuEvent::Translate {
-                liodn,
-                addr,
-                len,
-                access,
-                result: r,
-            });
+        ) {
+            Ok(t) => {
+                if self.tracer.is_some() {
+                    self.trace_translation(liodn, addr, len, access, Ok(t));
+                }
+                Ok(t)
+            }
+            Err(f) => {
+                self.trace_translation(liodn, addr, len, access, Err(f));
+                self.record_fault(inst, &f, liodn, addr, access.is_write());
+                Err(f)
+            }
         }
-        if let Err(f) = &r {
-            self.record_fault(inst, f, liodn, addr, access.is_write());
-        }
-        r
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn trace_translation(
+        &self,
+        liodn: u32,
+        addr: u64,
+        len: u64,
+        access: AccessKind,
+        result: Result<PamuTranslation, PamuFault>,
+    ) {
+        self.trace(PamuEvent::Translate {
+            liodn,
+            addr,
+            len,
+            access,
+            result,
+        });
     }
 
     /// Latch a fault into instance `inst` and update the interrupt lines.
