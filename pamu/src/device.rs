@@ -55,6 +55,7 @@ impl HotRegs {
     }
 
     fn set_half(&self, idx: usize, high: bool, v: u32) {
+        // Relaxed: writers are serialised by `Pamu::slow`, so this reads our own last store.
         let old = self.tables[idx].load(Ordering::Relaxed);
         let new = if high {
             (old & 0xFFFF_FFFF) | (u64::from(v) << 32)
@@ -226,6 +227,8 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
         let Some(h) = self.hot.get(usize::from(inst)) else {
             return (Control::default(), TableRegs::default());
         };
+        // Acquire pairs with the Release stores of PAMUBYPENR and PC: a translation that sees
+        // the PAMU enabled (or un-bypassed) also sees the tables programmed before that write.
         let bypass = self.bypass.load(Ordering::Acquire) & (0x8000_0000u32 >> inst.min(31)) != 0;
         let pc = Pc::from_bits(h.pc.load(Ordering::Acquire));
         (Control { bypass, pc }, h.table_regs())
@@ -436,6 +439,7 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
             });
         }
         for ((h, r), st) in self.hot.iter().zip(s.regs.iter_mut()).zip(&state.instances) {
+            // Release: see `control` and `HotRegs::table_regs`.
             h.pc.store(st.pc & Pc::WRITABLE, Ordering::Release);
             for (a, v) in h.tables.iter().zip(st.tables) {
                 a.store(v, Ordering::Release);
@@ -507,6 +511,7 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
             (Reg::Olal, _) => table(5, false),
             (Reg::Pc, RegOp::Write(v)) => {
                 // Reserved bits read as zero; cache enables are stored and have no effect.
+                // Release: see `control`.
                 hot.pc.store(v & Pc::WRITABLE, Ordering::Release);
                 v & Pc::WRITABLE
             }
