@@ -24,7 +24,7 @@ enum Command {
     ///
     /// Exit status: 0 all checks passed, 1 a check failed, 2 the file is malformed.
     Replay {
-        /// The replay file.
+        /// The replay file (`.xz`/`.gz` decompressed by extension; `-` for standard input).
         file: PathBuf,
         /// Print only failures and the summary.
         #[arg(long, short)]

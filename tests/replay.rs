@@ -285,6 +285,31 @@ fn test_cli_compressed_input() {
     assert!(stderr(&o).contains("line 1: cannot read"), "{}", stderr(&o));
 }
 
+/// `-` reads the replay from standard input.
+#[test]
+fn test_cli_stdin() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_viommu"))
+        .args(["replay", "-", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn viommu");
+    let text = format!(
+        "{RAM}{{\"op\":\"read_mem\",\"addr\":\"0x40000000\",\"len\":1,\"expect\":\"00\"}}\n"
+    );
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write stdin");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1 passed, 0 failed\n");
+}
+
 /// Command-line usage errors (no FILE) exit with status 2, like a malformed file.
 #[test]
 fn test_cli_usage_error() {

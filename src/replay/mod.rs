@@ -9,7 +9,8 @@
 //! ```
 //!
 //! - `FILE`: a replay file (format version 1, `../shared/reference/replay-format.md`), plain or
-//!   compressed; `.xz` and `.gz` files are decompressed by extension.
+//!   compressed; `.xz` and `.gz` files are decompressed by extension. `-` reads plain text from
+//!   standard input (`xz -dc trace.jsonl.xz | viommu replay -`).
 //! - `--quiet`: print only failed checks and the summary (no values, interrupts, comments or
 //!   trace lines).
 //! - `--trace`: also print each device's trace records (commands consumed, events written, ...),
@@ -116,6 +117,9 @@ impl Outcome {
 
 /// Replay `path`, printing results to `out` and errors to `err`.
 pub fn run_file(path: &Path, opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
+    if path == Path::new("-") {
+        return run_reader("<stdin>", std::io::stdin().lock(), opts, out, err);
+    }
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
