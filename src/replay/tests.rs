@@ -427,3 +427,25 @@ fn test_random_files_never_panic() {
         assert!(r.out.last().is_some_and(|l| l == "0 passed, 0 failed"));
     }
 }
+
+/// Interrupt windows are per device: an interrupt raised by one device never satisfies an
+/// `expect_irq` for another, and checking one device does not consume another's window.
+#[test]
+fn test_expect_irq_per_device() {
+    let r = run(concat!(
+        r#"{"op":"device","name":"g","kind":"fake"}"#,
+        "\n",
+        r#"{"op":"dma","dev":"f","stream":7,"addr":0,"size":1,"access":"read"}"#,
+        "\n",
+        r#"{"op":"expect_irq","dev":"g","kind":"wired","line":3,"count":0}"#,
+        "\n",
+        r#"{"op":"expect_irq","dev":"f","kind":"wired","line":3,"count":1}"#,
+    ));
+    let checks: Vec<_> = json_lines(&r)
+        .into_iter()
+        .filter(|v| v["op"] == "expect_irq")
+        .map(|v| (v["actual"].as_u64().unwrap(), v["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(checks, [(0, true), (1, true)]);
+    assert_eq!(r.outcome, Outcome::Passed);
+}
