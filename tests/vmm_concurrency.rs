@@ -170,9 +170,9 @@ fn smmu_pa(page: u64) -> u64 {
     RAM + 0x100_0000 + page * 0x1000
 }
 
-/// `epochs` remaps of one IOVA page by a vCPU thread (PTE rewrite in guest memory, TLBI_NH_VA
-/// + CMD_SYNC through the command queue, waiting for completion the way Linux does) while
-/// `threads` DMA threads translate it (thread 0 through `IommuMemory`, reading the page).
+/// `epochs` remaps of one IOVA page by a vCPU thread (PTE rewrite in guest memory, then
+/// TLBI_NH_VA and CMD_SYNC through the command queue, waiting for completion the way Linux
+/// does; with `tlbi = false` only the CMD_SYNC) while `threads` DMA threads translate it (thread 0 through `IommuMemory`, reading the page).
 fn smmu_remap_race(epochs: u64, threads: usize, opts: DriverOptions, tlbi: bool) -> Option<String> {
     let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
     let smmu = Arc::new(
