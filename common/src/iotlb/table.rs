@@ -207,7 +207,8 @@ impl Table {
         for slot in self.ways(tag, key) {
             // Acquire: pairs with the writer's Release unlock, so the words of that write are
             // visible below. The identifying words are checked first (a miss in this way costs
-            // four loads); the rest are read only for the matching way.
+            // four loads); the rest are read only for the matching way. Every word read between
+            // the two sequence loads is validated by their equality.
             let seq = slot.seq.load(Ordering::Acquire);
             if slot.w[W_KEY].load(Ordering::Relaxed) != key
                 || slot.w[W_TAG].load(Ordering::Relaxed) != tag
@@ -216,15 +217,17 @@ impl Table {
             {
                 continue;
             }
-            let words: Words = std::array::from_fn(|i| slot.w[i].load(Ordering::Relaxed));
+            let mut words = [0; NWORDS];
+            words[W_TAG] = tag;
+            words[W_KEY] = key;
+            words[W_STAMP] = stamp;
+            for i in [W_OUT, W_ATTR, W_FLAGS, W_IPA] {
+                words[i] = slot.w[i].load(Ordering::Relaxed);
+            }
             // Acquire fence: if any word above came from a later write, that write's
             // fence(Release) after its odd sequence store makes the re-load below see it.
             fence(Ordering::Acquire);
-            if slot.seq.load(Ordering::Relaxed) == seq
-                && words[W_KEY] == key
-                && words[W_TAG] == tag
-                && words[W_STAMP] == stamp
-            {
+            if slot.seq.load(Ordering::Relaxed) == seq {
                 return Some(words);
             }
         }
