@@ -292,6 +292,57 @@ fn test_smmu_no_stale_translation_after_cmd_sync_long() {
     smmu_no_stale_after_sync(100_000, 3, DriverOptions::default());
 }
 
+/// A DMA that translated before a TLBI and is still using the translation (it holds the
+/// vm-memory `IotlbIterator` guard, i.e. its memory access has not finished) delays the
+/// completion of the CMD_SYNC that follows the TLBI: an invalidation is complete only once the
+/// transactions that used the old translation have completed, so the guest may reuse the page
+/// as soon as it sees the sync complete (the rule `common::iotlb::guard` documents).
+#[test]
+fn test_cmd_sync_waits_for_in_flight_dma_using_invalidated_translation() {
+    use vm_memory::{Iommu, Permissions};
+
+    let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let smmu = Arc::new(
+        SmmuV3::new(
+            &SmmuConfig::default(),
+            ram.clone(),
+            Arc::new(RecordingIrq::new()),
+        )
+        .unwrap(),
+    );
+    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    let dom = drv.new_s1_domain(ASID);
+    dom.pgtable
+        .map(&*ram, &mut drv.alloc, IOVA, smmu_pa(0), 0x1000, Prot::RW);
+    drv.attach_s1(SID, &dom).unwrap();
+    let iommu = EndpointIommu::new(smmu.clone(), StreamId(SID), None);
+
+    let finished = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sync_done_before_dma_finished = std::thread::scope(|s| {
+        s.spawn(|| {
+            // The device's DMA: translated, now copying for a while.
+            let guard = iommu
+                .translate(GuestAddress(IOVA), 8, Permissions::Write)
+                .unwrap();
+            tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            finished.store(true, Ordering::SeqCst);
+            drop(guard);
+        });
+        rx.recv().unwrap();
+        // The guest unmaps the page: TLBI_NH_VA + CMD_SYNC, then would reuse it.
+        drv.unmap_s1(&dom, IOVA, 0x1000).unwrap();
+        !finished.load(Ordering::SeqCst)
+    });
+    assert!(
+        !sync_done_before_dma_finished,
+        "CMD_SYNC completed while a DMA using the invalidated translation was still in flight"
+    );
+}
+
 // ------------------------------------------------------------------------------------ PAMU
 
 const LIODN: u16 = 0x48;
