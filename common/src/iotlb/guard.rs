@@ -111,18 +111,24 @@ impl Iotlb {
         }
     }
 
-    /// Wait until every [`TranslationGuard`] of this table that was live when the call started
-    /// has been dropped. Call after the invalidations a CMD_SYNC completes. Must not be called
-    /// while holding a guard of this table on the same thread (it would wait for itself).
+    /// Wait until every [`TranslationGuard`] of this table that another thread held when the
+    /// call started has been dropped. Call after the invalidations a CMD_SYNC completes.
+    ///
+    /// Guards of the calling thread are not waited for (they cannot be dropped while it waits),
+    /// unless the thread is one of those beyond the 64 per-thread stripes, which share counters:
+    /// such a thread must not call this while holding a guard of this table.
     pub fn synchronize(&self) {
         let _serialise = self.pins.sync.lock().unwrap_or_else(|p| p.into_inner());
+        let own = super::stats::thread_index();
         fence(Ordering::SeqCst);
         let old = self.pins.phase.fetch_add(1, Ordering::SeqCst) & 1;
         let cells = self
             .pins
             .stripes
             .iter()
-            .map(|c| &**c)
+            .enumerate()
+            .filter(|&(i, _)| i != own)
+            .map(|(_, c)| &**c)
             .chain(std::iter::once(&*self.pins.overflow));
         for counts in cells {
             let Some(cell) = counts.get(old as usize) else {

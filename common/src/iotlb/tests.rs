@@ -750,6 +750,14 @@ fn test_iotlb_synchronize_waits_for_live_guard() {
     });
 }
 
+/// A thread holding its own guard can still synchronize (its own guards are not waited for).
+#[test]
+fn test_iotlb_synchronize_skips_own_guards() {
+    let tlb = Iotlb::new(64);
+    let _g = tlb.pin();
+    tlb.synchronize();
+}
+
 /// Guards taken continuously by other threads do not starve synchronize.
 #[test]
 fn test_iotlb_synchronize_not_starved_by_new_guards() {
