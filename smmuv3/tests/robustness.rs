@@ -278,3 +278,56 @@ fn test_no_stale_translation_after_sync() {
         stop.store(true, Ordering::Release);
     });
 }
+
+/// DMA threads translating while the vCPU switches the stream between its domain and the abort
+/// STE (CFGI_STE + CMD_SYNC): once the switch to abort has completed, no translation that
+/// starts afterwards succeeds.
+#[test]
+fn test_no_stale_configuration_after_cfgi_sync() {
+    let ram = guest_ram(RAM, RAM_SIZE as usize);
+    let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(RecordingIrq::new())).unwrap();
+    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    let dom = drv.new_s1_domain(1);
+    dom.pgtable.map(
+        &ram,
+        &mut drv.alloc,
+        0x5000,
+        RAM + 0x0100_0000,
+        0x1000,
+        Prot::RW,
+    );
+    // Even and non-zero: the abort STE has been synced and the stream is not being
+    // re-attached (odd while attaching and attached).
+    let epoch = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Acquire) {
+                    let e1 = epoch.load(Ordering::SeqCst);
+                    let r = smmu.translate(&DmaRequest::read(4, 0x5000, 4));
+                    let e2 = epoch.load(Ordering::SeqCst);
+                    if e1 == e2 && e1 != 0 && e1 % 2 == 0 {
+                        assert!(
+                            r.is_err(),
+                            "translation after the abort STE was synced: {r:?}"
+                        );
+                    }
+                }
+            });
+        }
+        for _ in 0..100 {
+            epoch.fetch_add(1, Ordering::SeqCst);
+            drv.attach_s1(4, &dom).unwrap();
+            for _ in 0..10 {
+                let _ = smmu.translate(&DmaRequest::read(4, 0x5000, 4));
+            }
+            let abort = drv.abort_ste();
+            drv.write_ste(4, abort).unwrap();
+            epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        stop.store(true, Ordering::Release);
+    });
+}

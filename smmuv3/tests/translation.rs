@@ -247,3 +247,98 @@ fn test_fault_recording_rules() {
         "SSV and SSID recorded"
     );
 }
+
+/// Stage-1 fault kinds with their exact records: F_ACCESS (AF = 0), F_WALK_EABT (a table
+/// pointer outside guest RAM, FetchAddr recorded), F_ADDR_SIZE (output beyond CD.IPS), and
+/// F_PERMISSION for a privileged-only page accessed unprivileged.
+#[test]
+fn test_stage1_fault_kinds_and_records() {
+    let ram = guest_ram(RAM, RAM_SIZE as usize);
+    let (smmu, _irq) = setup(&ram);
+    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    let dom = drv.new_s1_domain(6);
+    let sid = 0x70;
+    // 0x1000: AF clear. 0x2000: privileged-only. 0x4000_0000 region: L1 table outside RAM.
+    let af = dom.pgtable.map(
+        &ram,
+        &mut drv.alloc,
+        0x1000,
+        RAM + 0x0100_0000,
+        0x1000,
+        Prot::RW,
+    );
+    let d = mem::read_u64_le(&ram, af).unwrap();
+    mem::write_u64_le(&ram, af, d & !(1 << 10)).unwrap();
+    let privileged = Prot {
+        privileged: true,
+        ..Prot::RW
+    };
+    dom.pgtable.map(
+        &ram,
+        &mut drv.alloc,
+        0x2000,
+        RAM + 0x0100_1000,
+        0x1000,
+        privileged,
+    );
+    let l0 = dom.pgtable.root;
+    let l0_slot = l0 + 8 * ((0x0080_0000_0000u64 >> 39) & 511);
+    mem::write_u64_le(&ram, l0_slot, 0x1_0000_0000 | 3).unwrap();
+    drv.attach_s1(sid, &dom).unwrap();
+
+    let ev_of = |drv: &mut GuestDriver<'_, &GuestMemoryMmap, GuestMemoryMmap>| {
+        let ev = drv.read_events();
+        assert_eq!(ev.len(), 1);
+        ev[0]
+    };
+    let f = smmu
+        .translate(&DmaRequest::read(sid, 0x1008, 4))
+        .unwrap_err();
+    assert_eq!(f.event, "F_ACCESS");
+    assert_eq!(ev_of(&mut drv)[0] & 0xFF, 0x12);
+
+    let f = smmu
+        .translate(&DmaRequest::write(sid, 0x2008, 4))
+        .unwrap_err();
+    assert_eq!(f.event, "F_PERMISSION");
+    let ev = ev_of(&mut drv);
+    assert_eq!(ev[0] & 0xFF, 0x13);
+    assert_eq!(ev[1] >> 35 & 1, 0, "RnW = 0: a write");
+    assert_eq!(ev[1] >> 33 & 1, 0, "PnU = 0: unprivileged");
+    assert!(smmu
+        .translate(&DmaRequest::write(sid, 0x2008, 4).privileged())
+        .is_ok());
+
+    let f = smmu
+        .translate(&DmaRequest::read(sid, 0x0080_0000_1000, 4))
+        .unwrap_err();
+    assert_eq!(f.event, "F_WALK_EABT");
+    let ev = ev_of(&mut drv);
+    assert_eq!(ev[0] & 0xFF, 0x0B);
+    assert_eq!(
+        ev[3] & 0x000F_FFFF_FFFF_FFF8,
+        0x1_0000_0000,
+        "FetchAddr: the L1 descriptor read (index 0)"
+    );
+
+    // CD.IPS = 32 bits: an output address at 4 GiB is an address-size fault.
+    let high = dom.pgtable.map(
+        &ram,
+        &mut drv.alloc,
+        0x3000,
+        0x1_0000_0000,
+        0x1000,
+        Prot::RW,
+    );
+    assert!(high != 0);
+    let mut cd = drv.s1_cd(&dom);
+    cd[0] &= !(7 << 32);
+    drv.write_cd_steps(sid, 0, cd, &mut || {}).unwrap();
+    let f = smmu
+        .translate(&DmaRequest::read(sid, 0x3000, 4))
+        .unwrap_err();
+    assert_eq!(f.event, "F_ADDR_SIZE");
+    assert_eq!(ev_of(&mut drv)[0] & 0xFF, 0x11);
+}
