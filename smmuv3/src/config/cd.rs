@@ -20,6 +20,9 @@
 //!
 //! Policies and CONSTRAINED UNPREDICTABLE choices:
 //! - L1 CD descriptor with V = 0: C_BAD_SUBSTREAMID (inferred).
+//! - A CD / L1CD table base not aligned to its size (S1ContextPtr, or the RES0 L2Ptr\[15:12\]
+//!   of a 64 KiB leaf): entry offsets wrap within the aligned table ("fetches any CD in the
+//!   table", §5.2); an aligned base behaves exactly as architected.
 //! - A PA L1CD.L2Ptr beyond the OAS is C_BAD_SUBSTREAMID (v3.1+ rule, §3.4.3); under nesting
 //!   the untruncated IPA goes to stage 2 and faults there (one of the allowed behaviours).
 //! - HADx without IDR3.HAD: ignored.
@@ -100,10 +103,11 @@ impl S1Config {
         }
         let ipa = match self.format {
             CdTableFormat::Single | CdTableFormat::Linear => {
-                self.cd_table.wrapping_add(index * Cd::SIZE)
+                in_table(self.cd_table, index * Cd::SIZE, 6 + self.cd_max_bits)
             }
             CdTableFormat::TwoLevel { leaf_bits } => {
-                let l1_ipa = self.cd_table.wrapping_add((index >> leaf_bits) * 8);
+                let l1_bytes_log2 = (3 + self.cd_max_bits).saturating_sub(leaf_bits).max(6);
+                let l1_ipa = in_table(self.cd_table, (index >> leaf_bits) * 8, l1_bytes_log2);
                 let l1_pa = translate(l1_ipa, s2)?;
                 let raw = mem::load_u64_le(mem, l1_pa)
                     .map_err(|_| ConfigError::CdFetch { addr: l1_pa })?;
@@ -118,8 +122,11 @@ impl S1Config {
                         why: "L1CD.L2Ptr beyond the OAS",
                     });
                 }
-                l1.l2ptr()
-                    .wrapping_add((index & low_mask(leaf_bits)) * Cd::SIZE)
+                in_table(
+                    l1.l2ptr(),
+                    (index & low_mask(leaf_bits)) * Cd::SIZE,
+                    leaf_bits + 6,
+                )
             }
         };
         translate(ipa, s2)
@@ -157,6 +164,17 @@ impl S1Config {
     ) -> Result<ContextConfig, ConfigError> {
         decode_cd(&self.fetch_cd(mem, index, s2)?, caps, self)
     }
+}
+
+/// The address of the entry at byte `offset` of a table of `2^bytes_log2` bytes at `base`.
+///
+/// CONSTRAINED UNPREDICTABLE (IHI 0070 §5.2 S1Fmt, §5.3): a table base that is not aligned to
+/// the table size (RES0 low bits set) makes the SMMU "fetch any CD (or L1CD) in the table".
+/// Policy: the offset wraps within the aligned table, so an aligned base behaves exactly as
+/// architected and a misaligned one never reaches outside its table.
+fn in_table(base: u64, offset: u64, bytes_log2: u32) -> u64 {
+    let mask = low_mask(bytes_log2);
+    (base & !mask) | (base.wrapping_add(offset) & mask)
 }
 
 fn translate(ipa: u64, s2: Option<CdTranslate<'_>>) -> Result<u64, ConfigError> {

@@ -11,7 +11,8 @@
 //! - SPLIT other than 6, 8 or 10: treated as 6 (Cloud Hypervisor); 64-bit shifts throughout.
 //! - L1 Span = 0, Span > SPLIT + 1, or an L2 index beyond 2^(Span - 1): C_BAD_STREAMID
 //!   (IHI 0070 §7.3.3; QEMU reports C_BAD_STE for the last).
-//! - STRTAB_BASE and L2Ptr are used as written (no alignment to the table size is imposed).
+//! - STRTAB_BASE is aligned to the table size (§6.3.24) and L1STD.L2Ptr to the L2 array size
+//!   (§5.1), as the SMMU does.
 //!
 //! STE architectural rules applied (IHI 0070 §5.2, §5.5), each C_BAD_STE unless said otherwise:
 //! - Config 0b001..0b011 (reserved) behave as 0b000: abort, no event.
@@ -90,8 +91,16 @@ impl StreamTable {
         } else {
             StrtabFormat::Linear
         };
+        // The SMMU aligns the base to the table size computed from the literal LOG2SIZE
+        // (IHI 0070 §6.3.24): linear ADDR[LOG2SIZE+5:0] = 0, 2-level
+        // ADDR[MAX(5, LOG2SIZE-SPLIT+2):0] = 0.
+        let raw_log2 = u32::from(cfg.log2size());
+        let align_bits = match format {
+            StrtabFormat::Linear => raw_log2 + 6,
+            StrtabFormat::TwoLevel { split } => (raw_log2 + 3).saturating_sub(split).max(6),
+        };
         Self {
-            base: base.addr(),
+            base: base.addr() & !low_mask(align_bits),
             log2size,
             format,
         }
@@ -137,7 +146,9 @@ impl StreamTable {
                         why: "StreamID beyond the L2 table's Span",
                     });
                 }
-                Ok(l1.l2ptr().wrapping_add(l2_index * Ste::SIZE))
+                // L2Ptr[5 + (Span - 1):0] are treated as zero (IHI 0070 §5.1).
+                let l2 = l1.l2ptr() & !low_mask(5 + span);
+                Ok(l2.wrapping_add(l2_index * Ste::SIZE))
             }
         }
     }
@@ -255,6 +266,7 @@ fn decode_s1(ste: &Ste, caps: &Caps, nested: bool) -> Result<S1Config, ConfigErr
     if !nested && cd_table >> caps.oas_bits() != 0 {
         return Err(bad_ste("S1ContextPtr beyond the OAS"));
     }
+
     Ok(S1Config {
         cd_table,
         format,

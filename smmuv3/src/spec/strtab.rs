@@ -17,11 +17,12 @@ pub struct L1Std {
     /// Bit \[5\]: reserved.
     #[bits(1)]
     __: u8,
-    /// L2Ptr (bits \[51:6\]), stored shifted; see [`L1Std::l2ptr`].
-    #[bits(46)]
+    /// L2Ptr (bits \[55:6\]; \[55:52\] RES0 up to SMMUv3.3), stored shifted; see
+    /// [`L1Std::l2ptr`].
+    #[bits(50)]
     pub l2ptr_hi: u64,
-    /// Bits \[63:52\]: reserved.
-    #[bits(12)]
+    /// Bits \[63:56\]: reserved.
+    #[bits(8)]
     __: u16,
 }
 
@@ -49,14 +50,16 @@ const _: () = assert!(core::mem::size_of::<L1Std>() == 8);
 const _: () = assert!(core::mem::size_of::<L1Cd>() == 8);
 
 impl L1Std {
-    /// L2Ptr: the level-2 STE array's physical address (bits \[51:6\]).
+    /// L2Ptr: the level-2 STE array's physical address (bits \[55:6\], as written; the SMMU
+    /// aligns it to the array size, IHI 0070 §5.1).
     pub const fn l2ptr(self) -> u64 {
-        self.raw() & bits_mask(51, 6)
+        self.raw() & bits_mask(55, 6)
     }
 
-    /// A descriptor pointing at `l2ptr` (bits outside \[51:6\] dropped) with `span` (masked to 5 bits).
+    /// A descriptor pointing at `l2ptr` (bits outside \[55:6\] dropped) with `span` (masked to 5
+    /// bits).
     pub const fn from_parts(l2ptr: u64, span: u8) -> Self {
-        Self::from_raw((l2ptr & bits_mask(51, 6)) | (span & 0x1f) as u64)
+        Self::from_raw((l2ptr & bits_mask(55, 6)) | (span & 0x1f) as u64)
     }
 }
 

@@ -99,6 +99,14 @@ fn gen_s1(rng: &mut StdRng, nested: bool) -> (S1Config, u64, u64) {
             _ => CdTableFormat::TwoLevel { leaf_bits: 10 },
         }
     };
+    // A table aligned to its size (the architecture requires it; see the alignment unit tests
+    // for what happens otherwise).
+    let table_bytes_log2 = match format {
+        CdTableFormat::Single => 6,
+        CdTableFormat::Linear => 6 + cd_max_bits,
+        CdTableFormat::TwoLevel { leaf_bits } => (3 + cd_max_bits).saturating_sub(leaf_bits).max(6),
+    };
+    let ptr = ptr & !((1u64 << table_bytes_log2) - 1);
     let dss_dec = if cd_max_bits == 0 {
         Dss::Substream0
     } else {

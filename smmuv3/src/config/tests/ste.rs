@@ -322,11 +322,11 @@ fn test_strtab_linear_lookup() {
     let (b, c) = regs(RAM, 40, 0, 0);
     assert_eq!(StreamTable::new(b, c, &caps()).log2size, 16);
     // A table outside RAM is F_STE_FETCH at the STE address.
-    let (b, c) = regs(0x1000, 8, 0, 0);
+    let (b, c) = regs(0x4000, 8, 0, 0);
     let t = StreamTable::new(b, c, &caps());
     assert_eq!(
         t.fetch_ste(&m, 1),
-        Err(ConfigError::SteFetch { addr: 0x1040 })
+        Err(ConfigError::SteFetch { addr: 0x4040 })
     );
 }
 
@@ -367,10 +367,10 @@ fn test_strtab_two_level_lookup() {
         Err(ConfigError::BadStreamId { .. })
     ));
     // An L2 pointer outside RAM: F_STE_FETCH at the STE.
-    mem::write_u64_le(&m, RAM + 8 * 0x15, 0x1000 | 9).unwrap();
+    mem::write_u64_le(&m, RAM + 8 * 0x15, 0x4000 | 9).unwrap();
     assert_eq!(
         t.fetch_ste(&m, 0x1501),
-        Err(ConfigError::SteFetch { addr: 0x1040 })
+        Err(ConfigError::SteFetch { addr: 0x4040 })
     );
     // The L1 table itself outside RAM: F_STE_FETCH at the descriptor.
     let (b, c) = regs(0x10_0000, 16, 8, 1);
@@ -441,4 +441,41 @@ fn test_ste_reserved_encodings_and_eats() {
         panic!()
     };
     assert_eq!(t.ats, AtsMode::Abort);
+}
+
+/// The SMMU aligns STRTAB_BASE to the table size (§6.3.24) and L1STD.L2Ptr to the L2 array size
+/// (§5.1); a misaligned CD table keeps its entries inside the table (policy).
+#[test]
+fn test_strtab_and_cd_table_alignment() {
+    // Linear, LOG2SIZE 4: 1 KiB table, ADDR[9:0] = 0.
+    let (b, c) = regs(RAM + 0x1340, 4, 0, 0);
+    assert_eq!(StreamTable::new(b, c, &caps()).base, RAM + 0x1000);
+    // 2-level, LOG2SIZE 16, SPLIT 8: 256 L1 descriptors = 2 KiB, ADDR[10:0] = 0.
+    let (b, c) = regs(RAM + 0x1FC0, 16, 8, 1);
+    assert_eq!(StreamTable::new(b, c, &caps()).base, RAM + 0x1800);
+    // 2-level with LOG2SIZE < SPLIT: at least 64-byte aligned.
+    let (b, c) = regs(RAM + 0x1FC0, 6, 8, 1);
+    assert_eq!(StreamTable::new(b, c, &caps()).base, RAM + 0x1FC0);
+    // L2Ptr of a Span-3 (4 STEs, 256 B) array is aligned to 256 bytes.
+    let m = guest_ram(RAM, 0x10_0000);
+    let (b, c) = regs(RAM, 16, 8, 1);
+    let t = StreamTable::new(b, c, &caps());
+    mem::write_u64_le(&m, RAM + 8, (RAM + 0x2_00C0) | 3).unwrap();
+    assert_eq!(t.ste_addr(&m, 0x102), Ok(RAM + 0x2_0000 + 2 * 64));
+    // A linear CD table of 2^4 CDs (1 KiB) at an unaligned pointer: offsets wrap within the
+    // aligned table (CONSTRAINED UNPREDICTABLE policy).
+    let mut cdt = CdTableSte::kunit(S1Dss::SSID0);
+    cdt.stalld = false;
+    cdt.fmt = S1Fmt::LINEAR;
+    cdt.cdmax = 4;
+    cdt.ptr = RAM + 0x340;
+    let Ok(StreamConfig::Translate(tc)) = dec(cdt.words(), &caps()) else {
+        panic!()
+    };
+    let s1 = tc.s1.unwrap();
+    assert_eq!(s1.cd_table, RAM + 0x340);
+    assert_eq!(s1.cd_addr(&m, 0, None), Ok(RAM + 0x340));
+    assert_eq!(s1.cd_addr(&m, 2, None), Ok(RAM + 0x3C0));
+    assert_eq!(s1.cd_addr(&m, 3, None), Ok(RAM));
+    assert_eq!(s1.cd_addr(&m, 15, None), Ok(RAM + 0x300));
 }
