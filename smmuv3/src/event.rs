@@ -43,6 +43,9 @@ impl EventSource {
 }
 
 /// The faulting transaction's address and attributes (InputAddr, RnW, InD, PnU).
+///
+/// InD and PnU are the post-STE-override values (PRIVCFG/INSTCFG), except in F_UUT, which
+/// records the incoming ones (IHI 0070 §7.3.2); InD is 0 for writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EventAccess {
     /// InputAddr: the full input address, tag bits included.
