@@ -19,6 +19,7 @@
 //! | MSI | 3 or 4 banks, alias pages, MSIIR/MSIIR1 decode (MPIC 4.2/4.3), delivery through the sink; options A/B/C ([`msi`], [`geometry`]) |
 //! | Geometry API | [`geometry::Domain`]: aperture, window count, window enable/disable, enable, VFIO map/unmap, MSI windows, [`geometry::plan`] |
 //! | Caching | none: entries are re-read on every translation (see below) |
+//! | Snapshot | [`Pamu::save`] / [`Pamu::restore`] of all registers as serde data ([`PamuState`]) |
 //!
 //! ## Using it from a VMM
 //!
