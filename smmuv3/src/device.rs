@@ -1,7 +1,8 @@
 //! The SMMUv3 device: register file, interrupts and global errors (IHI 0070 chapter 6, §7.5).
 //!
-//! [`SmmuV3`] is the unit a VMM puts on its MMIO bus ([`MmioDevice`]) and routes endpoint DMA
-//! through ([`DmaTranslator`], implemented in [`crate::translate`]). It owns:
+//! [`SmmuV3`] is the unit a VMM puts on its MMIO bus ([`MmioDevice`](viommu_common::traits::MmioDevice)) and routes endpoint DMA
+//! through ([`DmaTranslator`](viommu_common::traits::DmaTranslator), implemented in
+//! [`crate::translate`]). It owns:
 //!
 //! - the register file of page 0 and page 1 (page 1 aliases page 0, policy, see [`crate::regs`]);
 //! - the command queue consumer ([`crate::cmdq`]), the event queue producer ([`crate::evtq`]);
@@ -78,7 +79,7 @@ pub const DEFAULT_CMDQ_BATCH: usize = 4096;
 /// MSI configuration of one interrupt source (`*_IRQ_CFG0/1/2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct IrqCfg {
-    /// `*_IRQ_CFG0`: doorbell address, ADDR [51:2] (0: use the wired line).
+    /// `*_IRQ_CFG0`: doorbell address, ADDR \[51:2\] (0: use the wired line).
     pub cfg0: u64,
     /// `*_IRQ_CFG1`: MSI data.
     pub cfg1: u32,

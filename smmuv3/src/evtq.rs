@@ -34,9 +34,9 @@ pub const EVENT_SIZE: u64 = 32;
 pub struct EvtqState {
     /// EVENTQ_BASE.
     pub base: u64,
-    /// EVENTQ_PROD (WR + wrap, OVFLG [31]); written by the SMMU, and by software while disabled.
+    /// EVENTQ_PROD (WR + wrap, OVFLG \[31\]); written by the SMMU, and by software while disabled.
     pub prod: u32,
-    /// EVENTQ_CONS (RD + wrap, OVACKFLG [31]); written by software.
+    /// EVENTQ_CONS (RD + wrap, OVACKFLG \[31\]); written by software.
     pub cons: u32,
 }
 

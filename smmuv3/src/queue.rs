@@ -1,7 +1,7 @@
 //! Circular-queue arithmetic shared by the command, event and PRI queues (IHI 0070 §3.5).
 //!
-//! A queue of 2^n entries is addressed by PROD/CONS values holding an index in bits [n-1:0] and
-//! a wrap bit in bit [n]. Empty: index and wrap equal. Full: index equal, wrap different. Both
+//! A queue of 2^n entries is addressed by PROD/CONS values holding an index in bits \[n-1:0\] and
+//! a wrap bit in bit \[n\]. Empty: index and wrap equal. Full: index equal, wrap different. Both
 //! advance modulo 2^(n+1). Flag bits above the wrap bit (CMDQ_CONS.ERR, OVFLG/OVACKFLG) are not
 //! part of the position and are handled by the callers.
 
@@ -34,12 +34,12 @@ impl QueueGeometry {
         }
     }
 
-    /// Mask of the position bits (index and wrap): bits [n:0].
+    /// Mask of the position bits (index and wrap): bits \[n:0\].
     pub const fn pos_mask(&self) -> u32 {
         (2u32 << self.log2size) - 1
     }
 
-    /// Mask of the index bits: bits [n-1:0].
+    /// Mask of the index bits: bits \[n-1:0\].
     pub const fn index_mask(&self) -> u32 {
         (1u32 << self.log2size) - 1
     }

@@ -97,9 +97,9 @@ pub enum Queue {
 pub enum Part {
     /// The whole register (32-bit access to a 32-bit register, 64-bit to a 64-bit one).
     Full,
-    /// Bits [31:0] of a 64-bit register.
+    /// Bits \[31:0\] of a 64-bit register.
     Low,
-    /// Bits [63:32] of a 64-bit register.
+    /// Bits \[63:32\] of a 64-bit register.
     High,
 }
 

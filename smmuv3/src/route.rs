@@ -63,8 +63,8 @@ pub(crate) enum Hot {
 }
 
 impl Hot {
-    /// Pack into one word: [1:0] kind, [3:2] tag kind, [5:4] PRIVCFG, [7:6] INSTCFG,
-    /// [31:16] ASID, [47:32] VMID.
+    /// Pack into one word: \[1:0\] kind, \[3:2\] tag kind, \[5:4\] PRIVCFG, \[7:6\] INSTCFG,
+    /// \[31:16\] ASID, \[47:32\] VMID.
     fn pack(self) -> u64 {
         match self {
             Hot::Abort => 1,

@@ -5,7 +5,7 @@
 //! 1. **Global bypass**: with CR0.SMMUEN = 0, GBPA decides: ABORT terminates (fault name
 //!    `GBPA_ABORT`, nothing recorded), otherwise the address passes untranslated.
 //! 2. **Stream and configuration**: the configuration cache resolves (StreamID, SubstreamID) to
-//!    a [`Route`]: abort (STE.Config = abort: terminated silently, fault name `STE_ABORT`),
+//!    a route: abort (STE.Config = abort: terminated silently, fault name `STE_ABORT`),
 //!    bypass, or translate. Configuration faults (C_BAD_STREAMID, F_STE_FETCH, C_BAD_STE,
 //!    C_BAD_SUBSTREAMID, F_CD_FETCH, C_BAD_CD, F_STREAM_DISABLED, ...) are recorded and
 //!    returned. Unknown streams are denied, never bypassed.

@@ -36,7 +36,7 @@ pub struct CmdqState {
     pub base: u64,
     /// CMDQ_PROD (WR + wrap).
     pub prod: u32,
-    /// CMDQ_CONS (RD + wrap, ERR [30:24]).
+    /// CMDQ_CONS (RD + wrap, ERR \[30:24\]).
     pub cons: u32,
 }
 

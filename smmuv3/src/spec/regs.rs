@@ -124,13 +124,13 @@ pub mod defined {
     pub const IRQ_CTRL: u32 = 0x7;
     /// GERROR / GERRORN: bits 0 and 2..=8.
     pub const GERROR: u32 = 0x1FD;
-    /// STRTAB_BASE: RA and ADDR [51:6].
+    /// STRTAB_BASE: RA and ADDR \[51:6\].
     pub const STRTAB_BASE: u64 = (1 << 62) | 0x000F_FFFF_FFFF_FFC0;
     /// STRTAB_BASE_CFG: FMT, SPLIT, LOG2SIZE.
     pub const STRTAB_BASE_CFG: u32 = 0x0003_07FF;
-    /// Queue `*_BASE`: RA/WA, ADDR [51:5], LOG2SIZE.
+    /// Queue `*_BASE`: RA/WA, ADDR \[51:5\], LOG2SIZE.
     pub const QUEUE_BASE: u64 = (1 << 62) | 0x000F_FFFF_FFFF_FFFF;
-    /// `*_IRQ_CFG0`: ADDR [51:2].
+    /// `*_IRQ_CFG0`: ADDR \[51:2\].
     pub const IRQ_CFG0: u64 = 0x000F_FFFF_FFFF_FFFC;
     /// `*_IRQ_CFG2`: SH, MemAttr.
     pub const IRQ_CFG2: u32 = 0x3F;
@@ -140,24 +140,24 @@ pub mod defined {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Cr0 {
-    /// SMMUEN (bit [0]): translation enabled; 0 routes traffic by GBPA.
+    /// SMMUEN (bit \[0\]): translation enabled; 0 routes traffic by GBPA.
     pub smmuen: bool,
-    /// PRIQEN (bit [1]).
+    /// PRIQEN (bit \[1\]).
     pub priqen: bool,
-    /// EVENTQEN (bit [2]).
+    /// EVENTQEN (bit \[2\]).
     pub eventqen: bool,
-    /// CMDQEN (bit [3]).
+    /// CMDQEN (bit \[3\]).
     pub cmdqen: bool,
-    /// ATSCHK (bit [4]): check ATS-translated traffic against the STE.
+    /// ATSCHK (bit \[4\]): check ATS-translated traffic against the STE.
     pub atschk: bool,
     #[bits(1)]
     __: u8,
-    /// VMW (bits [8:6]): VMID wildcard (only with IDR0.VMW).
+    /// VMW (bits \[8:6\]): VMID wildcard (only with IDR0.VMW).
     #[bits(3)]
     pub vmw: u8,
     #[bits(1)]
     __: u8,
-    /// DPT_WALK_EN (bit [10], v3.3).
+    /// DPT_WALK_EN (bit \[10\], v3.3).
     pub dpt_walk_en: bool,
     #[bits(21)]
     __: u32,
@@ -167,22 +167,22 @@ pub struct Cr0 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Cr1 {
-    /// QUEUE_IC (bits [1:0]).
+    /// QUEUE_IC (bits \[1:0\]).
     #[bits(2)]
     pub queue_ic: u8,
-    /// QUEUE_OC (bits [3:2]).
+    /// QUEUE_OC (bits \[3:2\]).
     #[bits(2)]
     pub queue_oc: u8,
-    /// QUEUE_SH (bits [5:4]).
+    /// QUEUE_SH (bits \[5:4\]).
     #[bits(2)]
     pub queue_sh: u8,
-    /// TABLE_IC (bits [7:6]).
+    /// TABLE_IC (bits \[7:6\]).
     #[bits(2)]
     pub table_ic: u8,
-    /// TABLE_OC (bits [9:8]).
+    /// TABLE_OC (bits \[9:8\]).
     #[bits(2)]
     pub table_oc: u8,
-    /// TABLE_SH (bits [11:10]).
+    /// TABLE_SH (bits \[11:10\]).
     #[bits(2)]
     pub table_sh: u8,
     #[bits(20)]
@@ -193,11 +193,11 @@ pub struct Cr1 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Cr2 {
-    /// E2H (bit [0]): EL2-E2H translation regime (only with IDR0.HYP).
+    /// E2H (bit \[0\]): EL2-E2H translation regime (only with IDR0.HYP).
     pub e2h: bool,
-    /// RECINVSID (bit [1]): record C_BAD_STREAMID for out-of-range StreamIDs.
+    /// RECINVSID (bit \[1\]): record C_BAD_STREAMID for out-of-range StreamIDs.
     pub recinvsid: bool,
-    /// PTM (bit [2]): private TLB maintenance (ignore broadcast TLBI).
+    /// PTM (bit \[2\]): private TLB maintenance (ignore broadcast TLBI).
     pub ptm: bool,
     #[bits(29)]
     __: u32,
@@ -207,33 +207,33 @@ pub struct Cr2 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Gbpa {
-    /// MemAttr (bits [3:0]).
+    /// MemAttr (bits \[3:0\]).
     #[bits(4)]
     pub mem_attr: u8,
-    /// MTCFG (bit [4]): use MemAttr instead of the incoming memory type.
+    /// MTCFG (bit \[4\]): use MemAttr instead of the incoming memory type.
     pub mtcfg: bool,
     #[bits(3)]
     __: u8,
-    /// ALLOCCFG (bits [11:8]).
+    /// ALLOCCFG (bits \[11:8\]).
     #[bits(4)]
     pub alloccfg: u8,
-    /// SHCFG (bits [13:12]): 0 NSH, 1 incoming, 2 OSH, 3 ISH.
+    /// SHCFG (bits \[13:12\]): 0 NSH, 1 incoming, 2 OSH, 3 ISH.
     #[bits(2)]
     pub shcfg: u8,
-    /// NSCFG (bits [15:14]).
+    /// NSCFG (bits \[15:14\]).
     #[bits(2)]
     pub nscfg: u8,
-    /// PRIVCFG (bits [17:16]).
+    /// PRIVCFG (bits \[17:16\]).
     #[bits(2)]
     pub privcfg: u8,
-    /// INSTCFG (bits [19:18]).
+    /// INSTCFG (bits \[19:18\]).
     #[bits(2)]
     pub instcfg: u8,
-    /// ABORT (bit [20]): terminate all incoming traffic while SMMUEN = 0.
+    /// ABORT (bit \[20\]): terminate all incoming traffic while SMMUEN = 0.
     pub abort: bool,
     #[bits(10)]
     __: u16,
-    /// UPDATE (bit [31]): set by software with new field values; cleared when they take effect.
+    /// UPDATE (bit \[31\]): set by software with new field values; cleared when they take effect.
     pub update: bool,
 }
 
@@ -241,11 +241,11 @@ pub struct Gbpa {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct IrqCtrl {
-    /// GERROR_IRQEN (bit [0]).
+    /// GERROR_IRQEN (bit \[0\]).
     pub gerror_irqen: bool,
-    /// PRIQ_IRQEN (bit [1]).
+    /// PRIQ_IRQEN (bit \[1\]).
     pub priq_irqen: bool,
-    /// EVENTQ_IRQEN (bit [2]).
+    /// EVENTQ_IRQEN (bit \[2\]).
     pub eventq_irqen: bool,
     #[bits(29)]
     __: u32,
@@ -255,23 +255,23 @@ pub struct IrqCtrl {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct Gerror {
-    /// CMDQ_ERR (bit [0]): command-queue error, see CMDQ_CONS.ERR.
+    /// CMDQ_ERR (bit \[0\]): command-queue error, see CMDQ_CONS.ERR.
     pub cmdq_err: bool,
     #[bits(1)]
     __: u8,
-    /// EVENTQ_ABT_ERR (bit [2]): abort writing an event record.
+    /// EVENTQ_ABT_ERR (bit \[2\]): abort writing an event record.
     pub eventq_abt_err: bool,
-    /// PRIQ_ABT_ERR (bit [3]): abort writing a PRI record.
+    /// PRIQ_ABT_ERR (bit \[3\]): abort writing a PRI record.
     pub priq_abt_err: bool,
-    /// MSI_CMDQ_ABT_ERR (bit [4]): abort on a CMD_SYNC MSI write.
+    /// MSI_CMDQ_ABT_ERR (bit \[4\]): abort on a CMD_SYNC MSI write.
     pub msi_cmdq_abt_err: bool,
-    /// MSI_EVENTQ_ABT_ERR (bit [5]).
+    /// MSI_EVENTQ_ABT_ERR (bit \[5\]).
     pub msi_eventq_abt_err: bool,
-    /// MSI_PRIQ_ABT_ERR (bit [6]).
+    /// MSI_PRIQ_ABT_ERR (bit \[6\]).
     pub msi_priq_abt_err: bool,
-    /// MSI_GERROR_ABT_ERR (bit [7]).
+    /// MSI_GERROR_ABT_ERR (bit \[7\]).
     pub msi_gerror_abt_err: bool,
-    /// SFM_ERR (bit [8]): Service Failure Mode.
+    /// SFM_ERR (bit \[8\]): Service Failure Mode.
     pub sfm_err: bool,
     #[bits(23)]
     __: u32,
@@ -283,19 +283,19 @@ pub struct Gerror {
 pub struct StrtabBase {
     #[bits(6)]
     __: u8,
-    /// ADDR (bits [51:6]), stored shifted; see [`StrtabBase::addr`].
+    /// ADDR (bits \[51:6\]), stored shifted; see [`StrtabBase::addr`].
     #[bits(46)]
     pub addr_hi: u64,
     #[bits(10)]
     __: u16,
-    /// RA (bit [62]): read-allocate hint.
+    /// RA (bit \[62\]): read-allocate hint.
     pub ra: bool,
     #[bits(1)]
     __: u8,
 }
 
 impl StrtabBase {
-    /// The stream table's physical address (ADDR [51:6], low bits zero).
+    /// The stream table's physical address (ADDR \[51:6\], low bits zero).
     pub const fn addr(&self) -> u64 {
         self.addr_hi() << 6
     }
@@ -305,15 +305,15 @@ impl StrtabBase {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct StrtabBaseCfg {
-    /// LOG2SIZE (bits [5:0]): log2 of the number of StreamIDs covered.
+    /// LOG2SIZE (bits \[5:0\]): log2 of the number of StreamIDs covered.
     #[bits(6)]
     pub log2size: u8,
-    /// SPLIT (bits [10:6]): StreamID bits resolved by the level-2 tables (6, 8 or 10).
+    /// SPLIT (bits \[10:6\]): StreamID bits resolved by the level-2 tables (6, 8 or 10).
     #[bits(5)]
     pub split: u8,
     #[bits(5)]
     __: u8,
-    /// FMT (bits [17:16]): 0 linear, 1 two-level.
+    /// FMT (bits \[17:16\]): 0 linear, 1 two-level.
     #[bits(2)]
     pub fmt: u8,
     #[bits(14)]
@@ -324,39 +324,39 @@ pub struct StrtabBaseCfg {
 #[bitfield(u64)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct QueueBase {
-    /// LOG2SIZE (bits [4:0]): log2 of the number of entries.
+    /// LOG2SIZE (bits \[4:0\]): log2 of the number of entries.
     #[bits(5)]
     pub log2size: u8,
-    /// ADDR (bits [51:5]), stored shifted; see [`QueueBase::addr`].
+    /// ADDR (bits \[51:5\]), stored shifted; see [`QueueBase::addr`].
     #[bits(47)]
     pub addr_hi: u64,
     #[bits(10)]
     __: u16,
-    /// RA / WA (bit [62]): allocation hint.
+    /// RA / WA (bit \[62\]): allocation hint.
     pub ra: bool,
     #[bits(1)]
     __: u8,
 }
 
 impl QueueBase {
-    /// The queue's physical address (ADDR [51:5], low bits zero).
+    /// The queue's physical address (ADDR \[51:5\], low bits zero).
     pub const fn addr(&self) -> u64 {
         self.addr_hi() << 5
     }
 }
 
-/// A queue index register value: index [n-1:0] and wrap [n] for a queue of 2^n entries (n <= 19),
+/// A queue index register value: index \[n-1:0\] and wrap \[n\] for a queue of 2^n entries (n <= 19),
 /// plus the flag bits the architecture puts above it. Used for CMDQ_PROD, EVENTQ_CONS and
-/// PRIQ_CONS (OVACKFLG in bit [31]), EVENTQ_PROD and PRIQ_PROD (OVFLG in bit [31]).
+/// PRIQ_CONS (OVACKFLG in bit \[31\]), EVENTQ_PROD and PRIQ_PROD (OVFLG in bit \[31\]).
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct QueueIndex {
-    /// Index and wrap bit (bits [19:0]; only [n:0] are meaningful).
+    /// Index and wrap bit (bits \[19:0\]; only \[n:0\] are meaningful).
     #[bits(20)]
     pub wrap_index: u32,
     #[bits(11)]
     __: u16,
-    /// OVFLG (PROD) / OVACKFLG (CONS) (bit [31]); reserved in CMDQ_PROD.
+    /// OVFLG (PROD) / OVACKFLG (CONS) (bit \[31\]); reserved in CMDQ_PROD.
     pub ovflg: bool,
 }
 
@@ -364,12 +364,12 @@ pub struct QueueIndex {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct CmdqCons {
-    /// Read index and wrap bit (bits [19:0]; only [n:0] are meaningful).
+    /// Read index and wrap bit (bits \[19:0\]; only \[n:0\] are meaningful).
     #[bits(20)]
     pub wrap_index: u32,
     #[bits(4)]
     __: u8,
-    /// ERR (bits [30:24]): the error of the command at CONS, see [`CmdqErr`].
+    /// ERR (bits \[30:24\]): the error of the command at CONS, see [`CmdqErr`].
     #[bits(7)]
     pub err: CmdqErr,
     #[bits(1)]
@@ -425,7 +425,7 @@ impl core::fmt::Display for CmdqErr {
 pub struct IrqCfg0 {
     #[bits(2)]
     __: u8,
-    /// ADDR (bits [51:2]), stored shifted; see [`IrqCfg0::addr`].
+    /// ADDR (bits \[51:2\]), stored shifted; see [`IrqCfg0::addr`].
     #[bits(50)]
     pub addr_hi: u64,
     #[bits(12)]
@@ -433,7 +433,7 @@ pub struct IrqCfg0 {
 }
 
 impl IrqCfg0 {
-    /// The MSI doorbell address (ADDR [51:2]); 0 selects the wired interrupt.
+    /// The MSI doorbell address (ADDR \[51:2\]); 0 selects the wired interrupt.
     pub const fn addr(&self) -> u64 {
         self.addr_hi() << 2
     }
@@ -443,10 +443,10 @@ impl IrqCfg0 {
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
 pub struct IrqCfg2 {
-    /// MemAttr (bits [3:0]).
+    /// MemAttr (bits \[3:0\]).
     #[bits(4)]
     pub mem_attr: u8,
-    /// SH (bits [5:4]).
+    /// SH (bits \[5:4\]).
     #[bits(2)]
     pub sh: u8,
     #[bits(26)]
@@ -474,7 +474,7 @@ mod tests {
         assert_eq!(PRIQ_IRQ_CFG2, 0xDC);
     }
 
-    /// CR0 bit positions: SMMUEN 0, PRIQEN 1, EVENTQEN 2, CMDQEN 3, ATSCHK 4, VMW [8:6],
+    /// CR0 bit positions: SMMUEN 0, PRIQEN 1, EVENTQEN 2, CMDQEN 3, ATSCHK 4, VMW \[8:6\],
     /// DPT_WALK_EN 10; bits 5 and 9 reserved.
     #[test]
     fn test_cr0_bit_positions() {
@@ -493,7 +493,7 @@ mod tests {
         assert!(Cr0::from_bits(defined::CR0).dpt_walk_en());
     }
 
-    /// GBPA: UPDATE 31, ABORT 20, SHCFG [13:12]; QEMU's reset value 0x1000 is SHCFG = incoming.
+    /// GBPA: UPDATE 31, ABORT 20, SHCFG \[13:12\]; QEMU's reset value 0x1000 is SHCFG = incoming.
     #[test]
     fn test_gbpa_bit_positions() {
         assert_eq!(Gbpa::UPDATE_OFFSET, 31);
@@ -540,7 +540,7 @@ mod tests {
         );
     }
 
-    /// CMDQ_CONS.ERR sits in [30:24]; queue flags in bit 31.
+    /// CMDQ_CONS.ERR sits in \[30:24\]; queue flags in bit 31.
     #[test]
     fn test_queue_index_layouts() {
         let c = CmdqCons::from_bits(0x0100_0005);
