@@ -12,7 +12,18 @@ use viommu_pamu::testing::{LinuxVersion, Rig, RIG_RAM, RIG_TABLES};
 use viommu_pamu::PamuConfig;
 
 const INTERESTING: [u32; 12] = [
-    0, 1, 0xFFFF_FFFF, 0x8000_0000, 0x4000_1011, 0xC000_0000, 0x7FFF, 0xF, 0x8D9, 0x779, 0x24, 0x8,
+    0,
+    1,
+    0xFFFF_FFFF,
+    0x8000_0000,
+    0x4000_1011,
+    0xC000_0000,
+    0x7FFF,
+    0xF,
+    0x8D9,
+    0x779,
+    0x24,
+    0x8,
 ];
 
 fn value(rng: &mut StdRng) -> u32 {
@@ -47,7 +58,9 @@ fn run(seed: u64, ops: usize, config: PamuConfig) {
                 let inst = u64::from(rng.random_range(0..rig.pamu.caps().instances));
                 let reg = Reg::ALL[rng.random_range(0..Reg::ALL.len())];
                 let v = value(&mut rng);
-                let _ = rig.pamu.mmio_write(inst * INSTANCE_STRIDE + reg.offset(), &v.to_be_bytes());
+                let _ = rig
+                    .pamu
+                    .mmio_write(inst * INSTANCE_STRIDE + reg.offset(), &v.to_be_bytes());
             }
             2 => {
                 let off = rng.random_range(0..size + 16);
@@ -75,15 +88,22 @@ fn run(seed: u64, ops: usize, config: PamuConfig) {
                     1 => rng.random_range(0..0x600),
                     _ => rng.random(),
                 };
-                let addr = if rng.random_bool(0.5) { rng.random_range(0..1u64 << 36) } else { rng.random() };
+                let addr = if rng.random_bool(0.5) {
+                    rng.random_range(0..1u64 << 36)
+                } else {
+                    rng.random()
+                };
                 let len = [0, 1, 4, 64, 0x1000, u64::MAX, rng.random()][rng.random_range(0..7)];
-                let acc = [AccessKind::Read, AccessKind::Write, AccessKind::Exec][rng.random_range(0..3)];
+                let acc =
+                    [AccessKind::Read, AccessKind::Write, AccessKind::Exec][rng.random_range(0..3)];
                 let _ = rig.pamu.translate(&DmaRequest::new(liodn, addr, len, acc));
                 let ioe = rng.random();
                 let _ = rig.pamu.probe(liodn, addr, len, acc, ioe);
             }
             8 => {
-                let _ = rig.pamu.msi_write(rng.random_range(0..0x40), rng.random(), rng.random());
+                let _ = rig
+                    .pamu
+                    .msi_write(rng.random_range(0..0x40), rng.random(), rng.random());
             }
             _ => rig.pamu.write_bypass_register(value(&mut rng)),
         }
@@ -127,7 +147,16 @@ fn test_adversarial_entries_decode_to_typed_results() {
         for wse in [0u32, 10, 11, 30, 62, 63] {
             for w3 in [0u32, 0x3, 0x4, 0x7, 0x8, 0xC, 0xF4, 0x76, 0x1E] {
                 for fspi in [0u32, 0x7FF, u32::MAX] {
-                    let words = [u32::MAX, (wse << 6) | w1_low, 0xFFFF_FFFF, w3, u32::MAX, 0xFFFF_FFC0, fspi, 0xFFFF];
+                    let words = [
+                        u32::MAX,
+                        (wse << 6) | w1_low,
+                        0xFFFF_FFFF,
+                        w3,
+                        u32::MAX,
+                        0xFFFF_FFC0,
+                        fspi,
+                        0xFFFF,
+                    ];
                     for (i, w) in words.iter().enumerate() {
                         viommu_common::mem::write_u32_be(mem, pe + 4 * i as u64, *w).unwrap();
                     }
