@@ -187,3 +187,20 @@ fn test_gerror_toggle_and_ack() {
     wr(&d, r::GERRORN, 1);
     assert_eq!(rd(&d, r::GERRORN), 1);
 }
+
+/// With SMMUEN = 0, GBPA routes DMA: bypass by default (untranslated), terminated after an
+/// update with ABORT = 1, with no event recorded.
+#[test]
+fn test_gbpa_bypass_and_abort_while_disabled() {
+    use viommu_common::traits::DmaTranslator;
+    use viommu_common::DmaRequest;
+    let ram = guest_ram(RAM, 0x10_0000);
+    let (d, irq) = dev(&ram);
+    let m = d.translate(&DmaRequest::write(9, 0x1234_5678, 8)).unwrap();
+    assert_eq!(m.output, 0x1234_5678);
+    wr(&d, r::GBPA, 1 << 31 | 1 << 20 | 0x1000);
+    let f = d.translate(&DmaRequest::read(9, 0x1000, 4)).unwrap_err();
+    assert_eq!(f.event, "GBPA_ABORT");
+    assert!(irq.take().is_empty());
+    assert_eq!(d.stats().events, 0);
+}
