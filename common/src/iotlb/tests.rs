@@ -698,6 +698,32 @@ fn test_iotlb_consecutive_asids_and_vmids_invalidate_independently() {
     }
 }
 
+/// Counts stay exact with more concurrent threads than per-thread stripes (the extra threads
+/// share the overflow stripe) and across thread exit and index reuse.
+#[test]
+fn test_iotlb_stats_exact_beyond_stripe_count() {
+    use std::sync::Barrier;
+    let tlb = Iotlb::new(64);
+    fill(&tlb, s1(1), page(0x1000, 0x2000));
+    let threads = 80;
+    let all_started = Barrier::new(threads);
+    for _round in 0..2 {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    all_started.wait(); // all alive at once: more than 64 indices in use
+                    for _ in 0..100 {
+                        assert!(hit(&tlb, s1(1), 0x1000));
+                        assert!(!hit(&tlb, s1(1), 0x9000));
+                    }
+                });
+            }
+        });
+    }
+    let st = tlb.stats();
+    assert_eq!((st.hits, st.misses), (2 * 80 * 100, 2 * 80 * 100));
+}
+
 /// Tag packing keeps VMID, ASID, StreamID and SubstreamID apart (no two distinct ids collide).
 #[test]
 fn test_tlb_tag_packing_distinct() {
