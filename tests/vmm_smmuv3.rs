@@ -19,7 +19,7 @@ use viommu::common::topology::{
 use viommu::common::vmm::EndpointIommu;
 use viommu::common::RequesterId;
 use viommu::smmuv3::caps::SmmuConfig;
-use viommu::smmuv3::device::SmmuV3;
+use viommu::smmuv3::device::{GuestRam, SmmuV3};
 use viommu::smmuv3::testing::{DriverOptions, GuestDriver, Prot, S1Domain};
 use vmm_support::{
     post_request, read_pa, routed_view, Counting, Ram, ToyVirtioDevice, OP_FILL, OP_SUM,
@@ -180,7 +180,7 @@ fn decode_evt(r: [u64; 4]) -> Evt {
     }
 }
 
-fn events(drv: &mut GuestDriver<'_, Arc<Ram>, Ram>) -> Vec<Evt> {
+fn events<M: GuestRam>(drv: &mut GuestDriver<'_, M, Ram>) -> Vec<Evt> {
     drv.read_events().into_iter().map(decode_evt).collect()
 }
 
@@ -194,8 +194,8 @@ struct Buffers {
 }
 
 /// Map the layout into `dom` (`arm_smmu_map_pages` through io-pgtable).
-fn map_buffers(
-    drv: &mut GuestDriver<'_, Arc<Ram>, Ram>,
+fn map_buffers<M: GuestRam>(
+    drv: &mut GuestDriver<'_, M, Ram>,
     dom: &S1Domain,
     iova_base: u64,
     pa_base: u64,
@@ -541,4 +541,132 @@ fn test_device_stats_count_translations_and_faults() {
     assert_eq!(s.events, 1);
     assert!(s.translations >= 2, "{s:?}");
     assert!(s.faults >= 1, "{s:?}");
+}
+
+/// With the VMM's `GuestMemoryAtomic`, memory hot-added after bring-up is usable at once: the
+/// guest puts a new domain's stream-table leaf, CD table, page tables and DMA buffers in the new
+/// region, and DMA translates through them.
+#[test]
+fn test_hot_added_memory_holds_tables_and_buffers() {
+    use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestRegionMmap};
+    const HOT: u64 = 0x8000_0000;
+    const HOT_SIZE: u64 = 16 << 20;
+
+    let atomic = GuestMemoryAtomic::new(guest_ram(RAM, RAM_SIZE as usize));
+    let irq = Arc::new(RecordingIrq::new());
+    let smmu = SmmuV3::new(&SmmuConfig::default(), atomic.clone(), irq.clone()).unwrap();
+    let boot = atomic.memory();
+    let mut drv = GuestDriver::new(&smmu, &*boot, RAM, RAM_SIZE, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+
+    // The VMM hot-adds 16 MiB; the guest onlines it and allocates from it.
+    let region = GuestRegionMmap::from_range(GuestAddress(HOT), HOT_SIZE as usize, None).unwrap();
+    let grown = atomic.memory().insert_region(Arc::new(region)).unwrap();
+    atomic.lock().unwrap().replace(grown);
+    let now = atomic.memory();
+    drv.mem = &*now;
+    drv.alloc = viommu::smmuv3::testing::Alloc::new(HOT, HOT_SIZE);
+
+    let dom = drv.new_s1_domain(7);
+    let b = map_buffers(&mut drv, &dom, 0x7000_0000, HOT + 0x80_0000);
+    drv.attach_s1_pasid(0x4242, &dom, 4).unwrap();
+    let dma = IommuMemory::new(
+        (*now).clone(),
+        EndpointIommu::new(Arc::new(&smmu), StreamId(0x4242), None),
+        true,
+        (),
+    );
+    let dev = ToyVirtioDevice { seed: 0x42 };
+    post_request(&now, b.ring_pa, b.buf_iova + BUF_OFF, LEN as u32, OP_FILL);
+    assert_eq!(dev.process(&dma, b.ring_iova).unwrap(), LEN as u32);
+    assert_filled(&now, &b, &dev);
+    assert_eq!(events(&mut drv), vec![]);
+}
+
+/// Every substream of a 256-entry linear CD table works, including those past its first 4 KiB:
+/// the Linux-shaped driver allocates the table aligned to its size (`dma_alloc_coherent`
+/// returns size-order-aligned memory), which the SMMU requires (IHI 0070 §5.2: a misaligned
+/// S1ContextPtr fetches "any CD in the table").
+#[test]
+fn test_pasid_past_first_page_of_cd_table() {
+    let p = platform();
+    let mut drv = bring_up(&p);
+    let sid = sid_of(&p, p.n.acc);
+    // Shift the allocator off 16 KiB alignment, as any earlier 4 KiB allocation would.
+    drv.alloc.alloc(0x1000, 0x4000);
+    let dom0 = drv.new_s1_domain(2);
+    let dom255 = drv.new_s1_domain(3);
+    let b = map_buffers(&mut drv, &dom255, 0x3000_0000, RAM + 0x200_0000);
+    drv.attach_s1_pasid(sid, &dom0, 8).unwrap();
+    let cd = drv.s1_cd(&dom255);
+    drv.write_cd_steps(sid, 255, cd, &mut || {}).unwrap();
+
+    let ste_w0 = p
+        .ram
+        .read_obj::<u64>(GuestAddress(drv.ste_addr(sid)))
+        .unwrap();
+    let cd_table = ste_w0 & 0x000f_ffff_ffff_ffc0;
+    let dev = ToyVirtioDevice { seed: 0xff };
+    post_request(&p.ram, b.ring_pa, b.buf_iova + BUF_OFF, LEN as u32, OP_FILL);
+    let r = dev.process(&view(&p, sid, Some(255)), b.ring_iova);
+    assert!(
+        r.is_ok(),
+        "SSID 255: {r:?}; CD table at {cd_table:#x} ({} 16 KiB-aligned)",
+        if cd_table % 0x4000 == 0 {
+            "is"
+        } else {
+            "is NOT"
+        }
+    );
+    assert_filled(&p.ram, &b, &dev);
+}
+
+/// A linear stream table (no 2-level support) works for every StreamID when the guest's queues
+/// are small: the Linux-shaped driver allocates the table aligned to its size, which the SMMU
+/// requires (IHI 0070 §6.3.24: STRTAB_BASE low address bits below the table size are zero).
+#[test]
+fn test_linear_stream_table_with_small_queues() {
+    let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let config = SmmuConfig {
+        two_level_stream_table: false,
+        sid_bits: 8,
+        ..SmmuConfig::default()
+    };
+    let smmu = SmmuV3::new(&config, ram.clone(), Arc::new(RecordingIrq::new())).unwrap();
+    let opts = DriverOptions {
+        cmdq_max_log2: 8,
+        evtq_max_log2: 7,
+        ..DriverOptions::default()
+    };
+    let mut drv = GuestDriver::new(&smmu, &*ram, RAM, RAM_SIZE, opts);
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    let dom = drv.new_s1_domain(1);
+    dom.pgtable.map(
+        &*ram,
+        &mut drv.alloc,
+        0x1000,
+        RAM + 0x10_0000,
+        0x1000,
+        Prot::RW,
+    );
+    drv.attach_s1(0xf0, &dom).unwrap();
+    let strtab = smmu.state().ctrl.strtab_base & 0x000f_ffff_ffff_ffc0;
+    let dma = IommuMemory::new(
+        (*ram).clone(),
+        EndpointIommu::new(Arc::new(&smmu), StreamId(0xf0), None),
+        true,
+        (),
+    );
+    let r = dma.write_obj(0xabcd_u32, GuestAddress(0x1000));
+    assert!(
+        r.is_ok(),
+        "SID 0xf0: {r:?}; stream table at {strtab:#x} ({} 16 KiB-aligned)",
+        if strtab % 0x4000 == 0 { "is" } else { "is NOT" }
+    );
+    assert_eq!(
+        ram.read_obj::<u32>(GuestAddress(RAM + 0x10_0000)).unwrap(),
+        0xabcd
+    );
 }
