@@ -71,7 +71,8 @@ impl Pins {
 
 /// Keeps translations looked up while it lives valid for [`Iotlb::synchronize`]: a
 /// `synchronize` that starts while this guard is live waits until it is dropped. Not `Send`:
-/// drop it on the thread that took it.
+/// drop it on the thread that took it. Leaking one (`mem::forget`) makes every later
+/// `synchronize` wait forever.
 #[derive(Debug)]
 #[must_use = "the guard protects translations only while it is alive"]
 pub struct TranslationGuard<'a> {
