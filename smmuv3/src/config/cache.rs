@@ -3,7 +3,9 @@
 //! smmuv3.md §8.3, §13).
 //!
 //! Concurrency: lookups take no locks and write no shared memory beyond an [`ArcSwap`] load;
-//! each of [`SHARDS`] shards (chosen by StreamID) publishes an immutable map snapshot. Writers
+//! STEs and CDs each live in [`SHARDS`] shards (STEs chosen by StreamID, CDs by a hash of
+//! StreamID and CD index, so one stream's many substreams spread out), and each shard publishes
+//! an immutable map snapshot. Writers
 //! (inserts and invalidations) are serialised by one mutex and replace a shard's snapshot
 //! (copy-on-write; shards are bounded, so a copy is bounded too).
 //!
@@ -21,8 +23,9 @@
 //!   StreamID, since other CDs of the same leaf table were resolved through that descriptor.
 //! - L1 stream and CD descriptors are not cached at all (Linux installs L1 stream descriptors
 //!   without a CFGI, so an invalid one must never be cached).
-//! - Each shard holds at most [`STE_CAPACITY`] STEs and [`CD_CAPACITY`] CDs; inserting into a
-//!   full shard evicts an arbitrary entry (a hostile guest cannot grow the cache without bound).
+//! - Each STE shard holds at most [`STE_CAPACITY`] entries and each CD shard [`CD_CAPACITY`];
+//!   inserting into a full shard evicts an arbitrary entry (a hostile guest cannot grow the
+//!   cache without bound).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,27 +36,27 @@ use arc_swap::ArcSwap;
 use super::{ContextConfig, StreamConfig};
 use crate::cmdq::command::Command;
 
-/// Number of shards (a power of two).
+/// Number of shards of each map (a power of two).
 pub const SHARDS: usize = 64;
 /// Maximum cached STEs per shard.
 pub const STE_CAPACITY: usize = 256;
 /// Maximum cached CDs per shard.
-pub const CD_CAPACITY: usize = 1024;
+pub const CD_CAPACITY: usize = 256;
 
 /// Proof that an insert is based on memory read after the last invalidation it must respect.
 /// Take it with [`ConfigCache::ticket`] *before* reading the STE/CD from guest memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket(u64);
 
-#[derive(Clone, Default)]
-struct ShardMap {
-    stes: HashMap<u32, StreamConfig>,
-    cds: HashMap<(u32, u32), ContextConfig>,
-}
+type SteMap = HashMap<u32, StreamConfig>;
+type CdMap = HashMap<(u32, u32), ContextConfig>;
 
 /// The lock-free configuration cache (see the module docs).
 pub struct ConfigCache {
-    shards: Box<[ArcSwap<ShardMap>]>,
+    /// STEs, sharded by StreamID.
+    stes: Box<[ArcSwap<SteMap>]>,
+    /// CDs, sharded by (StreamID, CD index) so that one stream's many substreams spread out.
+    cds: Box<[ArcSwap<CdMap>]>,
     /// Bumped (under `writer`) by every invalidation; read with Acquire by [`Self::ticket`] so
     /// that memory reads after the ticket see guest writes made before the invalidation.
     generation: AtomicU64,
@@ -79,17 +82,43 @@ impl core::fmt::Debug for ConfigCache {
     }
 }
 
-const fn shard_of(sid: u32) -> usize {
+const fn ste_shard(sid: u32) -> usize {
     (sid as usize) & (SHARDS - 1)
+}
+
+const fn cd_shard(sid: u32, index: u32) -> usize {
+    // Fibonacci hashing of both ids; the top bits select the shard.
+    let h = ((sid as u64) << 32 | index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 58) as usize & (SHARDS - 1)
+}
+
+/// Insert into a bounded map, evicting an arbitrary other entry when full.
+fn bounded_insert<K: Copy + Eq + core::hash::Hash, V>(
+    m: &mut HashMap<K, V>,
+    cap: usize,
+    key: K,
+    value: V,
+) {
+    if m.len() >= cap && !m.contains_key(&key) {
+        if let Some(&victim) = m.keys().next() {
+            m.remove(&victim);
+        }
+    }
+    m.insert(key, value);
+}
+
+fn shards<T: Default>() -> Box<[ArcSwap<T>]> {
+    (0..SHARDS)
+        .map(|_| ArcSwap::from_pointee(T::default()))
+        .collect()
 }
 
 impl ConfigCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self {
-            shards: (0..SHARDS)
-                .map(|_| ArcSwap::from_pointee(ShardMap::default()))
-                .collect(),
+            stes: shards(),
+            cds: shards(),
             generation: AtomicU64::new(0),
             writer: Mutex::new(()),
         }
@@ -97,12 +126,16 @@ impl ConfigCache {
 
     /// The cached configuration of `sid` (lock-free).
     pub fn ste(&self, sid: u32) -> Option<StreamConfig> {
-        self.shard(sid).load().stes.get(&sid).copied()
+        // Indices are masked to SHARDS, the length of the shard arrays.
+        self.stes[ste_shard(sid)].load().get(&sid).copied()
     }
 
     /// The cached CD `index` of `sid` (lock-free).
     pub fn cd(&self, sid: u32, index: u32) -> Option<ContextConfig> {
-        self.shard(sid).load().cds.get(&(sid, index)).copied()
+        self.cds[cd_shard(sid, index)]
+            .load()
+            .get(&(sid, index))
+            .copied()
     }
 
     /// A ticket for a later insert; take it before reading guest memory.
@@ -113,28 +146,29 @@ impl ConfigCache {
     /// Cache `sid`'s decoded STE. Returns false (and caches nothing) if an invalidation
     /// happened since `ticket` was taken.
     pub fn insert_ste(&self, ticket: Ticket, sid: u32, cfg: StreamConfig) -> bool {
-        self.update(ticket, sid, |m| {
-            if m.stes.len() >= STE_CAPACITY && !m.stes.contains_key(&sid) {
-                if let Some(&victim) = m.stes.keys().next() {
-                    m.stes.remove(&victim);
-                }
-            }
-            m.stes.insert(sid, cfg);
-        })
+        let _w = self.lock();
+        if !self.current(ticket) {
+            return false;
+        }
+        let shard = &self.stes[ste_shard(sid)];
+        let mut m = SteMap::clone(&shard.load());
+        bounded_insert(&mut m, STE_CAPACITY, sid, cfg);
+        shard.store(Arc::new(m));
+        true
     }
 
     /// Cache CD `index` of `sid`. Returns false (and caches nothing) if an invalidation
     /// happened since `ticket` was taken.
     pub fn insert_cd(&self, ticket: Ticket, sid: u32, index: u32, cfg: ContextConfig) -> bool {
-        self.update(ticket, sid, |m| {
-            let key = (sid, index);
-            if m.cds.len() >= CD_CAPACITY && !m.cds.contains_key(&key) {
-                if let Some(&victim) = m.cds.keys().next() {
-                    m.cds.remove(&victim);
-                }
-            }
-            m.cds.insert(key, cfg);
-        })
+        let _w = self.lock();
+        if !self.current(ticket) {
+            return false;
+        }
+        let shard = &self.cds[cd_shard(sid, index)];
+        let mut m = CdMap::clone(&shard.load());
+        bounded_insert(&mut m, CD_CAPACITY, (sid, index), cfg);
+        shard.store(Arc::new(m));
+        true
     }
 
     /// CFGI_STE: drop `sid`'s STE and the CDs cached through it.
@@ -147,28 +181,26 @@ impl ConfigCache {
         let _w = self.lock();
         self.bump();
         let in_range = |s: u32| (first..=last).contains(&s);
-        for shard in self.shards.iter() {
+        for shard in self.stes.iter() {
             let cur = shard.load();
-            if !cur.stes.keys().any(|&s| in_range(s)) && !cur.cds.keys().any(|&(s, _)| in_range(s))
-            {
-                continue;
+            if cur.keys().any(|&s| in_range(s)) {
+                let mut m = SteMap::clone(&cur);
+                m.retain(|&s, _| !in_range(s));
+                shard.store(Arc::new(m));
             }
-            let mut m = ShardMap::clone(&cur);
-            m.stes.retain(|&s, _| !in_range(s));
-            m.cds.retain(|&(s, _), _| !in_range(s));
-            shard.store(Arc::new(m));
         }
+        self.retain_cds(|s, _| !in_range(s));
     }
 
     /// CFGI_CD with Leaf = 1: drop CD `index` of `sid`.
     pub fn invalidate_cd(&self, sid: u32, index: u32) {
         let _w = self.lock();
         self.bump();
-        let shard = self.shard(sid);
+        let shard = &self.cds[cd_shard(sid, index)];
         let cur = shard.load();
-        if cur.cds.contains_key(&(sid, index)) {
-            let mut m = ShardMap::clone(&cur);
-            m.cds.remove(&(sid, index));
+        if cur.contains_key(&(sid, index)) {
+            let mut m = CdMap::clone(&cur);
+            m.remove(&(sid, index));
             shard.store(Arc::new(m));
         }
     }
@@ -177,23 +209,21 @@ impl ConfigCache {
     pub fn invalidate_cds(&self, sid: u32) {
         let _w = self.lock();
         self.bump();
-        let shard = self.shard(sid);
-        let cur = shard.load();
-        if cur.cds.keys().any(|&(s, _)| s == sid) {
-            let mut m = ShardMap::clone(&cur);
-            m.cds.retain(|&(s, _), _| s != sid);
-            shard.store(Arc::new(m));
-        }
+        self.retain_cds(|s, _| s != sid);
     }
 
     /// CFGI_ALL, reset, SMMUEN transitions: drop everything.
     pub fn invalidate_all(&self) {
         let _w = self.lock();
         self.bump();
-        for shard in self.shards.iter() {
-            let cur = shard.load();
-            if !cur.stes.is_empty() || !cur.cds.is_empty() {
-                shard.store(Arc::new(ShardMap::default()));
+        for shard in self.stes.iter() {
+            if !shard.load().is_empty() {
+                shard.store(Arc::new(SteMap::default()));
+            }
+        }
+        for shard in self.cds.iter() {
+            if !shard.load().is_empty() {
+                shard.store(Arc::new(CdMap::default()));
             }
         }
     }
@@ -224,10 +254,9 @@ impl ConfigCache {
 
     /// Number of cached `(STEs, CDs)`.
     pub fn len(&self) -> (usize, usize) {
-        self.shards.iter().fold((0, 0), |(s, c), shard| {
-            let m = shard.load();
-            (s + m.stes.len(), c + m.cds.len())
-        })
+        let stes = self.stes.iter().map(|s| s.load().len()).sum();
+        let cds = self.cds.iter().map(|s| s.load().len()).sum();
+        (stes, cds)
     }
 
     /// True if nothing is cached.
@@ -235,9 +264,16 @@ impl ConfigCache {
         self.len() == (0, 0)
     }
 
-    fn shard(&self, sid: u32) -> &ArcSwap<ShardMap> {
-        // SHARDS entries were created in `new`; the index is masked to that length.
-        &self.shards[shard_of(sid)]
+    /// Keep only the CDs for which `keep(sid, index)` holds; called with the writer lock held.
+    fn retain_cds(&self, keep: impl Fn(u32, u32) -> bool) {
+        for shard in self.cds.iter() {
+            let cur = shard.load();
+            if cur.keys().any(|&(s, i)| !keep(s, i)) {
+                let mut m = CdMap::clone(&cur);
+                m.retain(|&(s, i), _| keep(s, i));
+                shard.store(Arc::new(m));
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -251,15 +287,8 @@ impl ConfigCache {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    fn update(&self, ticket: Ticket, sid: u32, f: impl FnOnce(&mut ShardMap)) -> bool {
-        let _w = self.lock();
-        if self.generation.load(Ordering::Relaxed) != ticket.0 {
-            return false;
-        }
-        let shard = self.shard(sid);
-        let mut m = ShardMap::clone(&shard.load());
-        f(&mut m);
-        shard.store(Arc::new(m));
-        true
+    /// True if no invalidation happened since `ticket` (writer lock held).
+    fn current(&self, ticket: Ticket) -> bool {
+        self.generation.load(Ordering::Relaxed) == ticket.0
     }
 }
