@@ -40,7 +40,8 @@ struct Stripe {
 /// The striped counters of one table.
 #[derive(Debug)]
 pub(super) struct Stats {
-    stripes: Box<[CachePadded<Stripe>]>,
+    /// Fixed size, so indexing needs no length load on the hit path.
+    stripes: Box<[CachePadded<Stripe>; STRIPES]>,
     overflow: CachePadded<Stripe>,
 }
 
@@ -126,9 +127,7 @@ impl Stats {
     /// Zeroed counters.
     pub(super) fn new() -> Self {
         Self {
-            stripes: (0..STRIPES)
-                .map(|_| CachePadded::new(Stripe::default()))
-                .collect(),
+            stripes: Box::new(std::array::from_fn(|_| CachePadded::new(Stripe::default()))),
             overflow: CachePadded::new(Stripe::default()),
         }
     }
