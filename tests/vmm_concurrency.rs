@@ -33,6 +33,7 @@ use viommu::smmuv3::caps::SmmuConfig;
 use viommu::smmuv3::device::SmmuV3;
 use viommu::smmuv3::testing::pgtable::{leaf_bits, Stage};
 use viommu::smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
+use vmm_support::Ram;
 
 /// Pages in the remap pool (the page of epoch `k` is `k % POOL`).
 const POOL: u64 = 4096;
@@ -290,6 +291,188 @@ fn test_smmu_remap_without_tlbi_is_reported_stale() {
 #[ignore = "long stress run"]
 fn test_smmu_no_stale_translation_after_cmd_sync_long() {
     smmu_no_stale_after_sync(100_000, 3, DriverOptions::default());
+}
+
+/// Domains the re-attach and renumbering races cycle through (domain `d` maps [`IOVA`] to
+/// pool page `d`).
+const DOMAINS: u64 = 48;
+
+/// An SMMU over `ram`, with the first [`DOMAINS`] pool pages tagged with their index.
+fn smmu_with_pool(ram: &Arc<Ram>) -> Arc<SmmuV3<Arc<Ram>>> {
+    let smmu = Arc::new(
+        SmmuV3::new(
+            &SmmuConfig::default(),
+            ram.clone(),
+            Arc::new(RecordingIrq::new()),
+        )
+        .unwrap(),
+    );
+    for page in 0..DOMAINS {
+        mem::write_u64_le(&**ram, smmu_pa(page), page).unwrap();
+    }
+    smmu
+}
+
+/// `epochs` re-attachments of one StreamID to the next domain (Linux's CD/STE write sequence
+/// with CFGI_CD/CFGI_STE + CMD_SYNC, possibly breaking) while `threads` DMA threads translate:
+/// once the attach's last CMD_SYNC completed, no translation may use an earlier domain.
+fn smmu_reattach_race(epochs: u64, threads: usize) {
+    let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let smmu = smmu_with_pool(&ram);
+    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    let doms: Vec<_> = (0..DOMAINS)
+        .map(|d| {
+            let dom = drv.new_s1_domain(ASID + d as u16);
+            dom.pgtable
+                .map(&*ram, &mut drv.alloc, IOVA, smmu_pa(d), 0x1000, Prot::RW);
+            dom
+        })
+        .collect();
+    drv.attach_s1(SID, &doms[0]).unwrap();
+
+    let ep = Epochs::new(epochs);
+    ep.begin(0, 0);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (ep, smmu, ram) = (&ep, smmu.clone(), ram.clone());
+            s.spawn(move || {
+                if t == 0 {
+                    let dma = IommuMemory::new(
+                        (*ram).clone(),
+                        EndpointIommu::new(smmu, StreamId(SID), None),
+                        true,
+                        (),
+                    );
+                    ep.dma_loop("IommuMemory", |_| {
+                        dma.read_obj::<u64>(GuestAddress(IOVA))
+                            .map_err(|e| (true, e.to_string()))
+                    });
+                } else {
+                    ep.dma_loop("DmaTranslator", |_| {
+                        smmu.translate(&DmaRequest::read(SID, IOVA, 8))
+                            .map(|m| (m.output - smmu_pa(0)) / 0x1000)
+                            .map_err(|f| (true, f.event.to_string()))
+                    });
+                }
+            });
+        }
+        ep.wait_ready(threads);
+        for k in 1..=epochs {
+            if ep.violated() {
+                break;
+            }
+            let d = k % DOMAINS;
+            ep.begin(k, d);
+            drv.attach_s1(SID, &doms[d as usize]).unwrap();
+            ep.publish(k);
+            // Keep the event queue from overflowing with transition faults.
+            drv.read_events();
+        }
+        ep.stop_after_final_check(epochs);
+    });
+    if let Some(v) = ep.result() {
+        panic!("stale configuration: {v}");
+    }
+}
+
+/// Re-attaching a stream to another domain (CD rewrite + CFGI + CMD_SYNC, as Linux does) is
+/// observed by every translation that starts after the last CMD_SYNC; during the transition
+/// only the old domain, the new one, or a fault is seen.
+#[test]
+fn test_smmu_no_stale_domain_after_reattach_sync() {
+    smmu_reattach_race(600, 2);
+}
+
+/// Long run of the re-attach race (`cargo test -- --ignored`).
+#[test]
+#[ignore = "long stress run"]
+fn test_smmu_no_stale_domain_after_reattach_sync_long() {
+    smmu_reattach_race(20_000, 3);
+}
+
+/// `epochs` renumberings of a PCIe-to-PCI bridge's secondary bus (bus `1 + k % DOMAINS`, whose
+/// StreamID `bus << 8` is attached to domain `k % DOMAINS`) while `threads` DMA threads of a
+/// device behind it translate through the VMM's routed view: once `set_secondary_bus` returned,
+/// no DMA that starts later may use the previous bus's StreamID.
+fn renumber_race(epochs: u64, threads: usize) {
+    use viommu::common::topology::{BridgeKind, IdMap, PciTopologyBuilder};
+    use vmm_support::RoutedEndpoint;
+
+    let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let smmu = smmu_with_pool(&ram);
+    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    for d in 0..DOMAINS {
+        let dom = drv.new_s1_domain(ASID + d as u16);
+        dom.pgtable
+            .map(&*ram, &mut drv.alloc, IOVA, smmu_pa(d), 0x1000, Prot::RW);
+        drv.attach_s1((1 + d as u32) << 8, &dom).unwrap();
+    }
+    let mut b = PciTopologyBuilder::new();
+    let rp = b.root_bridge(0, 0x08, BridgeKind::PciePort).unwrap();
+    let bridge = b.bridge_behind(rp, 0, BridgeKind::PcieToPci).unwrap();
+    let dev = b.endpoint_behind(bridge, 0x20).unwrap();
+    let topo = Arc::new(b.build(IdMap::identity()));
+    topo.set_secondary_bus(rp, Some(0x80)).unwrap();
+    topo.set_secondary_bus(bridge, Some(1)).unwrap();
+
+    let ep = Epochs::new(epochs);
+    ep.begin(0, 0);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let routed = Arc::new(RoutedEndpoint {
+                topology: topo.clone(),
+                node: dev,
+                iommu: smmu.clone(),
+            });
+            let (ep, ram) = (&ep, ram.clone());
+            s.spawn(move || {
+                if t == 0 {
+                    let dma = IommuMemory::new(
+                        (*ram).clone(),
+                        EndpointIommu::new(routed, StreamId(u32::MAX), None),
+                        true,
+                        (),
+                    );
+                    ep.dma_loop("IommuMemory", |_| {
+                        dma.read_obj::<u64>(GuestAddress(IOVA))
+                            .map_err(|e| (false, e.to_string()))
+                    });
+                } else {
+                    ep.dma_loop("RoutedEndpoint", |_| {
+                        routed
+                            .translate(&DmaRequest::read(0, IOVA, 8))
+                            .map(|m| (m.output - smmu_pa(0)) / 0x1000)
+                            .map_err(|f| (false, f.event.to_string()))
+                    });
+                }
+            });
+        }
+        ep.wait_ready(threads);
+        for k in 1..=epochs {
+            if ep.violated() {
+                break;
+            }
+            let d = k % DOMAINS;
+            ep.begin(k, d);
+            topo.set_secondary_bus(bridge, Some(1 + d as u8)).unwrap();
+            ep.publish(k);
+        }
+        ep.stop_after_final_check(epochs);
+    });
+    if let Some(v) = ep.result() {
+        panic!("stale route: {v}");
+    }
+}
+
+/// A guest renumbering the bridge in front of a device while it DMAs: every DMA that starts
+/// after the renumbering returns uses the new bus's StreamID, never the old one.
+#[test]
+fn test_bridge_renumbering_during_dma_never_uses_old_stream_id() {
+    renumber_race(3000, 2);
 }
 
 /// A DMA that translated before a TLBI and is still using the translation (it holds the
