@@ -257,3 +257,41 @@ fn test_unmapped_requester_denied_before_pamu() {
         0xfeed
     );
 }
+
+/// A device write that spans an unmapped (or read-only) window and a writable one is refused as
+/// a whole: nothing lands in the writable part, and the capture names the first byte the
+/// window does not allow (WAV for the unmapped window, APV for the read-only one).
+#[test]
+fn test_write_into_unmapped_window_is_refused_whole() {
+    let b = board();
+    let liodn = liodn_of(&b, b.nic);
+    let (_drv, _dom) = setup(&b.rig, liodn);
+    let pamu = &b.rig.pamu;
+    let ram = pamu.memory();
+    let dma = view(pamu, liodn);
+    // Window 2 is unmapped: a write from its last 0x40 bytes into window 3.
+    let start = APERTURE + 3 * WIN - 0x40;
+    let err = dma
+        .write_slice(&[0xAA; 0x80], GuestAddress(start))
+        .unwrap_err();
+    assert!(err.to_string().contains("AV_WINDOW"), "{err}");
+    assert_eq!(read_pa(ram, W3_PA, 0x40), vec![0u8; 0x40]);
+    assert_eq!(mmio64(pamu, AVAH), start);
+    assert_eq!(mmio32(pamu, AVS1) >> 16, u32::from(liodn));
+
+    // From window 0 into read-only window 1: the write is refused before window 0 is touched.
+    let b2 = board();
+    let (_drv2, _dom2) = setup(&b2.rig, liodn);
+    let pamu2 = &b2.rig.pamu;
+    let dma2 = view(pamu2, liodn);
+    let start = APERTURE + WIN - 0x40;
+    assert!(dma2
+        .write_slice(&[0xBB; 0x80], GuestAddress(start))
+        .is_err());
+    assert_eq!(
+        read_pa(pamu2.memory(), W0_PA + WIN - 0x40, 0x40),
+        vec![0u8; 0x40]
+    );
+    assert_eq!(mmio64(pamu2, AVAH), APERTURE + WIN);
+    assert_eq!(mmio32(pamu2, AVS1) & 0x7fff, AVS1_APV | AVS1_AV);
+}
