@@ -6,6 +6,7 @@
 //! threads translating DMA.
 
 use crate::access::{DmaRequest, Perms};
+use crate::iotlb::TranslationGuard;
 
 /// An MMIO access was refused by the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +131,39 @@ pub struct DmaFault {
     pub stall_tag: Option<u16>,
 }
 
+/// Keeps translations in use: while a pin taken *before* [`DmaTranslator::translate`] is alive,
+/// the device does not complete an invalidation (SMMUv3: the CMD_SYNC after a TLBI/CFGI) that
+/// covers what was translated under it. Hold it until the memory access using the result is
+/// done, exactly as a transaction in flight holds up a hardware invalidation's completion
+/// (IHI 0070 §3.21: an invalidation is complete only when transactions using the old
+/// translation have completed). Drop it on the thread that took it; do not hold it across
+/// blocking I/O (the guest's CMD_SYNC waits for it). A device without invalidation commands
+/// (PAMU) hands out empty pins.
+#[derive(Debug, Default)]
+#[must_use = "a pin protects translations only while it is alive"]
+pub struct DmaPin<'a> {
+    _guard: Option<TranslationGuard<'a>>,
+}
+
+impl<'a> DmaPin<'a> {
+    /// A pin that holds nothing up.
+    pub const fn none() -> Self {
+        Self { _guard: None }
+    }
+
+    /// A pin backed by an IOTLB guard (see [`crate::iotlb::Iotlb::pin`]).
+    pub const fn new(guard: TranslationGuard<'a>) -> Self {
+        Self {
+            _guard: Some(guard),
+        }
+    }
+
+    /// True if this pin actually holds up invalidation completion.
+    pub const fn is_active(&self) -> bool {
+        self._guard.is_some()
+    }
+}
+
 /// Translates endpoints' DMA. Implemented by each device model; the VMM calls it from any thread.
 pub trait DmaTranslator: Send + Sync {
     /// Translate `req`. On a fault the device has already done its architectural side effects
@@ -138,16 +172,31 @@ pub trait DmaTranslator: Send + Sync {
     /// # Errors
     /// [`DmaFault`] describing why the access may not proceed.
     fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault>;
+
+    /// Pin the device's translations for one access: take it before [`Self::translate`] and
+    /// keep it until the access that uses the mapping is done (see [`DmaPin`]). The default
+    /// holds nothing up, for devices whose invalidations need no completion.
+    fn pin(&self) -> DmaPin<'_> {
+        DmaPin::none()
+    }
 }
 
 impl<T: DmaTranslator + ?Sized> DmaTranslator for std::sync::Arc<T> {
     fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
         (**self).translate(req)
     }
+
+    fn pin(&self) -> DmaPin<'_> {
+        (**self).pin()
+    }
 }
 
 impl<T: DmaTranslator + ?Sized> DmaTranslator for &T {
     fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
         (**self).translate(req)
+    }
+
+    fn pin(&self) -> DmaPin<'_> {
+        (**self).pin()
     }
 }

@@ -38,11 +38,14 @@
 //! vm-memory's `Iotlb` is untagged and never evicts, so a long-lived copy would need every
 //! CFGI/TLBI fanned out to each adapter. We avoid that class of staleness entirely: each
 //! `translate` call builds a private `Iotlb` for exactly the requested range from the device's
-//! own (tagged, lock-free, invalidation-correct) IOTLB and returns it as the guard. The guard
-//! keeps the translation valid for the duration of the access, like an in-flight transaction;
-//! the next access sees any invalidation that completed before it started.
+//! own (tagged, lock-free, invalidation-correct) IOTLB and returns it inside the guard
+//! ([`PinnedIotlb`]). The guard also holds the device's [`DmaPin`], taken before translating,
+//! so the access it covers behaves like a transaction in flight: an invalidation of what it
+//! uses does not complete (the guest's CMD_SYNC does not finish) until the access is done, and
+//! the next access sees every invalidation that completed before it started.
 
 use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use vm_memory::iommu::{Error as IommuError, IotlbIterator, IovaRange};
@@ -50,7 +53,7 @@ use vm_memory::{GuestAddress, Iommu, Iotlb, Permissions};
 
 use crate::access::{AccessKind, DmaRequest, Perms};
 use crate::id::{StreamId, SubstreamId};
-use crate::traits::DmaTranslator;
+use crate::traits::{DmaPin, DmaTranslator};
 
 /// Most separate translations one `translate` call performs before giving up (a request that
 /// fragments into more pieces than this is refused with `Fragmented`-style error rather than
@@ -126,9 +129,25 @@ fn range(base: u64, length: usize) -> IovaRange {
     }
 }
 
+/// The guard [`EndpointIommu`] returns: the translations of one access, and the device pin that
+/// keeps invalidations of them from completing while the access is in progress.
+#[derive(Debug)]
+pub struct PinnedIotlb<'a> {
+    tlb: Iotlb,
+    _pin: DmaPin<'a>,
+}
+
+impl Deref for PinnedIotlb<'_> {
+    type Target = Iotlb;
+
+    fn deref(&self) -> &Iotlb {
+        &self.tlb
+    }
+}
+
 impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
     type IotlbGuard<'a>
-        = Box<Iotlb>
+        = PinnedIotlb<'a>
     where
         Self: 'a;
 
@@ -151,6 +170,9 @@ impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
             Permissions::Write | Permissions::ReadWrite => AccessKind::Write,
             Permissions::Read | Permissions::No => AccessKind::Read,
         };
+        // Pin before translating: invalidations that complete after this point wait for the
+        // access (the guard returned below) to finish.
+        let pin = self.translator.pin();
         let mut tlb = Iotlb::new();
         let mut cur = start;
         let mut pieces = 0usize;
@@ -184,7 +206,8 @@ impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
             )?;
             cur += n;
         }
-        Iotlb::lookup(Box::new(tlb), iova, length, access).map_err(|fails| {
+        let guard = PinnedIotlb { tlb, _pin: pin };
+        Iotlb::lookup(guard, iova, length, access).map_err(|fails| {
             let bad = fails
                 .access_fails
                 .first()
@@ -307,6 +330,59 @@ mod tests {
         assert!(it
             .translate(GuestAddress(u64::MAX - 1), 16, Permissions::Read)
             .is_err());
+    }
+
+    /// The adapter's guard holds the device pin: an invalidation's completion
+    /// (`Iotlb::synchronize`) started while an access is in progress waits until it finishes.
+    #[test]
+    fn test_guard_holds_up_invalidation_completion() {
+        use crate::iotlb::Iotlb as Tlb;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+
+        struct Pinned {
+            inner: Pages,
+            tlb: Tlb,
+        }
+        impl DmaTranslator for Pinned {
+            fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
+                self.inner.translate(req)
+            }
+            fn pin(&self) -> DmaPin<'_> {
+                DmaPin::new(self.tlb.pin())
+            }
+        }
+        let t = Arc::new(Pinned {
+            inner: Pages {
+                pages: vec![(0x4000, 0x9000, Perms::RW)],
+                ..Default::default()
+            },
+            tlb: Tlb::new(64),
+        });
+        let it = EndpointIommu::new(t.clone(), StreamId(1), None);
+        let access_done = AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let synced_before_done = std::thread::scope(|s| {
+            s.spawn(|| {
+                let guard = it
+                    .translate(GuestAddress(0x4000), 8, Permissions::Write)
+                    .unwrap();
+                tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                access_done.store(true, Ordering::SeqCst);
+                drop(guard);
+            });
+            rx.recv().unwrap();
+            t.tlb.synchronize();
+            !access_done.load(Ordering::SeqCst)
+        });
+        assert!(
+            !synced_before_done,
+            "synchronize returned during the access"
+        );
+        // With no access in progress, completion does not wait.
+        t.tlb.synchronize();
+        assert!(!DmaPin::none().is_active());
     }
 
     /// A translator that keeps returning one-byte mappings cannot make one access loop forever.
