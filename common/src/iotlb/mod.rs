@@ -272,6 +272,12 @@ impl TlbEntry {
 ///
 /// Every entry whose block *overlaps* `[addr, addr + size)` is removed (digest §10: whatever its
 /// own size), except that a leaf invalidation with a TTL hint spares entries of other levels.
+///
+/// Leaf versus non-leaf: the IOTLB holds only complete (leaf) translations, no walk cache, so
+/// both remove the leaf results overlapping the range. That is also all a non-leaf invalidation
+/// requires here: a leaf result reached through a removed table stays valid in hardware TLBs
+/// too until its own address is invalidated (which is why software invalidates a table's whole
+/// span, or the ASID, when it frees a table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InvRange {
     /// First address (bits below the granule may be set; they do not narrow the range).
@@ -577,9 +583,11 @@ impl Iotlb {
     /// Remove what `scope` covers. When this returns, no lookup that starts afterwards returns a
     /// covered entry, and no fill begun before it can insert one.
     ///
-    /// Cost: O(1) for every scope except address ranges, which probe each present block size
-    /// for each block of the range (at most 256 set probes; larger ranges invalidate the whole
-    /// ASID/VMID-stage-2 tag instead).
+    /// Cost: O(1) for every scope except address ranges. A range of one ASID (or of stage 2)
+    /// probes one set per block per present block size, or scans the table when that visits
+    /// fewer slots; an all-ASID range (`asid: None`) scans. Policy: when both would visit more
+    /// than `SCAN_LIMIT` (64 Ki) slots, the whole tag (or the regime's stage-1 space) is
+    /// invalidated instead.
     pub fn invalidate(&self, scope: Invalidation) {
         self.stats.bump(Counter::Invalidation);
         match scope {
