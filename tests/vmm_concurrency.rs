@@ -690,5 +690,5 @@ fn test_concurrent_faults_fill_event_queue_exactly() {
     assert_eq!(addrs.len(), 1024, "no duplicated records");
     assert!(addrs
         .iter()
-        .all(|a| (IOVA..IOVA + (2 * PER_THREAD << 12)).contains(a)));
+        .all(|a| (IOVA..IOVA + ((2 * PER_THREAD) << 12)).contains(a)));
 }
