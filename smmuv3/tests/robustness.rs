@@ -67,7 +67,23 @@ fn fuzz_one(seed: u64, ops: usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let irq = Arc::new(RecordingIrq::new());
-    let cfg = SmmuConfig::default();
+    // Vary the advertised features across seeds: linear stream table, wired interrupts,
+    // no range invalidation, stage 1 only.
+    let cfg = match seed % 3 {
+        0 => SmmuConfig::default(),
+        1 => SmmuConfig {
+            two_level_stream_table: false,
+            sid_bits: 8,
+            msi: false,
+            ..SmmuConfig::default()
+        },
+        _ => SmmuConfig {
+            range_invalidation: false,
+            stage2: false,
+            ..SmmuConfig::default()
+        },
+    };
+    assert!(cfg.caps().is_ok(), "seed {seed}: {:?}", cfg.caps());
     let smmu = SmmuV3::new(&cfg, &ram, irq.clone()).unwrap();
     smmu.set_cmdq_batch_limit(rng.random_range(1..64));
     // Start from a real bring-up so random mutations hit live structures.
