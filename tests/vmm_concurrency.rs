@@ -254,17 +254,19 @@ fn smmu_no_stale_after_sync(epochs: u64, threads: usize, opts: DriverOptions) {
     }
 }
 
-/// With MSI-polled CMD_SYNC (a coherent guest), no translation starting after the sync
-/// completed returns the page the preceding TLBI_NH_VA invalidated.
+/// No translation starting after an MSI-polled CMD_SYNC returns the page its TLBI dropped.
 #[test]
 fn test_smmu_no_stale_translation_after_cmd_sync_msipoll() {
+    // With MSI-polled CMD_SYNC (a coherent guest), no translation starting after the sync
+    // completed returns the page the preceding TLBI_NH_VA invalidated.
     smmu_no_stale_after_sync(8000, 2, DriverOptions::default());
 }
 
-/// With CONS-polled CMD_SYNC (SIG_SEV, a non-coherent guest), the same holds once CONS has
-/// passed the sync.
+/// No translation starting after a CONS-polled CMD_SYNC returns the page its TLBI dropped.
 #[test]
 fn test_smmu_no_stale_translation_after_cmd_sync_cons_poll() {
+    // With CONS-polled CMD_SYNC (SIG_SEV, a non-coherent guest), the same holds once CONS has
+    // passed the sync.
     smmu_no_stale_after_sync(
         8000,
         2,
@@ -275,10 +277,11 @@ fn test_smmu_no_stale_translation_after_cmd_sync_cons_poll() {
     );
 }
 
-/// The harness is sensitive: if the guest omits the TLBI and issues only CMD_SYNC, DMA threads
-/// observe the page the IOTLB still caches, and the check reports it.
+/// Negative control: a remap with CMD_SYNC but no TLBI is reported as stale.
 #[test]
 fn test_smmu_remap_without_tlbi_is_reported_stale() {
+    // The harness is sensitive: if the guest omits the TLBI and issues only CMD_SYNC, DMA threads
+    // observe the page the IOTLB still caches, and the check reports it.
     let v = smmu_remap_race(50, 1, DriverOptions::default(), false);
     assert!(
         v.as_deref().is_some_and(|v| v.contains("returned Ok(0)")),
@@ -377,11 +380,12 @@ fn smmu_reattach_race(epochs: u64, threads: usize) {
     }
 }
 
-/// Re-attaching a stream to another domain (CD rewrite + CFGI + CMD_SYNC, as Linux does) is
-/// observed by every translation that starts after the last CMD_SYNC; during the transition
-/// only the old domain, the new one, or a fault is seen.
+/// After a re-attach's last CMD_SYNC, no translation uses the previous domain.
 #[test]
 fn test_smmu_no_stale_domain_after_reattach_sync() {
+    // Re-attaching a stream to another domain (CD rewrite + CFGI + CMD_SYNC, as Linux does) is
+    // observed by every translation that starts after the last CMD_SYNC; during the transition
+    // only the old domain, the new one, or a fault is seen.
     smmu_reattach_race(600, 2);
 }
 
@@ -468,20 +472,22 @@ fn renumber_race(epochs: u64, threads: usize) {
     }
 }
 
-/// A guest renumbering the bridge in front of a device while it DMAs: every DMA that starts
-/// after the renumbering returns uses the new bus's StreamID, never the old one.
+/// DMA starting after a bridge renumbering returned never uses the old StreamID.
 #[test]
 fn test_bridge_renumbering_during_dma_never_uses_old_stream_id() {
+    // A guest renumbering the bridge in front of a device while it DMAs: every DMA that starts
+    // after the renumbering returns uses the new bus's StreamID, never the old one.
     renumber_race(3000, 2);
 }
 
-/// A DMA that translated before a TLBI and is still using the translation (it holds the
-/// vm-memory `IotlbIterator` guard, i.e. its memory access has not finished) delays the
-/// completion of the CMD_SYNC that follows the TLBI: an invalidation is complete only once the
-/// transactions that used the old translation have completed, so the guest may reuse the page
-/// as soon as it sees the sync complete (the rule `common::iotlb::guard` documents).
+/// CMD_SYNC after a TLBI completes only once in-flight DMA using the old mapping is done.
 #[test]
 fn test_cmd_sync_waits_for_in_flight_dma_using_invalidated_translation() {
+    // A DMA that translated before a TLBI and is still using the translation (it holds the vm-
+    // memory `IotlbIterator` guard, i.e. its memory access has not finished) delays the completion
+    // of the CMD_SYNC that follows the TLBI: an invalidation is complete only once the
+    // transactions that used the old translation have completed, so the guest may reuse the page
+    // as soon as it sees the sync complete (the rule `common::iotlb::guard` documents).
     use vm_memory::{Iommu, Permissions};
 
     let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
@@ -610,10 +616,11 @@ fn pamu_no_stale_after_valid(epochs: u64, threads: usize) {
     }
 }
 
-/// After the guest writes V = 1 on an updated PAACE, translations that start later use the new
-/// window; while V = 0 they fault AV_DISABLED, never with the old window.
+/// After V = 1 on an updated PAACE, later translations use the new window, never the old.
 #[test]
 fn test_pamu_no_stale_window_after_valid_set() {
+    // After the guest writes V = 1 on an updated PAACE, translations that start later use the new
+    // window; while V = 0 they fault AV_DISABLED, never with the old window.
     pamu_no_stale_after_valid(30_000, 2);
 }
 
@@ -624,11 +631,12 @@ fn test_pamu_no_stale_window_after_valid_set_long() {
     pamu_no_stale_after_valid(300_000, 3);
 }
 
-/// DMA threads faulting at once: every fault up to the event queue's capacity becomes exactly
-/// one well-formed record (none lost, torn or duplicated); past capacity the overflow flag is
-/// raised once and the driver sees it.
+/// Concurrent DMA faults fill the event queue exactly: no lost, torn or duplicate records.
 #[test]
 fn test_concurrent_faults_fill_event_queue_exactly() {
+    // DMA threads faulting at once: every fault up to the event queue's capacity becomes exactly
+    // one well-formed record (none lost, torn or duplicated); past capacity the overflow flag is
+    // raised once and the driver sees it.
     const PER_THREAD: u64 = 700;
     let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
     let smmu = Arc::new(

@@ -9,11 +9,12 @@ mod kvm_msi;
 
 use kvm_msi::kvm::{self, Delivery};
 
-/// The EVTQ MSI of a translation fault reaches KVM through KVM_SIGNAL_MSI (accepted by one
-/// vCPU, vector pending in its local APIC), and the GERROR MSI of a command error through an
-/// irqfd route.
+/// The EVTQ MSI reaches KVM by KVM_SIGNAL_MSI and the GERROR MSI by irqfd routing.
 #[test]
 fn test_smmu_msis_delivered_into_kvm() {
+    // The EVTQ MSI of a translation fault reaches KVM through KVM_SIGNAL_MSI (accepted by one
+    // vCPU, vector pending in its local APIC), and the GERROR MSI of a command error through an
+    // irqfd route.
     assert!(
         std::path::Path::new("/dev/kvm").exists(),
         "/dev/kvm is absent: this test needs KVM (CI machines provide it)"

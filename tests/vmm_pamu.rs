@@ -126,20 +126,22 @@ fn mmio64(pamu: &Pamu<Ram>, off: u64) -> u64 {
     u64::from_be_bytes(b)
 }
 
-/// The PCI topology and `iommu-map` give the NIC its LIODN; the root-complex device is in no
-/// range.
+/// The topology and iommu-map give the NIC its LIODN; the root-complex device has none.
 #[test]
 fn test_topology_resolves_endpoint_to_liodn() {
+    // The PCI topology and `iommu-map` give the NIC its LIODN; the root-complex device is in no
+    // range.
     let b = board();
     assert_eq!(liodn_of(&b, b.nic), 0xC0);
     assert!(b.topo.route(b.gap).is_err());
 }
 
-/// The device's descriptor reads, buffer writes and buffer reads land at the physical
-/// addresses of the windows the geometry API set up, including a read that spans two windows
-/// with different physical bases.
+/// Device DMA lands at the windows' physical addresses, also when crossing two windows.
 #[test]
 fn test_device_dma_through_pamu_windows() {
+    // The device's descriptor reads, buffer writes and buffer reads land at the physical addresses
+    // of the windows the geometry API set up, including a read that spans two windows with
+    // different physical bases.
     let b = board();
     let liodn = liodn_of(&b, b.nic);
     let (_drv, _dom) = setup(&b.rig, liodn);
@@ -170,12 +172,13 @@ fn test_device_dma_through_pamu_windows() {
     assert!(b.rig.irq.take().is_empty());
 }
 
-/// A device write into the read-only window is dropped; the violation is captured in AVS1
-/// (LIODN, AV, APV) and AVAH:AVAL (the faulting address), PICS.AVICS is set and the AV line
-/// rises. A second violation while AV = 1 is dropped without overwriting the capture; Linux's
-/// ISR then clears it, the line falls and the LIODN is disabled.
+/// A violation is captured in AVS1/AVA/PICS (read by MMIO) and raises the AV line.
 #[test]
 fn test_access_violation_captured_in_avs1_ava_and_raises_line() {
+    // A device write into the read-only window is dropped; the violation is captured in AVS1
+    // (LIODN, AV, APV) and AVAH:AVAL (the faulting address), PICS.AVICS is set and the AV line
+    // rises. A second violation while AV = 1 is dropped without overwriting the capture; Linux's
+    // ISR then clears it, the line falls and the LIODN is disabled.
     let b = board();
     let liodn = liodn_of(&b, b.nic);
     let (drv, _dom) = setup(&b.rig, liodn);
@@ -231,10 +234,11 @@ fn test_access_violation_captured_in_avs1_ava_and_raises_line() {
     assert!(err.to_string().contains("AV_DISABLED"), "{err}");
 }
 
-/// A requester in no `iommu-map` range is denied by the VMM before it reaches the PAMU: its
-/// DMA fails and nothing is captured.
+/// A requester in no iommu-map range is denied before the PAMU; nothing is captured.
 #[test]
 fn test_unmapped_requester_denied_before_pamu() {
+    // A requester in no `iommu-map` range is denied by the VMM before it reaches the PAMU: its DMA
+    // fails and nothing is captured.
     let b = board();
     let liodn = liodn_of(&b, b.nic);
     let (_drv, _dom) = setup(&b.rig, liodn);
@@ -258,11 +262,12 @@ fn test_unmapped_requester_denied_before_pamu() {
     );
 }
 
-/// A device write that spans an unmapped (or read-only) window and a writable one is refused as
-/// a whole: nothing lands in the writable part, and the capture names the first byte the
-/// window does not allow (WAV for the unmapped window, APV for the read-only one).
+/// A write spanning a disallowed and a writable window is refused whole.
 #[test]
 fn test_write_into_unmapped_window_is_refused_whole() {
+    // A device write that spans an unmapped (or read-only) window and a writable one is refused as
+    // a whole: nothing lands in the writable part, and the capture names the first byte the window
+    // does not allow (WAV for the unmapped window, APV for the read-only one).
     let b = board();
     let liodn = liodn_of(&b, b.nic);
     let (_drv, _dom) = setup(&b.rig, liodn);

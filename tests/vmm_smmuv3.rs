@@ -240,10 +240,11 @@ fn assert_filled(ram: &Ram, b: &Buffers, dev: &ToyVirtioDevice) {
     assert_eq!(got, want);
 }
 
-/// The PCI topology resolves endpoints to the StreamIDs the `iommu-map` gives their (aliased)
-/// requester IDs; the gap is denied and the declared range bypasses.
+/// Endpoints (aliased behind the bridge) resolve to map StreamIDs; gaps deny, bypass bypasses.
 #[test]
 fn test_topology_resolves_endpoints_to_stream_ids() {
+    // The PCI topology resolves endpoints to the StreamIDs the `iommu-map` gives their (aliased)
+    // requester IDs; the gap is denied and the declared range bypasses.
     let p = platform();
     assert_eq!(p.topo.requester_id(p.n.net), Ok(RequesterId::new(1, 0, 0)));
     assert_eq!(sid_of(&p, p.n.net), 0x1100);
@@ -266,10 +267,11 @@ fn test_topology_resolves_endpoints_to_stream_ids() {
     }
 }
 
-/// A virtio-like device's descriptor reads, buffer writes (across two non-contiguous pages)
-/// and buffer reads all land at the guest-physical addresses the guest's page tables give.
+/// Device descriptor reads and buffer reads/writes land at the pages the page tables give.
 #[test]
 fn test_virtio_dma_lands_at_translated_addresses() {
+    // A virtio-like device's descriptor reads, buffer writes (across two non-contiguous pages) and
+    // buffer reads all land at the guest-physical addresses the guest's page tables give.
     let p = platform();
     let mut drv = bring_up(&p);
     let sid = sid_of(&p, p.n.net);
@@ -301,11 +303,12 @@ fn test_virtio_dma_lands_at_translated_addresses() {
     assert_eq!(events(&mut drv), vec![], "no faults");
 }
 
-/// After the guest unmaps a page and issues TLBI_NH_VA + CMD_SYNC, the device's next access
-/// fails without writing anything, an F_TRANSLATION record (SID, address, RnW) appears in the
-/// guest's event queue and the EVTQ MSI is sent.
+/// After unmap + TLBI_NH_VA + CMD_SYNC, DMA fails whole; F_TRANSLATION record and EVTQ MSI.
 #[test]
 fn test_unmap_tlbi_sync_then_dma_faults_with_event() {
+    // After the guest unmaps a page and issues TLBI_NH_VA + CMD_SYNC, the device's next access
+    // fails without writing anything, an F_TRANSLATION record (SID, address, RnW) appears in the
+    // guest's event queue and the EVTQ MSI is sent.
     let p = platform();
     let mut drv = bring_up(&p);
     let sid = sid_of(&p, p.n.net);
@@ -357,11 +360,12 @@ fn test_unmap_tlbi_sync_then_dma_faults_with_event() {
     assert_eq!((ev[0].id, ev[0].read), (F_TRANSLATION, true));
 }
 
-/// A PASID-capable endpoint's substreams use their own context descriptors: the same IOVA
-/// lands in different pages for SSID 0 and SSID 5, a fault on SSID 5 is recorded with SSV and
-/// the SubstreamID, and a substream without a valid CD is refused with C_BAD_CD.
+/// Each SubstreamID uses its own CD; faults carry SSV/SSID; an invalid CD gives C_BAD_CD.
 #[test]
 fn test_pasid_endpoint_dma_uses_its_context_descriptor() {
+    // A PASID-capable endpoint's substreams use their own context descriptors: the same IOVA lands
+    // in different pages for SSID 0 and SSID 5, a fault on SSID 5 is recorded with SSV and the
+    // SubstreamID, and a substream without a valid CD is refused with C_BAD_CD.
     let p = platform();
     let mut drv = bring_up(&p);
     let sid = sid_of(&p, p.n.acc);
@@ -420,12 +424,13 @@ fn test_pasid_endpoint_dma_uses_its_context_descriptor() {
     assert_eq!((ev[0].id, ev[0].sid, ev[0].ssid), (C_BAD_CD, sid, Some(6)));
 }
 
-/// An endpoint whose requester ID is in a gap of the `iommu-map` is denied both before the
-/// SMMU is enabled (GBPA bypass) and after, and never reaches the SMMU; the declared-bypass
-/// endpoint goes straight to guest-physical memory; an unattached mapped endpoint is refused by
-/// the SMMU with C_BAD_STREAMID.
+/// A requester in a map gap is denied before and after SMMU enable, never reaching the SMMU.
 #[test]
 fn test_endpoint_in_map_gap_is_denied_never_bypassed() {
+    // An endpoint whose requester ID is in a gap of the `iommu-map` is denied both before the SMMU
+    // is enabled (GBPA bypass) and after, and never reaches the SMMU; the declared-bypass endpoint
+    // goes straight to guest-physical memory; an unattached mapped endpoint is refused by the SMMU
+    // with C_BAD_STREAMID.
     let p = platform();
     let target = RAM + 0x30_0000;
     let smmu = Counting::new(p.smmu.clone());
@@ -471,11 +476,12 @@ fn test_endpoint_in_map_gap_is_denied_never_bypassed() {
     assert_eq!((ev[0].id, ev[0].sid), (C_BAD_STREAMID, 0x1100));
 }
 
-/// A guest renumbering the bridge's secondary bus between two DMAs of the same device view
-/// reroutes them to the new StreamID's domain; a number that falls in a map gap denies them,
-/// and going back restores the original route.
+/// Renumbering the bridge between DMAs reroutes them to the new StreamID; a gap bus denies.
 #[test]
 fn test_bridge_renumbering_routes_to_new_stream_id() {
+    // A guest renumbering the bridge's secondary bus between two DMAs of the same device view
+    // reroutes them to the new StreamID's domain; a number that falls in a map gap denies them,
+    // and going back restores the original route.
     let p = platform();
     let mut drv = bring_up(&p);
     let dom_a = drv.new_s1_domain(4);
@@ -517,10 +523,11 @@ fn test_bridge_renumbering_routes_to_new_stream_id() {
     assert_eq!(events(&mut drv), vec![]);
 }
 
-/// `SmmuV3::stats()` counts the translations and faults the device served (its documented
-/// meaning: "Translations requested", "Translations that faulted").
+/// SmmuV3::stats() counts the translations and faults the device served.
 #[test]
 fn test_device_stats_count_translations_and_faults() {
+    // `SmmuV3::stats()` counts the translations and faults the device served (its documented
+    // meaning: "Translations requested", "Translations that faulted").
     let p = platform();
     let mut drv = bring_up(&p);
     let dom = drv.new_s1_domain(1);
@@ -543,11 +550,12 @@ fn test_device_stats_count_translations_and_faults() {
     assert!(s.faults >= 1, "{s:?}");
 }
 
-/// With the VMM's `GuestMemoryAtomic`, memory hot-added after bring-up is usable at once: the
-/// guest puts a new domain's stream-table leaf, CD table, page tables and DMA buffers in the new
-/// region, and DMA translates through them.
+/// Memory hot-added through GuestMemoryAtomic holds new tables and DMA buffers at once.
 #[test]
 fn test_hot_added_memory_holds_tables_and_buffers() {
+    // With the VMM's `GuestMemoryAtomic`, memory hot-added after bring-up is usable at once: the
+    // guest puts a new domain's stream-table leaf, CD table, page tables and DMA buffers in the
+    // new region, and DMA translates through them.
     use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestRegionMmap};
     const HOT: u64 = 0x8000_0000;
     const HOT_SIZE: u64 = 16 << 20;
@@ -584,12 +592,13 @@ fn test_hot_added_memory_holds_tables_and_buffers() {
     assert_eq!(events(&mut drv), vec![]);
 }
 
-/// Every substream of a 256-entry linear CD table works, including those past its first 4 KiB:
-/// the Linux-shaped driver allocates the table aligned to its size (`dma_alloc_coherent`
-/// returns size-order-aligned memory), which the SMMU requires (IHI 0070 §5.2: a misaligned
-/// S1ContextPtr fetches "any CD in the table").
+/// PASIDs past the first 4 KiB of a 256-entry linear CD table translate (size-aligned table).
 #[test]
 fn test_pasid_past_first_page_of_cd_table() {
+    // Every substream of a 256-entry linear CD table works, including those past its first 4 KiB:
+    // the Linux-shaped driver allocates the table aligned to its size (`dma_alloc_coherent`
+    // returns size-order-aligned memory), which the SMMU requires (IHI 0070 §5.2: a misaligned
+    // S1ContextPtr fetches "any CD in the table").
     let p = platform();
     let mut drv = bring_up(&p);
     let sid = sid_of(&p, p.n.acc);
@@ -622,11 +631,12 @@ fn test_pasid_past_first_page_of_cd_table() {
     assert_filled(&p.ram, &b, &dev);
 }
 
-/// A linear stream table (no 2-level support) works for every StreamID when the guest's queues
-/// are small: the Linux-shaped driver allocates the table aligned to its size, which the SMMU
-/// requires (IHI 0070 §6.3.24: STRTAB_BASE low address bits below the table size are zero).
+/// Every StreamID of a 16 KiB linear stream table works with small queues (size-aligned).
 #[test]
 fn test_linear_stream_table_with_small_queues() {
+    // A linear stream table (no 2-level support) works for every StreamID when the guest's queues
+    // are small: the Linux-shaped driver allocates the table aligned to its size, which the SMMU
+    // requires (IHI 0070 §6.3.24: STRTAB_BASE low address bits below the table size are zero).
     let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
     let config = SmmuConfig {
         two_level_stream_table: false,
@@ -671,11 +681,12 @@ fn test_linear_stream_table_with_small_queues() {
     );
 }
 
-/// A single large device access (17 MiB over 4 KiB pages, all mapped) succeeds through
-/// `IommuMemory`: the adapter's bound on translation pieces must not refuse legitimate DMA that
-/// the guest mapped page by page.
+/// One 17 MiB device access over mapped 4 KiB pages succeeds through IommuMemory.
 #[test]
 fn test_large_dma_over_many_pages_succeeds() {
+    // A single large device access (17 MiB over 4 KiB pages, all mapped) succeeds through
+    // `IommuMemory`: the adapter's bound on translation pieces must not refuse legitimate DMA that
+    // the guest mapped page by page.
     const LEN: u64 = 17 << 20;
     let p = platform();
     let mut drv = bring_up(&p);
