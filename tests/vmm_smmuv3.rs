@@ -705,3 +705,50 @@ fn test_large_dma_over_many_pages_succeeds() {
     let r = dma.read_slice(&mut buf, GuestAddress(0x1000_0000));
     assert!(r.is_ok(), "{:?}", r.map_err(|e| e.to_string()));
 }
+
+/// Guest tables pointing outside guest RAM fail the device's DMA with the architected event.
+#[test]
+fn test_tables_pointing_outside_ram_fail_dma_with_events() {
+    // Output outside RAM: the translation succeeds, the memory access fails in the VMM.
+    // A table descriptor outside RAM: F_WALK_EABT. A CD table outside RAM: F_CD_FETCH.
+    const F_WALK_EABT: u8 = 0x0B;
+    const F_CD_FETCH: u8 = 0x09;
+    const OUTSIDE: u64 = 0xdead_0000_0000;
+    let p = platform();
+    let mut drv = bring_up(&p);
+    let dom = drv.new_s1_domain(1);
+    dom.pgtable.map(
+        &*p.ram,
+        &mut drv.alloc,
+        0x1000,
+        0x1_0000_0000,
+        0x1000,
+        Prot::RW,
+    );
+    // Level-0 entry 1 (IOVAs from 512 GiB) is a table descriptor to unbacked memory.
+    p.ram
+        .write_obj(OUTSIDE | 3, GuestAddress(dom.pgtable.root + 8))
+        .unwrap();
+    drv.attach_s1(0x10, &dom).unwrap();
+    let dma = view(&p, 0x10, None);
+
+    assert!(dma.write_obj(1u32, GuestAddress(0x1000)).is_err());
+    assert_eq!(events(&mut drv), vec![]);
+
+    assert!(dma.read_obj::<u32>(GuestAddress(0x80_0000_0000)).is_err());
+    let ev = events(&mut drv);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0].id, ev[0].sid, ev[0].addr),
+        (F_WALK_EABT, 0x10, 0x80_0000_0000)
+    );
+
+    let ste = drv.cdtable_ste(OUTSIDE, 0, 0, 2);
+    drv.write_ste(0x11, ste).unwrap();
+    assert!(view(&p, 0x11, None)
+        .read_obj::<u32>(GuestAddress(0x1000))
+        .is_err());
+    let ev = events(&mut drv);
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].id, ev[0].sid), (F_CD_FETCH, 0x11));
+}
