@@ -27,7 +27,7 @@ use viommu_common::iotlb::{TlbEntry, TlbTag};
 
 use crate::route::{Hot, TagKey};
 use crate::spec::ste::{InstCfg, PrivCfg};
-use viommu_common::traits::{DmaFault, DmaMapping, DmaTranslator, FaultKind, MemAttrs};
+use viommu_common::traits::{DmaFault, DmaMapping, DmaPin, DmaTranslator, FaultKind, MemAttrs};
 use viommu_common::walk::{walk_stage1, walk_stage2, Stage, Stage1Config, Stage2Config, WalkFault};
 
 use crate::config::StreamAttrs;
@@ -376,5 +376,12 @@ where
 {
     fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
         self.translate_request(req)
+    }
+
+    /// Pins the IOTLB: a CMD_SYNC that starts while the pin is alive completes only after it is
+    /// dropped (see [`crate::cmdq::exec`]), so DMA in flight never outlives the invalidation
+    /// of the translation it uses.
+    fn pin(&self) -> DmaPin<'_> {
+        DmaPin::new(self.iotlb.pin())
     }
 }

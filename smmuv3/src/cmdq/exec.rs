@@ -221,7 +221,15 @@ where
     }
 
     /// CMD_SYNC: every earlier command has completed; signal per CS (smmuv3.md §8.4).
+    ///
+    /// An invalidation is complete only once the transactions that used the old translation
+    /// have completed (IHI 0070 §3.21), so the sync first waits for every DMA that pinned the
+    /// IOTLB ([`DmaTranslator::pin`](viommu_common::traits::DmaTranslator::pin), held by
+    /// `viommu_common::vmm::EndpointIommu` for the duration of each access) before the sync
+    /// started. This holds the consuming thread for as long as such accesses last (a memory
+    /// copy); translation itself takes none of the locks held here, so it cannot deadlock.
     fn cmd_sync(&self, s: &SyncCmd) -> Vec<Effect> {
+        self.iotlb.synchronize();
         match s.cs {
             SyncSignal::None => vec![Effect::Sync("SIG_NONE: CONS passes".into())],
             // No wake-up event can reach a vCPU in WFE here; CONS passing is the completion
