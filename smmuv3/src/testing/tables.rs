@@ -240,7 +240,7 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
             };
             (
                 self.alloc
-                    .alloc_zeroed(self.mem, bytes, 64.max(bytes.min(4096))),
+                    .alloc_zeroed(self.mem, bytes, bytes.max(64)),
                 bits,
             )
         });
