@@ -55,10 +55,19 @@ use crate::access::{AccessKind, DmaRequest, Perms};
 use crate::id::{StreamId, SubstreamId};
 use crate::traits::{DmaPin, DmaTranslator};
 
-/// Most separate translations one `translate` call performs before giving up (a request that
-/// fragments into more pieces than this is refused with `Fragmented`-style error rather than
-/// looping on a guest-controlled length).
-pub const MAX_PIECES_PER_ACCESS: usize = 4096;
+/// Translations one `translate` call may perform beyond one per 4 KiB page of the request.
+///
+/// A request is translated piece by piece (one mapping each); the work is bounded by
+/// [`piece_budget`]: every page-granular translator fits (a mapping never ends before the end of
+/// its smallest, 4 KiB page), while a misbehaving translator that keeps returning tiny mappings
+/// gets a `Fragmented` error instead of looping (and allocating) in proportion to bytes.
+pub const EXTRA_PIECES_PER_ACCESS: usize = 4096;
+
+/// How many translations an access of `length` bytes may take (see
+/// [`EXTRA_PIECES_PER_ACCESS`]).
+pub const fn piece_budget(length: usize) -> usize {
+    (length >> 12).saturating_add(EXTRA_PIECES_PER_ACCESS)
+}
 
 /// One endpoint's view of an IOMMU, as a vm-memory [`Iommu`].
 pub struct EndpointIommu<T: ?Sized> {
@@ -176,9 +185,10 @@ impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
         let mut tlb = Iotlb::new();
         let mut cur = start;
         let mut pieces = 0usize;
+        let budget = piece_budget(length);
         while cur < end {
             pieces += 1;
-            if pieces > MAX_PIECES_PER_ACCESS {
+            if pieces > budget {
                 return Err(IommuError::Fragmented {
                     iova_range: range(start, length),
                     continuous_length: usize::try_from(cur - start).unwrap_or(usize::MAX),
@@ -405,7 +415,35 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(err, IommuError::Fragmented { continuous_length, .. }
-            if continuous_length == MAX_PIECES_PER_ACCESS)
+            if continuous_length == piece_budget(1 << 20))
         );
+        assert_eq!(piece_budget(1 << 20), 256 + EXTRA_PIECES_PER_ACCESS);
+    }
+
+    /// A large access over many separate 4 KiB pages is translated whole (the piece budget grows
+    /// with the request).
+    #[test]
+    fn test_large_access_over_many_pages() {
+        struct Scatter;
+        impl DmaTranslator for Scatter {
+            fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
+                // Every page maps to a distinct, non-adjacent frame.
+                let page = req.addr >> 12;
+                Ok(DmaMapping {
+                    output: ((page * 2) << 12) + (req.addr & 0xfff),
+                    len: 0x1000 - (req.addr & 0xfff),
+                    perms: Perms::RW,
+                    attrs: MemAttrs::default(),
+                })
+            }
+        }
+        let it = EndpointIommu::new(Arc::new(Scatter), StreamId(0), None);
+        let len = 17 << 20;
+        let pieces: Vec<_> = it
+            .translate(GuestAddress(0x800), len, Permissions::Read)
+            .unwrap()
+            .collect();
+        assert_eq!(pieces.len(), (len >> 12) + 1);
+        assert_eq!(pieces.iter().map(|p| p.length).sum::<usize>(), len);
     }
 }
