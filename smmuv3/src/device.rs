@@ -267,6 +267,8 @@ pub struct SmmuV3<M: GuestRam> {
     /// Resolved routes per (StreamID, SubstreamID), generation-checked (lock-free readers).
     pub(crate) routes: RouteCache,
     pub(crate) counters: Counters,
+    /// Registered endpoint ATCs and the pending CERROR_ATC_INV_SYNC flag (see [`crate::ats`]).
+    pub(crate) atc: crate::ats::AtcRegistry,
 }
 
 impl<M: GuestRam> std::fmt::Debug for SmmuV3<M> {
@@ -335,6 +337,7 @@ where
             config: ConfigCache::new(),
             routes: RouteCache::new(),
             counters: Counters::default(),
+            atc: crate::ats::AtcRegistry::default(),
         }
     }
 

@@ -87,6 +87,7 @@
 //! [`device::SmmuV3State`] but there is no restore yet).
 #![forbid(unsafe_code)]
 
+pub mod ats;
 pub mod caps;
 pub mod cmdq;
 pub mod config;

@@ -48,6 +48,8 @@ pub enum Effect {
     Nothing(&'static str),
     /// Decoded and validated; the effect belongs to a later feature (stall, PRI, ATS).
     Deferred(&'static str),
+    /// An endpoint ATC invalidation (CMD_ATC_INV), described with its outcome.
+    Atc(String),
 }
 
 impl fmt::Display for Effect {
@@ -61,6 +63,7 @@ impl fmt::Display for Effect {
             Effect::Sync(s) => write!(f, "sync: {s}"),
             Effect::Nothing(why) => write!(f, "no effect: {why}"),
             Effect::Deferred(why) => write!(f, "accepted: {why}"),
+            Effect::Atc(s) => write!(f, "atc: {s}"),
         }
     }
 }

@@ -90,6 +90,14 @@ where
                 ))
             }
         };
+        // CERROR_ATC_INV_SYNC: an ATC invalidation since the last CMD_SYNC failed; CONS stays
+        // at this CMD_SYNC (a re-fetch after GERRORN completes it).
+        if matches!(cmd, Command::Sync(_)) && self.take_atc_sync_error() {
+            return Err((
+                CmdqErr::CERROR_ATC_INV_SYNC,
+                "an earlier ATC_INV did not complete".into(),
+            ));
+        }
         let effects = self.apply(&cmd);
         self.trace(|| TraceRecord::Command {
             pos,
@@ -154,7 +162,9 @@ where
                 range: inv_range(&range),
             }),
             Command::TlbiNsnhAll => self.tlbi(Invalidation::All),
-            Command::AtcInv { .. } => vec![Effect::Deferred("ATC invalidation (no ATS endpoints)")],
+            Command::AtcInv {
+                sid, ssid, global, ..
+            } => self.atc_inv(sid.0, ssid.map(|s| s.0), global, cmd.atc_span()),
             Command::PriResp { .. } => vec![Effect::Deferred("PRI response (no PRI requests)")],
             Command::Resume { .. } => vec![Effect::Nothing("no stalled transaction with this tag")],
             Command::StallTerm { .. } => vec![Effect::Nothing("no stalled transactions")],
