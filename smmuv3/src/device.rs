@@ -121,7 +121,7 @@ pub struct IrqState {
     pub cfg: [IrqCfg; 3],
 }
 
-/// A transaction held by the stall model (issue 4). Empty in this version: faults terminate.
+/// A transaction held by the stall model ([`crate::stall`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HeldTransaction {
     /// StreamID.
@@ -143,7 +143,7 @@ pub struct SmmuV3State {
     pub evtq: EvtqState,
     /// Interrupt and error registers.
     pub irq: IrqState,
-    /// Stalled transactions (always empty until the stall model lands).
+    /// Stalled transactions (held, or waiting for the event queue to become writable).
     pub held: Vec<HeldTransaction>,
 }
 
@@ -267,6 +267,8 @@ pub struct SmmuV3<M: GuestRam> {
     /// Resolved routes per (StreamID, SubstreamID), generation-checked (lock-free readers).
     pub(crate) routes: RouteCache,
     pub(crate) counters: Counters,
+    /// Stalled transactions (see [`crate::stall`]); taken after `ctrl`, before `evtq`.
+    pub(crate) stalls: crate::stall::StallTable,
     /// Registered endpoint ATCs and the pending CERROR_ATC_INV_SYNC flag (see [`crate::ats`]).
     pub(crate) atc: crate::ats::AtcRegistry,
 }
@@ -337,6 +339,7 @@ where
             config: ConfigCache::new(),
             routes: RouteCache::new(),
             counters: Counters::default(),
+            stalls: crate::stall::StallTable::new(caps.idr5.stall_max()),
             atc: crate::ats::AtcRegistry::default(),
         }
     }
@@ -409,7 +412,7 @@ where
             ctrl,
             evtq,
             irq,
-            held: Vec::new(),
+            held: self.held_transactions(),
         }
     }
 
@@ -442,6 +445,8 @@ where
         self.publish_view_locked(&ctrl);
         self.invalidate_all_caches();
         self.set_work_pending(false);
+        // Reset disables translation: every stalled transaction is terminated (§3.12.2).
+        self.terminate_stalls(None);
     }
 
     /// Drop every cached translation (what TLBI_NSNH_ALL does), keeping cached configuration.

@@ -101,6 +101,7 @@ pub mod regs;
 mod resolve;
 mod route;
 pub mod spec;
+pub mod stall;
 pub mod trace;
 pub mod translate;
 

@@ -167,6 +167,13 @@ where
         } else if !new.cmdqen() {
             self.set_work_pending(false);
         }
+        if old.smmuen() && !new.smmuen() {
+            // Clearing SMMUEN terminates every stalled transaction (IHI 0070 §3.12.2).
+            self.terminate_stalls(None);
+        } else if new.smmuen() && new.eventqen() && !(old.smmuen() && old.eventqen()) {
+            // The event queue became writable: retry stalls whose record waited (§3.12.2).
+            self.stall_queue_writable();
+        }
     }
 
     fn write_gbpa(&self, v: u32) {
@@ -237,6 +244,9 @@ where
                     Register::QueueCons(_) => {
                         e.regs.cons = v32 & 0x800F_FFFF;
                         self.trace_write(name, value, None);
+                        drop(e);
+                        // Space may have been freed: retry stalls whose record waited (§3.12.2).
+                        self.stall_queue_writable();
                     }
                     _ if enabled => self.trace_write(name, value, Some("EVENTQEN=1")),
                     Register::QueueBase(_) => {

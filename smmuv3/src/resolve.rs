@@ -90,6 +90,7 @@ where
                             ttb0: cd.regions[0],
                             ttb1: cd.regions[1],
                             record: cd.record,
+                            stall: cd.stall,
                         },
                         cd.asid,
                     ));
@@ -112,6 +113,7 @@ where
             s1: ctx.map(|(c, _)| c),
             s2: s2.map(|c| c.walk),
             s2_record,
+            s2_stall: s2.is_some_and(|c| c.stall),
             attrs: tc.attrs,
         })
     }

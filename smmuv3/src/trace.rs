@@ -48,6 +48,8 @@ pub enum Effect {
     Nothing(&'static str),
     /// Decoded and validated; the effect belongs to a later feature (stall, PRI, ATS).
     Deferred(&'static str),
+    /// A stalled transaction resumed or terminated (CMD_RESUME, CMD_STALL_TERM), described.
+    Stall(String),
     /// An endpoint ATC invalidation (CMD_ATC_INV), described with its outcome.
     Atc(String),
 }
@@ -63,6 +65,7 @@ impl fmt::Display for Effect {
             Effect::Sync(s) => write!(f, "sync: {s}"),
             Effect::Nothing(why) => write!(f, "no effect: {why}"),
             Effect::Deferred(why) => write!(f, "accepted: {why}"),
+            Effect::Stall(s) => write!(f, "stall: {s}"),
             Effect::Atc(s) => write!(f, "atc: {s}"),
         }
     }

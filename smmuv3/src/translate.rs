@@ -43,6 +43,8 @@ pub(crate) struct S1Ctx {
     pub ttb1: Stage1Config,
     /// CD.R: record stage-1 translation faults.
     pub record: bool,
+    /// CD.S: stall stage-1 translation-related faults (see [`crate::stall`]).
+    pub stall: bool,
 }
 
 /// What a (StreamID, SubstreamID) resolves to.
@@ -62,6 +64,8 @@ pub(crate) enum Route {
         s2: Option<Stage2Config>,
         /// STE.S2R: record stage-2 translation faults.
         s2_record: bool,
+        /// STE.S2S: stall stage-2 translation-related faults.
+        s2_stall: bool,
         /// STE attribute overrides (PRIVCFG, INSTCFG).
         attrs: StreamAttrs,
     },
@@ -186,7 +190,7 @@ where
         tag: TlbTag,
         s1: Option<&S1Ctx>,
         s2: Option<&Stage2Config>,
-        s2_record: bool,
+        (s2_record, s2_stall): (bool, bool),
         privileged: bool,
         access: AccessKind,
     ) -> Result<DmaMapping, DmaFault> {
@@ -246,13 +250,15 @@ where
                 })
             }
             Err(f) => {
+                let ev_access = event_access(req, privileged, access);
+                if crate::stall::stalls_on(&f, s1.is_some_and(|c| c.stall), s2_stall) {
+                    // Held (or, with the stall table full, terminated below).
+                    if let Some(fault) = self.stall_transaction(req, &f, ev_access) {
+                        return Err(fault);
+                    }
+                }
                 let record = self.walk_fault_recorded(&f, s1.map(|c| c.record), s2_record);
-                let ev = Event::from_walk_fault(
-                    &f,
-                    EventSource::of(req),
-                    event_access(req, privileged, access),
-                    None,
-                );
+                let ev = Event::from_walk_fault(&f, EventSource::of(req), ev_access, None);
                 Err(self.fault(&ev, record, addr))
             }
         }
@@ -339,6 +345,7 @@ where
                 s1,
                 s2,
                 s2_record,
+                s2_stall,
                 attrs,
             } => {
                 let (privileged, access) = effective(&attrs, req);
@@ -353,13 +360,22 @@ where
                     tag,
                     s1.as_ref(),
                     s2.as_ref(),
-                    s2_record,
+                    (s2_record, s2_stall),
                     privileged,
                     access,
                 )
             }
         }
     }
+}
+
+/// Translate `req` as though it had just arrived (the retry of a stalled transaction,
+/// IHI 0070 §4.7.1): the normal pipeline, which never uses a result invalidated since.
+pub(crate) fn translate_fresh<M: GuestRam>(
+    smmu: &SmmuV3<M>,
+    req: &DmaRequest,
+) -> Result<DmaMapping, DmaFault> {
+    smmu.translate_request(req)
 }
 
 /// The access fields of an event record: RnW, InD, PnU as the SMMU saw them (after overrides).

@@ -166,8 +166,8 @@ where
                 sid, ssid, global, ..
             } => self.atc_inv(sid.0, ssid.map(|s| s.0), global, cmd.atc_span()),
             Command::PriResp { .. } => vec![Effect::Deferred("PRI response (no PRI requests)")],
-            Command::Resume { .. } => vec![Effect::Nothing("no stalled transaction with this tag")],
-            Command::StallTerm { .. } => vec![Effect::Nothing("no stalled transactions")],
+            Command::Resume { sid, stag, resp } => self.cmd_resume(sid, stag, resp),
+            Command::StallTerm { sid } => self.cmd_stall_term(sid),
             Command::Sync(s) => self.cmd_sync(&s),
         }
     }
