@@ -100,6 +100,7 @@ pub mod queue;
 pub mod regs;
 mod resolve;
 mod route;
+pub mod snapshot;
 pub mod spec;
 pub mod stall;
 pub mod trace;

@@ -1,0 +1,452 @@
+//! Save and restore: the device's complete architectural state as a versioned, serializable
+//! snapshot (serde; JSON through [`SmmuV3Snapshot::to_json`] / [`SmmuV3Snapshot::from_json`]).
+//!
+//! A VMM pauses the VM (no MMIO access and no DMA in flight), calls [`SmmuV3::save`], and on
+//! the destination creates a device with the same [`SmmuConfig`](crate::caps::SmmuConfig) and
+//! guest memory and calls [`SmmuV3::restore`]. Afterwards the device behaves exactly as the
+//! saved one would have: same registers, queue positions, pending command-queue work, GERROR
+//! state, and a pending CERROR_ATC_INV_SYNC.
+//!
+//! What is **not** state: caches (configuration, routes, IOTLB; rebuilt from guest memory on
+//! demand), the trace hook, the command batch limit, statistics, registered ATCs (the VMM
+//! registers its endpoints again) and interrupt-controller state (an MSI already sent stays
+//! sent; a wired line's level is the VMM's to restore).
+//!
+//! # Format and compatibility
+//!
+//! The snapshot is plain data ([`SmmuV3Snapshot`], version [`SNAPSHOT_VERSION`]).
+//! [`SmmuV3::save`] destructures [`SmmuV3State`] and its parts exhaustively, so a field added
+//! to the device state is a compile error here until someone decides how it migrates: add a
+//! field to the snapshot (with `#[serde(default)]` if version-1 snapshots stay loadable, or
+//! bump [`SNAPSHOT_VERSION`]). This is the extension point for the stall model and PRI state
+//! beyond the PRIQ registers.
+//!
+//! Restore refuses, with a typed [`SnapshotError`], a snapshot of another version, one taken on
+//! a device with different ID registers, register values this configuration cannot hold, and
+//! (until the stall model can re-create them) held stalled transactions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::caps::IdRegs;
+use crate::cmdq::CmdqState;
+use crate::device::{
+    lock, CtrlState, GuestRam, HeldTransaction, IrqCfg, IrqState, SmmuV3, SmmuV3State,
+};
+use crate::evtq::EvtqState;
+use crate::spec::regs::Cr0;
+
+/// The snapshot format version this build writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// A saved SMMUv3 (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmmuV3Snapshot {
+    /// Format version ([`SNAPSHOT_VERSION`]).
+    pub version: u32,
+    /// ID registers of the saved device: the restoring device must present the same.
+    pub id_regs: IdRegsSnapshot,
+    /// CR0..CR2, GBPA, stream table and command/PRI queue registers.
+    pub ctrl: CtrlSnapshot,
+    /// Event queue registers.
+    pub evtq: QueueSnapshot,
+    /// IRQ_CTRL, GERROR/GERRORN and MSI configuration.
+    pub irq: IrqSnapshot,
+    /// Stalled transactions held by the device.
+    pub held: Vec<HeldSnapshot>,
+    /// A CMD_ATC_INV failed and the next CMD_SYNC fails with CERROR_ATC_INV_SYNC.
+    pub atc_sync_error: bool,
+}
+
+/// IDR0..IDR5, IIDR, AIDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[expect(missing_docs, reason = "one field per register, named as the register")]
+pub struct IdRegsSnapshot {
+    pub idr0: u32,
+    pub idr1: u32,
+    pub idr2: u32,
+    pub idr3: u32,
+    pub idr4: u32,
+    pub idr5: u32,
+    pub iidr: u32,
+    pub aidr: u32,
+}
+
+/// A queue's BASE, PROD and CONS registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSnapshot {
+    /// `*_BASE`.
+    pub base: u64,
+    /// `*_PROD`.
+    pub prod: u32,
+    /// `*_CONS`.
+    pub cons: u32,
+}
+
+/// Control registers and the command and PRI queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtrlSnapshot {
+    /// CR0.
+    pub cr0: u32,
+    /// CR1.
+    pub cr1: u32,
+    /// CR2.
+    pub cr2: u32,
+    /// GBPA.
+    pub gbpa: u32,
+    /// STRTAB_BASE.
+    pub strtab_base: u64,
+    /// STRTAB_BASE_CFG.
+    pub strtab_base_cfg: u32,
+    /// CMDQ_BASE/PROD/CONS.
+    pub cmdq: QueueSnapshot,
+    /// PRIQ_BASE/PROD/CONS.
+    pub priq: QueueSnapshot,
+}
+
+/// One interrupt source's `*_IRQ_CFG0/1/2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrqCfgSnapshot {
+    /// `*_IRQ_CFG0`.
+    pub cfg0: u64,
+    /// `*_IRQ_CFG1`.
+    pub cfg1: u32,
+    /// `*_IRQ_CFG2`.
+    pub cfg2: u32,
+}
+
+/// Interrupt control and global errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrqSnapshot {
+    /// IRQ_CTRL.
+    pub irq_ctrl: u32,
+    /// GERROR.
+    pub gerror: u32,
+    /// GERRORN.
+    pub gerrorn: u32,
+    /// GERROR_IRQ_CFG*.
+    pub gerror_cfg: IrqCfgSnapshot,
+    /// EVENTQ_IRQ_CFG*.
+    pub eventq_cfg: IrqCfgSnapshot,
+    /// PRIQ_IRQ_CFG*.
+    pub priq_cfg: IrqCfgSnapshot,
+}
+
+/// A held (stalled) transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldSnapshot {
+    /// StreamID.
+    pub stream: u32,
+    /// STAG.
+    pub stag: u16,
+    /// Input address.
+    pub addr: u64,
+}
+
+/// Why a snapshot cannot be restored (or read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Written by another format version.
+    #[error("snapshot version {found} is not supported (this build reads version {supported})")]
+    UnsupportedVersion {
+        /// The snapshot's version.
+        found: u32,
+        /// [`SNAPSHOT_VERSION`].
+        supported: u32,
+    },
+    /// Taken on a device with other ID registers (another configuration).
+    #[error("{register} is {snapshot:#x} in the snapshot but {device:#x} on this device")]
+    ConfigMismatch {
+        /// The first differing register.
+        register: &'static str,
+        /// Its value in the snapshot.
+        snapshot: u32,
+        /// Its value on this device.
+        device: u32,
+    },
+    /// A register value this device could never hold (bits its configuration lacks).
+    #[error("{register} = {value:#x} cannot be held by this device")]
+    InvalidRegister {
+        /// Register name.
+        register: &'static str,
+        /// Value in the snapshot.
+        value: u64,
+    },
+    /// Held stalled transactions: their DMA callers do not survive a restore, and the stall
+    /// model has no way to re-create them yet.
+    #[error("{count} held stalled transactions cannot be restored")]
+    HeldTransactions {
+        /// How many.
+        count: usize,
+    },
+    /// Not a well-formed snapshot.
+    #[error("malformed snapshot: {0}")]
+    Malformed(String),
+}
+
+impl From<IdRegs> for IdRegsSnapshot {
+    fn from(r: IdRegs) -> Self {
+        let IdRegs {
+            idr0,
+            idr1,
+            idr2,
+            idr3,
+            idr4,
+            idr5,
+            iidr,
+            aidr,
+        } = r;
+        Self {
+            idr0,
+            idr1,
+            idr2,
+            idr3,
+            idr4,
+            idr5,
+            iidr,
+            aidr,
+        }
+    }
+}
+
+impl IdRegsSnapshot {
+    fn named(&self) -> [(&'static str, u32); 8] {
+        [
+            ("IDR0", self.idr0),
+            ("IDR1", self.idr1),
+            ("IDR2", self.idr2),
+            ("IDR3", self.idr3),
+            ("IDR4", self.idr4),
+            ("IDR5", self.idr5),
+            ("IIDR", self.iidr),
+            ("AIDR", self.aidr),
+        ]
+    }
+}
+
+fn irq_cfg(c: IrqCfg) -> IrqCfgSnapshot {
+    let IrqCfg { cfg0, cfg1, cfg2 } = c;
+    IrqCfgSnapshot { cfg0, cfg1, cfg2 }
+}
+
+fn irq_cfg_back(c: IrqCfgSnapshot) -> IrqCfg {
+    IrqCfg {
+        cfg0: c.cfg0,
+        cfg1: c.cfg1,
+        cfg2: c.cfg2,
+    }
+}
+
+impl SmmuV3Snapshot {
+    /// The snapshot as JSON.
+    pub fn to_json(&self) -> String {
+        // A struct of integers, booleans and vectors always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Read a snapshot from JSON, checking the version first (so a newer format is reported
+    /// as [`SnapshotError::UnsupportedVersion`], not as malformed).
+    ///
+    /// # Errors
+    /// [`SnapshotError::UnsupportedVersion`] or [`SnapshotError::Malformed`].
+    pub fn from_json(text: &str) -> Result<Self, SnapshotError> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+        let version = v
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| SnapshotError::Malformed("no version".into()))?;
+        if version != u64::from(SNAPSHOT_VERSION) {
+            return Err(SnapshotError::UnsupportedVersion {
+                found: u32::try_from(version).unwrap_or(u32::MAX),
+                supported: SNAPSHOT_VERSION,
+            });
+        }
+        serde_json::from_value(v).map_err(|e| SnapshotError::Malformed(e.to_string()))
+    }
+}
+
+impl<M> SmmuV3<M>
+where
+    M: GuestRam,
+{
+    /// Save the complete device state. Call it with the VM paused (no MMIO, no DMA in flight).
+    pub fn save(&self) -> SmmuV3Snapshot {
+        // Exhaustive destructuring: a new state field must be decided on here.
+        let SmmuV3State {
+            ids,
+            ctrl,
+            evtq,
+            irq,
+            held,
+        } = self.state();
+        let CtrlState {
+            cr0,
+            cr1,
+            cr2,
+            gbpa,
+            strtab_base,
+            strtab_base_cfg,
+            cmdq,
+            priq,
+        } = ctrl;
+        let CmdqState {
+            base: cmdq_base,
+            prod: cmdq_prod,
+            cons: cmdq_cons,
+        } = cmdq;
+        let queue = |q: EvtqState| {
+            let EvtqState { base, prod, cons } = q;
+            QueueSnapshot { base, prod, cons }
+        };
+        let IrqState {
+            irq_ctrl,
+            gerror,
+            gerrorn,
+            cfg: [gerror_cfg, eventq_cfg, priq_cfg],
+        } = irq;
+        SmmuV3Snapshot {
+            version: SNAPSHOT_VERSION,
+            id_regs: ids.into(),
+            ctrl: CtrlSnapshot {
+                cr0,
+                cr1,
+                cr2,
+                gbpa,
+                strtab_base,
+                strtab_base_cfg,
+                cmdq: QueueSnapshot {
+                    base: cmdq_base,
+                    prod: cmdq_prod,
+                    cons: cmdq_cons,
+                },
+                priq: queue(priq),
+            },
+            evtq: queue(evtq),
+            irq: IrqSnapshot {
+                irq_ctrl,
+                gerror,
+                gerrorn,
+                gerror_cfg: irq_cfg(gerror_cfg),
+                eventq_cfg: irq_cfg(eventq_cfg),
+                priq_cfg: irq_cfg(priq_cfg),
+            },
+            held: held
+                .into_iter()
+                .map(|h| {
+                    let HeldTransaction { stream, stag, addr } = h;
+                    HeldSnapshot { stream, stag, addr }
+                })
+                .collect(),
+            atc_sync_error: self
+                .atc
+                .sync_error
+                .load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+
+    /// Restore `snap` (taken by [`SmmuV3::save`] on a device with the same configuration).
+    /// Every register takes its saved value and every cache is dropped; nothing is signalled.
+    /// If the saved command queue had unconsumed commands, [`SmmuV3::has_pending_work`] is
+    /// true afterwards and the VMM continues them as usual.
+    ///
+    /// # Errors
+    /// [`SnapshotError`]: another version, other ID registers, an impossible register value,
+    /// or held stalled transactions. The device is unchanged on error.
+    pub fn restore(&self, snap: &SmmuV3Snapshot) -> Result<(), SnapshotError> {
+        let SmmuV3Snapshot {
+            version,
+            id_regs,
+            ctrl,
+            evtq,
+            irq,
+            held,
+            atc_sync_error,
+        } = snap;
+        if *version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion {
+                found: *version,
+                supported: SNAPSHOT_VERSION,
+            });
+        }
+        let mine = IdRegsSnapshot::from(self.caps.id_regs());
+        for ((register, snapshot), (_, device)) in id_regs.named().into_iter().zip(mine.named()) {
+            if snapshot != device {
+                return Err(SnapshotError::ConfigMismatch {
+                    register,
+                    snapshot,
+                    device,
+                });
+            }
+        }
+        // The bits CR0 writes keep (see mmio.rs): the low five, and VMW with IDR0.VMW.
+        let mut cr0_mask = 0x1F;
+        if self.caps.idr0.vmw() {
+            cr0_mask |= Cr0::new().with_vmw(7).into_bits();
+        }
+        if ctrl.cr0 & !cr0_mask != 0 {
+            return Err(SnapshotError::InvalidRegister {
+                register: "CR0",
+                value: ctrl.cr0.into(),
+            });
+        }
+        if !held.is_empty() {
+            return Err(SnapshotError::HeldTransactions { count: held.len() });
+        }
+        let q = |s: &QueueSnapshot| EvtqState {
+            base: s.base,
+            prod: s.prod,
+            cons: s.cons,
+        };
+        let new_ctrl = CtrlState {
+            cr0: ctrl.cr0,
+            cr1: ctrl.cr1,
+            cr2: ctrl.cr2,
+            gbpa: ctrl.gbpa,
+            strtab_base: ctrl.strtab_base,
+            strtab_base_cfg: ctrl.strtab_base_cfg,
+            cmdq: CmdqState {
+                base: ctrl.cmdq.base,
+                prod: ctrl.cmdq.prod,
+                cons: ctrl.cmdq.cons,
+            },
+            priq: q(&ctrl.priq),
+        };
+        let cr0 = Cr0::from_bits(new_ctrl.cr0);
+        let mut c = lock(&self.ctrl);
+        *c = new_ctrl;
+        {
+            let mut e = lock(&self.evtq);
+            e.regs = q(evtq);
+            e.enabled = cr0.smmuen() && cr0.eventqen();
+        }
+        *lock(&self.irq) = IrqState {
+            irq_ctrl: irq.irq_ctrl,
+            gerror: irq.gerror,
+            gerrorn: irq.gerrorn,
+            cfg: [
+                irq_cfg_back(irq.gerror_cfg),
+                irq_cfg_back(irq.eventq_cfg),
+                irq_cfg_back(irq.priq_cfg),
+            ],
+        };
+        self.atc
+            .sync_error
+            .store(*atc_sync_error, std::sync::atomic::Ordering::Release);
+        self.publish_view_locked(&c);
+        self.invalidate_all_caches();
+        // Unconsumed commands: the VMM continues them (process_pending), as after a batch
+        // limit. consume_locked re-checks CMDQEN and a pending CMDQ_ERR.
+        let g = c.cmdq.geometry(u32::from(self.caps.idr1.cmdqs()));
+        let pending = !g.is_empty(c.cmdq.prod, g.pos(c.cmdq.cons));
+        self.set_work_pending(cr0.cmdqen() && pending);
+        drop(c);
+        Ok(())
+    }
+}
