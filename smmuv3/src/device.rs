@@ -269,6 +269,9 @@ pub struct SmmuV3<M: GuestRam> {
     pub(crate) counters: Counters,
     /// Stalled transactions (see [`crate::stall`]); taken after `ctrl`, before `evtq`.
     pub(crate) stalls: crate::stall::StallTable,
+    /// Outstanding page request groups and their responses (see [`crate::priq`]); taken after
+    /// `ctrl`.
+    pub(crate) pri: crate::priq::PriTable,
     /// Registered endpoint ATCs and the pending CERROR_ATC_INV_SYNC flag (see [`crate::ats`]).
     pub(crate) atc: crate::ats::AtcRegistry,
 }
@@ -340,6 +343,7 @@ where
             routes: RouteCache::new(),
             counters: Counters::default(),
             stalls: crate::stall::StallTable::new(caps.idr5.stall_max()),
+            pri: crate::priq::PriTable::default(),
             atc: crate::ats::AtcRegistry::default(),
         }
     }

@@ -96,6 +96,7 @@ pub mod event;
 pub mod evtq;
 mod gerror;
 pub mod mmio;
+pub mod priq;
 pub mod queue;
 pub mod regs;
 mod resolve;

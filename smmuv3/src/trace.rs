@@ -50,6 +50,8 @@ pub enum Effect {
     Deferred(&'static str),
     /// A stalled transaction resumed or terminated (CMD_RESUME, CMD_STALL_TERM), described.
     Stall(String),
+    /// A PRG response delivered to an endpoint (CMD_PRI_RESP), described.
+    Pri(String),
     /// An endpoint ATC invalidation (CMD_ATC_INV), described with its outcome.
     Atc(String),
 }
@@ -66,6 +68,7 @@ impl fmt::Display for Effect {
             Effect::Nothing(why) => write!(f, "no effect: {why}"),
             Effect::Deferred(why) => write!(f, "accepted: {why}"),
             Effect::Stall(s) => write!(f, "stall: {s}"),
+            Effect::Pri(s) => write!(f, "pri: {s}"),
             Effect::Atc(s) => write!(f, "atc: {s}"),
         }
     }

@@ -165,7 +165,12 @@ where
             Command::AtcInv {
                 sid, ssid, global, ..
             } => self.atc_inv(sid.0, ssid.map(|s| s.0), global, cmd.atc_span()),
-            Command::PriResp { .. } => vec![Effect::Deferred("PRI response (no PRI requests)")],
+            Command::PriResp {
+                sid,
+                ssid,
+                prg_index,
+                resp,
+            } => self.cmd_pri_resp(sid, ssid, prg_index, resp),
             Command::Resume { sid, stag, resp } => self.cmd_resume(sid, stag, resp),
             Command::StallTerm { sid } => self.cmd_stall_term(sid),
             Command::Sync(s) => self.cmd_sync(&s),
