@@ -5,6 +5,7 @@
 //!   (cycling over four times the IOTLB's capacity in pages; target <= 250 ns);
 //! - `cmdq_tlbi_va_sync`: command throughput: batches of TLBI_NH_VA followed by a MSIPOLL
 //!   CMD_SYNC, consumed through CMDQ_PROD writes (elements = commands).
+//! - `ats_translation_request`: an ATS Translation Request answered from the IOTLB (full ATS).
 //!
 //! The SMMU is brought up and the stream attached by the Linux-style `GuestDriver`.
 
@@ -15,6 +16,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use viommu_common::testing::guest_ram;
 use viommu_common::traits::{DmaTranslator, NoInterrupts};
 use viommu_common::DmaRequest;
+use viommu_smmuv3::ats::AtsRequest;
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
@@ -82,5 +84,41 @@ fn bench_smmuv3(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_smmuv3);
+/// `ats_translation_request`: an ATS Translation Request (full ATS, EATS = 0b01) from an
+/// endpoint whose translation is in the IOTLB, answered with the completion its ATC caches.
+fn bench_ats(c: &mut Criterion) {
+    let ram = guest_ram(RAM, RAM_SIZE as usize);
+    let cfg = SmmuConfig {
+        ats: true,
+        ..SmmuConfig::default()
+    };
+    let smmu = SmmuV3::new(&cfg, &ram, Arc::new(NoInterrupts)).unwrap();
+    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    let dom = drv.new_s1_domain(1);
+    dom.pgtable.map_pages(
+        &ram,
+        &mut drv.alloc,
+        IOVA,
+        RAM + 0x0200_0000,
+        0x10_000,
+        Prot::RW,
+    );
+    let (table, fmt, cdmax) = drv.cd_table(SID, 0);
+    let cd = drv.s1_cd(&dom);
+    drv.write_cd_steps(SID, 0, cd, &mut || {}).unwrap();
+    let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
+    ste[1] |= 1 << 28; // EATS = 0b01
+    drv.write_ste(SID, ste).unwrap();
+    let req = AtsRequest::new(SID, IOVA + 0x1000);
+    assert_eq!(smmu.ats_translate(&req).unwrap().output, RAM + 0x0200_1000);
+    let mut g = c.benchmark_group("smmuv3");
+    g.bench_function("ats_translation_request", |b| {
+        b.iter(|| black_box(smmu.ats_translate(black_box(&req))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_smmuv3, bench_ats);
 criterion_main!(benches);

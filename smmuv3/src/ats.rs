@@ -349,6 +349,9 @@ where
         if !self.caps.ats() {
             return Err(AtsError::UnsupportedRequest("IDR0.ATS = 0"));
         }
+        // Taken before any configuration is read, so a route resolved across a CFGI is not
+        // cached (see route.rs).
+        let generation = self.routes.generation();
         let view = self.view.load();
         let refuse = |reason: &'static str| {
             let dma = req.as_dma(false);
@@ -382,9 +385,17 @@ where
             AtsMode::Full => false,
         };
         let (privileged, exec) = req.effective(&tc.attrs);
-        let route = self
-            .resolve(&view, &req.as_dma(privileged))
-            .map_err(|(ev, _)| AtsError::CompleterAbort(ev.name()))?;
+        let (sid, ssid) = (req.stream.0, req.substream.map(|s| s.0));
+        let route = match self.routes.get_full(sid, ssid) {
+            Some(r) => r,
+            None => {
+                let r = self
+                    .resolve(&view, &req.as_dma(privileged))
+                    .map_err(|(ev, _)| AtsError::CompleterAbort(ev.name()))?;
+                self.routes.insert(generation, sid, ssid, &r);
+                r
+            }
+        };
         drop(view);
         let (key, s1, s2) = match route {
             Route::Abort => return Err(AtsError::UnsupportedRequest("STE abort")),
