@@ -439,6 +439,35 @@ fn pri_text(stream: StreamId, r: &PageRequest) -> String {
     s
 }
 
+/// Save/restore of the tracked groups (see [`crate::snapshot`]).
+impl PriTable {
+    /// Every tracked group, oldest first: (StreamID, PRGIndex) and its response, if answered.
+    pub(crate) fn saved_groups(&self) -> Vec<((u32, u16), Option<PrgResponse>)> {
+        let inner = lock(&self.inner);
+        let mut v: Vec<_> = inner
+            .groups
+            .iter()
+            .map(|(k, g)| (g.seq, *k, g.response))
+            .collect();
+        v.sort_unstable_by_key(|e| e.0);
+        v.into_iter().map(|(_, k, r)| (k, r)).collect()
+    }
+
+    /// Replace the tracked groups with `groups` (oldest first), bounded as usual.
+    pub(crate) fn restore_groups(&self, groups: &[((u32, u16), Option<PrgResponse>)]) {
+        let mut inner = lock(&self.inner);
+        *inner = PriInner::default();
+        for (key, response) in groups {
+            match response {
+                Some(r) => inner.answer(*key, *r),
+                None => inner.open(*key),
+            }
+        }
+        drop(inner);
+        self.cv.notify_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,3 +231,44 @@ fn test_restore_refuses_snapshots_that_do_not_fit() {
     ));
     assert_eq!(dev.state(), before);
 }
+
+/// A page request queued before the save is answered by the guest's CMD_PRI_RESP after the
+/// restore, and the endpoint collects the response from the restored device.
+#[test]
+fn test_restore_keeps_outstanding_page_request_groups() {
+    use viommu_smmuv3::cmdq::command::PriResponse;
+    use viommu_smmuv3::priq::{PageRequest, PageRequestOutcome};
+
+    let ram = guest_ram(RAM, RAM_SIZE as usize);
+    let cfg = SmmuConfig {
+        ats: true,
+        pri: true,
+        ..SmmuConfig::default()
+    };
+    let old = device(&ram, &cfg);
+    let new = device(&ram, &cfg);
+    let mut drv = GuestDriver::new(&old, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    let req = PageRequest {
+        addr: IOVA,
+        read: true,
+        write: true,
+        last: true,
+        group: 7,
+        ..PageRequest::default()
+    };
+    assert_eq!(
+        old.page_request(StreamId(SID), &req).unwrap(),
+        PageRequestOutcome::Queued
+    );
+    assert_eq!(old.pri_response(StreamId(SID), 7), None);
+    migrate(&old, &new);
+    assert_eq!(new.save().pri_groups.len(), 1);
+    drv.dev = &new;
+    drv.issue_sync(&[cmd::pri_resp(SID, 7, 2)]).unwrap();
+    let r = new
+        .pri_response(StreamId(SID), 7)
+        .expect("response delivered");
+    assert_eq!((r.code, r.automatic), (PriResponse::Success, false));
+}
