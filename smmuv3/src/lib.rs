@@ -79,12 +79,27 @@
 //! - Terminations without an architectural event report fault names `GBPA_ABORT` (SMMUEN = 0,
 //!   GBPA.ABORT) and `STE_ABORT` (abort STE) to the DMA caller.
 //!
+//! ## ATS, HTTU, save and restore
+//! - [`ats`]: ATS Translation Requests ([`SmmuV3::ats_translate`](device::SmmuV3::ats_translate),
+//!   per STE.EATS, HTTU updates on the request), Translated transactions
+//!   ([`SmmuV3::translated_access`](device::SmmuV3::translated_access), checked with
+//!   CR0.ATSCHK) and endpoint ATCs ([`SmmuV3::register_atc`](device::SmmuV3::register_atc))
+//!   that CMD_ATC_INV reaches; a failed invalidation fails the next CMD_SYNC with
+//!   CERROR_ATC_INV_SYNC. IDR0.ATS with `SmmuConfig::ats`.
+//! - HTTU (`SmmuConfig::httu`, IDR0.HTTU): CD.HA/HD and STE.S2HA/S2HD are accepted only when
+//!   advertised (else C_BAD_CD / C_BAD_STE); the walker sets AF and the dirty state with
+//!   compare-and-swap on guest memory; an IOTLB entry for a writable-clean page lacks W, so a
+//!   write walks again and marks the page dirty.
+//! - [`snapshot`]: [`SmmuV3::save`](device::SmmuV3::save) /
+//!   [`SmmuV3::restore`](device::SmmuV3::restore), a versioned serde snapshot of the whole
+//!   architectural state.
+//! - Not modelled: CR2.REC_CFG_ATS and IDR3.PASIDTT (ATS configuration errors are never
+//!   recorded; Translated transactions carry no PASID); restoring held (stalled) transactions
+//!   is refused ([`snapshot::SnapshotError::HeldTransactions`]).
+//!
 //! ## Not yet modelled (issue 4)
 //! Stalls (faults always terminate; [`device::HeldTransaction`] is the place for held
-//! transactions and is always empty), the PRI queue producer and PRI_RESP delivery, ATS
-//! translation requests and ATC_INV delivery (decoded, validated and traced as accepted), HTTU
-//! is whatever the walker implements for CD.HA/HD, save/restore (state is plain data in
-//! [`device::SmmuV3State`] but there is no restore yet).
+//! transactions and is always empty), the PRI queue producer and PRI_RESP delivery.
 #![forbid(unsafe_code)]
 
 pub mod ats;

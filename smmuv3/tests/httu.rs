@@ -254,8 +254,10 @@ fn test_concurrent_guest_update_is_not_lost() {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let dma = s.spawn(|| {
-            let mut n = 0u32;
-            while !stop.load(Ordering::Relaxed) {
+            let (mut n, mut tries) = (0u32, 0u32);
+            // At least 200 writes, and until the guest is done.
+            while tries < 200 || !stop.load(Ordering::Relaxed) {
+                tries += 1;
                 // A VMM that changes nothing still has to see the guest's re-cleaning: drop the
                 // cached entry so each write walks (and races with the guest's update).
                 smmu.flush_iotlb();
