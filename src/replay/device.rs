@@ -11,6 +11,8 @@ use viommu_common::traits::{InterruptSink, MmioDevice, MmioError};
 use viommu_common::DmaRequest;
 use vm_memory::GuestMemoryMmap;
 
+use super::iopf::{DmaOutcome, PprSpec};
+
 /// Guest RAM as the replay builds it.
 pub type ReplayMem = GuestMemoryMmap<()>;
 
@@ -36,6 +38,39 @@ pub trait ReplayDevice: Send + Sync {
     /// # Errors
     /// The architectural name of the fault the device reported (`"F_TRANSLATION"`, ...).
     fn dma(&self, req: &DmaRequest) -> Result<u64, String>;
+
+    /// Translate an endpoint's request, distinguishing a transaction held by a stall model.
+    fn dma_outcome(&self, req: &DmaRequest) -> DmaOutcome {
+        match self.dma(req) {
+            Ok(a) => DmaOutcome::Addr(a),
+            Err(f) => DmaOutcome::Fault(f),
+        }
+    }
+
+    /// What the endpoint of a stalled DMA (`stream`, `stag`) sees now.
+    ///
+    /// # Errors
+    /// The device has no stall model.
+    fn stall_result(&self, _stream: u32, _stag: u16) -> Result<DmaOutcome, String> {
+        Err("this device has no stall model".into())
+    }
+
+    /// An endpoint's PCIe Page Request: `queued`, `dropped`, or the automatic response
+    /// (`success`, `invalid`, `failure`).
+    ///
+    /// # Errors
+    /// The device does not implement PRI.
+    fn page_request(&self, _stream: u32, _req: &PprSpec) -> Result<String, String> {
+        Err("this device does not implement PRI".into())
+    }
+
+    /// The PRG response received for `stream`'s group `group` (`None`: none yet).
+    ///
+    /// # Errors
+    /// The device does not implement PRI.
+    fn pri_response(&self, _stream: u32, _group: u16) -> Result<Option<String>, String> {
+        Err("this device does not implement PRI".into())
+    }
 
     /// Finish all pending work (queued commands, event writes), as a VMM that keeps servicing
     /// the device would before the guest observes it.

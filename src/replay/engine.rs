@@ -12,8 +12,9 @@ use viommu_common::DmaRequest;
 use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 use super::device::{self, IrqEvent, ReplayDevice, ReplayIrq, ReplayMem};
+use super::iopf;
 use super::num::{hex, hex_bytes};
-use super::parse::{DmaExpect, IrqMatch, Line, Op, ScriptError};
+use super::parse::{IrqMatch, Line, Op, ScriptError};
 use super::Options;
 
 /// Largest total guest RAM a replay file may declare (the regions are mapped lazily, so this
@@ -151,6 +152,7 @@ impl Session {
                     Some(i)
                 }
                 Op::Dma { dev, .. } | Op::ExpectIrq { dev, .. } => Some(find_dev(&devs, n, dev)?),
+                Op::Iopf(o) => Some(find_dev(&devs, n, o.dev())?),
             };
             steps.push((l, idx));
         }
@@ -315,26 +317,24 @@ impl Session {
                     access: *access,
                     privileged: *privileged,
                 };
-                let res = d.dev.dma(&req);
-                let actual = match &res {
-                    Ok(a) => json!({"addr": hex(*a)}),
-                    Err(f) => json!({"fault": f}),
-                };
-                let mut r = OpRecord::new(n, "dma", actual);
+                let res = d.dev.dma_outcome(&req);
+                let mut r = OpRecord::new(n, "dma", res.to_json());
                 if let Some(e) = expect {
-                    r.ok = Some(match (e, &res) {
-                        (DmaExpect::Addr(a), Ok(got)) => a == got,
-                        (DmaExpect::AnyFault, Err(_)) => true,
-                        (DmaExpect::Fault(name), Err(got)) => name == got,
-                        _ => false,
-                    });
+                    r.ok = Some(res.matches(e));
                     if r.ok == Some(false) {
-                        r.expect = Some(match e {
-                            DmaExpect::Addr(a) => json!({"addr": hex(*a)}),
-                            DmaExpect::AnyFault => json!({"fault": true}),
-                            DmaExpect::Fault(name) => json!({"fault": name}),
-                        });
+                        r.expect = Some(iopf::expect_json(e));
                     }
+                }
+                Some(r)
+            }
+            Op::Iopf(o) => {
+                let d = dev?;
+                d.dev.settle();
+                let (actual, ok, expect) = o.exec(&*d.dev);
+                let mut r = OpRecord::new(n, o.name(), actual);
+                r.ok = ok;
+                if ok == Some(false) {
+                    r.expect = Some(expect);
                 }
                 Some(r)
             }

@@ -11,6 +11,9 @@ use viommu_common::AccessKind;
 
 use super::num::{kind_of, parse_hex_bytes, parse_u64};
 
+#[path = "iopf_parse.rs"]
+mod iopf_parse;
+
 /// Largest `read_mem.len` accepted (bounds the buffer a file can make us allocate).
 pub const MAX_READ_LEN: u64 = 16 << 20;
 
@@ -42,6 +45,8 @@ pub enum DmaExpect {
     AnyFault,
     /// A fault with this architectural event/fault name.
     Fault(String),
+    /// Held by the stall model (`{"stalled": true}`; see [`super::iopf`]).
+    Stalled,
 }
 
 /// The interrupt an `expect_irq` operation looks for.
@@ -148,6 +153,8 @@ pub enum Op {
         /// Exact number of matching interrupts; `None`: at least one.
         count: Option<u64>,
     },
+    /// An I/O-page-fault operation: `stall_result`, `page_request`, `pri_response`.
+    Iopf(super::iopf::IopfOp),
     /// Printed, nothing else.
     Comment {
         /// The text.
@@ -167,6 +174,7 @@ impl Op {
             Op::MmioRead { .. } => "mmio_read",
             Op::Dma { .. } => "dma",
             Op::ExpectIrq { .. } => "expect_irq",
+            Op::Iopf(o) => o.name(),
             Op::Comment { .. } => "comment",
         }
     }
@@ -336,6 +344,7 @@ fn parse_op(name: &str, f: &mut Fields<'_>) -> Result<Op, String> {
             let count = f.opt_num("count")?;
             Op::ExpectIrq { dev, irq, count }
         }
+        "stall_result" | "page_request" | "pri_response" => Op::Iopf(iopf_parse::parse(name, f)?),
         "comment" => Op::Comment {
             text: f.string("text")?,
         },
@@ -408,6 +417,7 @@ fn parse_dma_expect(m: &Map<String, Value>) -> Result<DmaExpect, String> {
             parse_u64(a).map_err(|e| format!("`addr`: {e}"))?,
         )),
         (None, Some(Value::Bool(true)), 1) => Ok(DmaExpect::AnyFault),
+        (None, None, 1) if m.get("stalled") == Some(&Value::Bool(true)) => Ok(DmaExpect::Stalled),
         (None, Some(Value::String(s)), 1) if !s.is_empty() => Ok(DmaExpect::Fault(s.clone())),
         (None, Some(other), 1) => Err(format!(
             "`fault` must be true or a fault name, found {}",
@@ -418,7 +428,9 @@ fn parse_dma_expect(m: &Map<String, Value>) -> Result<DmaExpect, String> {
             }
         )),
         _ => Err(
-            "must be exactly one of {\"addr\": N}, {\"fault\": true}, {\"fault\": \"NAME\"}".into(),
+            "must be exactly one of {\"addr\": N}, {\"fault\": true}, {\"fault\": \"NAME\"}, \
+             {\"stalled\": true}"
+                .into(),
         ),
     }
 }

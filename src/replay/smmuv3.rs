@@ -17,14 +17,19 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use viommu_common::traits::{DmaFault, FaultKind};
 use viommu_common::traits::{MmioDevice, MmioError};
-use viommu_common::{DmaRequest, DmaTranslator};
+use viommu_common::{DmaRequest, DmaTranslator, StreamId, SubstreamId};
 use viommu_smmuv3::caps::{GranuleSet, IdRegs, SmmuConfig};
+use viommu_smmuv3::cmdq::command::PriResponse;
 use viommu_smmuv3::device::SmmuV3;
+use viommu_smmuv3::priq::{PageRequest, PageRequestOutcome, PriError};
 use viommu_smmuv3::spec::idr::{Httu, StallModel};
+use viommu_smmuv3::stall::StallStatus;
 use viommu_smmuv3::trace::TraceLog;
 
 use super::device::{BusOrder, ReplayDevice, ReplayIrq, ReplayMem};
+use super::iopf::{DmaOutcome, PprSpec};
 use super::num::{kind_of, parse_u64};
 
 /// Create an SMMUv3 from a replay `config` object.
@@ -72,6 +77,60 @@ impl ReplayDevice for Smmu {
             .map_err(|f| f.event.to_owned())
     }
 
+    fn dma_outcome(&self, req: &DmaRequest) -> DmaOutcome {
+        match self.dev.translate(req) {
+            Ok(m) => DmaOutcome::Addr(m.output),
+            Err(DmaFault {
+                kind: FaultKind::Stalled,
+                stall_tag: Some(stag),
+                event,
+                ..
+            }) => DmaOutcome::Stalled {
+                stag,
+                fault: Some(event.to_owned()),
+            },
+            Err(f) => DmaOutcome::Fault(f.event.to_owned()),
+        }
+    }
+
+    fn stall_result(&self, stream: u32, stag: u16) -> Result<DmaOutcome, String> {
+        Ok(match self.dev.stall_status(StreamId(stream), stag) {
+            StallStatus::Pending => DmaOutcome::Stalled { stag, fault: None },
+            StallStatus::Resolved { result: Ok(m), .. } => DmaOutcome::Addr(m.output),
+            StallStatus::Resolved { result: Err(f), .. } => DmaOutcome::Fault(f.event.to_owned()),
+            StallStatus::Unknown => DmaOutcome::Unknown,
+        })
+    }
+
+    fn page_request(&self, stream: u32, req: &PprSpec) -> Result<String, String> {
+        let r = PageRequest {
+            substream: req.substream.map(SubstreamId),
+            addr: req.addr,
+            read: req.read,
+            write: req.write,
+            exec: req.exec,
+            privileged: req.privileged,
+            last: req.last,
+            group: req.group,
+        };
+        match self.dev.page_request(StreamId(stream), &r) {
+            Ok(PageRequestOutcome::Queued) => Ok("queued".into()),
+            Ok(PageRequestOutcome::Discarded { response: None }) => Ok("dropped".into()),
+            Ok(PageRequestOutcome::Discarded { response: Some(p) }) => Ok(code_name(p.code).into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn pri_response(&self, stream: u32, group: u16) -> Result<Option<String>, String> {
+        if !self.dev.caps().pri() {
+            return Err(PriError::NotSupported.to_string());
+        }
+        Ok(self
+            .dev
+            .pri_response(StreamId(stream), group)
+            .map(|p| code_name(p.code).to_owned()))
+    }
+
     fn settle(&self) {
         self.dev.finish_pending();
     }
@@ -82,6 +141,15 @@ impl ReplayDevice for Smmu {
             .iter()
             .flat_map(|r| r.to_string().lines().map(str::to_owned).collect::<Vec<_>>())
             .collect()
+    }
+}
+
+/// The replay's name of a PRG response code.
+fn code_name(c: PriResponse) -> &'static str {
+    match c {
+        PriResponse::Success => "success",
+        PriResponse::InvalidRequest => "invalid",
+        PriResponse::ResponseFailure => "failure",
     }
 }
 
