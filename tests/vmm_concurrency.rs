@@ -259,7 +259,7 @@ fn smmu_no_stale_after_sync(epochs: u64, threads: usize, opts: DriverOptions) {
 fn test_smmu_no_stale_translation_after_cmd_sync_msipoll() {
     // With MSI-polled CMD_SYNC (a coherent guest), no translation starting after the sync
     // completed returns the page the preceding TLBI_NH_VA invalidated.
-    smmu_no_stale_after_sync(8000, 2, DriverOptions::default());
+    smmu_no_stale_after_sync(3000, 2, DriverOptions::default());
 }
 
 /// No translation starting after a CONS-polled CMD_SYNC returns the page its TLBI dropped.
@@ -268,7 +268,7 @@ fn test_smmu_no_stale_translation_after_cmd_sync_cons_poll() {
     // With CONS-polled CMD_SYNC (SIG_SEV, a non-coherent guest), the same holds once CONS has
     // passed the sync.
     smmu_no_stale_after_sync(
-        8000,
+        3000,
         2,
         DriverOptions {
             coherent: false,
