@@ -423,13 +423,17 @@ where
     /// Activity counters, including the IOTLB's.
     pub fn stats(&self) -> DeviceStats {
         let c = &self.counters;
+        let iotlb = self.iotlb.stats();
         DeviceStats {
             commands: c.commands.load(Ordering::Relaxed),
             events: c.events.load(Ordering::Relaxed),
             events_dropped: c.events_dropped.load(Ordering::Relaxed),
-            translations: c.translations.load(Ordering::Relaxed),
+            // Fast-path IOTLB hits are counted only by the IOTLB (per-thread stripes), the rest
+            // here; requests that hit the IOTLB on the slow path are in both.
+            translations: (c.translations.load(Ordering::Relaxed) + iotlb.hits)
+                .saturating_sub(c.slow_iotlb_hits.load(Ordering::Relaxed)),
             faults: c.faults.load(Ordering::Relaxed),
-            iotlb: self.iotlb.stats(),
+            iotlb,
         }
     }
 

@@ -22,6 +22,8 @@
 //! Policy: a request's `len` beyond the mapping is not an error: the returned
 //! [`DmaMapping::len`] says how much is contiguous and the caller translates the rest.
 
+use std::sync::atomic::Ordering;
+
 use viommu_common::access::{AccessKind, DmaRequest, Perms};
 use viommu_common::iotlb::{TlbEntry, TlbTag};
 
@@ -285,8 +287,14 @@ where
         // Fast path: cached route and IOTLB hit.
         let mut missed_tag = None;
         match self.routes.get(sid, ssid) {
-            Some(Hot::Abort) => return Err(config_fault(req.addr, names::STE_ABORT)),
-            Some(Hot::Bypass) => return Ok(identity(req)),
+            Some(Hot::Abort) => {
+                self.count_unhit();
+                return Err(config_fault(req.addr, names::STE_ABORT));
+            }
+            Some(Hot::Bypass) => {
+                self.count_unhit();
+                return Ok(identity(req));
+            }
             Some(Hot::Translate {
                 key,
                 privcfg,
@@ -306,7 +314,16 @@ where
             }
             None => {}
         }
+        self.count_unhit();
         self.translate_slow(req, missed_tag)
+    }
+
+    /// Count a request that the IOTLB fast path did not serve (IOTLB hits are counted by the
+    /// IOTLB's own per-thread statistics, keeping shared writes off the hit path; see
+    /// [`SmmuV3::stats`]).
+    #[inline]
+    fn count_unhit(&self) {
+        self.counters.translations.fetch_add(1, Ordering::Relaxed);
     }
 
     /// IOTLB miss: the cached full route, or resolve the configuration (decoded STE/CD), then
@@ -352,6 +369,10 @@ where
                 let tag = key.tag();
                 if missed_tag != Some(tag) {
                     if let Some(m) = self.iotlb_hit(tag, req.addr, privileged, access) {
+                        // Already counted as a request and, now, as an IOTLB hit.
+                        self.counters
+                            .slow_iotlb_hits
+                            .fetch_add(1, Ordering::Relaxed);
                         return Ok(m);
                     }
                 }

@@ -423,3 +423,105 @@ fn test_translated_traffic_checked_with_atschk() {
     assert_eq!(f.event, "ATS_ADDR_SIZE");
     assert!(drv.read_events().is_empty());
 }
+
+/// Split-stage ATS (STE.EATS = 0b10, Config 0b111, CR0.ATSCHK = 1): the completion carries
+/// the stage-1 output (an IPA) with permissions of both stages, and the endpoint's Translated
+/// traffic with that IPA is translated by stage 2. With ATSCHK = 0 the request is refused.
+#[test]
+fn test_split_stage_ats_returns_ipa_and_translates_translated_traffic() {
+    use viommu_smmuv3::testing::pgtable::{leaf_bits, Stage};
+    use viommu_smmuv3::testing::IoPgtable;
+
+    const IPA: u64 = 0x2000_0000;
+    const IPA_PA: u64 = RAM + 0x0100_0000;
+    const VA: u64 = 0x0000_0080_4060_3000;
+    let pa = |ipa: u64| ipa - IPA + IPA_PA;
+    let ram = guest_ram(RAM, RAM_SIZE as usize);
+    let (smmu, _irq) = bring_up(&ram, &ats_config());
+    let mut drv = driver(&smmu, &ram);
+    let s2 = drv.new_s2_domain(5);
+    for page in 0..16u64 {
+        // The data page (IPA + 0x8000) is read-only at stage 2.
+        let prot = if page == 8 { Prot::RO } else { Prot::RW };
+        s2.pgtable.map(
+            &ram,
+            &mut drv.alloc,
+            IPA + page * 0x1000,
+            IPA_PA + page * 0x1000,
+            0x1000,
+            prot,
+        );
+    }
+    // Stage-1 tables at IPA .. IPA + 0x3000, CD at IPA + 0x9000, data at IPA + 0x8000 (RW at
+    // stage 1) and IPA + 0xA000 (RW at both stages).
+    let tables = [IPA, IPA + 0x1000, IPA + 0x2000, IPA + 0x3000];
+    for (va, data) in [(VA, IPA + 0x8000), (VA + 0x1000, IPA + 0xA000)] {
+        for level in 0..4u64 {
+            let idx = (va >> (39 - 9 * level)) & 511;
+            let slot = pa(tables[level as usize]) + 8 * idx;
+            let desc = if level < 3 {
+                tables[level as usize + 1] | 3
+            } else {
+                data | leaf_bits(Stage::S1, Prot::RW, true)
+            };
+            viommu_common::mem::write_u64_le(&ram, slot, desc).unwrap();
+        }
+    }
+    let dom = S1Domain {
+        asid: 9,
+        pgtable: IoPgtable {
+            stage: Stage::S1,
+            ias: 48,
+            root: tables[0],
+            start_level: 0,
+        },
+    };
+    let cd_ipa = IPA + 0x9000;
+    for (i, w) in drv.s1_cd(&dom).iter().enumerate() {
+        viommu_common::mem::write_u64_le(&ram, pa(cd_ipa) + 8 * i as u64, *w).unwrap();
+    }
+    let mut ste = drv.s2_ste(&s2);
+    ste[0] = 1 | 7 << 1 | (cd_ipa & 0x000F_FFFF_FFFF_FFC0);
+    ste[1] |= 0xD4 | 2 << 28; // EATS = 0b10
+    drv.write_ste(SID, ste).unwrap();
+
+    let c = smmu
+        .ats_translate(&AtsRequest::new(SID, VA + 0x1044))
+        .unwrap();
+    assert_eq!(
+        (c.input, c.output, c.perms),
+        (VA + 0x1000, IPA + 0xA000, Perms::RW)
+    );
+    let c = smmu
+        .ats_translate(&AtsRequest::new(SID, VA + 0x44))
+        .unwrap();
+    assert_eq!(
+        (c.output, c.perms),
+        (IPA + 0x8000, Perms::R),
+        "stage 1 RW intersected with stage 2 read-only"
+    );
+    // Translated traffic carries the IPA and goes through stage 2.
+    let m = smmu
+        .translated_access(&DmaRequest::write(SID, IPA + 0xA010, 4))
+        .unwrap();
+    assert_eq!(m.output, IPA_PA + 0xA010);
+    let f = smmu
+        .translated_access(&DmaRequest::write(SID, IPA + 0x8010, 4))
+        .unwrap_err();
+    assert_eq!(f.event, "F_PERMISSION");
+    let ev = drv.read_events();
+    assert_eq!(ev.len(), 1, "recorded per STE.S2R, as for ordinary traffic");
+    assert_eq!(ev[0][0] & 0xFF, 0x13);
+    assert_eq!(ev[0][1] >> 39 & 1, 1, "S2");
+
+    // ATSCHK = 0: split-stage ATS is unusable (§3.9.1.2): UR + F_BAD_ATS_TREQ.
+    let cr0 = drv.read32(r::CR0) & !0x10;
+    drv.write32(r::CR0, cr0);
+    assert!(matches!(
+        smmu.ats_translate(&AtsRequest::new(SID, VA + 0x1044)),
+        Err(AtsError::UnsupportedRequest(_))
+    ));
+    let ev = drv.read_events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0][0] & 0xFF, 0x05);
+}
