@@ -453,6 +453,8 @@ where
         self.publish_view_locked(&ctrl);
         self.invalidate_all_caches();
         self.set_work_pending(false);
+        // A pending CERROR_ATC_INV_SYNC is command-queue state (see crate::ats).
+        self.atc.sync_error.store(false, Ordering::Release);
         // Reset disables translation: every stalled transaction is terminated (§3.12.2).
         self.terminate_stalls(None);
     }

@@ -529,6 +529,9 @@ where
         self.pri.restore_groups(&groups);
         self.publish_view_locked(&c);
         self.invalidate_all_caches();
+        // Stalls of this instance (if it was not fresh) do not belong to the restored state
+        // (taken with `ctrl` held, as reset does).
+        self.terminate_stalls(None);
         // Unconsumed commands: the VMM continues them (process_pending), as after a batch
         // limit. consume_locked re-checks CMDQEN and a pending CMDQ_ERR.
         let g = c.cmdq.geometry(u32::from(self.caps.idr1.cmdqs()));

@@ -525,3 +525,35 @@ fn test_split_stage_ats_returns_ipa_and_translates_translated_traffic() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0][0] & 0xFF, 0x05);
 }
+
+/// A device reset forgets a failed ATC invalidation: the first CMD_SYNC after the driver's
+/// bring-up completes.
+#[test]
+fn test_reset_clears_pending_atc_sync_error() {
+    struct Failing;
+    impl AtcEndpoint for Failing {
+        fn invalidate(&self, _: &AtcInvalidation) -> Result<(), AtcError> {
+            Err(AtcError::Failed("link down".into()))
+        }
+    }
+    let ram = guest_ram(RAM, RAM_SIZE as usize);
+    let (smmu, _irq) = bring_up(&ram, &ats_config());
+    smmu.register_atc(StreamId(SID), Arc::new(Failing));
+    let mut drv = driver(&smmu, &ram);
+    drv.issue(&[cmd::atc_inv(SID, None, 0, 52)]).unwrap();
+    smmu.reset();
+    let mut drv2 = driver(&smmu, &ram);
+    assert_eq!(
+        drv2.read32(r::GERROR),
+        0,
+        "bring-up's CMD_SYNCs completed without error"
+    );
+    drv2.issue(&[cmd::sync_none()]).unwrap();
+    assert_eq!(
+        drv2.read32(r::CMDQ_CONS) >> 24 & 0x7F,
+        0,
+        "no CERROR_ATC_INV_SYNC"
+    );
+    assert_eq!((drv2.read32(r::GERROR) ^ drv2.read32(r::GERRORN)) & 1, 0);
+    drop(drv);
+}
