@@ -557,3 +557,45 @@ fn test_reset_clears_pending_atc_sync_error() {
     assert_eq!((drv2.read32(r::GERROR) ^ drv2.read32(r::GERRORN)) & 1, 0);
     drop(drv);
 }
+
+/// HTTU on ATS (§3.9.1): a request with NW = 0 for a writable-clean page marks it dirty (the
+/// later Translated writes bypass the SMMU), a request with NW = 1 sets only the access flag.
+#[test]
+fn test_ats_request_updates_access_and_dirty_state() {
+    use viommu_smmuv3::spec::idr::Httu;
+    const AF: u64 = 1 << 10;
+    const AP_RO: u64 = 1 << 7;
+    const DBM: u64 = 1 << 51;
+    let ram = guest_ram(RAM, RAM_SIZE as usize);
+    let cfg = SmmuConfig {
+        ats: true,
+        httu: Httu::ACCESS_DIRTY,
+        ..SmmuConfig::default()
+    };
+    let (smmu, _irq) = bring_up(&ram, &cfg);
+    let mut drv = driver(&smmu, &ram);
+    let dom = drv.new_s1_domain(1);
+    let slot = dom
+        .pgtable
+        .map(&ram, &mut drv.alloc, IOVA, PA, 0x1000, Prot::RW);
+    let rw = viommu_common::mem::read_u64_le(&ram, slot).unwrap();
+    let clean = (rw & !AF) | DBM | AP_RO;
+    viommu_common::mem::write_u64_le(&ram, slot, clean).unwrap();
+    let (table, fmt, cdmax) = drv.cd_table(SID, 0);
+    let mut cd = drv.s1_cd(&dom);
+    cd[0] |= 3 << 42; // HD, HA
+    drv.write_cd_steps(SID, 0, cd, &mut || {}).unwrap();
+    let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
+    ste[1] |= EATS_FULL;
+    drv.write_ste(SID, ste).unwrap();
+    let read = |ram: &GuestMemoryMmap| viommu_common::mem::read_u64_le(ram, slot).unwrap();
+
+    let c = smmu
+        .ats_translate(&AtsRequest::new(SID, IOVA).read_only())
+        .unwrap();
+    assert_eq!(c.perms, Perms::R);
+    assert_eq!(read(&ram), clean | AF, "NW = 1: access flag only");
+    let c = smmu.ats_translate(&AtsRequest::new(SID, IOVA)).unwrap();
+    assert_eq!(c.perms, Perms::RW);
+    assert_eq!(read(&ram), (clean | AF) & !AP_RO, "NW = 0: dirty");
+}
