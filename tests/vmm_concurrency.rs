@@ -293,7 +293,7 @@ fn test_smmu_remap_without_tlbi_is_reported_stale() {
 #[test]
 #[ignore = "long stress run"]
 fn test_smmu_no_stale_translation_after_cmd_sync_long() {
-    smmu_no_stale_after_sync(100_000, 3, DriverOptions::default());
+    smmu_no_stale_after_sync(30_000, 3, DriverOptions::default());
 }
 
 /// Domains the re-attach and renumbering races cycle through (domain `d` maps [`IOVA`] to
@@ -393,7 +393,7 @@ fn test_smmu_no_stale_domain_after_reattach_sync() {
 #[test]
 #[ignore = "long stress run"]
 fn test_smmu_no_stale_domain_after_reattach_sync_long() {
-    smmu_reattach_race(20_000, 3);
+    smmu_reattach_race(6_000, 3);
 }
 
 /// `epochs` renumberings of a PCIe-to-PCI bridge's secondary bus (bus `1 + k % DOMAINS`, whose
