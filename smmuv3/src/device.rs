@@ -190,7 +190,10 @@ pub(crate) struct Counters {
     pub(crate) commands: AtomicU64,
     pub(crate) events: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
+    /// Requests not served by the IOTLB fast path (route-cache bypass/abort, misses).
     pub(crate) translations: AtomicU64,
+    /// Of those, requests that then hit the IOTLB after a route-cache miss.
+    pub(crate) slow_iotlb_hits: AtomicU64,
     pub(crate) faults: AtomicU64,
 }
 
