@@ -6,6 +6,10 @@
 //! - `cmdq_tlbi_va_sync`: command throughput: batches of TLBI_NH_VA followed by a MSIPOLL
 //!   CMD_SYNC, consumed through CMDQ_PROD writes (elements = commands).
 //! - `ats_translation_request`: an ATS Translation Request answered from the IOTLB (full ATS).
+//! - `stall_resume_roundtrip`: the SVA page-fault round trip of the stall model: a DMA to an
+//!   unmapped page stalls (event record written), the guest consumes the event, maps the page
+//!   and sends CMD_RESUME(Retry), the device thread collects the retried translation; then the
+//!   page is unmapped again (PTE cleared, IOTLB flushed) for the next iteration.
 //!
 //! The SMMU is brought up and the stream attached by the Linux-style `GuestDriver`.
 
@@ -120,5 +124,55 @@ fn bench_ats(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_smmuv3, bench_ats);
+fn bench_stall(c: &mut Criterion) {
+    use viommu_common::StreamId;
+    use viommu_smmuv3::spec::idr::StallModel;
+    use viommu_smmuv3::stall::StallStatus;
+
+    let ram = guest_ram(RAM, RAM_SIZE as usize);
+    let cfg = SmmuConfig {
+        stall_model: StallModel::STALL_TERMINATE,
+        ..SmmuConfig::default()
+    };
+    let smmu = SmmuV3::new(&cfg, &ram, Arc::new(NoInterrupts)).unwrap();
+    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    let dom = drv.new_s1_domain(1);
+    // A `dma-can-stall` master: CD.S = 1, STE.S1STALLD = 0 (linux-driver.md §12, §13).
+    let (table, fmt, cdmax) = drv.cd_table(SID, 0);
+    let mut cd = drv.s1_cd(&dom);
+    cd[0] |= 1 << 44;
+    drv.write_cd_steps(SID, 0, cd, &mut || {}).unwrap();
+    let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
+    ste[1] &= !(1 << 27);
+    drv.write_ste(SID, ste).unwrap();
+    let pa = RAM + 0x0300_0000;
+    // Build the intermediate tables once; each iteration only toggles the leaf.
+    dom.pgtable
+        .map(&ram, &mut drv.alloc, IOVA, pa, 0x1000, Prot::RW);
+    dom.pgtable.unmap(&ram, IOVA);
+    let req = DmaRequest::write(SID, IOVA + 0x40, 64);
+
+    let mut g = c.benchmark_group("smmuv3");
+    g.bench_function("stall_resume_roundtrip", |b| {
+        b.iter(|| {
+            let stag = match smmu.translate(&req) {
+                Err(f) => f.stall_tag.expect("stalled"),
+                Ok(_) => unreachable!("the page is unmapped"),
+            };
+            black_box(drv.read_events());
+            dom.pgtable
+                .map(&ram, &mut drv.alloc, IOVA, pa, 0x1000, Prot::RW);
+            drv.issue(&[cmd::resume(SID, stag, 1)]).unwrap();
+            let st = smmu.stall_status(StreamId(SID), stag);
+            assert!(matches!(st, StallStatus::Resolved { result: Ok(_), .. }));
+            dom.pgtable.unmap(&ram, IOVA);
+            smmu.flush_iotlb();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_smmuv3, bench_ats, bench_stall);
 criterion_main!(benches);
