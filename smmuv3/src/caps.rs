@@ -10,7 +10,8 @@
 //! present and names the first one it cannot.
 //!
 //! Policy: ATS, PRI, the stall model and HTTU are configurable and mirrored from ID registers,
-//! but off by default: their full effects arrive with a later issue.
+//! but off by default (IDR0.STALL_MODEL = 1, terminate only: a guest must opt a master into
+//! stalls, and PCIe masters must never stall).
 
 use viommu_common::addr::Granule;
 

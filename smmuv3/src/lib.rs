@@ -97,9 +97,25 @@
 //!   recorded; Translated transactions carry no PASID); restoring held (stalled) transactions
 //!   is refused ([`snapshot::SnapshotError::HeldTransactions`]).
 //!
-//! ## Not yet modelled (issue 4)
-//! Stalls (faults always terminate; [`device::HeldTransaction`] is the place for held
-//! transactions and is always empty), the PRI queue producer and PRI_RESP delivery.
+//! ## Stalls and PRI (I/O page faults)
+//! - [`stall`]: with IDR0.STALL_MODEL = 0/2 (`SmmuConfig::stall_model`; default stays 1,
+//!   terminate only) and CD.S / STE.S2S, translation-related faults are held: the record has
+//!   Stall = 1 and an STAG, the DMA caller gets `FaultKind::Stalled` with the STAG and waits with
+//!   [`SmmuV3::wait_stall`](device::SmmuV3::wait_stall) or polls
+//!   [`SmmuV3::stall_status`](device::SmmuV3::stall_status) from its own thread. CMD_RESUME
+//!   (retry re-translates; abort; terminate = RAZ/WI unless TERM_MODEL), CMD_STALL_TERM, SMMUEN
+//!   clear and reset complete them. Policies: table of IDR5.STALL_MAX entries
+//!   ([`stall::DEFAULT_STALL_CAPACITY`] for 0; beyond it the fault terminates with Stall = 0); a
+//!   stall record that the event queue cannot take is not dropped: the transaction waits and is
+//!   retried when the queue is next writable (IHI 0070 §3.12.2); CFGI_STE leaves stalls alone
+//!   (a retry sees the new configuration); stage-2 faults on CD fetches terminate.
+//! - [`priq`]: with IDR0.PRI (needs ATS), endpoints issue Page Requests with
+//!   [`SmmuV3::page_request`](device::SmmuV3::page_request); records go to the PRI queue with
+//!   the PRIQ interrupt; CMD_PRI_RESP reaches the endpoint
+//!   ([`SmmuV3::pri_response`](device::SmmuV3::pri_response) /
+//!   [`SmmuV3::wait_pri_response`](device::SmmuV3::wait_pri_response)); overflow, PRIQEN = 0
+//!   and PRIQ_ABT_ERR give the architecture's automatic responses. Policy: STE.PPAR is not
+//!   decoded (an overflow auto-response keeps the PASID as with IDR3.PPS = 1).
 #![forbid(unsafe_code)]
 
 pub mod ats;
