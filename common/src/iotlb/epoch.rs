@@ -39,18 +39,19 @@ const SPACE_BUCKETS: usize = 256;
 /// The low bits (ASID, or StreamID) index directly, XORed with the VMID/SubstreamID (bits
 /// [47:32] moved to [18:3]) and the kind (bits [63:60] moved to [8:5]): ASIDs are allocated
 /// sequentially (Linux), so up to `n` live ASIDs of one VMID get distinct generations and
-/// invalidating one never hides another. Cheap on purpose: it is on the hit path.
+/// invalidating one never hides another. Cheap on purpose: it is on the hit path. (The copy of
+/// the space number in bits [59:54] is left out: it would fold VMID bits onto the ASID's.)
 #[inline]
 fn bucket(key: u64, n: usize) -> usize {
-    ((key ^ (key >> 29) ^ (key >> 55)) as usize) & (n - 1)
+    ((key ^ (key >> 29) ^ ((key >> 60) << 5)) as usize) & (n - 1)
 }
 
-/// Space bucket of a tag: `space number * 4 + space kind`, so `SPACE_BUCKETS / 4` consecutive
-/// VMIDs have distinct EL1 and stage-2 buckets and as many consecutive StreamIDs distinct
-/// stream buckets.
+/// Space bucket of a tag: `space kind * 64 + space number % 64` (kept ready in the tag), so
+/// `SPACE_BUCKETS / 4` consecutive VMIDs have distinct EL1 and stage-2 buckets and as many
+/// consecutive StreamIDs distinct stream buckets.
 #[inline]
 fn space_bucket(tag: TlbTag) -> usize {
-    (((tag.space_number() << 2) | tag.space_kind()) as usize) & (SPACE_BUCKETS - 1)
+    (tag.space_bits() as usize) & (SPACE_BUCKETS - 1)
 }
 
 /// Tag bucket of a tag.

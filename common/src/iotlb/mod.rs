@@ -120,7 +120,14 @@ pub struct TlbTag(u64);
 
 /// Tag kinds, in bits [63:60] of the packed tag. Bits [1:0] of the kind name the *space* kind
 /// (global variants share it with their regime), which epoch.rs uses without branching.
+///
+/// Layout of the packed tag: kind [63:60]; space number bits [5:0] [59:54] (a copy, so bits
+/// [61:54] are the space bucket of epoch.rs without computing it on the hit path); then
+/// stage-1 and stage-2 tags: VMID [47:32], ASID [15:0]; stream tags: SubstreamID valid [52],
+/// SubstreamID [51:32], StreamID [31:0].
 const KIND_SHIFT: u32 = 60;
+/// Where the low bits of the space number are repeated.
+const SPACE_COPY_SHIFT: u32 = 54;
 const KIND_NH: u64 = 1;
 const KIND_S2: u64 = 2;
 const KIND_EL2: u64 = 3;
@@ -138,15 +145,15 @@ impl TlbTag {
     pub const fn stage1_in(regime: Regime, asid: Asid) -> Self {
         match regime {
             Regime::Nh { vmid } => {
-                TlbTag((KIND_NH << KIND_SHIFT) | ((vmid.0 as u64) << 32) | asid.0 as u64)
+                Self::packed((KIND_NH << KIND_SHIFT) | ((vmid.0 as u64) << 32) | asid.0 as u64)
             }
-            Regime::El2 => TlbTag((KIND_EL2 << KIND_SHIFT) | asid.0 as u64),
+            Regime::El2 => Self::packed((KIND_EL2 << KIND_SHIFT) | asid.0 as u64),
         }
     }
 
     /// Stage-2-only results of `vmid` (input addresses are IPAs).
     pub const fn stage2(vmid: Vmid) -> Self {
-        TlbTag((KIND_S2 << KIND_SHIFT) | ((vmid.0 as u64) << 32))
+        Self::packed((KIND_S2 << KIND_SHIFT) | ((vmid.0 as u64) << 32))
     }
 
     /// Results private to `stream`, optionally to one `substream` of it.
@@ -157,7 +164,14 @@ impl TlbTag {
             Some(s) => (1 << 52) | (((s.0 & 0xf_ffff) as u64) << 32),
             None => 0,
         };
-        TlbTag((KIND_STREAM << KIND_SHIFT) | ss | stream.0 as u64)
+        Self::packed((KIND_STREAM << KIND_SHIFT) | ss | stream.0 as u64)
+    }
+
+    /// The tag of packed value `raw` (without the space copy), with the copy of the space
+    /// number's low bits added.
+    const fn packed(raw: u64) -> Self {
+        let t = TlbTag(raw);
+        TlbTag(raw | ((t.space_number() & 63) << SPACE_COPY_SHIFT))
     }
 
     /// The packed 64-bit value (stable within one build; for hashing and debugging).
@@ -184,13 +198,20 @@ impl TlbTag {
         (self.0 >> KIND_SHIFT) & 3
     }
 
+    /// The space kind and the space number's low 6 bits, `kind * 64 + number % 64`: the space
+    /// bucket of epoch.rs, read from the tag without branching.
+    #[inline]
+    pub(super) const fn space_bits(self) -> u64 {
+        (self.0 >> SPACE_COPY_SHIFT) & 0xff
+    }
+
     /// For stage-1 tags: the tag global (nG = 0) entries of the same regime are stored under.
     const fn global_variant(self) -> Option<TlbTag> {
         match self.0 >> KIND_SHIFT {
-            KIND_NH => Some(TlbTag(
+            KIND_NH => Some(TlbTag::packed(
                 (KIND_NH_GLOBAL << KIND_SHIFT) | (self.0 & (0xffff << 32)),
             )),
-            KIND_EL2 => Some(TlbTag(KIND_EL2_GLOBAL << KIND_SHIFT)),
+            KIND_EL2 => Some(TlbTag::packed(KIND_EL2_GLOBAL << KIND_SHIFT)),
             _ => None,
         }
     }
@@ -416,6 +437,9 @@ pub struct IotlbStats {
 /// of one command bounded (about 64 Ki slot reads, tens of microseconds).
 const SCAN_LIMIT: u64 = 1 << 16;
 
+/// log2 of the smallest block size (4 KiB), the size lookups probe first.
+const PAGE_SHIFT: u32 = 12;
+
 /// A bounded, lock-free, tagged IOTLB shared by every DMA thread of a device (`&self` API).
 ///
 /// ```
@@ -480,17 +504,70 @@ impl Iotlb {
     /// tags, only if any exist) global entries. If two live entries overlap `iova` (the guest
     /// changed a mapping without break-before-make) either may be returned: CONSTRAINED
     /// UNPREDICTABLE, like a TLB conflict the SMMU does not report.
+    ///
+    /// A DMA hit path that needs only the translation should use [`Iotlb::lookup_mapping`],
+    /// which reads and returns less.
     #[inline]
     pub fn lookup(&self, tag: TlbTag, iova: u64) -> Option<TlbEntry> {
-        let found = self
-            .probe(tag, self.table.present.load(Ordering::Relaxed), iova)
-            .or_else(|| {
-                let mask = self.table.global_present.load(Ordering::Relaxed);
-                match tag.global_variant() {
-                    Some(g) if mask != 0 => self.probe(g, mask, iova),
-                    _ => None,
-                }
-            });
+        let mask = self.table.present.load(Ordering::Relaxed);
+        if mask != 0 {
+            let s = mask.trailing_zeros();
+            // s <= 63: the shift cannot overflow.
+            let key = table::key(iova & (u64::MAX << s), s);
+            if let Some(words) = self.table.find(tag.raw(), key, self.epochs.stamp(tag)) {
+                self.stats.bump(Counter::Hit);
+                return Some(table::decode(&words));
+            }
+        }
+        self.lookup_rest(tag, iova, mask & mask.wrapping_sub(1))
+    }
+
+    /// The DMA mapping of `iova` under `tag` for a privileged or unprivileged access, if an
+    /// entry containing it is cached: the same as
+    /// `lookup(tag, iova).map(|e| e.mapping(iova, privileged))` (same probes, same counts), but
+    /// the hit path reads only the words a mapping needs and builds no [`TlbEntry`].
+    ///
+    /// The fast path probes the smallest block size present; other sizes and global entries
+    /// are probed out of line.
+    #[inline]
+    pub fn lookup_mapping(&self, tag: TlbTag, iova: u64, privileged: bool) -> Option<DmaMapping> {
+        let mask = self.table.present.load(Ordering::Relaxed);
+        if mask != 0 {
+            // 4 KiB pages, the smallest size, are the common case: a constant size makes the
+            // probe and the mapping cheaper (no variable shifts).
+            let found = if mask & (1 << PAGE_SHIFT) != 0 {
+                self.probe_hit(tag, iova, PAGE_SHIFT, privileged)
+            } else {
+                self.probe_hit(tag, iova, mask.trailing_zeros(), privileged)
+            };
+            if found.is_some() {
+                self.stats.bump(Counter::Hit);
+                return found;
+            }
+        }
+        self.lookup_rest(tag, iova, mask & mask.wrapping_sub(1))
+            .map(|e| e.mapping(iova, privileged))
+    }
+
+    /// Probe size `1 << s` (< 64) for the [`DmaMapping`] of `iova`.
+    #[inline(always)]
+    fn probe_hit(&self, tag: TlbTag, iova: u64, s: u32, privileged: bool) -> Option<DmaMapping> {
+        let stamp = self.epochs.stamp(tag);
+        let (out, attr) = self.table.find_hit(tag.raw(), iova, s, stamp)?;
+        Some(table::mapping(s, out, attr, iova, privileged))
+    }
+
+    /// The rest of a lookup after the smallest present size missed: the other sizes of `mask`,
+    /// then global entries. Counts the hit or miss.
+    #[inline(never)]
+    fn lookup_rest(&self, tag: TlbTag, iova: u64, mask: u64) -> Option<TlbEntry> {
+        let found = self.probe(tag, mask, iova).or_else(|| {
+            let mask = self.table.global_present.load(Ordering::Relaxed);
+            match tag.global_variant() {
+                Some(g) if mask != 0 => self.probe(g, mask, iova),
+                _ => None,
+            }
+        });
         self.stats.bump(if found.is_some() {
             Counter::Hit
         } else {
@@ -500,7 +577,7 @@ impl Iotlb {
     }
 
     /// Probe the size classes of `mask` for `tag`.
-    #[inline(always)]
+    #[inline]
     fn probe(&self, tag: TlbTag, mut mask: u64, iova: u64) -> Option<TlbEntry> {
         if mask == 0 {
             return None;

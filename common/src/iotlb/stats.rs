@@ -136,11 +136,30 @@ impl Stats {
     #[inline]
     pub(super) fn bump(&self, counter: Counter) {
         let c = counter as usize;
-        match self.stripes.get(thread_index()) {
+        // One thread-local load and one bounds check on the common path: an unregistered thread
+        // (index `usize::MAX`) fails the check like one beyond the stripes.
+        match self.stripes.get(INDEX.with(Cell::get)) {
             Some(stripe) => {
                 if let Some(cell) = stripe.counts.get(c) {
                     // Only this thread writes this stripe: load + store loses nothing, and
                     // Relaxed suffices because the counters order nothing.
+                    cell.store(
+                        cell.load(Ordering::Relaxed).wrapping_add(1),
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+            None => self.bump_slow(c),
+        }
+    }
+
+    /// Count for a thread not yet registered, beyond the stripes, or exiting.
+    #[cold]
+    #[inline(never)]
+    fn bump_slow(&self, c: usize) {
+        match self.stripes.get(thread_index()) {
+            Some(stripe) => {
+                if let Some(cell) = stripe.counts.get(c) {
                     cell.store(
                         cell.load(Ordering::Relaxed).wrapping_add(1),
                         Ordering::Relaxed,

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::addr::low_mask;
 
 const VMID: Vmid = Vmid(1);
 const NH: Regime = Regime::Nh { vmid: VMID };
@@ -60,6 +61,10 @@ const GLOBAL_BASE: u64 = 0x30_0000_0000;
 const S2_BASE: u64 = 0x8000_0000;
 const NESTED_BASE: u64 = 0x40_0000_0000;
 const STREAM_BASE: u64 = 0x50_0000_0000;
+/// Output address of a key's block: its input base with this bit flipped, and the stage-1
+/// version from bit [`VERSION_SHIFT`] up (so [`Iotlb::lookup_mapping`] hits carry it too).
+const OUTPUT_FLIP: u64 = 1 << 40;
+const VERSION_SHIFT: u32 = 42;
 
 /// Versions: `truth` (what a walk reads now) and `floor` (no lookup starting later may return
 /// less), per key slot; nested keys use their stage-1 slot plus the stage-2 slot of their IPA.
@@ -235,12 +240,16 @@ impl World {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Look `k` up; check a hit against the floors read before; fill on a miss.
+    /// Look `k` up (half the time through the DMA fast path, [`Iotlb::lookup_mapping`]);
+    /// check a hit against the floors read before; fill on a miss.
     fn read(&self, tlb: &Iotlb, rng: &mut Rng) {
         let k = Key::random(rng);
         let iova = k.address(rng);
         let floor = self.floor(k);
         let floor2 = k.s2().map_or(0, |s2| self.floor(s2));
+        if rng.below(2) == 0 {
+            return self.read_mapping(tlb, k, iova, floor, floor2, rng);
+        }
         match tlb.lookup(k.tag(), iova) {
             Some(e) => {
                 let (base, s, _) = k.block();
@@ -267,6 +276,37 @@ impl World {
         }
     }
 
+    /// The check of `read` through [`Iotlb::lookup_mapping`]: the stage-1 version comes back
+    /// in the output address (bits from [`VERSION_SHIFT`]), the stage-2 one in the attributes.
+    fn read_mapping(&self, tlb: &Iotlb, k: Key, iova: u64, floor: u64, floor2: u64, rng: &mut Rng) {
+        let privileged = rng.below(2) == 0;
+        match tlb.lookup_mapping(k.tag(), iova, privileged) {
+            Some(m) => {
+                let (base, s, _) = k.block();
+                let off = iova - base;
+                assert_eq!(
+                    (m.output & low_mask(VERSION_SHIFT), m.len, m.perms),
+                    ((base ^ OUTPUT_FLIP) + off, (1u64 << s) - off, Perms::RW),
+                    "{k:?}: wrong mapping {m:x?}"
+                );
+                let version = m.output >> VERSION_SHIFT;
+                assert!(
+                    version >= floor,
+                    "{k:?}: stale version {version} after invalidation published {floor}"
+                );
+                if k.s2().is_some() {
+                    assert!(
+                        u64::from(m.attrs.device) >= floor2,
+                        "{k:?}: stale stage-2 version {} after floor {floor2}",
+                        m.attrs.device
+                    );
+                }
+                self.checked_hits.fetch_add(1, Ordering::Relaxed);
+            }
+            None => self.fill(tlb, k, rng),
+        }
+    }
+
     /// A walk: token first, then read the tables (truth), then insert.
     fn fill(&self, tlb: &Iotlb, k: Key, rng: &mut Rng) {
         let token = tlb.begin_fill(k.tag());
@@ -281,7 +321,7 @@ impl World {
         let (base, size_log2, level) = k.block();
         let entry = TlbEntry {
             input: base,
-            output: base ^ (1 << 40),
+            output: (base ^ OUTPUT_FLIP) | (v << VERSION_SHIFT),
             size_log2,
             level,
             perms: Perms::RW,

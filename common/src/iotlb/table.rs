@@ -31,7 +31,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use super::TlbEntry;
 use crate::access::Perms;
 use crate::addr::low_mask;
-use crate::traits::MemAttrs;
+use crate::traits::{DmaMapping, MemAttrs};
 
 /// Ways per set.
 pub(super) const WAYS: usize = 4;
@@ -154,6 +154,30 @@ pub(super) fn decode(w: &Words) -> TlbEntry {
     }
 }
 
+/// The [`DmaMapping`] of `iova` for a privileged or unprivileged access, from the output and
+/// attribute words of the valid slot whose block of size `1 << size_log2` (< 64) contains
+/// `iova` (the same result as [`TlbEntry::mapping`] of [`decode`]).
+#[inline(always)]
+pub(super) fn mapping(
+    size_log2: u32,
+    out: u64,
+    attr: u64,
+    iova: u64,
+    privileged: bool,
+) -> DmaMapping {
+    let off = iova & low_mask(size_log2);
+    DmaMapping {
+        output: (out & !0xfff) | off,
+        len: (1u64 << (size_log2 & 63)) - off,
+        perms: Perms::from_bits((out >> (3 * u32::from(privileged))) as u8),
+        attrs: MemAttrs {
+            mair: attr as u8,
+            shareability: (attr >> 8) as u8,
+            device: (attr >> 32) as u32,
+        },
+    }
+}
+
 /// Wait politely for another writer to release a slot.
 fn backoff(spins: &mut u32) {
     *spins = spins.saturating_add(1);
@@ -185,26 +209,74 @@ impl Table {
     }
 
     /// The ways of the set holding (`tag`, `key`).
-    ///
-    /// The set is the block number (address >> size) XOR a hash of the tag and the size: the
-    /// consecutive pages or blocks of one tag fall in consecutive sets, so a tag's mappings do
-    /// not conflict with each other until they outnumber the sets.
     #[inline(always)]
     fn ways(&self, tag: u64, key: u64) -> &[Slot] {
-        let size_log2 = key & 63;
+        let size_log2 = (key & 63) as u32;
         // key = base | size_log2 and size_log2 < 2^size_log2, so this is the block number.
-        let block = key >> size_log2;
-        // Fold the tag kind and VMID (bits 29+) down before taking high product bits (the
-        // product is loop-invariant in a lookup, so it is computed once per lookup).
+        self.ways_of_block(tag, key >> size_log2, size_log2)
+    }
+
+    /// The ways of the set holding block number `block` of size `1 << size_log2` of `tag`.
+    ///
+    /// The set is the block number XOR a hash of the tag and the size: the consecutive pages or
+    /// blocks of one tag fall in consecutive sets, so a tag's mappings do not conflict with each
+    /// other until they outnumber the sets.
+    #[inline(always)]
+    fn ways_of_block(&self, tag: u64, block: u64, size_log2: u32) -> &[Slot] {
+        // Fold the tag kind and VMID (bits 29+) down before taking high product bits.
         let mix = (tag ^ (tag >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-        let set = (block ^ mix ^ (size_log2 << 5)) as usize & self.set_mask;
+        let set = (block ^ mix ^ (u64::from(size_log2) << 5)) as usize & self.set_mask;
         self.sets.get(set).map_or(&[], |s| s.as_slice())
     }
 
     /// The words of a live slot holding (`tag`, `key`) stamped `stamp`. Lock-free, write-free.
     #[inline(always)]
     pub(super) fn find(&self, tag: u64, key: u64, stamp: u64) -> Option<Words> {
-        for slot in self.ways(tag, key) {
+        Self::find_in(self.ways(tag, key), tag, key, stamp, |w| {
+            let mut words = [0; NWORDS];
+            words[W_TAG] = tag;
+            words[W_KEY] = key;
+            words[W_STAMP] = stamp;
+            for i in [W_OUT, W_ATTR, W_FLAGS, W_IPA] {
+                words[i] = w[i].load(Ordering::Relaxed);
+            }
+            words
+        })
+    }
+
+    /// The output and attribute words of the live slot of `tag`, stamped `stamp`, whose
+    /// block of size `1 << size_log2` (< 64) contains `iova`: all a DMA hit needs
+    /// ([`mapping`]). Lock-free, write-free.
+    #[inline(always)]
+    pub(super) fn find_hit(
+        &self,
+        tag: u64,
+        iova: u64,
+        size_log2: u32,
+        stamp: u64,
+    ) -> Option<(u64, u64)> {
+        let block = iova >> (size_log2 & 63);
+        let key = key(iova & (u64::MAX << (size_log2 & 63)), size_log2);
+        let ways = self.ways_of_block(tag, block, size_log2);
+        Self::find_in(ways, tag, key, stamp, |w| {
+            (
+                w[W_OUT].load(Ordering::Relaxed),
+                w[W_ATTR].load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// The seqlock read of the slot of `ways` holding (`tag`, `key`) stamped `stamp`: `read`
+    /// loads what the caller needs (Relaxed) between the two sequence loads.
+    #[inline(always)]
+    fn find_in<R>(
+        ways: &[Slot],
+        tag: u64,
+        key: u64,
+        stamp: u64,
+        read: impl Fn(&[AtomicU64; NWORDS]) -> R,
+    ) -> Option<R> {
+        for slot in ways {
             // Acquire: pairs with the writer's Release unlock, so the words of that write are
             // visible below. The identifying words are checked first (a miss in this way costs
             // four loads); the rest are read only for the matching way. Every word read between
@@ -217,18 +289,12 @@ impl Table {
             {
                 continue;
             }
-            let mut words = [0; NWORDS];
-            words[W_TAG] = tag;
-            words[W_KEY] = key;
-            words[W_STAMP] = stamp;
-            for i in [W_OUT, W_ATTR, W_FLAGS, W_IPA] {
-                words[i] = slot.w[i].load(Ordering::Relaxed);
-            }
+            let r = read(&slot.w);
             // Acquire fence: if any word above came from a later write, that write's
             // fence(Release) after its odd sequence store makes the re-load below see it.
             fence(Ordering::Acquire);
             if slot.seq.load(Ordering::Relaxed) == seq {
-                return Some(words);
+                return Some(r);
             }
         }
         None
