@@ -176,12 +176,8 @@ where
         privileged: bool,
         access: AccessKind,
     ) -> Option<DmaMapping> {
-        let e = self.iotlb.lookup(tag, addr)?;
-        if e.perms_for(privileged).allows(access) {
-            Some(e.mapping(addr, privileged))
-        } else {
-            None
-        }
+        let m = self.iotlb.lookup_mapping(tag, addr, privileged)?;
+        m.perms.allows(access).then_some(m)
     }
 
     /// The walk for a route that translates (after an IOTLB miss).
