@@ -491,7 +491,9 @@ where
     }
 
     /// Wait up to `timeout` for a stalled transaction to be resolved by the guest. Blocks only
-    /// the calling (device) thread; register writes from vCPUs proceed meanwhile.
+    /// the calling (device) thread; register writes from vCPUs proceed meanwhile. Do not hold a
+    /// [`DmaPin`](viommu_common::traits::DmaPin) while waiting: a CMD_SYNC the guest issues
+    /// before its RESUME would wait for that pin.
     pub fn wait_stall(&self, stream: StreamId, stag: u16, timeout: Duration) -> StallStatus {
         let deadline = Instant::now() + timeout;
         let mut t = lock(&self.stalls.inner);
