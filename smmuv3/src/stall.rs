@@ -166,10 +166,12 @@ impl Inner {
     /// transaction.
     fn alloc(&mut self, capacity: usize) -> Option<u16> {
         if self.entries.len() >= capacity {
+            // Evict the oldest completed entry; a retry chain only once its end is completed
+            // (so a waiter following it never loses track).
             let oldest = self
                 .entries
                 .iter()
-                .filter(|(_, e)| matches!(e.state, State::Done(..) | State::Forward(_)))
+                .filter(|(s, _)| self.settled(**s))
                 .min_by_key(|(_, e)| e.seq)
                 .map(|(s, _)| *s)?;
             self.entries.remove(&oldest);
@@ -183,6 +185,19 @@ impl Inner {
             }
         }
         None
+    }
+
+    /// `stag` is completed: Done, or retried into a chain that ends Done (or was collected).
+    fn settled(&self, stag: u16) -> bool {
+        let mut cur = stag;
+        for _ in 0..=self.entries.len() {
+            match self.entries.get(&cur).map(|e| e.state) {
+                None | Some(State::Done(..)) => return true,
+                Some(State::Held | State::AwaitingQueue) => return false,
+                Some(State::Forward(next)) => cur = next,
+            }
+        }
+        false
     }
 
     fn insert(&mut self, stag: u16, req: &DmaRequest, fault: DmaFault, state: State) {
@@ -462,27 +477,38 @@ where
     /// the transactions whose stall record could not be written (§3.12.2). Call with no lock
     /// but `ctrl` held.
     pub(crate) fn stall_queue_writable(&self) {
-        let waiting: Vec<(u16, DmaRequest)> = {
-            let mut t = lock(&self.stalls.inner);
-            let mut w: Vec<(u64, u16, DmaRequest)> = t
-                .entries
-                .iter()
-                .filter(|(_, e)| matches!(e.state, State::AwaitingQueue))
-                .map(|(s, e)| (e.seq, *s, e.req))
-                .collect();
-            w.sort_unstable_by_key(|x| x.0);
-            for (_, s, _) in &w {
-                // Marked so nothing else completes it while it is retried.
-                let f = t.entries.get(s).map(|e| e.fault);
-                if let Some(f) = f {
-                    t.resolve(*s, State::Done(Resolution::Aborted, Err(f)));
-                }
+        // Oldest first, one at a time, only while the queue can take a record (a waiting
+        // transaction keeps its STAG until then); bounded by the table size.
+        for _ in 0..self.stalls.capacity {
+            if !self.event_queue_writable() {
+                return;
             }
-            w.into_iter().map(|(_, s, r)| (s, r)).collect()
-        };
-        for (stag, req) in waiting {
+            let next = {
+                let mut t = lock(&self.stalls.inner);
+                let oldest = t
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| matches!(e.state, State::AwaitingQueue))
+                    .min_by_key(|(_, e)| e.seq)
+                    .map(|(s, e)| (*s, e.req, e.fault));
+                if let Some((s, _, f)) = oldest {
+                    // Marked so nothing else completes it while it is retried.
+                    t.resolve(s, State::Done(Resolution::Aborted, Err(f)));
+                }
+                oldest
+            };
+            let Some((stag, req, _)) = next else {
+                return;
+            };
             self.retry_stalled(stag, &req);
         }
+    }
+
+    /// The event queue is enabled and has room for a record.
+    fn event_queue_writable(&self) -> bool {
+        let max = u32::from(self.caps.idr1.eventqs());
+        let q = lock(&self.evtq);
+        q.enabled && !q.regs.geometry(max).is_full(q.regs.prod, q.regs.cons)
     }
 
     /// Poll a stalled transaction (never blocks). A `Resolved` answer is given once.

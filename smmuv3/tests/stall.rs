@@ -293,6 +293,10 @@ fn test_stall_record_waits_for_event_queue_space() {
         "no overflow: the stall record is not dropped"
     );
     assert_eq!(smmu.stalled_transactions(), 3);
+    // A CONS write that frees nothing leaves the waiting transaction (and its STAG) alone.
+    drv.write32(r::EVENTQ_CONS_P1, drv.read32(r::EVENTQ_CONS_P1));
+    assert_eq!(drv.read32(r::EVENTQ_PROD_P1), 0x2);
+    assert_eq!(smmu.stall_status(StreamId(SID), s3), StallStatus::Pending);
     let ev = drv.read_events();
     assert_eq!(ev.len(), 2);
     assert_eq!(
