@@ -30,5 +30,5 @@ pub mod testing;
 pub use access::{AccessKind, DmaRequest, Perms};
 pub use addr::Granule;
 pub use id::{Asid, Liodn, RequesterId, StreamId, SubstreamId, Vmid};
-pub use mem::MemError;
+pub use mem::{GuestRam, MemError};
 pub use traits::{DmaFault, DmaMapping, DmaTranslator, InterruptSink, MmioDevice};

@@ -8,10 +8,14 @@
 //! Byte order is explicit in the name: SMMUv3 structures are little-endian, PAMU tables are
 //! big-endian. Whole records go through zerocopy ([`read_obj`]/[`write_obj`]); a record type
 //! carries its own byte order in its field types.
+//!
+//! A device does not hold a backend itself but a [`GuestRam`]: the VMM's address space, from
+//! which it takes a snapshot of the current memory map once per access (so memory hot-added
+//! through `GuestMemoryAtomic` is visible to the next access).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, VolatileMemory};
+use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryBackend, VolatileMemory};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// A guest-memory access failed.
@@ -41,6 +45,30 @@ impl MemError {
         match *self {
             MemError::OutOfRange { addr, .. } | MemError::Misaligned { addr, .. } => addr,
         }
+    }
+}
+
+/// The guest memory a device DMAs into: any vm-memory [`GuestAddressSpace`] whose memory is a
+/// [`GuestMemoryBackend`] (`&GuestMemoryMmap`, `Arc<GuestMemoryMmap>`,
+/// `GuestMemoryAtomic<GuestMemoryMmap>`).
+pub trait GuestRam: Send + Sync {
+    /// The memory map.
+    type Backend: GuestMemoryBackend + ?Sized;
+    /// A snapshot of the memory map, held for one access.
+    type Guard: std::ops::Deref<Target = Self::Backend>;
+    /// The current memory map.
+    fn ram(&self) -> Self::Guard;
+}
+
+impl<A> GuestRam for A
+where
+    A: GuestAddressSpace + Send + Sync,
+    A::M: GuestMemoryBackend,
+{
+    type Backend = A::M;
+    type Guard = A::T;
+    fn ram(&self) -> A::T {
+        self.memory()
     }
 }
 
@@ -285,5 +313,34 @@ mod tests {
             cmpxchg_u32_be(&m, 0x1022, 7, 8).unwrap_err(),
             MemError::Misaligned { addr: 0x1022, size: 4 }
         );
+    }
+
+    /// Reads `addr` through a fresh snapshot of `m`'s memory map, as a device does per access.
+    fn read_through<M: GuestRam>(m: &M, addr: u64) -> Result<u32, MemError> {
+        read_u32_le(&*m.ram(), addr)
+    }
+
+    /// `GuestRam` covers a borrowed map, a shared map and a VMM's mutable map; through the
+    /// latter, a region added after the device took the address space is visible to `ram()`.
+    #[test]
+    fn test_guest_ram_borrowed_shared_and_atomic() {
+        use std::sync::Arc;
+        use vm_memory::{GuestMemoryAtomic, GuestRegionMmap};
+
+        let m = ram();
+        write_u32_le(&m, 0x1000, 0xfeed).unwrap();
+        assert_eq!(read_through(&&m, 0x1000), Ok(0xfeed));
+        let shared = Arc::new(m);
+        assert_eq!(read_through(&shared, 0x1000), Ok(0xfeed));
+
+        let atomic = GuestMemoryAtomic::new(ram());
+        let device_view = atomic.clone();
+        assert!(read_through(&device_view, 0x10_0000).is_err());
+        let region = GuestRegionMmap::from_range(GuestAddress(0x10_0000), 0x1000, None).unwrap();
+        let grown = atomic.memory().insert_region(Arc::new(region)).unwrap();
+        atomic.lock().unwrap().replace(grown);
+        write_u32_le(&*atomic.memory(), 0x10_0000, 0xbeef).unwrap();
+        assert_eq!(read_through(&device_view, 0x10_0000), Ok(0xbeef));
+        assert_eq!(device_view.ram().num_regions(), 2);
     }
 }
