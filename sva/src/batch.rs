@@ -5,8 +5,10 @@
 
 use core::ops::Range;
 
+use viommu_smmuv3::spec::cmd::CmdEntry;
+
 use crate::error::InvalidateError;
-use crate::spec::cmd::{Cmd, Forwarding};
+use crate::spec::cmd::{forwarding, Forwarding};
 
 /// One step in guest order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +27,12 @@ pub enum Step {
 
 /// Split `cmds` into steps; forward ranges hold at most `max_batch` commands (≥ 1).
 /// Planning stops after the first [`Step::Illegal`], since the guest queue stops there.
-pub fn plan(cmds: &[Cmd], max_batch: usize) -> Vec<Step> {
+pub fn plan(cmds: &[CmdEntry], max_batch: usize) -> Vec<Step> {
     let max_batch = max_batch.max(1);
     let mut steps = Vec::new();
     let mut start: Option<usize> = None;
     for (i, c) in cmds.iter().enumerate() {
-        let class = c.opcode().forwarding();
+        let class = forwarding(c.opcode());
         if class == Forwarding::Forward {
             match start {
                 Some(s) if i - s < max_batch => {}
@@ -74,21 +76,21 @@ pub fn cons_on_failure(batch_start: usize, err: &InvalidateError) -> Option<usiz
 mod tests {
     use super::*;
     use crate::error::{Errno, HostOp};
-    use crate::spec::cmd::CmdOpcode;
+    use crate::spec::cmd::{
+        cfgi_cd_all, cfgi_ste, cmd_sync, tlbi_nh_all, tlbi_nh_asid, tlbi_nh_va, tlbi_nsnh_all,
+    };
+    use viommu_smmuv3::spec::cmd::Opcode;
 
-    fn raw(op: u8) -> Cmd {
-        Cmd {
-            w0: u64::from(op),
-            w1: 0,
-        }
+    fn raw(op: u8) -> CmdEntry {
+        CmdEntry::from_words([u64::from(op), 0])
     }
 
     #[test]
     fn linux_unmap_sequence_is_one_forward_then_sync() {
         let cmds = [
-            Cmd::tlbi_nh_va(1, 0x1000, true),
-            Cmd::tlbi_nh_va(1, 0x2000, true),
-            Cmd::cmd_sync(),
+            tlbi_nh_va(1, 0x1000, true),
+            tlbi_nh_va(1, 0x2000, true),
+            cmd_sync(),
         ];
         assert_eq!(plan(&cmds, 64), vec![Step::Forward(0..2), Step::Sync(2)]);
     }
@@ -96,12 +98,12 @@ mod tests {
     #[test]
     fn ste_change_and_prefetch_break_batches_in_guest_order() {
         let cmds = [
-            Cmd::cfgi_cd_all(1),
-            Cmd::cfgi_ste(1, true),
+            cfgi_cd_all(1),
+            cfgi_ste(1, true),
             raw(0x01),
-            Cmd::tlbi_nh_all(),
-            Cmd::cmd_sync(),
-            Cmd::tlbi_nsnh_all(),
+            tlbi_nh_all(),
+            cmd_sync(),
+            tlbi_nsnh_all(),
         ];
         assert_eq!(
             plan(&cmds, 64),
@@ -118,13 +120,13 @@ mod tests {
 
     #[test]
     fn illegal_command_stops_planning() {
-        let cmds = [Cmd::tlbi_nh_all(), raw(0x2A), Cmd::tlbi_nh_all()];
+        let cmds = [tlbi_nh_all(), raw(0x2A), tlbi_nh_all()];
         assert_eq!(plan(&cmds, 64), vec![Step::Forward(0..1), Step::Illegal(1)]);
     }
 
     #[test]
     fn long_runs_split_at_max_batch() {
-        let cmds = vec![Cmd::tlbi_nh_asid(3); 5];
+        let cmds = vec![tlbi_nh_asid(3); 5];
         assert_eq!(
             plan(&cmds, 2),
             vec![
@@ -141,7 +143,7 @@ mod tests {
             op: HostOp::Invalidate,
             applied: 2,
             index: 2,
-            opcode: CmdOpcode::CFGI_CD,
+            opcode: Opcode::CFGI_CD,
             errno: Errno::EIO,
         };
         assert_eq!(cons_on_failure(10, &e), Some(12));

@@ -26,8 +26,12 @@
 //! Words 2–7 hold stage-2 and secure fields, IGNORED with Config 0b0xx/0b100/0b101, so the vSMMU
 //! never needs to pass them.
 
+use viommu_smmuv3::spec::ste::{Eats, S1Dss, S1Fmt, SteConfig, SteW0, SteW1, Strw};
+
 use crate::error::SteError;
-use crate::spec::ste::{SteConfig, SteW0, SteW1, NESTING_ALLOWED_W0, NESTING_ALLOWED_W1};
+use crate::spec::ste::{
+    s1_context_ptr, with_s1_context_ptr, NESTING_ALLOWED_W0, NESTING_ALLOWED_W1,
+};
 
 /// A guest STE reduced to exactly what the host accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,7 +45,7 @@ pub struct CanonicalSte {
 impl CanonicalSte {
     /// The 16-byte payload of `struct iommu_hwpt_arm_smmuv3`.
     pub const fn words(&self) -> [u64; 2] {
-        [self.w0.into_bits(), self.w1.into_bits()]
+        [self.w0.raw(), self.w1.raw()]
     }
 }
 
@@ -83,8 +87,8 @@ impl SteContext {
 
 /// Canonicalise guest STE words 0–1 (pure). See the module table for every field.
 pub fn canonicalise(words: [u64; 2], ctx: &SteContext) -> Result<StreamConfig, SteError> {
-    let w0 = SteW0::from_bits(words[0]);
-    let w1 = SteW1::from_bits(words[1]);
+    let w0 = SteW0::from_raw(words[0]);
+    let w1 = SteW1::from_raw(words[1]);
     if !w0.v() {
         return Ok(StreamConfig::Abort);
     }
@@ -94,23 +98,23 @@ pub fn canonicalise(words: [u64; 2], ctx: &SteContext) -> Result<StreamConfig, S
         5 => {}
         c => return Err(SteError::Config(c)),
     }
-    if w1.strw() != 0 {
-        return Err(SteError::Strw(w1.strw()));
+    if w1.strw() != Strw::NSEL1 {
+        return Err(SteError::Strw(w1.strw().0));
     }
-    if w1.privcfg() != 0 {
+    if w1.privcfg().0 != 0 {
         return Err(SteError::PermissionOverride {
             field: "PRIVCFG",
-            value: w1.privcfg(),
+            value: w1.privcfg().0,
         });
     }
-    if w1.instcfg() != 0 {
+    if w1.instcfg().0 != 0 {
         return Err(SteError::PermissionOverride {
             field: "INSTCFG",
-            value: w1.instcfg(),
+            value: w1.instcfg().0,
         });
     }
     // S1Fmt is IGNORED when S1CDMax = 0 (single CD).
-    let s1fmt = if w0.s1cdmax() == 0 { 0 } else { w0.s1fmt() };
+    let s1fmt = if w0.s1cdmax() == 0 { 0 } else { w0.s1fmt().0 };
     if s1fmt == 3 {
         return Err(SteError::S1FmtReserved);
     }
@@ -123,7 +127,7 @@ pub fn canonicalise(words: [u64; 2], ctx: &SteContext) -> Result<StreamConfig, S
             ssidsize: ctx.ssid_bits,
         });
     }
-    let eats = match (w1.eats(), ctx.ats) {
+    let eats = match (w1.eats().0, ctx.ats) {
         (_, false) => 0,
         (e @ (0 | 1), true) => e,
         (e, true) => return Err(SteError::Eats(e)),
@@ -136,18 +140,22 @@ pub fn canonicalise(words: [u64; 2], ctx: &SteContext) -> Result<StreamConfig, S
     let out0 = SteW0::new()
         .with_v(true)
         .with_config(SteConfig::S1_TRANS)
-        .with_s1fmt(s1fmt)
-        .with_s1_context_ptr(w0.s1_context_ptr() & oas_mask)
+        .with_s1fmt(S1Fmt(s1fmt))
         .with_s1cdmax(w0.s1cdmax());
+    let out0 = with_s1_context_ptr(out0, s1_context_ptr(w0) & oas_mask);
     let out1 = SteW1::new()
-        .with_s1dss(if w0.s1cdmax() == 0 { 0 } else { w1.s1dss() })
+        .with_s1dss(if w0.s1cdmax() == 0 {
+            S1Dss::TERMINATE
+        } else {
+            w1.s1dss()
+        })
         .with_s1cir(w1.s1cir())
         .with_s1cor(w1.s1cor())
         .with_s1csh(w1.s1csh())
         .with_s1stalld(w1.s1stalld())
-        .with_eats(eats);
-    debug_assert_eq!(out0.into_bits() & !NESTING_ALLOWED_W0, 0);
-    debug_assert_eq!(out1.into_bits() & !NESTING_ALLOWED_W1, 0);
+        .with_eats(Eats(eats));
+    debug_assert_eq!(out0.raw() & !NESTING_ALLOWED_W0, 0);
+    debug_assert_eq!(out1.raw() & !NESTING_ALLOWED_W1, 0);
     Ok(StreamConfig::Translate(CanonicalSte { w0: out0, w1: out1 }))
 }
 

@@ -6,9 +6,26 @@
 //! IDR3 BBML, RIL; IDR5 VAX, GRAN64K, GRAN16K, GRAN4K, DS. S1P is implied by a working nested HWPT
 //! and COHACC by iommufd itself. Every other advertised field is fixed by policy below.
 
+use viommu_smmuv3::spec::idr::{Idr0, Idr1, Idr3, Idr5, Oas, StLevel, StallModel, TtEndian, Ttf};
+
 use crate::error::ClampError;
 use crate::spec::hwinfo::{hw_cap, HwInfoArmSmmuv3, HW_INFO_ARM_SMMUV3_ERRATA_REPEAT_TLBI_CFGI};
-use crate::spec::idr::{oas_bits, oas_encoding, Idr0, Idr1, Idr3, Idr5};
+
+/// An OAS code's address size in bits; reserved codes count as 32 bits.
+fn oas_bits(oas: Oas) -> u8 {
+    match oas.bits() {
+        Some(b) => b as u8,
+        None => 32,
+    }
+}
+
+/// The largest OAS code whose size does not exceed `bits` (below 32 bits: the 32-bit code).
+pub fn oas_at_most(bits: u8) -> Oas {
+    (0..=6)
+        .map(Oas)
+        .rfind(|o| oas_bits(*o) <= bits)
+        .unwrap_or(Oas::OAS_32)
+}
 
 /// What `IOMMU_GET_HW_INFO` told us about the host SMMUv3 behind one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +140,7 @@ impl GuestIdrs {
     }
     /// Advertised output-address size in bits.
     pub fn oas_bits(&self) -> u8 {
-        oas_bits(self.idr5().oas()).unwrap_or(32)
+        oas_bits(self.idr5().oas())
     }
 }
 
@@ -149,11 +166,11 @@ pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, Clamp
     let h0 = host.idr0();
     let h3 = host.idr3();
     let h5 = host.idr5();
-    if h0.ttf() & 2 == 0 {
+    if h0.ttf().0 & 2 == 0 {
         return Err(ClampError::NoAarch64);
     }
-    if h0.ttendian() != 0 && h0.ttendian() != 2 {
-        return Err(ClampError::NotLittleEndian(h0.ttendian()));
+    if h0.ttendian() != TtEndian::MIXED && h0.ttendian() != TtEndian::LE {
+        return Err(ClampError::NotLittleEndian(h0.ttendian().0));
     }
     if !(h5.gran4k() || h5.gran16k() || h5.gran64k()) {
         return Err(ClampError::NoGranule);
@@ -161,16 +178,16 @@ pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, Clamp
     let ats = profile.ats && !host.ats_not_supported();
     let idr0 = Idr0::new()
         .with_s1p(true)
-        .with_ttf(2)
+        .with_ttf(Ttf::AARCH64)
         .with_cohacc(true)
         .with_ats(ats)
         .with_asid16(h0.asid16())
         .with_msi(profile.msi)
         .with_cd2l(h0.cd2l())
-        .with_ttendian(2)
-        .with_stall_model(1)
+        .with_ttendian(TtEndian::LE)
+        .with_stall_model(StallModel::TERMINATE)
         .with_term_model(h0.term_model())
-        .with_st_level(h0.st_level().min(1));
+        .with_st_level(StLevel(h0.st_level().0.min(1)));
     let ssid = host.pasid_bits().min(profile.max_ssid_bits).min(20);
     let idr1 = Idr1::new()
         .with_sidsize(profile.sid_bits.min(32))
@@ -178,14 +195,14 @@ pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, Clamp
         .with_eventqs(profile.eventqs.min(19))
         .with_cmdqs(profile.cmdqs.clamp(7, 19));
     let idr3 = Idr3::new().with_ril(h3.ril()).with_bbml(h3.bbml());
-    let host_oas = oas_bits(h5.oas()).unwrap_or(32);
-    let oas = oas_encoding(host_oas.min(profile.ipa_bits));
+    let host_oas = oas_bits(h5.oas());
+    let oas = oas_at_most(host_oas.min(profile.ipa_bits));
     let idr5 = Idr5::new()
         .with_oas(oas)
         .with_gran4k(h5.gran4k())
         .with_gran16k(h5.gran16k())
         .with_gran64k(h5.gran64k())
-        .with_ds(h5.ds() && oas == 6)
+        .with_ds(h5.ds() && oas == Oas::OAS_52)
         .with_vax(h5.vax().min(1));
     let aidr = if idr3.ril() || idr3.bbml() != 0 { 2 } else { 0 };
     Ok(GuestIdrs {
@@ -226,7 +243,7 @@ pub fn check_compatible(frozen: &GuestIdrs, host: &HostCaps) -> Result<(), Clamp
     if g0.asid16() && !h0.asid16() {
         return mismatch("IDR0.ASID16", 0, 1);
     }
-    let host_oas = oas_bits(host.idr5().oas()).unwrap_or(32);
+    let host_oas = oas_bits(host.idr5().oas());
     if host_oas < frozen.oas_bits() {
         return mismatch("IDR5.OAS", host_oas.into(), frozen.oas_bits().into());
     }
@@ -258,6 +275,67 @@ mod tests {
     }
 
     #[test]
+    fn testbed_host_idr0_decodes_field_by_field() {
+        // QEMU 10.0 virt,iommu=smmuv3 as seen through hw_info (kernel-testbed.md)
+        let i = Idr0::from_bits(0x0d44_101b);
+        assert!(i.s2p() && i.s1p());
+        assert_eq!(i.ttf(), Ttf::AARCH64);
+        assert!(i.cohacc());
+        assert!(!i.btm());
+        assert_eq!(i.httu(), viommu_smmuv3::spec::idr::Httu::NONE);
+        assert!(i.asid16() && i.vmid16() && !i.cd2l());
+        assert!(!i.ats() && !i.pri() && !i.hyp());
+        assert_eq!(i.ttendian(), TtEndian::LE);
+        assert_eq!(i.stall_model(), StallModel::TERMINATE);
+        assert!(i.term_model());
+        assert_eq!(i.st_level(), StLevel::TWO_LEVEL);
+    }
+
+    #[test]
+    fn idr_fields_sit_at_linux_positions() {
+        assert_eq!(Idr0::new().with_st_level(StLevel(3)).into_bits(), 3 << 27);
+        assert_eq!(
+            Idr0::new().with_stall_model(StallModel(3)).into_bits(),
+            3 << 24
+        );
+        assert_eq!(Idr0::new().with_ttendian(TtEndian(3)).into_bits(), 3 << 21);
+        assert_eq!(Idr0::new().with_cd2l(true).into_bits(), 1 << 19);
+        assert_eq!(Idr0::new().with_sev(true).into_bits(), 1 << 14);
+        assert_eq!(Idr0::new().with_msi(true).into_bits(), 1 << 13);
+        assert_eq!(Idr0::new().with_hyp(true).into_bits(), 1 << 9);
+        assert_eq!(Idr1::new().with_ssidsize(0x1f).into_bits(), 0x1f << 6);
+        assert_eq!(Idr1::new().with_cmdqs(0x1f).into_bits(), 0x1f << 21);
+        assert_eq!(Idr1::new().with_eventqs(0x1f).into_bits(), 0x1f << 16);
+        assert_eq!(Idr3::new().with_ril(true).into_bits(), 1 << 10);
+        assert_eq!(Idr3::new().with_bbml(3).into_bits(), 3 << 11);
+        assert_eq!(Idr3::new().with_fwb(true).into_bits(), 1 << 8);
+        assert_eq!(Idr5::new().with_ds(true).into_bits(), 1 << 7);
+        assert_eq!(Idr5::new().with_vax(3).into_bits(), 3 << 10);
+        assert_eq!(Idr5::new().with_stall_max(0xffff).into_bits(), 0xffff_0000);
+        let i1 = Idr1::from_bits(0x0273_0010);
+        assert_eq!(
+            (i1.sidsize(), i1.ssidsize(), i1.eventqs(), i1.cmdqs()),
+            (16, 0, 19, 19)
+        );
+        let i3 = Idr3::from_bits(0x1414);
+        assert!(i3.ril() && i3.had() && i3.xnx());
+        assert_eq!(i3.bbml(), 2);
+        let i5 = Idr5::from_bits(0x74);
+        assert!(i5.gran4k() && i5.gran16k() && i5.gran64k() && !i5.ds());
+        assert_eq!(oas_bits(i5.oas()), 44);
+    }
+
+    #[test]
+    fn oas_encodings_round_down() {
+        assert_eq!(oas_at_most(48), Oas::OAS_48);
+        assert_eq!(oas_at_most(47), Oas::OAS_44);
+        assert_eq!(oas_at_most(64), Oas::OAS_52);
+        assert_eq!(oas_at_most(20), Oas::OAS_32);
+        assert_eq!(Oas(7).bits(), None);
+        assert_eq!(oas_bits(Oas(7)), 32);
+    }
+
+    #[test]
     fn testbed_host_clamps_to_an_s1_only_profile() {
         let g = clamp(&testbed(), &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
         // S1P | TTF=AArch64 | COHACC | ASID16 | MSI | (no CD2L: host has none) | TTENDIAN=LE | STALL_MODEL=1 | TERM_MODEL | ST_LEVEL=1
@@ -284,7 +362,7 @@ mod tests {
         let g = clamp(&h, &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
         let i = g.idr0();
         assert!(i.s1p() && !i.s2p() && !i.hyp() && !i.btm() && !i.sev() && !i.pri() && !i.vmid16());
-        assert_eq!(i.httu(), 0);
+        assert_eq!(i.httu(), viommu_smmuv3::spec::idr::Httu::NONE);
         assert!(!i.ats(), "ATS only when the profile asks for it");
     }
 
@@ -301,7 +379,7 @@ mod tests {
     fn oas_is_bounded_by_the_vm_ipa_size() {
         let mut h = testbed();
         h.raw.idr[5] = Idr5::from_bits(h.raw.idr[5])
-            .with_oas(6)
+            .with_oas(Oas::OAS_52)
             .with_ds(true)
             .into_bits();
         let p = GuestProfile {
@@ -316,13 +394,17 @@ mod tests {
     #[test]
     fn big_endian_only_or_aarch32_only_hosts_are_refused() {
         let mut h = testbed();
-        h.raw.idr[0] = Idr0::from_bits(h.raw.idr[0]).with_ttendian(3).into_bits();
+        h.raw.idr[0] = Idr0::from_bits(h.raw.idr[0])
+            .with_ttendian(TtEndian::BE)
+            .into_bits();
         assert_eq!(
             clamp(&h, &GuestProfile::default()),
             Err(ClampError::NotLittleEndian(3))
         );
         let mut h = testbed();
-        h.raw.idr[0] = Idr0::from_bits(h.raw.idr[0]).with_ttf(1).into_bits();
+        h.raw.idr[0] = Idr0::from_bits(h.raw.idr[0])
+            .with_ttf(Ttf::AARCH32)
+            .into_bits();
         assert_eq!(
             clamp(&h, &GuestProfile::default()),
             Err(ClampError::NoAarch64)

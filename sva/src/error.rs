@@ -1,7 +1,9 @@
 //! Errors, one enum per boundary, each keeping the failed host operation and its errno.
 
 use crate::host::{DevId, HwptId};
-use crate::spec::cmd::CmdOpcode;
+use viommu_smmuv3::spec::cmd::Opcode;
+
+use crate::spec::cmd::opcode_name;
 
 /// A host operation (an ioctl or syscall), named in errors and in the recording log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -268,7 +270,7 @@ impl EndpointError {
 pub enum InvalidateError {
     /// The host applied `applied` commands and refused the one at `index` (== `applied`); the vSMMU
     /// raises CERROR_ILL with CONS at that command.
-    #[error("{op} applied {applied} commands, then refused command {index} ({}): {errno}", opcode.name())]
+    #[error("{op} applied {applied} commands, then refused command {index} ({}): {errno}", opcode_name(*opcode))]
     Rejected {
         /// Always [`HostOp::Invalidate`] (kept for uniform reporting).
         op: HostOp,
@@ -277,7 +279,7 @@ pub enum InvalidateError {
         /// Index of the first failing command in the batch.
         index: usize,
         /// Its opcode.
-        opcode: CmdOpcode,
+        opcode: Opcode,
         /// The kernel's answer (EIO: illegal command or unknown vSID).
         errno: Errno,
     },

@@ -6,12 +6,11 @@
 //! sequence `s` accounts for every number up to and including `s`. Both are surfaced as
 //! [`EventItem::Lost`] with the exact count, in stream order.
 
-use zerocopy::FromBytes;
+use viommu_smmuv3::spec::evt::{EventId, EvtEntry};
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::error::EventError;
-use crate::spec::event::{
-    EventId, EventRecord, VeventHeader, VEVENTQ_FLAG_LOST_EVENTS, VEVENT_SEQUENCE_MODULUS,
-};
+use crate::spec::event::{VeventHeader, VEVENTQ_FLAG_LOST_EVENTS, VEVENT_SEQUENCE_MODULUS};
 
 /// One host event, its StreamID already the guest's vSID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,21 +18,21 @@ pub struct HostEvent {
     /// The kernel's sequence number.
     pub sequence: u32,
     /// The record, ready to copy into the guest EVENTQ.
-    pub record: EventRecord,
+    pub record: EvtEntry,
 }
 
 impl HostEvent {
     /// Event ID.
     pub const fn id(&self) -> EventId {
-        self.record.w0().id()
+        self.record.w0.event_id()
     }
     /// The vSID.
     pub const fn vsid(&self) -> u32 {
-        self.record.w0().sid()
+        self.record.w0.sid()
     }
     /// The input address.
     pub const fn input_addr(&self) -> u64 {
-        self.record.input_addr()
+        self.record.w2.input_addr()
     }
 }
 
@@ -56,7 +55,7 @@ pub struct VeventDecoder {
 }
 
 const HDR: usize = core::mem::size_of::<VeventHeader>();
-const REC: usize = core::mem::size_of::<EventRecord>();
+const REC: usize = core::mem::size_of::<EvtEntry>();
 
 impl VeventDecoder {
     /// A decoder that has seen nothing yet (the first sequence number is taken as a start).
@@ -103,7 +102,7 @@ impl VeventDecoder {
                 bytes = rest;
                 continue;
             }
-            let Ok((record, rest)) = EventRecord::read_from_prefix(rest) else {
+            let Ok((record, rest)) = EvtEntry::read_from_prefix(rest) else {
                 return Err(EventError::Truncated {
                     offset,
                     len: bytes.len(),
@@ -126,7 +125,7 @@ impl VeventDecoder {
 
 /// Encode a vEVENTQ stream (for tests and the recording backend): `(sequence, Some(record))` for
 /// an event, `(sequence, None)` for a LOST_EVENTS header.
-pub fn encode_stream(items: &[(u32, Option<EventRecord>)]) -> Vec<u8> {
+pub fn encode_stream(items: &[(u32, Option<EvtEntry>)]) -> Vec<u8> {
     let mut v = Vec::with_capacity(items.len() * (HDR + REC));
     for (seq, rec) in items {
         let flags = if rec.is_some() {
@@ -137,9 +136,7 @@ pub fn encode_stream(items: &[(u32, Option<EventRecord>)]) -> Vec<u8> {
         v.extend_from_slice(&flags.to_le_bytes());
         v.extend_from_slice(&seq.to_le_bytes());
         if let Some(r) = rec {
-            for w in r.w {
-                v.extend_from_slice(&w.to_le_bytes());
-            }
+            v.extend_from_slice(r.as_bytes());
         }
     }
     v
@@ -149,10 +146,8 @@ pub fn encode_stream(items: &[(u32, Option<EventRecord>)]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn fault(vsid: u32, addr: u64) -> EventRecord {
-        EventRecord {
-            w: [0x10 | u64::from(vsid) << 32, 1 << 35, addr, 0],
-        }
+    fn fault(vsid: u32, addr: u64) -> EvtEntry {
+        EvtEntry::from_words([0x10 | u64::from(vsid) << 32, 1 << 35, addr, 0])
     }
 
     #[test]
@@ -171,7 +166,7 @@ mod tests {
             (e.id(), e.vsid(), e.input_addr(), e.sequence),
             (EventId::F_TRANSLATION, 0x42, 0x1004, 1)
         );
-        assert!(e.record.w1().rnw());
+        assert!(e.record.w1.rnw());
     }
 
     #[test]

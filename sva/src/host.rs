@@ -17,8 +17,8 @@ use crate::canon::{CanonicalSte, StreamConfig};
 use crate::caps::HostCaps;
 use crate::error::{Errno, EventError, InvalidateError, TeardownError, ViommuError};
 use crate::events::EventItem;
-use crate::spec::cmd::Cmd;
 use viommu_common::StreamId;
+use viommu_smmuv3::spec::cmd::CmdEntry;
 
 /// An iommufd device id (from VFIO_DEVICE_BIND_IOMMUFD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,7 +59,7 @@ pub trait HostViommu: Send + Sync {
     /// Destroy a vDEVICE.
     fn destroy_vdevice(&self, vdev: VdevId) -> Result<(), ViommuError>;
     /// Forward a batch of guest commands in one host call. `Ok(n)` means all `n` were applied.
-    fn invalidate(&self, cmds: &[Cmd]) -> Result<usize, InvalidateError>;
+    fn invalidate(&self, cmds: &[CmdEntry]) -> Result<usize, InvalidateError>;
     /// Destroy the vIOMMU-owned objects (shared HWPTs, vIOMMU, nest parent) in the kernel's order.
     /// Call after the event queue and every endpoint are gone; continues past failures.
     fn teardown(&self) -> Result<(), TeardownError>;

@@ -16,7 +16,10 @@
 //! - [`pasid`]: binding model (b), per-PASID stage-1 tables through a CD table the VMM owns.
 //! - [`recording`]: a backend recording a typed operation log (tests, snapshots).
 //! - `iommufd` (Linux on x86_64/aarch64): the real backend over iommufd-ioctls / vfio-ioctls.
-//! - [`spec`]: the SMMUv3 formats involved, as types.
+//! - [`spec`]: what iommufd nesting adds to the SMMUv3 formats (`hw_info`, the vSTE nesting masks,
+//!   the command conversion table, vEVENTQ framing). The formats themselves (ID registers, STE,
+//!   CD, commands, event records) are `viommu-smmuv3`'s `spec` types; guest commands are built
+//!   from its decoded `Command`.
 //!
 //! Binding model (a), the guest's whole CD table, is [`StreamConfig::Translate`]: the guest STE
 //! points at its own CD table (an IPA), and the host installs it nested (Config 0b111). Guest PASIDs
@@ -29,8 +32,9 @@
 //!
 //! ## Testing
 //!
-//! - Unit tests pin every STE/CD/command/event/ID-register bit position against IHI 0070 and
-//!   Linux's `arm-smmu-v3.h`, and the nesting masks against `STRTAB_STE_{0,1}_NESTING_ALLOWED`.
+//! - Unit tests pin every bit position of the smmuv3 STE/CD/command/event/ID-register types this
+//!   crate relies on against IHI 0070 and Linux's `arm-smmu-v3.h`, and the nesting masks against
+//!   `STRTAB_STE_{0,1}_NESTING_ALLOWED`.
 //! - `tests/recording.rs` snapshots the operation log of the recording backend (make-before-break
 //!   attach → replace → detach, an invalidation batch failing in the middle, an event burst with
 //!   lost events, teardown after an error).

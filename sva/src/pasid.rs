@@ -18,10 +18,14 @@ use viommu_common::mem::{write_u64_le, MemError};
 use viommu_common::StreamId;
 use vm_memory::GuestMemoryBackend;
 
+use viommu_smmuv3::spec::cd::{Cd, CdW0, CdW3, Tg0};
+use viommu_smmuv3::spec::cmd::CmdEntry;
+use viommu_smmuv3::spec::ste::{S1Dss, SteConfig, SteW0, SteW1};
+use viommu_smmuv3::spec::{Cacheability, Shareability};
+
 use crate::canon::CanonicalSte;
-use crate::spec::cd::{CdTtb, CdW0};
-use crate::spec::cmd::Cmd;
-use crate::spec::ste::{s1dss, SteConfig, SteW0, SteW1};
+use crate::spec::cmd::{cfgi_cd, tlbi_nh_asid, tlbi_nh_va};
+use crate::spec::ste::with_s1_context_ptr;
 
 /// The largest linear CD table the binder composes (log2 entries).
 pub const MAX_SSID_BITS: u8 = 10;
@@ -126,25 +130,30 @@ impl<M: GuestMemoryBackend> PasidBinder<M> {
 
     fn write_cd(&self, pasid: u32, asid: u16, t: &Stage1Table) -> Result<(), PasidError> {
         let a = self.cd_addr(pasid);
-        let w0 = CdW0::new()
-            .with_t0sz(t.t0sz)
-            .with_tg0(t.tg0)
-            .with_ir0(1)
-            .with_or0(1)
-            .with_sh0(3)
-            .with_epd1(true)
-            .with_v(true)
-            .with_ips(t.ips)
-            .with_aa64(true)
-            .with_r(true)
-            .with_a(true)
-            .with_asid(asid);
-        let w1 = CdTtb::new().with_ttb(t.ttb0);
+        let cd = Cd {
+            w0: CdW0::new()
+                .with_t0sz(t.t0sz)
+                .with_tg0(Tg0(t.tg0))
+                .with_ir0(Cacheability::WBRA)
+                .with_or0(Cacheability::WBRA)
+                .with_sh0(Shareability::ISH)
+                .with_epd1(true)
+                .with_v(true)
+                .with_ips(t.ips)
+                .with_aa64(true)
+                .with_r(true)
+                .with_a(true)
+                .with_asid(asid),
+            w3: CdW3::new().with_mair(t.mair),
+            ..Cd::default()
+        }
+        .with_ttb0(t.ttb0);
+        let w = cd.words();
         // words 1..3 first, word 0 (V = 1) last, so the SMMU never sees a half-written valid CD
-        write_u64_le(&self.mem, a.wrapping_add(8), w1.into_bits()).map_err(PasidError::Memory)?;
-        write_u64_le(&self.mem, a.wrapping_add(16), 0).map_err(PasidError::Memory)?;
-        write_u64_le(&self.mem, a.wrapping_add(24), t.mair).map_err(PasidError::Memory)?;
-        write_u64_le(&self.mem, a, w0.into_bits()).map_err(PasidError::Memory)?;
+        for i in [1, 2, 3, 0] {
+            write_u64_le(&self.mem, a.wrapping_add(8 * i as u64), w[i])
+                .map_err(PasidError::Memory)?;
+        }
         Ok(())
     }
 
@@ -153,31 +162,39 @@ impl<M: GuestMemoryBackend> PasidBinder<M> {
         let w0 = SteW0::new()
             .with_v(true)
             .with_config(SteConfig::S1_TRANS)
-            .with_s1_context_ptr(self.table)
             .with_s1cdmax(self.ssid_bits);
-        let dss = if self.ssid_bits == 0 { 0 } else { s1dss::SSID0 };
+        let w0 = with_s1_context_ptr(w0, self.table);
+        let dss = if self.ssid_bits == 0 {
+            S1Dss::TERMINATE
+        } else {
+            S1Dss::SSID0
+        };
         // CD fetch: inner/outer write-back read-allocate, inner shareable
         let w1 = SteW1::new()
             .with_s1dss(dss)
-            .with_s1cir(1)
-            .with_s1cor(1)
-            .with_s1csh(3);
+            .with_s1cir(Cacheability::WBRA)
+            .with_s1cor(Cacheability::WBRA)
+            .with_s1csh(Shareability::ISH);
         CanonicalSte { w0, w1 }
     }
 
     /// Bind the default (non-PASID) translation to CD 0. Returns the commands to forward.
-    pub fn bind_default(&mut self, t: &Stage1Table) -> Result<Vec<Cmd>, PasidError> {
+    pub fn bind_default(&mut self, t: &Stage1Table) -> Result<Vec<CmdEntry>, PasidError> {
         let asid = self.asid_base;
         self.write_cd(0, asid, t)?;
-        let mut cmds = vec![Cmd::cfgi_cd(self.vsid.0, 0, true)];
+        let mut cmds = vec![cfgi_cd(self.vsid.0, 0, true)];
         if self.default.replace(asid).is_some() {
-            cmds.push(Cmd::tlbi_nh_asid(asid));
+            cmds.push(tlbi_nh_asid(asid));
         }
         Ok(cmds)
     }
 
     /// Bind `vpasid` to `t` under the lowest free host PASID (≥ 1). Returns it and the commands.
-    pub fn bind(&mut self, vpasid: u32, t: &Stage1Table) -> Result<(u32, Vec<Cmd>), PasidError> {
+    pub fn bind(
+        &mut self,
+        vpasid: u32,
+        t: &Stage1Table,
+    ) -> Result<(u32, Vec<CmdEntry>), PasidError> {
         if self.bound.contains_key(&vpasid) {
             return Err(PasidError::AlreadyBound(vpasid));
         }
@@ -189,23 +206,20 @@ impl<M: GuestMemoryBackend> PasidBinder<M> {
         self.bound.insert(vpasid, Binding { host_pasid, asid });
         Ok((
             host_pasid,
-            vec![
-                Cmd::cfgi_cd(self.vsid.0, host_pasid, true),
-                Cmd::tlbi_nh_asid(asid),
-            ],
+            vec![cfgi_cd(self.vsid.0, host_pasid, true), tlbi_nh_asid(asid)],
         ))
     }
 
     /// Unbind `vpasid`: invalidate its CD, then its ASID's TLB entries. Returns the commands.
-    pub fn unbind(&mut self, vpasid: u32) -> Result<Vec<Cmd>, PasidError> {
+    pub fn unbind(&mut self, vpasid: u32) -> Result<Vec<CmdEntry>, PasidError> {
         let b = self
             .bound
             .remove(&vpasid)
             .ok_or(PasidError::NotBound(vpasid))?;
         self.clear_cd(b.host_pasid)?;
         Ok(vec![
-            Cmd::cfgi_cd(self.vsid.0, b.host_pasid, true),
-            Cmd::tlbi_nh_asid(b.asid),
+            cfgi_cd(self.vsid.0, b.host_pasid, true),
+            tlbi_nh_asid(b.asid),
         ])
     }
 
@@ -215,12 +229,12 @@ impl<M: GuestMemoryBackend> PasidBinder<M> {
     }
 
     /// The TLBI_NH_VA for a guest invalidation of `va` in `vpasid` (`None`: the default context).
-    pub fn tlbi_va(&self, vpasid: Option<u32>, va: u64) -> Option<Cmd> {
+    pub fn tlbi_va(&self, vpasid: Option<u32>, va: u64) -> Option<CmdEntry> {
         let asid = match vpasid {
             None => self.default?,
             Some(p) => self.bound.get(&p)?.asid,
         };
-        Some(Cmd::tlbi_nh_va(asid, va, true))
+        Some(tlbi_nh_va(asid, va, true))
     }
 }
 
@@ -239,16 +253,40 @@ mod tests {
     };
 
     #[test]
+    fn cd_fields_sit_at_linux_positions() {
+        assert_eq!(CdW0::new().with_t0sz(0x3f).raw(), 0x3f);
+        assert_eq!(CdW0::new().with_tg0(Tg0(3)).raw(), 0xc0);
+        assert_eq!(CdW0::new().with_ir0(Cacheability(3)).raw(), 0x300);
+        assert_eq!(CdW0::new().with_or0(Cacheability(3)).raw(), 0xc00);
+        assert_eq!(CdW0::new().with_sh0(Shareability(3)).raw(), 0x3000);
+        assert_eq!(CdW0::new().with_epd0(true).raw(), 1 << 14);
+        assert_eq!(CdW0::new().with_endi(true).raw(), 1 << 15);
+        assert_eq!(CdW0::new().with_epd1(true).raw(), 1 << 30);
+        assert_eq!(CdW0::new().with_v(true).raw(), 1 << 31);
+        assert_eq!(CdW0::new().with_ips(7).raw(), 7 << 32);
+        assert_eq!(CdW0::new().with_tbi0(true).raw(), 1 << 38);
+        assert_eq!(CdW0::new().with_aa64(true).raw(), 1 << 41);
+        assert_eq!(CdW0::new().with_hd(true).raw(), 1 << 42);
+        assert_eq!(CdW0::new().with_ha(true).raw(), 1 << 43);
+        assert_eq!(CdW0::new().with_s(true).raw(), 1 << 44);
+        assert_eq!(CdW0::new().with_r(true).raw(), 1 << 45);
+        assert_eq!(CdW0::new().with_a(true).raw(), 1 << 46);
+        assert_eq!(CdW0::new().with_aset(true).raw(), 1 << 47);
+        assert_eq!(CdW0::new().with_asid(0xffff).raw(), 0xffff << 48);
+        assert_eq!(
+            Cd::default().with_ttb0(u64::MAX).w1.raw(),
+            0x000F_FFFF_FFFF_FFF0
+        );
+    }
+
+    #[test]
     fn bind_writes_a_valid_cd_at_the_host_pasid_slot() {
         let mem = guest_ram(0x10_0000, 0x10_0000);
         let mut b = PasidBinder::new(mem.clone(), 0x10_0000, 4, StreamId(0x42), 100)
             .unwrap_or_else(|e| panic!("{e}"));
         let (p, cmds) = b.bind(77, &T).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p, 1);
-        assert_eq!(
-            cmds,
-            vec![Cmd::cfgi_cd(0x42, 1, true), Cmd::tlbi_nh_asid(101)]
-        );
+        assert_eq!(cmds, vec![cfgi_cd(0x42, 1, true), tlbi_nh_asid(101)]);
         let w0 = read_u64_le(&mem, 0x10_0040).unwrap_or(0);
         // T0SZ 25, IR0/OR0 WBRA, SH0 ISH, EPD1, V, IPS 2, AA64, R, A, ASID 101
         assert_eq!(
@@ -269,7 +307,7 @@ mod tests {
         assert_eq!(b.host_pasid(77), Some(1));
         assert_eq!(
             b.tlbi_va(Some(77), 0x5000),
-            Some(Cmd::tlbi_nh_va(101, 0x5000, true))
+            Some(tlbi_nh_va(101, 0x5000, true))
         );
     }
 

@@ -19,7 +19,8 @@ use crate::events::{EventItem, VeventDecoder};
 use crate::host::{
     AttachPort, DevId, HostEventSource, HostViommu, HwptId, SharedHwpt, VdevId, MAX_BATCH,
 };
-use crate::spec::cmd::{Cmd, Forwarding};
+use crate::spec::cmd::{forwarding, opcode_name, Forwarding};
+use viommu_smmuv3::spec::cmd::{CmdEntry, Opcode};
 
 /// One recorded host operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub enum Op {
     /// One HWPT_INVALIDATE call.
     Invalidate {
         /// The commands submitted.
-        cmds: Vec<Cmd>,
+        cmds: Vec<CmdEntry>,
         /// How many the host applied.
         applied: usize,
     },
@@ -224,9 +225,9 @@ impl Recorder {
                         let _ = writeln!(
                             out,
                             "  [{i}] {:<14} {:#018x} {:#018x}",
-                            c.opcode().name(),
-                            c.w0,
-                            c.w1
+                            opcode_name(c.opcode()),
+                            c.words()[0],
+                            c.words()[1]
                         );
                     }
                     Ok(())
@@ -350,7 +351,7 @@ impl HostViommu for RecordingViommu {
             })
     }
 
-    fn invalidate(&self, cmds: &[Cmd]) -> Result<usize, InvalidateError> {
+    fn invalidate(&self, cmds: &[CmdEntry]) -> Result<usize, InvalidateError> {
         if cmds.len() > MAX_BATCH {
             return Err(InvalidateError::TooLarge {
                 len: cmds.len(),
@@ -361,7 +362,7 @@ impl HostViommu for RecordingViommu {
         let scripted = self.rec.call(HostOp::Invalidate).err();
         let first_bad = cmds
             .iter()
-            .position(|c| c.opcode().forwarding() != Forwarding::Forward);
+            .position(|c| forwarding(c.opcode()) != Forwarding::Forward);
         let (applied, errno) = match (first_bad, scripted) {
             (Some(i), _) => (i, Some(Errno::EIO)),
             (None, Some(e)) => (0, Some(e)),
@@ -377,10 +378,7 @@ impl HostViommu for RecordingViommu {
                 op: HostOp::Invalidate,
                 applied,
                 index: applied,
-                opcode: cmds
-                    .get(applied)
-                    .map(|c| c.opcode())
-                    .unwrap_or(crate::spec::cmd::CmdOpcode(0)),
+                opcode: cmds.get(applied).map(|c| c.opcode()).unwrap_or(Opcode(0)),
                 errno,
             }),
         }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use viommu_common::StreamId;
+use viommu_smmuv3::spec::evt::EvtEntry;
 use viommu_sva::recording::{Recorder, RecordingEvents, RecordingPort, RecordingViommu};
-use viommu_sva::spec::cmd::Cmd;
-use viommu_sva::spec::event::EventRecord;
+use viommu_sva::spec::cmd;
 use viommu_sva::spec::hwinfo::HwInfoArmSmmuv3;
 use viommu_sva::{
     canonicalise, events::encode_stream, teardown_all, ConfigChange, Endpoint, Errno, EventItem,
@@ -120,11 +120,11 @@ fn invalidation_batch_with_a_failure_in_the_middle_reports_the_index() {
     let v = setup(&rec);
     rec.clear();
     let batch = [
-        Cmd::tlbi_nh_va(1, 0x1000, true),
-        Cmd::tlbi_nh_va(1, 0x2000, true),
-        Cmd::cfgi_cd_all(0x42),
-        Cmd::cfgi_ste(0x42, true), // never forwardable
-        Cmd::tlbi_nh_asid(1),
+        cmd::tlbi_nh_va(1, 0x1000, true),
+        cmd::tlbi_nh_va(1, 0x2000, true),
+        cmd::cfgi_cd_all(0x42),
+        cmd::cfgi_ste(0x42, true), // never forwardable
+        cmd::tlbi_nh_asid(1),
     ];
     let r = v.invalidate(&batch);
     assert!(
@@ -143,10 +143,8 @@ fn invalidation_batch_with_a_failure_in_the_middle_reports_the_index() {
     insta::assert_snapshot!("invalidation_batch_failure", rec.render());
 }
 
-fn fault(vsid: u32, addr: u64) -> EventRecord {
-    EventRecord {
-        w: [0x10 | u64::from(vsid) << 32, 1 << 35, addr, 0],
-    }
+fn fault(vsid: u32, addr: u64) -> EvtEntry {
+    EvtEntry::from_words([0x10 | u64::from(vsid) << 32, 1 << 35, addr, 0])
 }
 
 #[test]
@@ -171,7 +169,7 @@ fn event_burst_with_lost_events_surfaces_exact_counts() {
             EventItem::Record(e) => format!(
                 "event seq {} {} vsid {:#x} addr {:#x}\n",
                 e.sequence,
-                e.id().name(),
+                e.id().name().unwrap_or("UNKNOWN"),
                 e.vsid(),
                 e.input_addr()
             ),

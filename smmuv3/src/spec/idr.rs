@@ -278,8 +278,11 @@ pub struct Idr5 {
     pub gran16k: bool,
     /// GRAN64K (bit \[6\]).
     pub gran64k: bool,
-    /// Bits \[9:7\]: reserved.
-    #[bits(3)]
+    /// DS (bit \[7\]): 52-bit addresses with 4K/16K granules (Linux `IDR5_DS`; not advertised
+    /// by this model).
+    pub ds: bool,
+    /// Bits \[9:8\]: reserved.
+    #[bits(2)]
     __: u8,
     /// VAX (bits \[11:10\]): 1 = 52-bit stage-1 VA.
     #[bits(2)]
@@ -393,6 +396,7 @@ mod tests {
         assert_eq!(r5.oas(), Oas::OAS_48);
         assert_eq!(r5.oas().bits(), Some(48));
         assert!(r5.gran4k() && r5.gran16k() && r5.gran64k());
+        assert_eq!(Idr5::DS_OFFSET, 7);
         assert_eq!((Idr5::VAX_OFFSET, Idr5::VAX_BITS), (10, 2));
         assert_eq!((Idr5::STALL_MAX_OFFSET, Idr5::STALL_MAX_BITS), (16, 16));
     }

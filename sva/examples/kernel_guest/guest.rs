@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use viommu_common::mem::{read_bytes, write_bytes, write_u64_le};
 use viommu_common::StreamId;
+use viommu_smmuv3::spec::cd::{Cd, CdW0};
+use viommu_smmuv3::spec::cmd::CmdEntry;
+use viommu_smmuv3::spec::evt::EventId;
+use viommu_smmuv3::spec::{Cacheability, Shareability};
 use viommu_sva::iommufd::{GuestRam, IommufdContext, IommufdEventQueue, IommufdViommu, VfioPort};
 use viommu_sva::pasid::{PasidBinder, Stage1Table};
-use viommu_sva::spec::cd::{CdTtb, CdW0};
-use viommu_sva::spec::cmd::Cmd;
-use viommu_sva::spec::event::EventId;
+use viommu_sva::spec::cmd;
 use viommu_sva::{
     canonicalise, clamp, AttachPort, Endpoint, Errno, EventItem, GuestProfile, HostEndpoint,
     HostEventSource, HostOp, HostViommu, InvalidateError, SteContext, StreamConfig, ViommuError,
@@ -186,9 +188,9 @@ impl S1 {
 fn write_guest_cd(ram: &GuestRam, at: u64, s1: &S1, asid: u16) {
     let w0 = CdW0::new()
         .with_t0sz(25)
-        .with_ir0(1)
-        .with_or0(1)
-        .with_sh0(3)
+        .with_ir0(Cacheability::WBRA)
+        .with_or0(Cacheability::WBRA)
+        .with_sh0(Shareability::ISH)
         .with_epd1(true)
         .with_v(true)
         .with_ips(2)
@@ -196,10 +198,11 @@ fn write_guest_cd(ram: &GuestRam, at: u64, s1: &S1, asid: u16) {
         .with_r(true)
         .with_a(true)
         .with_asid(asid);
-    let _ = write_u64_le(&ram.mem, at + 8, CdTtb::new().with_ttb(s1.root).into_bits());
+    let ttb0 = Cd::default().with_ttb0(s1.root).w1.raw();
+    let _ = write_u64_le(&ram.mem, at + 8, ttb0);
     let _ = write_u64_le(&ram.mem, at + 16, 0);
     let _ = write_u64_le(&ram.mem, at + 24, 0xff);
-    let _ = write_u64_le(&ram.mem, at, w0.into_bits());
+    let _ = write_u64_le(&ram.mem, at, w0.raw());
 }
 
 fn fill(ram: &GuestRam, at: u64, seed: u8, len: usize) -> Vec<u8> {
@@ -382,7 +385,7 @@ fn nested(
     // the guest's STE: V, Config=S1, S1ContextPtr=cd; w1 as Linux writes it (S1DSS, CIR/COR/CSH, SHCFG)
     let ste = [0xb | cd, 2 | 1 << 2 | 1 << 4 | 3 << 6 | 1 << 44];
     a.apply_guest_ste(ste, sctx).map_err(|e| e.to_string())?;
-    v.invalidate(&[Cmd::cfgi_cd_all(VSID_A), Cmd::tlbi_nh_all()])
+    v.invalidate(&[cmd::cfgi_cd_all(VSID_A), cmd::tlbi_nh_all()])
         .map_err(|e| e.to_string())?;
     let want = fill(ram, SRC, 2, 256);
     fill(ram, DST, 0, 256);
@@ -406,7 +409,7 @@ fn stale_until_tlbi(
             "the remapped page was used before TLBI_NH_VA (no stale entry observed)".into(),
         );
     }
-    v.invalidate(&[Cmd::tlbi_nh_va(ASID_A, VA_DST, true)])
+    v.invalidate(&[cmd::tlbi_nh_va(ASID_A, VA_DST, true)])
         .map_err(|e| e.to_string())?;
     let want = fill(ram, SRC, 4, 256);
     edu.copy(VA_SRC, VA_DST, 256)?;
@@ -438,7 +441,7 @@ fn unmapped(edu: &Edu<'_>, q: &mut IommufdEventQueue) -> Result<(), String> {
     if first.id() != EventId::F_TRANSLATION || first.vsid() != VSID_A {
         return Err(format!(
             "got {} vsid {:#x}",
-            first.id().name(),
+            first.id().name().unwrap_or("UNKNOWN"),
             first.vsid()
         ));
     }
@@ -450,11 +453,11 @@ fn unmapped(edu: &Edu<'_>, q: &mut IommufdEventQueue) -> Result<(), String> {
 
 fn illegal_batch(v: &IommufdViommu) -> Result<(), String> {
     let batch = [
-        Cmd::tlbi_nh_va(ASID_A, VA_SRC, true),
-        Cmd::tlbi_nh_va(ASID_A, VA_DST, true),
-        Cmd::cfgi_cd_all(VSID_A),
-        Cmd::cfgi_ste(VSID_A, true),
-        Cmd::tlbi_nh_all(),
+        cmd::tlbi_nh_va(ASID_A, VA_SRC, true),
+        cmd::tlbi_nh_va(ASID_A, VA_DST, true),
+        cmd::cfgi_cd_all(VSID_A),
+        cmd::cfgi_ste(VSID_A, true),
+        cmd::tlbi_nh_all(),
     ];
     match v.invalidate(&batch) {
         Err(InvalidateError::Rejected {
@@ -466,7 +469,7 @@ fn illegal_batch(v: &IommufdViommu) -> Result<(), String> {
         other => return Err(format!("CFGI_STE at 3: {other:?}")),
     }
     // an unknown vSID in CFGI_CD_ALL is refused at its own index
-    match v.invalidate(&[Cmd::tlbi_nh_all(), Cmd::cfgi_cd_all(0x999)]) {
+    match v.invalidate(&[cmd::tlbi_nh_all(), cmd::cfgi_cd_all(0x999)]) {
         Err(InvalidateError::Rejected {
             index: 1,
             errno: Errno::EIO,
@@ -501,9 +504,9 @@ fn isolation(
     a.apply_guest_ste([0xb | 0x0121_0000, 0], sctx)
         .map_err(|e| e.to_string())?;
     v.invalidate(&[
-        Cmd::cfgi_cd_all(VSID_A),
-        Cmd::cfgi_cd_all(VSID_B),
-        Cmd::tlbi_nh_all(),
+        cmd::cfgi_cd_all(VSID_A),
+        cmd::cfgi_cd_all(VSID_B),
+        cmd::tlbi_nh_all(),
     ])
     .map_err(|e| e.to_string())?;
     fill(ram, PAGE_A, 0, 128);
@@ -529,7 +532,11 @@ fn isolation(
         .collect();
     match recs.first() {
         Some(e) if e.vsid() == VSID_B && e.id() == EventId::F_TRANSLATION => Ok(()),
-        Some(e) => Err(format!("event {} vsid {:#x}", e.id().name(), e.vsid())),
+        Some(e) => Err(format!(
+            "event {} vsid {:#x}",
+            e.id().name().unwrap_or("UNKNOWN"),
+            e.vsid()
+        )),
         None => Err("no event for device B's unmapped access".into()),
     }
 }
@@ -578,7 +585,7 @@ fn replace_under_dma(
         }
         edu.wait()?;
         expect_eq(&format!("round {round}"), &read(ram, DST, 512), &want)?;
-        v.invalidate(&[Cmd::tlbi_nh_all()])
+        v.invalidate(&[cmd::tlbi_nh_all()])
             .map_err(|e| e.to_string())?;
     }
     let ev = drain(q, Duration::from_millis(200))?;
@@ -608,7 +615,7 @@ fn per_pasid(ram: &GuestRam, v: &IommufdViommu, b: &mut Ep, edu: &Edu<'_>) -> Re
     let mut cmds = binder.bind_default(&table).map_err(|e| e.to_string())?;
     b.set_config(StreamConfig::Translate(binder.ste()))
         .map_err(|e| e.to_string())?;
-    cmds.push(Cmd::tlbi_nh_all());
+    cmds.push(cmd::tlbi_nh_all());
     v.invalidate(&cmds).map_err(|e| e.to_string())?;
     let want = fill(ram, SRC, 6, 200);
     fill(ram, PAGE_B, 0, 200);
@@ -664,8 +671,8 @@ fn lost_events(
 }
 
 fn measure(v: &IommufdViommu) {
-    let cmds: Vec<Cmd> = (0..64u64)
-        .map(|i| Cmd::tlbi_nh_va(ASID_A, 0x1000_0000 + (i << 12), true))
+    let cmds: Vec<CmdEntry> = (0..64u64)
+        .map(|i| cmd::tlbi_nh_va(ASID_A, 0x1000_0000 + (i << 12), true))
         .collect();
     let rounds = 50;
     let mut best_batch = Duration::MAX;

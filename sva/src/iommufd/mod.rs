@@ -30,10 +30,10 @@ use crate::events::{EventItem, VeventDecoder};
 use crate::host::{
     AttachPort, DevId, HostEventSource, HostViommu, HwptId, SharedHwpt, VdevId, MAX_BATCH,
 };
-use crate::spec::cmd::{Cmd, CmdOpcode};
 use crate::spec::hwinfo::HwInfoArmSmmuv3;
-use crate::spec::ste::{SteConfig, SteW0};
 use viommu_common::StreamId;
+use viommu_smmuv3::spec::cmd::{CmdEntry, Opcode};
+use viommu_smmuv3::spec::ste::{SteConfig, SteW0, SteW1};
 
 /// The errno carried anywhere in an error's source chain (EIO if none).
 fn errno_of(e: &(dyn std::error::Error + 'static)) -> Errno {
@@ -211,7 +211,7 @@ impl IommufdContext {
         };
         let shared = |cfg: SteConfig| CanonicalSte {
             w0: SteW0::new().with_v(true).with_config(cfg),
-            w1: crate::spec::ste::SteW1::new(),
+            w1: SteW1::new(),
         };
         match v.alloc_nested(dev, &shared(SteConfig::ABORT)) {
             Ok(a) => v.abort = a,
@@ -324,13 +324,13 @@ impl IommufdViommu {
     }
 
     /// One IOMMU_HWPT_INVALIDATE on the vIOMMU with every command of the batch.
-    fn submit(&self, cmds: &[Cmd]) -> Result<usize, InvalidateError> {
+    fn submit(&self, cmds: &[CmdEntry]) -> Result<usize, InvalidateError> {
         let mut inv = iommu_hwpt_invalidate {
             size: size_of::<iommu_hwpt_invalidate>() as u32,
             hwpt_id: self.viommu,
             data_uptr: cmds.as_bytes().as_ptr() as u64,
             data_type: iommu_hwpt_invalidate_data_type_IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
-            entry_len: size_of::<Cmd>() as u32,
+            entry_len: size_of::<CmdEntry>() as u32,
             entry_num: cmds.len() as u32,
             ..Default::default()
         };
@@ -346,10 +346,7 @@ impl IommufdViommu {
                     op: HostOp::Invalidate,
                     applied,
                     index: applied,
-                    opcode: cmds
-                        .get(applied)
-                        .map(|c| c.opcode())
-                        .unwrap_or(CmdOpcode(0)),
+                    opcode: cmds.get(applied).map(|c| c.opcode()).unwrap_or(Opcode(0)),
                     errno: errno_of(&e),
                 })
             }
@@ -414,7 +411,7 @@ impl HostViommu for IommufdViommu {
         })
     }
 
-    fn invalidate(&self, cmds: &[Cmd]) -> Result<usize, InvalidateError> {
+    fn invalidate(&self, cmds: &[CmdEntry]) -> Result<usize, InvalidateError> {
         if cmds.len() > MAX_BATCH {
             return Err(InvalidateError::TooLarge {
                 len: cmds.len(),

@@ -1,16 +1,15 @@
-//! Hardware formats this crate exchanges with the host kernel, as types only.
+//! The parts of the host kernel interface that are specific to iommufd nesting, as types only.
 //!
-//! The SMMUv3 structures here are the subset the iommufd nesting interface carries (STE words
-//! 0–1, the 16-byte commands, the 32-byte event record, the ID registers in `hw_info`, and the
-//! context descriptor the VMM composes for per-PASID binding). They are defined here rather than
-//! borrowed from `viommu-smmuv3` so this crate depends on the common core only; the unit tests pin
-//! every bit position against the values in IHI 0070 / Linux's `arm-smmu-v3.h`.
+//! The SMMUv3 formats themselves (ID registers, STE, CD, commands, event records) are
+//! `viommu-smmuv3`'s [`spec`](viommu_smmuv3::spec) types; this crate adds only what the kernel
+//! defines on top of them: the `hw_info` layout, the masks of STE fields a nested vSTE may carry,
+//! the command conversion table of `IOMMU_HWPT_INVALIDATE` (and constructors for the commands the
+//! VMM composes itself), and the vEVENTQ framing. The unit tests pin the smmuv3 types' bit
+//! positions this crate relies on against Linux's `arm-smmu-v3.h` masks.
 //!
 //! Nothing in this module has behaviour beyond pure accessors and constructors.
 
-pub mod cd;
 pub mod cmd;
 pub mod event;
 pub mod hwinfo;
-pub mod idr;
 pub mod ste;
