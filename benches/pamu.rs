@@ -19,7 +19,7 @@ fn setup() -> Rig {
     let rig = Rig::new(PamuConfig::p4080());
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().expect("probe");
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     b.ppaace(0x30, [0, 0x8000_06D9, 0x80, 4, 1, 0x2000_0000, 0, 0])
         .expect("TV-1");
     b.ppaace(0x21, [0, 0x779, 0x80, 0x24, 2, 0x680, 0x10, 0])

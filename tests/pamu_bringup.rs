@@ -65,7 +65,7 @@ fn test_linux_bringup_log() {
         );
     }
     drv.setup_liodns(&dt).unwrap();
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     for l in [0x48u64, 0x30, 0x31] {
         let w = b.read_words(drv.tables.ppba + l * 64).unwrap();
         note(
@@ -94,7 +94,7 @@ fn test_linux_bringup_log() {
         &rig,
         "VFIO: attach pcie LIODN 0x10; GEOMETRY [0, 0x7fffffff]; WINDOWS 8",
     );
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let banks = rig.pamu.msi_banks();
     let mut dom = drv.new_domain();
     let t = &mut drv.tables;

@@ -36,7 +36,7 @@ fn test_live_update_v0_update_v1_observed() {
     let rig = Rig::new(PamuConfig::p4080());
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     b.ppaace(3, WIN).unwrap();
     assert_eq!(rd(&rig, 3, 0x8000_0010), Ok(0x1_2000_0010));
     drv.set_liodn_valid(3, false).unwrap();
@@ -59,7 +59,7 @@ fn test_concurrent_translation_during_updates() {
     let rig = Rig::new(PamuConfig::p4080());
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     b.ppaace(4, WIN).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let p = rig.pamu.clone();
@@ -76,7 +76,7 @@ fn test_concurrent_translation_during_updates() {
         }
         seen
     });
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let pe = drv.tables.ppba + 4 * 64;
     for i in 0..20_000u32 {
         let hi = if i % 2 == 0 { 5 } else { 1 };
@@ -148,7 +148,7 @@ fn test_operation_errors() {
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
     drv.write(0, Reg::Pics, 0x5);
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     let pe = |l: u64| drv.tables.ppba + l * 64;
     let mut page = WIN;
     page[3] = 0x8; // ATM = 2
@@ -322,7 +322,7 @@ fn test_msi_through_subwindow_delivered() {
     let rig = Rig::new(PamuConfig::p4080());
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     b.ppaace(0x21, [0, 0x779, 0x80, 0x24, 2, 0x680, 0x10, 0])
         .unwrap();
     b.spaace(0x16, [0, 0x0021_0013, 0x80, 4, 0xF, 0xFE04_42C0, 0, 0])
@@ -352,7 +352,7 @@ fn test_msi_options_a_b_c() {
         let rig = Rig::new(PamuConfig::t4240());
         let mut drv = rig.driver(LinuxVersion::Pre513);
         drv.probe().unwrap();
-        let mem = rig.pamu.memory();
+        let mem = rig.mem();
         let banks = rig.pamu.msi_banks();
         let mut d = drv.new_domain();
         let t = &mut drv.tables;
@@ -422,7 +422,7 @@ fn test_otm_immediate_and_exec() {
     let rig = Rig::new(PamuConfig::p4080());
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     b.ppaace(8, [0, 0x8C9, 0x80, 1, 0, 0, 0, 0x0018_011B])
         .unwrap();
     let t = rig.pamu.probe(8, 0x100, 4, AccessKind::Read, 0).unwrap();
@@ -451,7 +451,7 @@ fn test_vm_memory_adapter_across_subwindows() {
     let rig = Rig::new(PamuConfig::p4080());
     let mut drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let mut d = drv.new_domain();
     let t = &mut drv.tables;
     d.attach(t, mem, 0x12).unwrap();
@@ -505,7 +505,7 @@ fn test_policy_details() {
     }
     assert_eq!(rig.pamu.bypass_register(), 0);
     drv.probe().unwrap();
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     // LIODN 0x40 has a PPAACE inside PPLA but exceeds MLIODN 0x3F.
     b.ppaace(0x40, [0, 0x8D9, 0x80, 0, 0, 0, 0, 0]).unwrap();
     assert_eq!(rd(&rig, 0x40, 0x1000), Err("AV_LIODN"));

@@ -47,7 +47,7 @@ fn test_geometry_roundtrip_random() {
         let rig = Rig::new(PamuConfig::p4080());
         let mut drv = rig.driver(LinuxVersion::Pre513);
         drv.probe().unwrap();
-        let mem = rig.pamu.memory();
+        let mem = rig.mem();
         let mut d = drv.new_domain();
         let t = &mut drv.tables;
         let liodn = rng.random_range(0..0x500u16);
@@ -107,7 +107,7 @@ fn test_geometry_rules_typed_errors() {
     let rig = Rig::new(PamuConfig::p4080_rev1());
     let mut drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let mut d = drv.new_domain();
     let t = &mut drv.tables;
     use GeometryError as E;
@@ -232,7 +232,7 @@ fn test_geometry_rules_typed_errors() {
 #[test]
 fn test_spaace_allocation_lifecycle() {
     let rig = Rig::new(PamuConfig::p4080());
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let mut t = Tables::new(0x100_0000, 0x500, 0x101_4000, 0x20, 0x102_0000);
     let mut d = Domain::new(256);
     d.attach(&mut t, mem, 1).unwrap();
@@ -305,7 +305,7 @@ fn test_domain_attributes_reported_with_translation() {
     let rig = Rig::new(PamuConfig::p4080());
     let mut drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let mut d = drv.new_domain();
     let t = &mut drv.tables;
     d.set_omi(Some(1));

@@ -51,7 +51,7 @@ fn run(seed: u64, ops: usize, config: PamuConfig) {
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
     let size = rig.pamu.mmio_size();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     for _ in 0..ops {
         match rng.random_range(0..10) {
             0 | 1 => {
@@ -140,7 +140,7 @@ fn test_adversarial_entries_decode_to_typed_results() {
     let rig = Rig::new(PamuConfig::p4080());
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let pe = drv.tables.ppba + 0x40;
     let mut n = 0u32;
     for w1_low in 0..64u32 {

@@ -6,11 +6,12 @@ use viommu_common::access::{AccessKind, DmaRequest, Perms};
 use viommu_common::traits::DmaTranslator;
 use viommu_pamu::geometry::{Domain, GeometryError, Tables};
 use viommu_pamu::spec::regs::Reg;
-use viommu_pamu::testing::{DtDevice, DtKind, GuestDriver, LinuxVersion, PaactBuilder, Rig};
+use viommu_pamu::testing::{
+    DtDevice, DtKind, GuestDriver, LinuxVersion, PaactBuilder, Rig, RigMem,
+};
 use viommu_pamu::PamuConfig;
-use vm_memory::GuestMemoryMmap;
 
-type Drv<'a> = GuestDriver<'a, GuestMemoryMmap<()>>;
+type Drv<'a> = GuestDriver<'a, RigMem>;
 
 /// Translate by LIODN and return the output address or the fault name.
 fn dma(rig: &Rig, liodn: u32, addr: u64, access: AccessKind) -> Result<u64, &'static str> {
@@ -42,7 +43,7 @@ fn expect_av(drv: &Drv<'_>, avs1: u32, ava: u64) {
 }
 
 fn words(drv: &Drv<'_>, rig: &Rig, addr: u64) -> [u32; 8] {
-    PaactBuilder::new(rig.pamu.memory(), drv.tables.clone())
+    PaactBuilder::new(rig.mem(), drv.tables.clone())
         .read_words(addr)
         .unwrap()
 }
@@ -73,7 +74,7 @@ fn test_tv0_probe_registers_and_encodings() {
         0x0060_0000
     );
     // WSE and WCE encodings as the geometry API writes them.
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     for (size, wse) in [
         (0x1000u64, 11u32),
         (1 << 20, 19),
@@ -114,7 +115,7 @@ fn test_tv1_single_window_geometry_api() {
     let rig = Rig::new(PamuConfig::p4080());
     let mut drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let l = 0x30u16;
     let mut d = drv.new_domain();
     d.attach(&mut drv.tables, mem, l).unwrap();
@@ -150,7 +151,7 @@ fn test_tv1_read_only_variant() {
     let rig = Rig::new(PamuConfig::p4080());
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     let mut ro = TV1_WORDS;
     ro[1] = 0x8000_06C9;
     b.ppaace(9, ro).unwrap();
@@ -171,7 +172,7 @@ fn test_tv2_subwindows() {
     let rig = Rig::new(PamuConfig::p4080());
     let mut drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     // Sixteen SPAACEs belong to someone else, so this domain's FSPI is 0x10.
     assert_eq!(drv.tables.alloc_spaace(0x10), Ok(0));
     let mut d = drv.new_domain();
@@ -228,7 +229,7 @@ fn test_tv2_raw_words_translate() {
     let rig = Rig::new(PamuConfig::p4080());
     let drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let b = PaactBuilder::new(rig.pamu.memory(), drv.tables.clone());
+    let b = PaactBuilder::new(rig.mem(), drv.tables.clone());
     b.ppaace(0x21, TV2_PPAACE).unwrap();
     b.spaace(0x10, TV2_W1).unwrap();
     for i in 0x11..=0x15 {
@@ -304,7 +305,7 @@ fn test_tv5_vfio_geometry_arithmetic() {
     let rig = Rig::new(PamuConfig::p4080());
     let mut drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let banks = rig.pamu.msi_banks();
     let mut d = drv.new_domain();
     let t = &mut drv.tables;

@@ -547,7 +547,7 @@ fn pamu_no_stale_after_valid(epochs: u64, threads: usize) {
     let rig = Rig::new(PamuConfig::p4080());
     let mut drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let ram = rig.pamu.memory().clone();
+    let ram = rig.mem().clone();
     for page in 0..POOL {
         mem::write_u64_le(&ram, pamu_pa(page), page).unwrap();
     }

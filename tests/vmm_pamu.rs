@@ -20,7 +20,7 @@ use viommu::common::topology::{
 use viommu::common::traits::MmioDevice;
 use viommu::common::vmm::EndpointIommu;
 use viommu::pamu::geometry::Domain;
-use viommu::pamu::testing::{GuestDriver, LinuxVersion, Rig};
+use viommu::pamu::testing::{GuestDriver, LinuxVersion, Rig, RigMem};
 use viommu::pamu::{Pamu, PamuConfig};
 use vmm_support::{post_request, read_pa, routed_view, Ram, ToyVirtioDevice, OP_FILL, OP_SUM};
 
@@ -85,10 +85,10 @@ fn liodn_of(b: &Board, node: NodeId) -> u16 {
 
 /// `fsl_pamu` probe, then the domain of `liodn` through the geometry API: geometry, 4
 /// windows, windows 0, 1, 3 enabled, domain enabled.
-fn setup(rig: &Rig, liodn: u16) -> (GuestDriver<'_, Ram>, Domain) {
+fn setup(rig: &Rig, liodn: u16) -> (GuestDriver<'_, RigMem>, Domain) {
     let mut drv = rig.driver(LinuxVersion::Pre513);
     drv.probe().unwrap();
-    let mem = rig.pamu.memory();
+    let mem = rig.mem();
     let mut dom = drv.new_domain();
     let t = &mut drv.tables;
     dom.attach(t, mem, liodn).unwrap();
@@ -103,9 +103,9 @@ fn setup(rig: &Rig, liodn: u16) -> (GuestDriver<'_, Ram>, Domain) {
     (drv, dom)
 }
 
-fn view(pamu: &Arc<Pamu<Ram>>, liodn: u16) -> IommuMemory<Ram, EndpointIommu<Pamu<Ram>>> {
+fn view(pamu: &Arc<Pamu<RigMem>>, liodn: u16) -> IommuMemory<Ram, EndpointIommu<Pamu<RigMem>>> {
     IommuMemory::new(
-        pamu.memory().clone(),
+        Ram::clone(pamu.memory()),
         EndpointIommu::new(pamu.clone(), StreamId(u32::from(liodn)), None),
         true,
         (),
@@ -113,14 +113,14 @@ fn view(pamu: &Arc<Pamu<Ram>>, liodn: u16) -> IommuMemory<Ram, EndpointIommu<Pam
 }
 
 /// A 32-bit big-endian MMIO read of instance 0's register at `off`.
-fn mmio32(pamu: &Pamu<Ram>, off: u64) -> u32 {
+fn mmio32(pamu: &Pamu<RigMem>, off: u64) -> u32 {
     let mut b = [0u8; 4];
     pamu.mmio_read(off, &mut b).unwrap();
     u32::from_be_bytes(b)
 }
 
 /// A 64-bit big-endian MMIO read (two registers) of instance 0 at `off`.
-fn mmio64(pamu: &Pamu<Ram>, off: u64) -> u64 {
+fn mmio64(pamu: &Pamu<RigMem>, off: u64) -> u64 {
     let mut b = [0u8; 8];
     pamu.mmio_read(off, &mut b).unwrap();
     u64::from_be_bytes(b)
@@ -145,7 +145,7 @@ fn test_device_dma_through_pamu_windows() {
     let b = board();
     let liodn = liodn_of(&b, b.nic);
     let (_drv, _dom) = setup(&b.rig, liodn);
-    let ram = b.rig.pamu.memory();
+    let ram = b.rig.mem();
     let dma = view(&b.rig.pamu, liodn);
     let dev = ToyVirtioDevice { seed: 0x3c };
 
@@ -243,13 +243,13 @@ fn test_unmapped_requester_denied_before_pamu() {
     let liodn = liodn_of(&b, b.nic);
     let (_drv, _dom) = setup(&b.rig, liodn);
     b.rig.irq.take();
-    let gap = routed_view(b.rig.pamu.memory(), &b.topo, b.gap, &b.rig.pamu);
+    let gap = routed_view(b.rig.mem(), &b.topo, b.gap, &b.rig.pamu);
     assert!(gap.read_obj::<u32>(GuestAddress(APERTURE)).is_err());
     assert!(gap.write_obj(1u32, GuestAddress(W0_PA)).is_err());
     assert_eq!(mmio32(&b.rig.pamu, AVS1), 0);
     assert!(b.rig.irq.take().is_empty());
     // The NIC's routed view works through the same topology.
-    let nic = routed_view(b.rig.pamu.memory(), &b.topo, b.nic, &b.rig.pamu);
+    let nic = routed_view(b.rig.mem(), &b.topo, b.nic, &b.rig.pamu);
     nic.write_obj(0xfeed_u32, GuestAddress(APERTURE + 0x800))
         .unwrap();
     assert_eq!(

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use viommu_common::access::{AccessKind, DmaRequest};
+use viommu_common::mem::GuestRam;
 use viommu_common::traits::{
     DmaFault, DmaMapping, DmaTranslator, InterruptSink, MmioDevice, MmioError,
 };
-use vm_memory::GuestMemoryBackend;
 
 use crate::caps::{Caps, ConfigError, PamuConfig};
 use crate::fault::{Capture, PamuFault, StatusRegs};
@@ -101,8 +101,10 @@ enum RegOp {
 
 /// The Freescale/NXP QorIQ PAMU model.
 ///
-/// Build it with [`Pamu::new`] from a [`PamuConfig`], the guest memory the tables live in and
-/// an interrupt sink; put it on the VMM's MMIO bus at CCSR + 0x20000 (it implements
+/// Build it with [`Pamu::new`] from a [`PamuConfig`], the guest memory the tables live in (any
+/// [`GuestRam`]: `&GuestMemoryMmap`, `Arc<GuestMemoryMmap>`, or a VMM's
+/// `GuestMemoryAtomic<GuestMemoryMmap>` whose memory map may change at run time) and an
+/// interrupt sink; put it on the VMM's MMIO bus at CCSR + 0x20000 (it implements
 /// [`MmioDevice`], registers big-endian); route each device's DMA through it by LIODN (it
 /// implements [`DmaTranslator`] with the LIODN as the `StreamId`).
 ///
@@ -111,7 +113,7 @@ enum RegOp {
 /// use viommu_common::{DmaRequest, DmaTranslator, MmioDevice, traits::NoInterrupts};
 /// use viommu_pamu::{Pamu, PamuConfig};
 ///
-/// let mem = viommu_common::testing::guest_ram(0, 0x10_0000);
+/// let mem = Arc::new(viommu_common::testing::guest_ram(0, 0x10_0000));
 /// let pamu = Pamu::new(PamuConfig::p4080(), mem, Arc::new(NoInterrupts)).unwrap();
 /// // Reset state: PE = 0 passes DMA through (Policy, pamu.md §17 row 3).
 /// assert_eq!(pamu.translate(&DmaRequest::read(7, 0x1234, 4)).unwrap().output, 0x1234);
@@ -136,7 +138,7 @@ pub struct Pamu<M> {
     tracer: Option<Tracer>,
 }
 
-impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
+impl<M: GuestRam> Pamu<M> {
     /// A PAMU in its reset state (all registers 0, PE = 0; Policy, §17 row 5).
     ///
     /// # Errors
@@ -184,9 +186,14 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
         &self.caps
     }
 
-    /// The guest memory the tables are read from.
+    /// The guest address space the tables are read from.
     pub fn memory(&self) -> &M {
         &self.mem
+    }
+
+    /// A snapshot of the current guest memory map (what the next translation reads through).
+    pub fn ram(&self) -> M::Guard {
+        self.mem.ram()
     }
 
     /// The MSI bank layout.
@@ -249,9 +256,9 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
         ioe: u8,
     ) -> Result<PamuTranslation, PamuFault> {
         let (ctl, regs) = self.control(self.instance_of(liodn));
-        translate(
-            &self.mem, &self.caps, ctl, &regs, liodn, addr, len, access, ioe,
-        )
+        // One snapshot of the memory map for the whole translation.
+        let ram = self.mem.ram();
+        translate(&*ram, &self.caps, ctl, &regs, liodn, addr, len, access, ioe)
     }
 
     /// Translate one access by LIODN with an explicit inbound operation index `ioe` (for OTM);
@@ -271,10 +278,14 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
     ) -> Result<PamuTranslation, PamuFault> {
         let inst = self.instance_of(liodn);
         let (ctl, regs) = self.control(inst);
-        // Matched by value (no borrow of the result) so the hit path keeps it in registers.
-        match translate(
-            &self.mem, &self.caps, ctl, &regs, liodn, addr, len, access, ioe,
-        ) {
+        // One snapshot of the memory map for the whole translation, released before a fault is
+        // captured. Matched by value (no borrow of the result) so the hit path keeps it in
+        // registers.
+        let result = {
+            let ram = self.mem.ram();
+            translate(&*ram, &self.caps, ctl, &regs, liodn, addr, len, access, ioe)
+        };
+        match result {
             Ok(t) => {
                 if self.tracer.is_some() {
                     self.trace_translation(liodn, addr, len, access, Ok(t));
@@ -646,7 +657,7 @@ impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
     }
 }
 
-impl<M: GuestMemoryBackend + Send + Sync> MmioDevice for Pamu<M> {
+impl<M: GuestRam> MmioDevice for Pamu<M> {
     fn mmio_size(&self) -> u64 {
         self.caps.mmio_size()
     }
@@ -672,7 +683,7 @@ impl<M: GuestMemoryBackend + Send + Sync> MmioDevice for Pamu<M> {
     }
 }
 
-impl<M: GuestMemoryBackend + Send + Sync> DmaTranslator for Pamu<M> {
+impl<M: GuestRam> DmaTranslator for Pamu<M> {
     /// Translate by LIODN (`req.stream`); the substream and privilege are ignored (the PAMU
     /// has neither). The inbound operation is read (0x00) or write (0x01).
     ///
@@ -707,7 +718,7 @@ impl<M: GuestMemoryBackend + Send + Sync> DmaTranslator for Pamu<M> {
 /// and wants to forward offset 0x604 to the PAMU.
 pub struct BypassRegion<M>(pub Arc<Pamu<M>>);
 
-impl<M: GuestMemoryBackend + Send + Sync> MmioDevice for BypassRegion<M> {
+impl<M: GuestRam> MmioDevice for BypassRegion<M> {
     fn mmio_size(&self) -> u64 {
         4
     }

@@ -23,7 +23,10 @@
 //!
 //! ## Using it from a VMM
 //!
-//! - Build: [`Pamu::new`]`(config, guest_memory, interrupt_sink)`; config fields are plain data
+//! - Build: [`Pamu::new`]`(config, guest_memory, interrupt_sink)`. `guest_memory` is any
+//!   [`viommu_common::mem::GuestRam`]: `&GuestMemoryMmap`, `Arc<GuestMemoryMmap>`, or the VMM's
+//!   `GuestMemoryAtomic<GuestMemoryMmap>`, whose memory map may change at run time (hotplug);
+//!   each translation reads through one snapshot of the current map. Config fields are plain data
 //!   ([`PamuConfig`], serde-deserialisable: `instances`, `max_liodn`, `max_subwindows_log2`,
 //!   `msi_banks`, `mpic_version`, `phys_addr_bits`, `ccsr_base`, `av_line`, `err_line`,
 //!   `liodn_parents`, `pr1`, `pr2`).

@@ -5,7 +5,7 @@
 //! contents live in guest memory and migrate with it; the model keeps no other state (no cache).
 
 use serde::{Deserialize, Serialize};
-use vm_memory::GuestMemoryBackend;
+use viommu_common::mem::GuestRam;
 
 use crate::device::Pamu;
 use crate::fault::StatusRegs;
@@ -136,7 +136,7 @@ impl InstanceState {
     }
 }
 
-impl<M: GuestMemoryBackend + Send + Sync> Pamu<M> {
+impl<M: GuestRam> Pamu<M> {
     /// Capture the device state.
     pub fn save(&self) -> PamuState {
         self.save_state()

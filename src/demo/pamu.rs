@@ -23,7 +23,7 @@ fn demo() -> Result<(), String> {
     println!("== PAMU (Freescale/NXP QorIQ, P4080 profile) ==");
     let mem = viommu_common::testing::guest_ram(0, 0x400_0000);
     let irq = Arc::new(RecordingIrq::new());
-    let pamu = Pamu::new(PamuConfig::p4080(), mem, irq.clone()).map_err(|e| e.to_string())?;
+    let pamu = Pamu::new(PamuConfig::p4080(), &mem, irq.clone()).map_err(|e| e.to_string())?;
     let caps = *pamu.caps();
     println!(
         "{} instances, {} subwindows per LIODN (PC3 {:#010x}), {} MSI banks",
@@ -56,7 +56,7 @@ fn demo() -> Result<(), String> {
         p.windows,
         p.window_size
     );
-    let mem = pamu.memory();
+    let mem = *pamu.memory();
     let mut dom = drv.new_domain();
     let t = &mut drv.tables;
     let liodn = 0x10u16;

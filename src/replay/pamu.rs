@@ -33,7 +33,7 @@ pub fn create(
     let cfg = parse_config(config)?;
     let log: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&log);
-    let dev = Pamu::new(cfg, mem.clone(), irq)
+    let dev = Pamu::new(cfg, Arc::new(mem.clone()), irq)
         .map_err(|e| format!("config: {e}"))?
         .with_tracer(move |e| {
             sink.lock()
@@ -74,7 +74,7 @@ fn numbers_from_strings(v: &Value) -> Value {
 
 /// A PAMU on the replay's bus, with its trace collected in memory.
 struct PamuDev {
-    dev: Pamu<ReplayMem>,
+    dev: Pamu<Arc<ReplayMem>>,
     log: Arc<Mutex<Vec<String>>>,
 }
 

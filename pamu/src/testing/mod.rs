@@ -3,7 +3,7 @@
 //! Linux's `fsl_pamu` driver does (probe, `setup_omt`, `setup_liodns`, the AV interrupt handler,
 //! and the post-5.13 attach). Shared by unit tests, integration tests, benches and the demo.
 
-use viommu_common::mem::{read_u32_be, write_bytes, write_u32_be, MemError};
+use viommu_common::mem::{read_u32_be, write_bytes, write_u32_be, GuestRam, MemError};
 use viommu_common::traits::MmioDevice;
 use vm_memory::GuestMemoryBackend;
 
@@ -142,7 +142,7 @@ pub struct GuestDriver<'a, M> {
 /// Stash ID Linux finds for the L3 cache in the test device trees.
 pub const L3_STASH_ID: u8 = 0x1C;
 
-impl<'a, M: GuestMemoryBackend + Send + Sync> GuestDriver<'a, M> {
+impl<'a, M: GuestRam> GuestDriver<'a, M> {
     /// A driver that will put its tables at `table_base` (naturally aligned block).
     pub fn new(pamu: &'a Pamu<M>, table_base: u64, version: LinuxVersion) -> Self {
         Self {
@@ -153,8 +153,9 @@ impl<'a, M: GuestMemoryBackend + Send + Sync> GuestDriver<'a, M> {
         }
     }
 
-    fn mem(&self) -> &M {
-        self.pamu.memory()
+    /// The current memory map (a fresh snapshot per driver operation, as the CPU would see it).
+    fn mem(&self) -> M::Guard {
+        self.pamu.ram()
     }
 
     /// `out_be32` to instance `inst`'s register `reg`.
@@ -180,7 +181,7 @@ impl<'a, M: GuestMemoryBackend + Send + Sync> GuestDriver<'a, M> {
     /// [`MemError`] if the tables are outside guest RAM.
     pub fn probe(&self) -> Result<u32, MemError> {
         let zero = vec![0u8; usize::try_from(self.tables.span()).unwrap_or(0)];
-        write_bytes(self.mem(), self.tables.ppba, &zero)?;
+        write_bytes(&*self.mem(), self.tables.ppba, &zero)?;
         let pc3 = crate::spec::regs::Pc3::from_bits(self.read(0, Reg::Pc3));
         let max_sub = 1u32 << (pc3.mwce() + 1);
         let mut byp = self.pamu.bypass_register();
@@ -207,7 +208,8 @@ impl<'a, M: GuestMemoryBackend + Send + Sync> GuestDriver<'a, M> {
     /// # Errors
     /// [`MemError`] outside guest RAM.
     pub fn setup_omt(&self) -> Result<(), MemError> {
-        let b = PaactBuilder::new(self.mem(), self.tables.clone());
+        let ram = self.mem();
+        let b = PaactBuilder::new(&*ram, self.tables.clone());
         b.ome(
             0,
             &[
@@ -237,17 +239,18 @@ impl<'a, M: GuestMemoryBackend + Send + Sync> GuestDriver<'a, M> {
     }
 
     fn load(&self, liodn: u16) -> Result<PaaceWin, MemError> {
-        viommu_common::mem::read_obj(self.mem(), self.ppaace_addr(liodn))
+        viommu_common::mem::read_obj(&*self.mem(), self.ppaace_addr(liodn))
     }
 
     fn store(&self, liodn: u16, e: &PaaceWin) -> Result<(), MemError> {
         // Like the driver: fields first, then (after a barrier) the word holding V.
         let a = self.ppaace_addr(liodn);
         let w = e.words();
+        let ram = self.mem();
         for (i, v) in w.iter().enumerate().filter(|(i, _)| *i != 1) {
-            write_u32_be(self.mem(), a + 4 * i as u64, *v)?;
+            write_u32_be(&*ram, a + 4 * i as u64, *v)?;
         }
-        write_u32_be(self.mem(), a + 4, w[1])
+        write_u32_be(&*ram, a + 4, w[1])
     }
 
     /// `setup_liodns`: every LIODN < 0x500 of every node gets the boot default (identity, full
@@ -397,10 +400,13 @@ impl<'a, M: GuestMemoryBackend + Send + Sync> GuestDriver<'a, M> {
     }
 }
 
+/// The guest memory of a [`Rig`]'s PAMU.
+pub type RigMem = std::sync::Arc<vm_memory::GuestMemoryMmap<()>>;
+
 /// A PAMU on test guest RAM with a recording interrupt sink and a trace log.
 pub struct Rig {
     /// The device.
-    pub pamu: std::sync::Arc<Pamu<vm_memory::GuestMemoryMmap<()>>>,
+    pub pamu: std::sync::Arc<Pamu<RigMem>>,
     /// Interrupts raised.
     pub irq: std::sync::Arc<viommu_common::testing::RecordingIrq>,
     /// Trace lines (`PamuEvent` Display), when built with [`Rig::traced`].
@@ -431,7 +437,7 @@ impl Rig {
 
     fn build(config: crate::caps::PamuConfig, traced: bool) -> Self {
         use std::sync::{Arc, Mutex};
-        let mem = viommu_common::testing::guest_ram(0, RIG_RAM);
+        let mem = Arc::new(viommu_common::testing::guest_ram(0, RIG_RAM));
         let irq = Arc::new(viommu_common::testing::RecordingIrq::new());
         let log: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
         let mut pamu = Pamu::new(config, mem, irq.clone()).expect("valid test config");
@@ -450,8 +456,13 @@ impl Rig {
         }
     }
 
+    /// The guest RAM the PAMU reads its tables from.
+    pub fn mem(&self) -> &vm_memory::GuestMemoryMmap<()> {
+        self.pamu.memory()
+    }
+
     /// A Linux-shaped driver for this PAMU with tables at [`RIG_TABLES`].
-    pub fn driver(&self, version: LinuxVersion) -> GuestDriver<'_, vm_memory::GuestMemoryMmap<()>> {
+    pub fn driver(&self, version: LinuxVersion) -> GuestDriver<'_, RigMem> {
         GuestDriver::new(&self.pamu, RIG_TABLES, version)
     }
 
