@@ -105,6 +105,9 @@ enum State {
     Held,
     /// Record not writable yet; retried when the event queue next becomes writable.
     AwaitingQueue,
+    /// Being retried right now (by CMD_RESUME or because the queue became writable): still
+    /// pending for its waiter; further RESUMEs and STALL_TERM no longer affect it.
+    Retrying,
     /// Completed.
     Done(Resolution, Result<DmaMapping, DmaFault>),
     /// Retried and stalled again under this STAG.
@@ -156,7 +159,12 @@ impl StallTable {
         lock(&self.inner)
             .entries
             .values()
-            .filter(|e| matches!(e.state, State::Held | State::AwaitingQueue))
+            .filter(|e| {
+                matches!(
+                    e.state,
+                    State::Held | State::AwaitingQueue | State::Retrying
+                )
+            })
             .count()
     }
 }
@@ -193,7 +201,7 @@ impl Inner {
         for _ in 0..=self.entries.len() {
             match self.entries.get(&cur).map(|e| e.state) {
                 None | Some(State::Done(..)) => return true,
-                Some(State::Held | State::AwaitingQueue) => return false,
+                Some(State::Held | State::AwaitingQueue | State::Retrying) => return false,
                 Some(State::Forward(next)) => cur = next,
             }
         }
@@ -236,7 +244,9 @@ impl Inner {
                 return StallStatus::Unknown;
             }
             match e.state {
-                State::Held | State::AwaitingQueue => return StallStatus::Pending,
+                State::Held | State::AwaitingQueue | State::Retrying => {
+                    return StallStatus::Pending
+                }
                 State::Forward(next) => {
                     chain.push(cur);
                     cur = next;
@@ -431,8 +441,8 @@ where
                     }
                 ))];
             }
-            // Mark it so a concurrent RESUME/STALL_TERM does not retry it twice.
-            t.resolve(stag, State::Done(Resolution::Aborted, Err(e.fault)));
+            // Nothing else completes it while it is retried; its waiter still sees it pending.
+            t.resolve(stag, State::Retrying);
             e.req
         };
         let text = self.retry_stalled(stag, &req);
@@ -490,14 +500,14 @@ where
                     .iter()
                     .filter(|(_, e)| matches!(e.state, State::AwaitingQueue))
                     .min_by_key(|(_, e)| e.seq)
-                    .map(|(s, e)| (*s, e.req, e.fault));
-                if let Some((s, _, f)) = oldest {
-                    // Marked so nothing else completes it while it is retried.
-                    t.resolve(s, State::Done(Resolution::Aborted, Err(f)));
+                    .map(|(s, e)| (*s, e.req));
+                if let Some((s, _)) = oldest {
+                    // Nothing else completes it while it is retried.
+                    t.resolve(s, State::Retrying);
                 }
                 oldest
             };
-            let Some((stag, req, _)) = next else {
+            let Some((stag, req)) = next else {
                 return;
             };
             self.retry_stalled(stag, &req);
@@ -555,7 +565,12 @@ where
         let mut v: Vec<_> = t
             .entries
             .iter()
-            .filter(|(_, e)| matches!(e.state, State::Held | State::AwaitingQueue))
+            .filter(|(_, e)| {
+                matches!(
+                    e.state,
+                    State::Held | State::AwaitingQueue | State::Retrying
+                )
+            })
             .map(|(s, e)| crate::device::HeldTransaction {
                 stream: e.sid,
                 stag: *s,
