@@ -34,16 +34,18 @@ const TAG_BUCKETS: usize = 256;
 /// Number of space buckets (power of two).
 const SPACE_BUCKETS: usize = 256;
 
-/// Bucket of a packed tag among `n` (a power of two) buckets.
+/// Bucket of a packed tag among `n` (a power of two, at most 2^32) buckets: the low bits of
+/// [`super::tag_hash`].
 ///
-/// The low bits (ASID, or StreamID) index directly, XORed with the VMID/SubstreamID (bits
-/// [47:32] moved to [18:3]) and the kind (bits [63:60] moved to [8:5]): ASIDs are allocated
-/// sequentially (Linux), so up to `n` live ASIDs of one VMID get distinct generations and
-/// invalidating one never hides another. Cheap on purpose: it is on the hit path. (The copy of
-/// the space number in bits [59:54] is left out: it would fold VMID bits onto the ASID's.)
+/// Those are an odd multiple of the low bits of the ASID (or StreamID) XORed with the
+/// VMID/SubstreamID (bits [47:32] moved to [18:3]) and the kind (bits [63:60] moved to [8:5]),
+/// and multiplying by an odd constant permutes the low bits: ASIDs are allocated sequentially
+/// (Linux), so up to `n` live ASIDs of one VMID get distinct generations and invalidating one
+/// never hides another. The same product gives the table its set hash, so the hit path
+/// computes it once.
 #[inline]
 fn bucket(key: u64, n: usize) -> usize {
-    ((key ^ (key >> 29) ^ ((key >> 60) << 5)) as usize) & (n - 1)
+    (super::tag_hash(key) as usize) & (n - 1)
 }
 
 /// Space bucket of a tag: `space kind * 64 + space number % 64` (kept ready in the tag), so
@@ -102,6 +104,12 @@ impl Epochs {
     /// The stamp entries of `tag` must carry to be visible now.
     #[inline]
     pub(super) fn stamp(&self, tag: TlbTag) -> u64 {
+        self.stamp_hashed(tag, super::tag_hash(tag.raw()))
+    }
+
+    /// [`Epochs::stamp`] given `hash = tag_hash(tag)` (computed once on the hit path).
+    #[inline(always)]
+    pub(super) fn stamp_hashed(&self, tag: TlbTag, hash: u64) -> u64 {
         // Acquire: a lookup that happens after an invalidation sees its bump (coherence); the
         // order of the two loads does not matter since both only grow. The bucket functions
         // mask their result, so `get` never fails (and compiles to a plain load).
@@ -111,7 +119,7 @@ impl Epochs {
             .map_or(0, |c| c.load(Ordering::Acquire));
         let tagg = self
             .tag_gen
-            .get(tag_bucket(tag))
+            .get(hash as usize & (TAG_BUCKETS - 1))
             .map_or(0, |c| c.load(Ordering::Acquire));
         space.wrapping_add(tagg)
     }

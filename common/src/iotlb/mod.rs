@@ -217,6 +217,16 @@ impl TlbTag {
     }
 }
 
+/// Hash of a packed tag: the ASID/StreamID low bits XORed with the VMID/SubstreamID (bits 29
+/// and up folded down) and the kind (bits [63:60] to [8:5]; not the space copy, which would
+/// fold VMID bits onto the ASID's), times an odd constant. The low bits (a permutation of
+/// those of the XOR) index tag generations (epoch.rs); the high half mixes the table's set index
+/// (table.rs).
+#[inline(always)]
+const fn tag_hash(tag: u64) -> u64 {
+    (tag ^ (tag >> 29) ^ ((tag >> KIND_SHIFT) << 5)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// A cached leaf translation: a naturally aligned block of input space mapped to output space.
 ///
 /// For nested configurations this is the *combined* result: size = min(stage-1, stage-2 size),
@@ -527,34 +537,38 @@ impl Iotlb {
     /// `lookup(tag, iova).map(|e| e.mapping(iova, privileged))` (same probes, same counts), but
     /// the hit path reads only the words a mapping needs and builds no [`TlbEntry`].
     ///
-    /// The fast path probes the smallest block size present; other sizes and global entries
-    /// are probed out of line.
-    #[inline]
+    /// Inlined into the caller: when 4 KiB pages are present (the smallest size, probed first)
+    /// a page hit is a constant-size probe of one set; other sizes and global entries are
+    /// probed out of line.
+    #[inline(always)]
     pub fn lookup_mapping(&self, tag: TlbTag, iova: u64, privileged: bool) -> Option<DmaMapping> {
+        const PAGE: u64 = 1 << PAGE_SHIFT;
         let mask = self.table.present.load(Ordering::Relaxed);
-        if mask != 0 {
-            // 4 KiB pages, the smallest size, are the common case: a constant size makes the
-            // probe and the mapping cheaper (no variable shifts).
-            let found = if mask & (1 << PAGE_SHIFT) != 0 {
-                self.probe_hit(tag, iova, PAGE_SHIFT, privileged)
-            } else {
-                self.probe_hit(tag, iova, mask.trailing_zeros(), privileged)
-            };
-            if found.is_some() {
+        if mask & PAGE != 0 {
+            let hash = tag_hash(tag.raw());
+            let stamp = self.epochs.stamp_hashed(tag, hash);
+            if let Some((out, attr)) = self
+                .table
+                .find_hit(tag.raw(), hash, iova, PAGE_SHIFT, stamp)
+            {
                 self.stats.bump(Counter::Hit);
-                return found;
+                return Some(table::mapping(PAGE_SHIFT, out, attr, iova, privileged));
             }
         }
-        self.lookup_rest(tag, iova, mask & mask.wrapping_sub(1))
-            .map(|e| e.mapping(iova, privileged))
+        self.lookup_mapping_rest(tag, iova, privileged, mask & !PAGE)
     }
 
-    /// Probe size `1 << s` (< 64) for the [`DmaMapping`] of `iova`.
-    #[inline(always)]
-    fn probe_hit(&self, tag: TlbTag, iova: u64, s: u32, privileged: bool) -> Option<DmaMapping> {
-        let stamp = self.epochs.stamp(tag);
-        let (out, attr) = self.table.find_hit(tag.raw(), iova, s, stamp)?;
-        Some(table::mapping(s, out, attr, iova, privileged))
+    /// [`Iotlb::lookup_mapping`] after the page probe: the sizes of `mask`, then globals.
+    #[inline(never)]
+    fn lookup_mapping_rest(
+        &self,
+        tag: TlbTag,
+        iova: u64,
+        privileged: bool,
+        mask: u64,
+    ) -> Option<DmaMapping> {
+        self.lookup_rest(tag, iova, mask)
+            .map(|e| e.mapping(iova, privileged))
     }
 
     /// The rest of a lookup after the smallest present size missed: the other sizes of `mask`,

@@ -6,9 +6,10 @@
 //! preempted writer only makes its own slot miss.
 //!
 //! **Reader** (the hit path, `find`): load the sequence (Acquire), compare the key, tag and stamp
-//! words, skip the slot if odd or different, read all words, `fence(Acquire)`, re-load the
-//! sequence and use the words only if it is unchanged (and they still match). This is the C++11 seqlock of Boehm ("Can seqlocks get along
-//! with programming language memory models?", 2012) built from safe atomics: the writer's
+//! words, skip the slot if different, read the words needed, `fence(Acquire)`, re-load the
+//! sequence and use the words only if the first load was even and the re-load equals it. This
+//! is the C++11 seqlock of Boehm ("Can seqlocks get along with programming language memory
+//! models?", 2012) built from safe atomics: the writer's
 //! `fence(Release)` after making the sequence odd pairs with the reader's `fence(Acquire)`, so a
 //! reader that saw any word of a write also sees the sequence change. Nothing is written.
 //!
@@ -213,18 +214,19 @@ impl Table {
     fn ways(&self, tag: u64, key: u64) -> &[Slot] {
         let size_log2 = (key & 63) as u32;
         // key = base | size_log2 and size_log2 < 2^size_log2, so this is the block number.
-        self.ways_of_block(tag, key >> size_log2, size_log2)
+        self.ways_of_block(super::tag_hash(tag), key >> size_log2, size_log2)
     }
 
-    /// The ways of the set holding block number `block` of size `1 << size_log2` of `tag`.
+    /// The ways of the set holding block number `block` of size `1 << size_log2` of the tag
+    /// whose [`super::tag_hash`] is `hash`.
     ///
     /// The set is the block number XOR a hash of the tag and the size: the consecutive pages or
     /// blocks of one tag fall in consecutive sets, so a tag's mappings do not conflict with each
     /// other until they outnumber the sets.
     #[inline(always)]
-    fn ways_of_block(&self, tag: u64, block: u64, size_log2: u32) -> &[Slot] {
-        // Fold the tag kind and VMID (bits 29+) down before taking high product bits.
-        let mix = (tag ^ (tag >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    fn ways_of_block(&self, hash: u64, block: u64, size_log2: u32) -> &[Slot] {
+        // The high half of the tag hash (its low bits pick the tag's generation, epoch.rs).
+        let mix = hash >> 32;
         let set = (block ^ mix ^ (u64::from(size_log2) << 5)) as usize & self.set_mask;
         self.sets.get(set).map_or(&[], |s| s.as_slice())
     }
@@ -251,13 +253,14 @@ impl Table {
     pub(super) fn find_hit(
         &self,
         tag: u64,
+        hash: u64,
         iova: u64,
         size_log2: u32,
         stamp: u64,
     ) -> Option<(u64, u64)> {
         let block = iova >> (size_log2 & 63);
         let key = key(iova & (u64::MAX << (size_log2 & 63)), size_log2);
-        let ways = self.ways_of_block(tag, block, size_log2);
+        let ways = self.ways_of_block(hash, block, size_log2);
         Self::find_in(ways, tag, key, stamp, |w| {
             (
                 w[W_OUT].load(Ordering::Relaxed),
@@ -285,7 +288,6 @@ impl Table {
             if slot.w[W_KEY].load(Ordering::Relaxed) != key
                 || slot.w[W_TAG].load(Ordering::Relaxed) != tag
                 || slot.w[W_STAMP].load(Ordering::Relaxed) != stamp
-                || seq & 1 != 0
             {
                 continue;
             }
@@ -293,7 +295,10 @@ impl Table {
             // Acquire fence: if any word above came from a later write, that write's
             // fence(Release) after its odd sequence store makes the re-load below see it.
             fence(Ordering::Acquire);
-            if slot.seq.load(Ordering::Relaxed) == seq {
+            // Valid only if the sequence was even (no writer) and is unchanged. One compare
+            // checks both: sequences only grow, so if `seq` was odd the re-load is at least
+            // `seq`, never `seq & !1`.
+            if slot.seq.load(Ordering::Relaxed) == seq & !1 {
                 return Some(r);
             }
         }
