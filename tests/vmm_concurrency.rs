@@ -31,7 +31,7 @@ use viommu::pamu::testing::{LinuxVersion, Rig};
 use viommu::pamu::PamuConfig;
 use viommu::smmuv3::caps::SmmuConfig;
 use viommu::smmuv3::device::SmmuV3;
-use viommu::smmuv3::testing::pgtable::{leaf_bits, Stage};
+use viommu::smmuv3::testing::pgtable::{leaf_bits, PgFormat};
 use viommu::smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
 use vmm_support::Ram;
 
@@ -195,7 +195,7 @@ fn smmu_remap_race(epochs: u64, threads: usize, opts: DriverOptions, tlbi: bool)
         .pgtable
         .map(&*ram, &mut drv.alloc, IOVA, smmu_pa(0), 0x1000, Prot::RW);
     drv.attach_s1(SID, &dom).unwrap();
-    let leaf = leaf_bits(Stage::S1, Prot::RW, true);
+    let leaf = leaf_bits(PgFormat::Stage1, Prot::RW.0, true);
     let ril = drv.info.ril;
 
     let ep = Epochs::new(epochs);

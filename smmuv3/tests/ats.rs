@@ -429,7 +429,7 @@ fn test_translated_traffic_checked_with_atschk() {
 /// traffic with that IPA is translated by stage 2. With ATSCHK = 0 the request is refused.
 #[test]
 fn test_split_stage_ats_returns_ipa_and_translates_translated_traffic() {
-    use viommu_smmuv3::testing::pgtable::{leaf_bits, Stage};
+    use viommu_smmuv3::testing::pgtable::{leaf_bits, PgFormat};
     use viommu_smmuv3::testing::IoPgtable;
 
     const IPA: u64 = 0x2000_0000;
@@ -462,7 +462,7 @@ fn test_split_stage_ats_returns_ipa_and_translates_translated_traffic() {
             let desc = if level < 3 {
                 tables[level as usize + 1] | 3
             } else {
-                data | leaf_bits(Stage::S1, Prot::RW, true)
+                data | leaf_bits(PgFormat::Stage1, Prot::RW.0, true)
             };
             viommu_common::mem::write_u64_le(&ram, slot, desc).unwrap();
         }
@@ -470,7 +470,7 @@ fn test_split_stage_ats_returns_ipa_and_translates_translated_traffic() {
     let dom = S1Domain {
         asid: 9,
         pgtable: IoPgtable {
-            stage: Stage::S1,
+            format: PgFormat::Stage1,
             ias: 48,
             root: tables[0],
             start_level: 0,

@@ -11,7 +11,7 @@ use viommu_common::{DmaRequest, Perms};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::testing::cmd;
-use viommu_smmuv3::testing::pgtable::{leaf_bits, Stage};
+use viommu_smmuv3::testing::pgtable::{leaf_bits, PgFormat, IOMMU_PRIV};
 use viommu_smmuv3::testing::{DriverOptions, GuestDriver, Prot, S1Domain};
 use vm_memory::GuestMemoryMmap;
 
@@ -106,14 +106,14 @@ fn build_nested(
         let desc = if level < 3 {
             n.tables[level as usize + 1] | 3
         } else {
-            n.data | leaf_bits(Stage::S1, Prot::RW, true)
+            n.data | leaf_bits(PgFormat::Stage1, Prot::RW.0, true)
         };
         mem::write_u64_le(ram, slot, desc).unwrap();
     }
     let dom = S1Domain {
         asid: 9,
         pgtable: viommu_smmuv3::testing::IoPgtable {
-            stage: Stage::S1,
+            format: PgFormat::Stage1,
             ias: 48,
             root: n.tables[0],
             start_level: 0,
@@ -271,10 +271,7 @@ fn test_stage1_fault_kinds_and_records() {
     );
     let d = mem::read_u64_le(&ram, af).unwrap();
     mem::write_u64_le(&ram, af, d & !(1 << 10)).unwrap();
-    let privileged = Prot {
-        privileged: true,
-        ..Prot::RW
-    };
+    let privileged = Prot(Prot::RW.0 | IOMMU_PRIV);
     dom.pgtable.map(
         &ram,
         &mut drv.alloc,

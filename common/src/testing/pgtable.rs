@@ -54,6 +54,58 @@ pub enum PgError {
     Mem(#[from] MemError),
 }
 
+/// The leaf descriptor bits io-pgtable-arm writes for `prot` (`IOMMU_*`), without the output
+/// address (`arm_lpae_prot_to_pte`): `page` = a level-3 page, else a block. Same for every
+/// granule. Tests that lay out tables by hand use it to write exactly what Linux writes.
+pub const fn leaf_bits(fmt: PgFormat, prot: u32, page: bool) -> u64 {
+    let mut pte: u64 = if page { 3 } else { 1 };
+    pte |= 1 << 10; // AF
+    pte |= if prot & IOMMU_CACHE != 0 {
+        3 << 8
+    } else {
+        2 << 8
+    };
+    match fmt {
+        PgFormat::Stage1 => {
+            pte |= 1 << 11; // nG
+            if prot & IOMMU_PRIV == 0 {
+                pte |= 1 << 6; // AP[1] UNPRIV
+            }
+            if prot & IOMMU_WRITE == 0 && prot & IOMMU_READ != 0 {
+                pte |= 1 << 7; // AP[2] RDONLY
+            }
+            let idx: u64 = if prot & IOMMU_MMIO != 0 {
+                2
+            } else if prot & IOMMU_CACHE != 0 {
+                1
+            } else {
+                0
+            };
+            pte |= idx << 2;
+        }
+        PgFormat::Stage2 => {
+            if prot & IOMMU_READ != 0 {
+                pte |= 1 << 6;
+            }
+            if prot & IOMMU_WRITE != 0 {
+                pte |= 1 << 7;
+            }
+            let attr: u64 = if prot & IOMMU_MMIO != 0 {
+                0x1
+            } else if prot & IOMMU_CACHE != 0 {
+                0xF
+            } else {
+                0x5
+            };
+            pte |= attr << 2;
+        }
+    }
+    if prot & IOMMU_NOEXEC != 0 {
+        pte |= 3 << 53;
+    }
+    pte
+}
+
 /// Linux's stage-2 rule: concatenate the PGD when the architecture requires it
 /// (`arm_lpae_concat_mandatory`, Arm ARM R_DXBSH / R_SRKBC).
 const fn concat_mandatory(granule: Granule, start_level: u8, ias: u32, oas: u32) -> bool {
@@ -96,6 +148,31 @@ impl<'m, M: GuestMemoryBackend + ?Sized> LpaeBuilder<'m, M> {
         alloc_base: u64,
         alloc_size: u64,
     ) -> Result<Self, PgError> {
+        let mut b = Self::open(mem, fmt, granule, ias, oas, 0, alloc_base, alloc_size)?;
+        b.pgd = b.alloc(8u64 << b.pgd_index_bits)?;
+        Ok(b)
+    }
+
+    /// A builder over an existing table whose PGD is at `pgd` (same geometry as [`Self::new`]
+    /// gives), taking any new table memory from `[alloc_base, alloc_base + alloc_size)`: for
+    /// callers that keep the table's description and share one allocator between tables.
+    ///
+    /// # Errors
+    /// [`PgError::Invalid`] for unsupported sizes.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the table's description plus its allocator"
+    )]
+    pub fn open(
+        mem: &'m M,
+        fmt: PgFormat,
+        granule: Granule,
+        ias: u32,
+        oas: u32,
+        pgd: u64,
+        alloc_base: u64,
+        alloc_size: u64,
+    ) -> Result<Self, PgError> {
         let g = granule.shift();
         let bpl = granule.bits_per_level();
         if ias <= g || ias > 52 || !(32..=52).contains(&oas) {
@@ -112,7 +189,7 @@ impl<'m, M: GuestMemoryBackend + ?Sized> LpaeBuilder<'m, M> {
             start_level += 1;
             pgd_index_bits += bpl;
         }
-        let mut b = Self {
+        Ok(Self {
             mem,
             fmt,
             granule,
@@ -120,12 +197,15 @@ impl<'m, M: GuestMemoryBackend + ?Sized> LpaeBuilder<'m, M> {
             oas,
             start_level,
             pgd_index_bits,
-            pgd: 0,
+            pgd,
             next_free: alloc_base,
             alloc_end: alloc_base.saturating_add(alloc_size),
-        };
-        b.pgd = b.alloc(8u64 << pgd_index_bits)?;
-        Ok(b)
+        })
+    }
+
+    /// The first address the builder has not allocated from its region.
+    pub const fn next_free(&self) -> u64 {
+        self.next_free
     }
 
     /// Allocate `bytes` of zeroed table memory aligned to max(`bytes`, granule).
@@ -214,52 +294,7 @@ impl<'m, M: GuestMemoryBackend + ?Sized> LpaeBuilder<'m, M> {
 
     /// The PTE io-pgtable writes for a leaf at `level` (linux-driver.md §15.3).
     pub const fn leaf_pte(&self, pa: u64, prot: u32, level: u8) -> u64 {
-        let mut pte: u64 = if level == 3 { 3 } else { 1 };
-        pte |= 1 << 10; // AF
-        pte |= if prot & IOMMU_CACHE != 0 {
-            3 << 8
-        } else {
-            2 << 8
-        };
-        match self.fmt {
-            PgFormat::Stage1 => {
-                pte |= 1 << 11; // nG
-                if prot & IOMMU_PRIV == 0 {
-                    pte |= 1 << 6; // AP[1] UNPRIV
-                }
-                if prot & IOMMU_WRITE == 0 && prot & IOMMU_READ != 0 {
-                    pte |= 1 << 7; // AP[2] RDONLY
-                }
-                let idx: u64 = if prot & IOMMU_MMIO != 0 {
-                    2
-                } else if prot & IOMMU_CACHE != 0 {
-                    1
-                } else {
-                    0
-                };
-                pte |= idx << 2;
-            }
-            PgFormat::Stage2 => {
-                if prot & IOMMU_READ != 0 {
-                    pte |= 1 << 6;
-                }
-                if prot & IOMMU_WRITE != 0 {
-                    pte |= 1 << 7;
-                }
-                let attr: u64 = if prot & IOMMU_MMIO != 0 {
-                    0x1
-                } else if prot & IOMMU_CACHE != 0 {
-                    0xF
-                } else {
-                    0x5
-                };
-                pte |= attr << 2;
-            }
-        }
-        if prot & IOMMU_NOEXEC != 0 {
-            pte |= 3 << 53;
-        }
-        pte | self.paddr_to_pte(pa)
+        leaf_bits(self.fmt, prot, level == 3) | self.paddr_to_pte(pa)
     }
 
     /// The level whose block/page size is `size`, if any.
@@ -418,6 +453,75 @@ mod tests {
         assert_eq!((c.start_level(), c.pgd_entries()), (1, 64));
         let d = g(Granule::K16, 48, 48);
         assert_eq!((d.start_level(), d.pgd_entries()), (1, 4096));
+    }
+
+    /// `leaf_bits` is the attribute half of `leaf_pte`, for hand-built tables.
+    #[test]
+    fn test_pgtable_leaf_bits_without_a_table() {
+        let rwnc = IOMMU_READ | IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_CACHE;
+        assert_eq!(
+            leaf_bits(PgFormat::Stage1, rwnc, true),
+            0x0060_0000_0000_0F47
+        );
+        assert_eq!(
+            leaf_bits(PgFormat::Stage1, rwnc, false),
+            0x0060_0000_0000_0F45
+        );
+        assert_eq!(
+            leaf_bits(PgFormat::Stage2, rwnc, true),
+            0x0060_0000_0000_07FF
+        );
+        assert_eq!(
+            leaf_bits(PgFormat::Stage2, rwnc, false),
+            0x0060_0000_0000_07FD
+        );
+        assert_eq!(leaf_bits(PgFormat::Stage1, IOMMU_WRITE, true), 0xE43);
+        assert_eq!(leaf_bits(PgFormat::Stage2, IOMMU_WRITE, true), 0x697);
+        // RO | PRIV at stage 1: AP[2] set, AP[1] clear; MMIO: AttrIndx 2 / MemAttr 0x1.
+        assert_eq!(
+            leaf_bits(PgFormat::Stage1, IOMMU_READ | IOMMU_PRIV, true),
+            0xE83
+        );
+        assert_eq!(
+            leaf_bits(PgFormat::Stage1, IOMMU_READ | IOMMU_MMIO, true) >> 2 & 7,
+            2
+        );
+        assert_eq!(
+            leaf_bits(PgFormat::Stage2, IOMMU_READ | IOMMU_MMIO, true) >> 2 & 0xF,
+            1
+        );
+    }
+
+    /// A builder opened over an existing PGD maps into the same tables, allocating from its own
+    /// region, and reports how far it got.
+    #[test]
+    fn test_pgtable_open_existing_table() {
+        let m = guest_ram(0, 1 << 22);
+        let a = LpaeBuilder::new(&m, PgFormat::Stage1, Granule::K4, 48, 48, 0, 1 << 12).unwrap();
+        assert_eq!(a.pgd(), 0);
+        let mut b = LpaeBuilder::open(
+            &m,
+            PgFormat::Stage1,
+            Granule::K4,
+            48,
+            48,
+            a.pgd(),
+            0x10_0000,
+            0x10_0000,
+        )
+        .unwrap();
+        assert_eq!((b.pgd(), b.start_level()), (0, 0));
+        b.map(0x4000_0000, 0x20_0000, 1 << 12, IOMMU_READ).unwrap();
+        // L1, L2, L3 tables taken from the new region
+        assert_eq!(b.next_free(), 0x10_3000);
+        let (_, pte, level) = a.leaf(0x4000_0000).unwrap().unwrap();
+        assert_eq!((pte & !0xFFF & ((1 << 48) - 1), level), (0x20_0000, 3));
+        let mut full =
+            LpaeBuilder::open(&m, PgFormat::Stage1, Granule::K4, 48, 48, 0, 0x10_3000, 0).unwrap();
+        assert_eq!(
+            full.map(0x8000_0000, 0, 1 << 12, IOMMU_READ),
+            Err(PgError::NoMem)
+        );
     }
 
     /// Mapping a mapped slot fails with EEXIST; unmapping a smaller size inside a block is

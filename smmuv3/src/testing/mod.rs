@@ -32,7 +32,7 @@ pub mod pgtable;
 mod tables;
 
 pub use driver::{DriverError, DriverOptions, GuestDriver, ProbeInfo, S1Domain, S2Domain};
-pub use pgtable::{IoPgtable, Prot, Stage};
+pub use pgtable::{IoPgtable, PgFormat, Prot};
 
 use vm_memory::GuestMemoryBackend;
 
@@ -87,5 +87,16 @@ impl Alloc {
     /// The next free address.
     pub fn next_free(&self) -> u64 {
         self.next
+    }
+
+    /// The end of the range.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Mark everything below `next` as allocated (after another allocator, such as a page-table
+    /// builder, took memory from `[next_free, end)`). Never moves backwards.
+    pub fn advance_to(&mut self, next: u64) {
+        self.next = self.next.max(next.min(self.end));
     }
 }

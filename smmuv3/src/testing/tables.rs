@@ -9,7 +9,7 @@ use viommu_common::mem;
 use super::cmd;
 use super::driver::{DriverError, GuestDriver, S1Domain, S2Domain};
 use super::entries::{cd_used, ste_used};
-use super::pgtable::{IoPgtable, Stage, MAIR};
+use super::pgtable::{IoPgtable, PgFormat, LINUX_MAIR};
 use crate::device::GuestRam;
 
 /// Which entry a hitless write targets (decides the "sync" commands).
@@ -107,7 +107,7 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
             w0,
             dom.pgtable.root & 0x000F_FFFF_FFFF_FFF0,
             0,
-            MAIR,
+            LINUX_MAIR,
             0,
             0,
             0,
@@ -293,7 +293,7 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
     pub fn new_s1_domain(&mut self, asid: u16) -> S1Domain {
         S1Domain {
             asid,
-            pgtable: IoPgtable::new(self.mem, &mut self.alloc, Stage::S1, 48),
+            pgtable: IoPgtable::new(self.mem, &mut self.alloc, PgFormat::Stage1, 48),
         }
     }
 
@@ -301,7 +301,7 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
     pub fn new_s2_domain(&mut self, vmid: u16) -> S2Domain {
         S2Domain {
             vmid,
-            pgtable: IoPgtable::new(self.mem, &mut self.alloc, Stage::S2, 48),
+            pgtable: IoPgtable::new(self.mem, &mut self.alloc, PgFormat::Stage2, 48),
         }
     }
 
