@@ -3,8 +3,8 @@
 //!
 //! **Generations.** Every tag belongs to a *space* (the VMID of an EL1 regime, stage 2 of a VMID,
 //! the EL2 regime, or a stream) and hashes to one tag bucket and one space bucket. An entry is
-//! stored with a *stamp*: `space_gen[space bucket] + tag_gen[tag bucket]`, read when its fill
-//! began. A lookup recomputes the sum and ignores entries whose stamp differs. Counters only
+//! stored with a *stamp*: `space_gen[space bucket] + tag_gen[tag bucket]` (the two arrays of
+//! `Gens`), read when its fill began. A lookup recomputes the sum and ignores entries whose stamp differs. Counters only
 //! grow, so any bump of either makes every older stamp of the tags it covers unequal forever (no
 //! ABA: the 64-bit sum cannot wrap in practice). Invalidating a space or a tag is therefore a
 //! single `fetch_add` (everything: one per space bucket); the dead slots are reused by later
@@ -62,12 +62,18 @@ fn tag_bucket(tag: TlbTag) -> usize {
     bucket(tag.raw(), TAG_BUCKETS)
 }
 
+/// The generation counters, in one allocation (one base pointer for the hit path).
+#[derive(Debug)]
+struct Gens {
+    space: [CachePadded<AtomicU64>; SPACE_BUCKETS],
+    tag: [CachePadded<AtomicU64>; TAG_BUCKETS],
+}
+
 /// The counters of one table.
 #[derive(Debug)]
 pub(super) struct Epochs {
     // Fixed-size arrays: the masked bucket index needs no bounds check on the hit path.
-    space_gen: Box<[CachePadded<AtomicU64>; SPACE_BUCKETS]>,
-    tag_gen: Box<[CachePadded<AtomicU64>; TAG_BUCKETS]>,
+    gens: Box<Gens>,
     space_fence: Box<[AtomicU64; SPACE_BUCKETS]>,
     tag_fence: Box<[AtomicU64; TAG_BUCKETS]>,
     /// Per space bucket: a nested (stage 1 + 2 combined) entry was ever inserted there.
@@ -86,15 +92,17 @@ fn bump(c: Option<&AtomicU64>) {
 impl Epochs {
     /// All counters zero.
     pub(super) fn new() -> Self {
-        fn padded<const N: usize>() -> Box<[CachePadded<AtomicU64>; N]> {
-            Box::new(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))))
+        fn padded<const N: usize>() -> [CachePadded<AtomicU64>; N] {
+            std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0)))
         }
         fn plain<const N: usize>() -> Box<[AtomicU64; N]> {
             Box::new(std::array::from_fn(|_| AtomicU64::new(0)))
         }
         Self {
-            space_gen: padded(),
-            tag_gen: padded(),
+            gens: Box::new(Gens {
+                space: padded(),
+                tag: padded(),
+            }),
             space_fence: plain(),
             tag_fence: plain(),
             nested: Box::new(std::array::from_fn(|_| AtomicBool::new(false))),
@@ -114,11 +122,13 @@ impl Epochs {
         // order of the two loads does not matter since both only grow. The bucket functions
         // mask their result, so `get` never fails (and compiles to a plain load).
         let space = self
-            .space_gen
+            .gens
+            .space
             .get(space_bucket(tag))
             .map_or(0, |c| c.load(Ordering::Acquire));
         let tagg = self
-            .tag_gen
+            .gens
+            .tag
             .get(hash as usize & (TAG_BUCKETS - 1))
             .map_or(0, |c| c.load(Ordering::Acquire));
         space.wrapping_add(tagg)
@@ -171,19 +181,19 @@ impl Epochs {
     /// Bumps every space generation (rare: reset, CFGI_ALL, TLBI_NSNH_ALL), which keeps the hit
     /// path at two counter loads instead of three.
     pub(super) fn bump_all(&self) {
-        for g in self.space_gen.iter() {
+        for g in self.gens.space.iter() {
             g.fetch_add(1, Ordering::SeqCst);
         }
     }
 
     /// Invalidate every tag of the space of tag `space`.
     pub(super) fn bump_space(&self, space: TlbTag) {
-        bump(self.space_gen.get(space_bucket(space)).map(|c| &**c));
+        bump(self.gens.space.get(space_bucket(space)).map(|c| &**c));
     }
 
     /// Invalidate every entry of `tag`.
     pub(super) fn bump_tag(&self, tag: TlbTag) {
-        bump(self.tag_gen.get(tag_bucket(tag)).map(|c| &**c));
+        bump(self.gens.tag.get(tag_bucket(tag)).map(|c| &**c));
     }
 
     /// Refuse in-flight fills of `tag` (before a removal pass).
