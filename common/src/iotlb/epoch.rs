@@ -4,13 +4,14 @@
 //! **Generations.** Every tag belongs to a *space* (the VMID of an EL1 regime, stage 2 of a VMID,
 //! the EL2 regime, or a stream) and hashes to one tag bucket and one space bucket. An entry is
 //! stored with a *stamp*: `space_gen[space bucket] + tag_gen[tag bucket]` (the two arrays of
-//! `Gens`), read when its fill began. A lookup recomputes the sum and ignores entries whose
-//! stamp differs. Counters only grow, so any bump of either makes every older stamp of the tags
-//! it covers unequal forever (no ABA: the 64-bit sum cannot wrap in practice). Invalidating a
-//! space or a tag is therefore a single `fetch_add` (everything: one per space bucket); the dead
-//! slots are reused by later inserts. Buckets are indexed by the low bits of the ASID / VMID / StreamID, so sequentially
-//! allocated ids do not share them; beyond 256 live ASIDs or 64 live VMIDs a bump may also hide
-//! entries of another id in the same bucket: over-invalidation, which the architecture allows.
+//! `Gens`), read when its fill began. A lookup recomputes the sum and ignores entries whose stamp
+//! differs. Counters only grow, so any bump of either makes every older stamp of the tags it covers
+//! unequal forever (no ABA: the 64-bit sum cannot wrap in practice). Invalidating a space or a tag
+//! is therefore a single `fetch_add` (everything: one per space bucket); the dead slots are reused
+//! by later inserts. Buckets are indexed by the low bits of the ASID / VMID / StreamID, so
+//! sequentially allocated ids do not share them; beyond 256 live ASIDs or 64 live VMIDs a bump may
+//! also hide entries of another id in the same bucket: over-invalidation, which the architecture
+//! allows.
 //!
 //! **Fences.** Range invalidations remove slots instead of bumping generations, so a walk that
 //! read a descriptor before the invalidation could still insert it after the removal pass. To

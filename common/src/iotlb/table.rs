@@ -15,13 +15,13 @@
 //!
 //! **Insert vs. range removal.** An insert locks its slot (SeqCst CAS), writes the words, then
 //! re-reads its fences (SeqCst) and, if any moved since its fill token, empties the slot before
-//! unlocking. A removal (set probes, or a table scan) bumps the fence (SeqCst) first and then
-//! reads each candidate slot's sequence (SeqCst). In the single total order of SeqCst
-//! operations either the insert's fence read comes after the bump (it sees the bump and backs
-//! out), or it comes before; then the insert's CAS precedes the bump and so the removal's sequence read, which therefore sees the
-//! slot locked (and waits for the unlock, whose Release store publishes the words) or already
-//! published: either way the removal examines the inserted words and removes them if covered.
-//! So no covered entry becomes or stays visible once the removal returns.
+//! unlocking. A removal (set probes, or a table scan) bumps the fence (SeqCst) first and then reads
+//! each candidate slot's sequence (SeqCst). In the single total order of SeqCst operations either
+//! the insert's fence read comes after the bump (it sees the bump and backs out), or it comes
+//! before; then the insert's CAS precedes the bump and so the removal's sequence read, which
+//! therefore sees the slot locked (and waits for the unlock, whose Release store publishes the
+//! words) or already published: either way the removal examines the inserted words and removes them
+//! if covered. So no covered entry becomes or stays visible once the removal returns.
 //!
 //! Replacement: an insert reuses the slot of the same key, else an empty slot, else one whose
 //! stamp is dead (invalidated by a generation bump), else a pseudo-random way. There is no
