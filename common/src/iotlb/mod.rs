@@ -36,11 +36,19 @@
 //! of at most 4 slots per probed size; writes only the calling thread's private stats stripe.
 //! No lock, no CAS, no shared write. A miss is the same plus probes of the other sizes.
 //!
+//! [`Iotlb::lookup_mapping`], the DMA hit path (inlined into the device): the same probes, but a
+//! 4 KiB page hit is one constant-size probe that reads only the identifying words, the output
+//! and attribute words and the sequence, validated with one compare, and returns the
+//! [`DmaMapping`] directly. One multiply of the tag gives both the tag's generation bucket and
+//! the set; the space bucket is kept ready in the tag's bits \[61:54\]. About 70 instructions,
+//! ~4 ns in `benches/iotlb.rs` (a std `Mutex<HashMap>`: ~19 ns).
+//!
 //! # Using it from a device
 //!
 //! ```text
 //! [guard = pin()]                           (optional: until the access is done)
-//! lookup(tag, iova) -> hit: check perms, done
+//! lookup_mapping(tag, iova, privileged)
+//!                   -> hit: check perms, done
 //!                   -> miss: token = begin_fill(tag); walk guest tables; insert(token, leaf)
 //! TLBI_* / CFGI_STE: invalidate(scope)      (before CMD_SYNC completes)
 //! CMD_SYNC:          [synchronize()]         (waits for guards taken before it)
