@@ -34,8 +34,8 @@
 //! # Saving state
 //!
 //! Every architectural register lives in plain types ([`CtrlState`], [`EvtqState`],
-//! [`IrqState`]) gathered in [`SmmuV3State`], which also has a place for held (stalled)
-//! transactions; see [`SmmuV3::state`]. Caches are never part of the state: they are rebuilt on
+//! [`IrqState`]) gathered in [`SmmuV3State`], which also holds the stall table ([`StallState`]);
+//! see [`SmmuV3::state`]. Caches are never part of the state: they are rebuilt on
 //! demand.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -121,16 +121,7 @@ pub struct IrqState {
     pub cfg: [IrqCfg; 3],
 }
 
-/// A transaction held by the stall model ([`crate::stall`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HeldTransaction {
-    /// StreamID.
-    pub stream: u32,
-    /// Stall tag reported in the event record.
-    pub stag: u16,
-    /// Input address.
-    pub addr: u64,
-}
+pub use crate::stall::{HeldProgress, HeldTransaction, StallState};
 
 /// The complete architectural state of an [`SmmuV3`], as plain data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -143,8 +134,9 @@ pub struct SmmuV3State {
     pub evtq: EvtqState,
     /// Interrupt and error registers.
     pub irq: IrqState,
-    /// Stalled transactions (held, or waiting for the event queue to become writable).
-    pub held: Vec<HeldTransaction>,
+    /// The stall table: held transactions (with everything a RESUME needs) and completed ones
+    /// whose endpoint has not collected the result, plus the STAG allocator.
+    pub stalls: StallState,
 }
 
 /// The registers translation needs, published as an immutable snapshot.
@@ -419,7 +411,7 @@ where
             ctrl,
             evtq,
             irq,
-            held: self.held_transactions(),
+            stalls: self.stall_state(),
         }
     }
 

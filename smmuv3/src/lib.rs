@@ -92,10 +92,13 @@
 //!   write walks again and marks the page dirty.
 //! - [`snapshot`]: [`SmmuV3::save`](device::SmmuV3::save) /
 //!   [`SmmuV3::restore`](device::SmmuV3::restore), a versioned serde snapshot of the whole
-//!   architectural state.
-//! - Not modelled: CR2.REC_CFG_ATS and IDR3.PASIDTT (ATS configuration errors are never
-//!   recorded; Translated transactions carry no PASID); restoring held (stalled) transactions
-//!   is refused ([`snapshot::SnapshotError::HeldTransactions`]).
+//!   architectural state, including the stall table (held transactions keep their STAG and
+//!   original request, so a RESUME after the restore re-translates or aborts them on the new
+//!   device) and the outstanding Page Request Groups.
+//! - Not modelled (issue 4): CR2.REC_CFG_ATS and IDR3.PASIDTT (ATS configuration errors are
+//!   never recorded; Translated transactions carry no PASID); STE.PPAR (see below); the
+//!   SIG_SEV wake-up event. Not state: registered endpoint ATCs (re-registered by the VMM
+//!   after a restore) and interrupt-controller state.
 //!
 //! ## Stalls and PRI (I/O page faults)
 //! - [`stall`]: with IDR0.STALL_MODEL = 0/2 (`SmmuConfig::stall_model`; default stays 1,

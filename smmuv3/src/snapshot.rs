@@ -5,8 +5,14 @@
 //! the destination creates a device with the same [`SmmuConfig`](crate::caps::SmmuConfig) and
 //! guest memory and calls [`SmmuV3::restore`]. Afterwards the device behaves exactly as the
 //! saved one would have: same registers, queue positions, pending command-queue work, GERROR
-//! state, a pending CERROR_ATC_INV_SYNC, and the Page Request Groups awaiting or holding a
-//! response (so a CMD_PRI_RESP after the restore still reaches the endpoint).
+//! state, a pending CERROR_ATC_INV_SYNC, the Page Request Groups awaiting or holding a
+//! response (so a CMD_PRI_RESP after the restore still reaches the endpoint), and the stall
+//! table: every held transaction with its original request and fault under the same STAG, the
+//! completed ones whose endpoint has not collected the result, and the STAG allocator. After
+//! the restore a CMD_RESUME(Retry) re-translates the saved request on the new device, and the
+//! endpoint (which waits for `(stream, STAG)` through [`SmmuV3::stall_status`] /
+//! [`SmmuV3::wait_stall`] on the new device) sees the result; RESUME(Abort) and CMD_STALL_TERM
+//! give the original fault.
 //!
 //! What is **not** state: caches (configuration, routes, IOTLB; rebuilt from guest memory on
 //! demand), the trace hook, the command batch limit, statistics, registered ATCs (the VMM
@@ -18,30 +24,39 @@
 //! The snapshot is plain data ([`SmmuV3Snapshot`], version [`SNAPSHOT_VERSION`]).
 //! [`SmmuV3::save`] destructures [`SmmuV3State`] and its parts exhaustively, so a field added
 //! to the device state is a compile error here until someone decides how it migrates: add a
-//! field to the snapshot (with `#[serde(default)]` if version-1 snapshots stay loadable, or
-//! bump [`SNAPSHOT_VERSION`]). This is the extension point for the stall model and PRI state
-//! beyond the PRIQ registers.
+//! field to the snapshot (with `#[serde(default)]` if older snapshots stay loadable, or bump
+//! [`SNAPSHOT_VERSION`]).
+//!
+//! Version history: 1 saved only (stream, STAG, address) of held stalls and refused to restore
+//! any; 2 saves the whole stall table ([`StallTableSnapshot`]). Version-1 snapshots are refused
+//! ([`SnapshotError::UnsupportedVersion`]).
 //!
 //! Restore refuses, with a typed [`SnapshotError`], a snapshot of another version, one taken on
-//! a device with different ID registers, register values this configuration cannot hold, and
-//! (until the stall model can re-create them) held stalled transactions.
+//! a device with different ID registers, register values this configuration cannot hold, and a
+//! stall table this device cannot hold (more entries than its IDR5.STALL_MAX, a STAG used
+//! twice, an unknown fault name).
 
 use serde::{Deserialize, Serialize};
 
-use viommu_common::id::SubstreamId;
+use viommu_common::access::{AccessKind, DmaRequest, Perms};
+use viommu_common::id::{StreamId, SubstreamId};
+use viommu_common::traits::{DmaFault, DmaMapping, FaultKind, MemAttrs};
 
 use crate::caps::IdRegs;
 use crate::cmdq::command::PriResponse;
 use crate::cmdq::CmdqState;
 use crate::device::{
-    lock, CtrlState, GuestRam, HeldTransaction, IrqCfg, IrqState, SmmuV3, SmmuV3State,
+    lock, CtrlState, GuestRam, HeldProgress, HeldTransaction, IrqCfg, IrqState, SmmuV3,
+    SmmuV3State, StallState,
 };
 use crate::evtq::EvtqState;
 use crate::priq::PrgResponse;
+use crate::spec::evt::EventId;
 use crate::spec::regs::Cr0;
+use crate::stall::Resolution;
 
 /// The snapshot format version this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// A saved SMMUv3 (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,8 +72,8 @@ pub struct SmmuV3Snapshot {
     pub evtq: QueueSnapshot,
     /// IRQ_CTRL, GERROR/GERRORN and MSI configuration.
     pub irq: IrqSnapshot,
-    /// Stalled transactions held by the device.
-    pub held: Vec<HeldSnapshot>,
+    /// The stall table (held transactions and uncollected results).
+    pub stalls: StallTableSnapshot,
     /// A CMD_ATC_INV failed and the next CMD_SYNC fails with CERROR_ATC_INV_SYNC.
     pub atc_sync_error: bool,
     /// Page Request Groups the device tracks (requested, or answered and not yet collected by
@@ -145,16 +160,127 @@ pub struct IrqSnapshot {
     pub priq_cfg: IrqCfgSnapshot,
 }
 
-/// A held (stalled) transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The stall table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HeldSnapshot {
-    /// StreamID.
-    pub stream: u32,
+pub struct StallTableSnapshot {
+    /// The next STAG the allocator tries (so the restored device allocates the same STAGs).
+    pub next_stag: u16,
+    /// Entries, oldest first.
+    pub entries: Vec<StalledSnapshot>,
+}
+
+/// A stalled transaction (held, or completed and not yet collected by its endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StalledSnapshot {
     /// STAG.
     pub stag: u16,
+    /// The original request, re-translated by CMD_RESUME(Retry).
+    pub request: RequestSnapshot,
+    /// The fault it reports when terminated (CMD_RESUME(Abort), CMD_STALL_TERM).
+    pub fault: FaultSnapshot,
+    /// Where it stands.
+    pub progress: ProgressSnapshot,
+}
+
+/// A DMA request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSnapshot {
+    /// StreamID.
+    pub stream: u32,
+    /// SubstreamID, if the transaction carried one.
+    pub substream: Option<u32>,
     /// Input address.
     pub addr: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Access.
+    pub access: AccessSnapshot,
+    /// Privileged.
+    pub privileged: bool,
+}
+
+/// A DMA access kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[expect(missing_docs, reason = "one variant per AccessKind")]
+pub enum AccessSnapshot {
+    Read,
+    Write,
+    Exec,
+}
+
+/// A translation fault.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSnapshot {
+    /// Fault class.
+    pub kind: FaultKindSnapshot,
+    /// Architectural name (`F_TRANSLATION`, `C_BAD_STE`, `STE_ABORT`, ...).
+    pub event: String,
+    /// Input address.
+    pub addr: u64,
+    /// Stall tag (a retry that stalled again).
+    pub stall_tag: Option<u16>,
+}
+
+/// A fault class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[expect(missing_docs, reason = "one variant per FaultKind")]
+pub enum FaultKindSnapshot {
+    Translation,
+    Permission,
+    AccessFlag,
+    AddressSize,
+    ExternalAbort,
+    Configuration,
+    Stalled,
+}
+
+/// A successful translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSnapshot {
+    /// Output address.
+    pub output: u64,
+    /// Contiguous length.
+    pub len: u64,
+    /// Permissions (R = 1, W = 2, X = 4).
+    pub perms: u8,
+    /// MAIR attribute.
+    pub mair: u8,
+    /// Shareability.
+    pub shareability: u8,
+    /// Device-specific attributes.
+    pub device: u32,
+}
+
+/// A stalled transaction's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProgressSnapshot {
+    /// Record written, waiting for the guest.
+    Held,
+    /// Record not written yet; retried when the event queue is next writable.
+    AwaitingQueue,
+    /// Retried and stalled again under this STAG.
+    Forward(u16),
+    /// Completed, result not collected.
+    Done {
+        /// How.
+        how: ResolutionSnapshot,
+        /// The retried translation or the fault.
+        result: Result<MappingSnapshot, FaultSnapshot>,
+    },
+}
+
+/// How a stalled transaction completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[expect(missing_docs, reason = "one variant per stall::Resolution")]
+pub enum ResolutionSnapshot {
+    Retried,
+    Aborted,
+    RazWi,
 }
 
 /// A Page Request Group the device tracks.
@@ -250,13 +376,10 @@ pub enum SnapshotError {
         /// Value in the snapshot.
         value: u64,
     },
-    /// Held stalled transactions: their DMA callers do not survive a restore, and the stall
-    /// model has no way to re-create them yet.
-    #[error("{count} held stalled transactions cannot be restored")]
-    HeldTransactions {
-        /// How many.
-        count: usize,
-    },
+    /// A stall table this device cannot hold (too many entries, a STAG used twice, a fault
+    /// name the model does not know).
+    #[error("stall table cannot be restored: {0}")]
+    StallTable(String),
     /// Not a well-formed snapshot.
     #[error("malformed snapshot: {0}")]
     Malformed(String),
@@ -315,6 +438,159 @@ fn irq_cfg_back(c: IrqCfgSnapshot) -> IrqCfg {
     }
 }
 
+fn access_save(a: AccessKind) -> AccessSnapshot {
+    match a {
+        AccessKind::Read => AccessSnapshot::Read,
+        AccessKind::Write => AccessSnapshot::Write,
+        AccessKind::Exec => AccessSnapshot::Exec,
+    }
+}
+
+fn fault_save(f: &DmaFault) -> FaultSnapshot {
+    let DmaFault {
+        kind,
+        event,
+        addr,
+        stall_tag,
+    } = *f;
+    FaultSnapshot {
+        kind: match kind {
+            FaultKind::Translation => FaultKindSnapshot::Translation,
+            FaultKind::Permission => FaultKindSnapshot::Permission,
+            FaultKind::AccessFlag => FaultKindSnapshot::AccessFlag,
+            FaultKind::AddressSize => FaultKindSnapshot::AddressSize,
+            FaultKind::ExternalAbort => FaultKindSnapshot::ExternalAbort,
+            FaultKind::Configuration => FaultKindSnapshot::Configuration,
+            FaultKind::Stalled => FaultKindSnapshot::Stalled,
+        },
+        event: event.to_owned(),
+        addr,
+        stall_tag,
+    }
+}
+
+/// The model's own `&'static` spelling of a fault name: an event mnemonic or one of
+/// [`crate::translate::names`].
+fn fault_name(name: &str) -> Option<&'static str> {
+    (0..=u8::MAX)
+        .filter_map(|v| EventId(v).name())
+        .chain([
+            crate::translate::names::GBPA_ABORT,
+            crate::translate::names::STE_ABORT,
+            "UNKNOWN",
+        ])
+        .find(|n| *n == name)
+}
+
+fn fault_restore(f: &FaultSnapshot) -> Result<DmaFault, SnapshotError> {
+    Ok(DmaFault {
+        kind: match f.kind {
+            FaultKindSnapshot::Translation => FaultKind::Translation,
+            FaultKindSnapshot::Permission => FaultKind::Permission,
+            FaultKindSnapshot::AccessFlag => FaultKind::AccessFlag,
+            FaultKindSnapshot::AddressSize => FaultKind::AddressSize,
+            FaultKindSnapshot::ExternalAbort => FaultKind::ExternalAbort,
+            FaultKindSnapshot::Configuration => FaultKind::Configuration,
+            FaultKindSnapshot::Stalled => FaultKind::Stalled,
+        },
+        event: fault_name(&f.event)
+            .ok_or_else(|| SnapshotError::StallTable(format!("unknown fault {:?}", f.event)))?,
+        addr: f.addr,
+        stall_tag: f.stall_tag,
+    })
+}
+
+fn held_save(h: &HeldTransaction) -> StalledSnapshot {
+    let HeldTransaction {
+        stag,
+        req,
+        fault,
+        progress,
+    } = h;
+    StalledSnapshot {
+        stag: *stag,
+        request: RequestSnapshot {
+            stream: req.stream.0,
+            substream: req.substream.map(|s| s.0),
+            addr: req.addr,
+            len: req.len,
+            access: access_save(req.access),
+            privileged: req.privileged,
+        },
+        fault: fault_save(fault),
+        progress: match progress {
+            HeldProgress::Held => ProgressSnapshot::Held,
+            HeldProgress::AwaitingQueue => ProgressSnapshot::AwaitingQueue,
+            HeldProgress::Forward(n) => ProgressSnapshot::Forward(*n),
+            HeldProgress::Done { how, result } => ProgressSnapshot::Done {
+                how: match how {
+                    Resolution::Retried => ResolutionSnapshot::Retried,
+                    Resolution::Aborted => ResolutionSnapshot::Aborted,
+                    Resolution::RazWi => ResolutionSnapshot::RazWi,
+                },
+                result: match result {
+                    Ok(m) => Ok(MappingSnapshot {
+                        output: m.output,
+                        len: m.len,
+                        perms: m.perms.bits(),
+                        mair: m.attrs.mair,
+                        shareability: m.attrs.shareability,
+                        device: m.attrs.device,
+                    }),
+                    Err(f) => Err(fault_save(f)),
+                },
+            },
+        },
+    }
+}
+
+fn held_restore(s: &StalledSnapshot) -> Result<HeldTransaction, SnapshotError> {
+    let r = &s.request;
+    let req = DmaRequest {
+        stream: StreamId(r.stream),
+        substream: r.substream.map(SubstreamId),
+        addr: r.addr,
+        len: r.len,
+        access: match r.access {
+            AccessSnapshot::Read => AccessKind::Read,
+            AccessSnapshot::Write => AccessKind::Write,
+            AccessSnapshot::Exec => AccessKind::Exec,
+        },
+        privileged: r.privileged,
+    };
+    let progress = match &s.progress {
+        ProgressSnapshot::Held => HeldProgress::Held,
+        ProgressSnapshot::AwaitingQueue => HeldProgress::AwaitingQueue,
+        ProgressSnapshot::Forward(n) => HeldProgress::Forward(*n),
+        ProgressSnapshot::Done { how, result } => HeldProgress::Done {
+            how: match how {
+                ResolutionSnapshot::Retried => Resolution::Retried,
+                ResolutionSnapshot::Aborted => Resolution::Aborted,
+                ResolutionSnapshot::RazWi => Resolution::RazWi,
+            },
+            result: match result {
+                Ok(m) => Ok(DmaMapping {
+                    output: m.output,
+                    len: m.len,
+                    perms: Perms::from_bits(m.perms),
+                    attrs: MemAttrs {
+                        mair: m.mair,
+                        shareability: m.shareability,
+                        device: m.device,
+                    },
+                }),
+                Err(f) => Err(fault_restore(f)?),
+            },
+        },
+    };
+    Ok(HeldTransaction {
+        stag: s.stag,
+        req,
+        fault: fault_restore(&s.fault)?,
+        progress,
+    })
+}
+
 impl SmmuV3Snapshot {
     /// The snapshot as JSON.
     pub fn to_json(&self) -> String {
@@ -356,7 +632,7 @@ where
             ctrl,
             evtq,
             irq,
-            held,
+            stalls,
         } = self.state();
         let CtrlState {
             cr0,
@@ -409,13 +685,13 @@ where
                 eventq_cfg: irq_cfg(eventq_cfg),
                 priq_cfg: irq_cfg(priq_cfg),
             },
-            held: held
-                .into_iter()
-                .map(|h| {
-                    let HeldTransaction { stream, stag, addr } = h;
-                    HeldSnapshot { stream, stag, addr }
-                })
-                .collect(),
+            stalls: {
+                let StallState { next_stag, entries } = stalls;
+                StallTableSnapshot {
+                    next_stag,
+                    entries: entries.iter().map(held_save).collect(),
+                }
+            },
             atc_sync_error: self
                 .atc
                 .sync_error
@@ -440,7 +716,7 @@ where
     ///
     /// # Errors
     /// [`SnapshotError`]: another version, other ID registers, an impossible register value,
-    /// or held stalled transactions. The device is unchanged on error.
+    /// or a stall table this device cannot hold. The device is unchanged on error.
     pub fn restore(&self, snap: &SmmuV3Snapshot) -> Result<(), SnapshotError> {
         let SmmuV3Snapshot {
             version,
@@ -448,7 +724,7 @@ where
             ctrl,
             evtq,
             irq,
-            held,
+            stalls,
             atc_sync_error,
             pri_groups,
         } = snap;
@@ -479,9 +755,17 @@ where
                 value: ctrl.cr0.into(),
             });
         }
-        if !held.is_empty() {
-            return Err(SnapshotError::HeldTransactions { count: held.len() });
-        }
+        let stalls = StallState {
+            next_stag: stalls.next_stag,
+            entries: stalls
+                .entries
+                .iter()
+                .map(held_restore)
+                .collect::<Result<_, _>>()?,
+        };
+        self.stalls
+            .check(&stalls)
+            .map_err(SnapshotError::StallTable)?;
         let q = |s: &QueueSnapshot| EvtqState {
             base: s.base,
             prod: s.prod,
@@ -529,9 +813,11 @@ where
         self.pri.restore_groups(&groups);
         self.publish_view_locked(&c);
         self.invalidate_all_caches();
-        // Stalls of this instance (if it was not fresh) do not belong to the restored state
-        // (taken with `ctrl` held, as reset does).
+        // Stalls of this instance (if it was not fresh) do not belong to the restored state:
+        // terminated (their waiters see the abort, or Unknown once the table is replaced),
+        // then the saved table takes their place (with `ctrl` held, as reset does).
         self.terminate_stalls(None);
+        self.stalls.restore(&stalls);
         // Unconsumed commands: the VMM continues them (process_pending), as after a batch
         // limit. consume_locked re-checks CMDQEN and a pending CMDQ_ERR.
         let g = c.cmdq.geometry(u32::from(self.caps.idr1.cmdqs()));

@@ -99,6 +99,49 @@ pub enum StallStatus {
     Unknown,
 }
 
+/// A stalled transaction's progress, as saved state ([`StallState`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeldProgress {
+    /// Record written; waiting for CMD_RESUME or CMD_STALL_TERM.
+    Held,
+    /// Record not written yet: retried as though it had just arrived when the event queue is
+    /// next writable. A transaction being retried at the moment of the save (the VM was not
+    /// paused) is saved this way too, so it is retried rather than lost.
+    AwaitingQueue,
+    /// Retried and stalled again under this STAG (its endpoint follows the chain).
+    Forward(u16),
+    /// Completed; the result has not been collected by the endpoint yet.
+    Done {
+        /// How.
+        how: Resolution,
+        /// The mapping (a successful retry) or the fault.
+        result: Result<DmaMapping, DmaFault>,
+    },
+}
+
+/// An entry of the stall table: a held transaction, or a completed one whose endpoint has not
+/// collected the result yet. Carries everything a RESUME needs after a restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HeldTransaction {
+    /// Stall tag reported in the event record.
+    pub stag: u16,
+    /// The original request (re-translated by CMD_RESUME(Retry)).
+    pub req: DmaRequest,
+    /// The fault as a terminated transaction reports it (CMD_RESUME(Abort), CMD_STALL_TERM).
+    pub fault: DmaFault,
+    /// Where it stands.
+    pub progress: HeldProgress,
+}
+
+/// The stall table as plain data (see [`crate::snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct StallState {
+    /// The next STAG the allocator tries.
+    pub next_stag: u16,
+    /// The entries, oldest first (the order eviction and queue retries follow).
+    pub entries: Vec<HeldTransaction>,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     /// Record written; waiting for RESUME / STALL_TERM.
@@ -166,6 +209,78 @@ impl StallTable {
                 )
             })
             .count()
+    }
+}
+
+impl StallTable {
+    /// The table as plain data.
+    fn save(&self) -> StallState {
+        let t = lock(&self.inner);
+        let mut v: Vec<_> = t
+            .entries
+            .iter()
+            .map(|(s, e)| {
+                let progress = match e.state {
+                    State::Held => HeldProgress::Held,
+                    State::AwaitingQueue | State::Retrying => HeldProgress::AwaitingQueue,
+                    State::Forward(n) => HeldProgress::Forward(n),
+                    State::Done(how, result) => HeldProgress::Done { how, result },
+                };
+                (
+                    e.seq,
+                    HeldTransaction {
+                        stag: *s,
+                        req: e.req,
+                        fault: e.fault,
+                        progress,
+                    },
+                )
+            })
+            .collect();
+        v.sort_unstable_by_key(|(seq, h)| (*seq, h.stag));
+        StallState {
+            next_stag: t.next_stag,
+            entries: v.into_iter().map(|(_, h)| h).collect(),
+        }
+    }
+
+    /// Why `s` cannot be this table's state: more entries than the table holds, or a STAG
+    /// used twice.
+    pub(crate) fn check(&self, s: &StallState) -> Result<(), String> {
+        if s.entries.len() > self.capacity {
+            return Err(format!(
+                "{} stalled transactions, but the stall table holds {}",
+                s.entries.len(),
+                self.capacity
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in &s.entries {
+            if !seen.insert(e.stag) {
+                return Err(format!("STAG {:#x} is used twice", e.stag));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replace the table with `s` (already [checked](Self::check)). Entries this table held
+    /// are dropped: their waiters see [`StallStatus::Unknown`] (restore into a fresh device).
+    pub(crate) fn restore(&self, s: &StallState) {
+        let mut t = lock(&self.inner);
+        t.entries.clear();
+        t.seq = 0;
+        for h in &s.entries {
+            let state = match h.progress {
+                HeldProgress::Held => State::Held,
+                HeldProgress::AwaitingQueue => State::AwaitingQueue,
+                HeldProgress::Forward(n) => State::Forward(n),
+                HeldProgress::Done { how, result } => State::Done(how, result),
+            };
+            t.insert(h.stag, &h.req, h.fault, state);
+        }
+        t.next_stag = s.next_stag;
+        drop(t);
+        self.cv.notify_all();
     }
 }
 
@@ -559,25 +674,8 @@ where
         self.stalls.capacity
     }
 
-    /// The held transactions, for [`crate::device::SmmuV3State`].
-    pub(crate) fn held_transactions(&self) -> Vec<crate::device::HeldTransaction> {
-        let t = lock(&self.stalls.inner);
-        let mut v: Vec<_> = t
-            .entries
-            .iter()
-            .filter(|(_, e)| {
-                matches!(
-                    e.state,
-                    State::Held | State::AwaitingQueue | State::Retrying
-                )
-            })
-            .map(|(s, e)| crate::device::HeldTransaction {
-                stream: e.sid,
-                stag: *s,
-                addr: e.req.addr,
-            })
-            .collect();
-        v.sort_unstable_by_key(|h| h.stag);
-        v
+    /// The stall table as plain data, for [`crate::device::SmmuV3State`].
+    pub(crate) fn stall_state(&self) -> StallState {
+        self.stalls.save()
     }
 }
