@@ -2,20 +2,26 @@
 //! run straight through, and again split at every operation: the first part on one SMMUv3, a
 //! snapshot (through JSON), a restore into a fresh SMMUv3 on the same guest memory, the rest on
 //! the new device. Every split must produce exactly the straight run's results (register
-//! values, memory, DMA outcomes, interrupts) and pass every expectation in the file. Scenarios
-//! using the I/O page fault extension (stalls, page requests) are skipped: a held stall cannot
-//! be restored (`SnapshotError::HeldTransactions`).
+//! values, memory, DMA outcomes, interrupts) and pass every expectation in the file. This
+//! includes the I/O page fault scenarios: a stall held (or resolved and not yet collected) at
+//! the split is restored under its STAG, so the `stall_result` after it sees the same outcome,
+//! and Page Request Groups keep their responses for `pri_response`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 use viommu::common::testing::{Irq, RecordingIrq};
+use viommu::common::traits::FaultKind;
 use viommu::common::traits::{DmaTranslator, MmioDevice};
-use viommu::common::{mem, AccessKind, DmaRequest};
+use viommu::common::{mem, AccessKind, DmaRequest, StreamId, SubstreamId};
 use viommu::smmuv3::caps::SmmuConfig;
+use viommu::smmuv3::cmdq::command::PriResponse;
 use viommu::smmuv3::device::SmmuV3;
+use viommu::smmuv3::priq::{PageRequest, PageRequestOutcome};
 use viommu::smmuv3::snapshot::SmmuV3Snapshot;
+use viommu::smmuv3::spec::idr::StallModel;
+use viommu::smmuv3::stall::StallStatus;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 type Dev<'a> = SmmuV3<&'a GuestMemoryMmap>;
@@ -24,7 +30,10 @@ type Dev<'a> = SmmuV3<&'a GuestMemoryMmap>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum DmaExpect {
     Addr(u64),
+    /// A fault of this name ("" for any fault).
     Fault(String),
+    /// Held by the stall model.
+    Stalled,
 }
 
 /// The interrupt an `expect_irq` line looks for.
@@ -64,6 +73,24 @@ enum Op {
     ExpectIrq {
         irq: IrqMatch,
         count: Option<u64>,
+    },
+    /// I/O page fault extension: what the endpoint of a stalled DMA sees now.
+    StallResult {
+        stream: u32,
+        stag: u16,
+        expect: Option<DmaExpect>,
+    },
+    /// I/O page fault extension: an endpoint's page request.
+    PageRequest {
+        stream: u32,
+        req: PageRequest,
+        expect: Option<String>,
+    },
+    /// I/O page fault extension: the PRG response the endpoint received.
+    PriResponse {
+        stream: u32,
+        group: u16,
+        expect: Option<String>,
     },
 }
 
@@ -109,12 +136,34 @@ struct Scenario {
     ops: Vec<Line>,
 }
 
+/// A `dma`-shaped expectation: `{"addr"}`, `{"fault": NAME | true}` or `{"stalled": true}`.
+fn dma_expect(e: &Value) -> DmaExpect {
+    if let Some(a) = e.get("addr") {
+        DmaExpect::Addr(num(a))
+    } else if e.get("stalled").is_some() {
+        DmaExpect::Stalled
+    } else {
+        DmaExpect::Fault(
+            e.get("fault")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        )
+    }
+}
+
+fn flag(o: &Value, k: &str) -> bool {
+    o.get(k).and_then(Value::as_bool).unwrap_or(false)
+}
+
 /// Parse a replay file; `None` if it is not a single-SMMUv3 scenario with a configuration this
-/// test understands (default, or `cmdq_batch_limit`).
+/// test understands (default, `cmdq_batch_limit`, and the keys the I/O page fault scenarios
+/// use).
 fn load(path: &Path) -> Option<Scenario> {
     let text = std::fs::read_to_string(path).expect("read scenario");
     let mut ram = Vec::new();
     let mut batch_limit = None;
+    let mut config = SmmuConfig::default();
     let mut device = false;
     let mut ops = Vec::new();
     for (i, t) in text.lines().enumerate() {
@@ -140,6 +189,13 @@ fn load(path: &Path) -> Option<Scenario> {
                             "cmdq_batch_limit" => {
                                 batch_limit = Some(usize::try_from(num(v)).unwrap());
                             }
+                            "stall_model" => {
+                                config.stall_model = StallModel(u8::try_from(num(v)).ok()?);
+                            }
+                            "stall_max" => config.stall_max = u16::try_from(num(v)).ok()?,
+                            "priq_log2" => config.priq_log2 = u8::try_from(num(v)).ok()?,
+                            "ats" => config.ats = v.as_bool()?,
+                            "pri" => config.pri = v.as_bool()?,
                             _ => return None,
                         }
                     }
@@ -166,7 +222,6 @@ fn load(path: &Path) -> Option<Scenario> {
                 expect: opt(&o, "expect"),
                 mask: opt(&o, "mask"),
             },
-            "dma" if o.get("stalled").is_some() => return None,
             "dma" => {
                 let access = match o["access"].as_str().expect("access") {
                     "read" => AccessKind::Read,
@@ -182,15 +237,7 @@ fn load(path: &Path) -> Option<Scenario> {
                     .get("privileged")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                let expect = o.get("expect").map(|e| match e.get("addr") {
-                    Some(a) => DmaExpect::Addr(num(a)),
-                    None => DmaExpect::Fault(
-                        e.get("fault")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned(),
-                    ),
-                });
+                let expect = o.get("expect").map(dma_expect);
                 Op::Dma { req, expect }
             }
             "expect_irq" => Op::ExpectIrq {
@@ -206,15 +253,42 @@ fn load(path: &Path) -> Option<Scenario> {
                 },
                 count: opt(&o, "count"),
             },
-            // Extensions beyond these operations (the I/O page fault ones: stalls, page
-            // requests) are not replayed here: held stalls cannot be restored.
+            "stall_result" => Op::StallResult {
+                stream: u32::try_from(field(&o, "stream")).unwrap(),
+                stag: u16::try_from(field(&o, "stag")).unwrap(),
+                expect: o.get("expect").map(dma_expect),
+            },
+            "page_request" => {
+                let access = o["access"].as_str().expect("access");
+                Op::PageRequest {
+                    stream: u32::try_from(field(&o, "stream")).unwrap(),
+                    req: PageRequest {
+                        substream: opt(&o, "substream")
+                            .map(|s| SubstreamId(u32::try_from(s).unwrap())),
+                        addr: field(&o, "addr"),
+                        read: access.contains('r'),
+                        write: access.contains('w'),
+                        exec: access.contains('x'),
+                        privileged: flag(&o, "privileged"),
+                        last: flag(&o, "last"),
+                        group: u16::try_from(field(&o, "group")).unwrap(),
+                    },
+                    expect: o.get("expect").and_then(Value::as_str).map(str::to_owned),
+                }
+            }
+            "pri_response" => Op::PriResponse {
+                stream: u32::try_from(field(&o, "stream")).unwrap(),
+                group: u16::try_from(field(&o, "group")).unwrap(),
+                expect: o.get("expect").and_then(Value::as_str).map(str::to_owned),
+            },
+            // Other extensions are not replayed here.
             _ => return None,
         };
         ops.push(Line { line: i + 1, op });
     }
     device.then_some(Scenario {
         ram,
-        config: SmmuConfig::default(),
+        config,
         batch_limit,
         ops,
     })
@@ -308,14 +382,65 @@ impl<'a> Runner<'a> {
                 let ok = match (expect, &r) {
                     (None, _) => true,
                     (Some(DmaExpect::Addr(a)), Ok(m)) => m.output == *a,
-                    (Some(DmaExpect::Fault(name)), Err(f)) => name.is_empty() || f.event == name,
+                    (Some(DmaExpect::Stalled), Err(f)) => f.kind == FaultKind::Stalled,
+                    (Some(DmaExpect::Fault(name)), Err(f)) => {
+                        f.kind != FaultKind::Stalled && (name.is_empty() || f.event == name)
+                    }
                     _ => false,
                 };
                 let what = match r {
                     Ok(m) => format!("dma {:#x}", m.output),
-                    Err(f) => format!("dma fault {}", f.event),
+                    Err(f) => format!("dma fault {} stall {:?}", f.event, f.stall_tag),
                 };
                 self.check(n, ok, what);
+            }
+            Op::StallResult {
+                stream,
+                stag,
+                expect,
+            } => {
+                let s = self.dev.stall_status(StreamId(*stream), *stag);
+                let ok = match (expect, &s) {
+                    (None, _) => true,
+                    (Some(DmaExpect::Stalled), StallStatus::Pending) => true,
+                    (Some(DmaExpect::Addr(a)), StallStatus::Resolved { result: Ok(m), .. }) => {
+                        m.output == *a
+                    }
+                    (
+                        Some(DmaExpect::Fault(name)),
+                        StallStatus::Resolved { result: Err(f), .. },
+                    ) => name.is_empty() || f.event == name,
+                    _ => false,
+                };
+                self.check(n, ok, format!("stall_result {s:?}"));
+            }
+            Op::PageRequest {
+                stream,
+                req,
+                expect,
+            } => {
+                let got = match self.dev.page_request(StreamId(*stream), req) {
+                    Ok(PageRequestOutcome::Queued) => "queued".to_owned(),
+                    Ok(PageRequestOutcome::Discarded { response: None }) => "dropped".to_owned(),
+                    Ok(PageRequestOutcome::Discarded { response: Some(p) }) => {
+                        code_name(p.code).to_owned()
+                    }
+                    Err(e) => format!("error {e}"),
+                };
+                let ok = expect.as_ref().is_none_or(|e| *e == got);
+                self.check(n, ok, format!("page_request {got}"));
+            }
+            Op::PriResponse {
+                stream,
+                group,
+                expect,
+            } => {
+                let got = self
+                    .dev
+                    .pri_response(StreamId(*stream), *group)
+                    .map_or("none", |p| code_name(p.code));
+                let ok = expect.as_ref().is_none_or(|e| e == got);
+                self.check(n, ok, format!("pri_response {got}"));
             }
             Op::ExpectIrq { irq, count } => {
                 self.dev.finish_pending();
@@ -342,6 +467,15 @@ impl<'a> Runner<'a> {
         }
         self.in_window = expect_irq;
         self.raised.extend(self.irq.take());
+    }
+}
+
+/// The replay format's name of a PRG response code.
+fn code_name(c: PriResponse) -> &'static str {
+    match c {
+        PriResponse::Success => "success",
+        PriResponse::InvalidRequest => "invalid",
+        PriResponse::ResponseFailure => "failure",
     }
 }
 
@@ -404,8 +538,13 @@ fn test_replay_split_by_save_restore_matches_straight_run() {
     let files = scenarios();
     assert!(files.len() >= 5, "scenarios found: {files:?}");
     let mut splits = 0;
+    let mut iopf = 0;
     for f in &files {
         let Some(s) = load(f) else { continue };
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("smmuv3_stall_") || name.starts_with("smmuv3_pri_") {
+            iopf += 1;
+        }
         let straight = run(&s, None);
         assert!(
             straight.failures.is_empty(),
@@ -427,4 +566,5 @@ fn test_replay_split_by_save_restore_matches_straight_run() {
         }
     }
     assert!(splits > 100);
+    assert!(iopf >= 2, "the stall and PRI scenarios are split too");
 }
