@@ -78,6 +78,8 @@
 
 mod epoch;
 mod guard;
+#[cfg(test)]
+mod mapping_tests;
 mod stats;
 #[cfg(test)]
 mod stress;
