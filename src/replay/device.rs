@@ -11,6 +11,7 @@ use viommu_common::traits::{InterruptSink, MmioDevice, MmioError};
 use viommu_common::DmaRequest;
 use vm_memory::GuestMemoryMmap;
 
+use super::ats::{AtcInvSpec, AtsOutcome, AtsSpec};
 use super::iopf::{DmaOutcome, PprSpec};
 
 /// Guest RAM as the replay builds it.
@@ -70,6 +71,31 @@ pub trait ReplayDevice: Send + Sync {
     /// The device does not implement PRI.
     fn pri_response(&self, _stream: u32, _group: u16) -> Result<Option<String>, String> {
         Err("this device does not implement PRI".into())
+    }
+
+    /// An endpoint's ATS Translation Request (see [`super::ats`]); the first one for a stream
+    /// registers the endpoint's (recording) ATC.
+    ///
+    /// # Errors
+    /// The device does not implement ATS.
+    fn ats_request(&self, _stream: u32, _req: &AtsSpec) -> Result<AtsOutcome, String> {
+        Err("this device does not implement ATS".into())
+    }
+
+    /// A transaction marked Translated by the endpoint.
+    ///
+    /// # Errors
+    /// The device does not implement ATS.
+    fn translated(&self, _req: &DmaRequest) -> Result<DmaOutcome, String> {
+        Err("this device does not implement ATS".into())
+    }
+
+    /// The invalidations `stream`'s ATC received since the last call, in order.
+    ///
+    /// # Errors
+    /// The device does not implement ATS, or the stream has no ATC (no `ats_request` yet).
+    fn atc_invalidations(&self, _stream: u32) -> Result<Vec<AtcInvSpec>, String> {
+        Err("this device does not implement ATS".into())
     }
 
     /// Finish all pending work (queued commands, event writes), as a VMM that keeps servicing

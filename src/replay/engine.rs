@@ -153,6 +153,7 @@ impl Session {
                 }
                 Op::Dma { dev, .. } | Op::ExpectIrq { dev, .. } => Some(find_dev(&devs, n, dev)?),
                 Op::Iopf(o) => Some(find_dev(&devs, n, o.dev())?),
+                Op::Ats(o) => Some(find_dev(&devs, n, o.dev())?),
             };
             steps.push((l, idx));
         }
@@ -328,6 +329,17 @@ impl Session {
                 Some(r)
             }
             Op::Iopf(o) => {
+                let d = dev?;
+                d.dev.settle();
+                let (actual, ok, expect) = o.exec(&*d.dev);
+                let mut r = OpRecord::new(n, o.name(), actual);
+                r.ok = ok;
+                if ok == Some(false) {
+                    r.expect = Some(expect);
+                }
+                Some(r)
+            }
+            Op::Ats(o) => {
                 let d = dev?;
                 d.dev.settle();
                 let (actual, ok, expect) = o.exec(&*d.dev);

@@ -11,6 +11,8 @@ use viommu_common::AccessKind;
 
 use super::num::{kind_of, parse_hex_bytes, parse_u64};
 
+#[path = "ats_parse.rs"]
+mod ats_parse;
 #[path = "iopf_parse.rs"]
 mod iopf_parse;
 
@@ -155,6 +157,8 @@ pub enum Op {
     },
     /// An I/O-page-fault operation: `stall_result`, `page_request`, `pri_response`.
     Iopf(super::iopf::IopfOp),
+    /// An ATS operation: `ats_request`, `translated`, `expect_atc_inv`.
+    Ats(super::ats::AtsOp),
     /// Printed, nothing else.
     Comment {
         /// The text.
@@ -175,6 +179,7 @@ impl Op {
             Op::Dma { .. } => "dma",
             Op::ExpectIrq { .. } => "expect_irq",
             Op::Iopf(o) => o.name(),
+            Op::Ats(o) => o.name(),
             Op::Comment { .. } => "comment",
         }
     }
@@ -345,6 +350,7 @@ fn parse_op(name: &str, f: &mut Fields<'_>) -> Result<Op, String> {
             Op::ExpectIrq { dev, irq, count }
         }
         "stall_result" | "page_request" | "pri_response" => Op::Iopf(iopf_parse::parse(name, f)?),
+        "ats_request" | "translated" | "expect_atc_inv" => Op::Ats(ats_parse::parse(name, f)?),
         "comment" => Op::Comment {
             text: f.string("text")?,
         },

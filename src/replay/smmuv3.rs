@@ -14,12 +14,15 @@
 //! Register values are little-endian on the bus; DMA faults are reported by the event name the
 //! model records (`F_TRANSLATION`, `C_BAD_STE`, ...).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use viommu_common::traits::{DmaFault, FaultKind};
 use viommu_common::traits::{MmioDevice, MmioError};
+use viommu_common::Perms;
 use viommu_common::{DmaRequest, DmaTranslator, StreamId, SubstreamId};
+use viommu_smmuv3::ats::{AtcEndpoint, AtcError, AtcInvalidation, AtsError, AtsRequest};
 use viommu_smmuv3::caps::{GranuleSet, IdRegs, SmmuConfig};
 use viommu_smmuv3::cmdq::command::PriResponse;
 use viommu_smmuv3::device::SmmuV3;
@@ -28,6 +31,7 @@ use viommu_smmuv3::spec::idr::{Httu, StallModel};
 use viommu_smmuv3::stall::StallStatus;
 use viommu_smmuv3::trace::TraceLog;
 
+use super::ats::{AtcInvSpec, AtsOutcome, AtsSpec};
 use super::device::{BusOrder, ReplayDevice, ReplayIrq, ReplayMem};
 use super::iopf::{DmaOutcome, PprSpec};
 use super::num::{kind_of, parse_u64};
@@ -48,13 +52,56 @@ pub fn create(
     }
     let log = TraceLog::new();
     dev.set_tracer(Some(log.tracer()));
-    Ok(Box::new(Smmu { dev, log }))
+    Ok(Box::new(Smmu {
+        dev,
+        log,
+        atcs: Mutex::new(HashMap::new()),
+    }))
 }
 
 /// An SMMUv3 on the replay's bus, with its trace collected in memory.
 struct Smmu {
     dev: SmmuV3<Arc<ReplayMem>>,
     log: Arc<TraceLog>,
+    /// The recording ATCs registered per StreamID (by the stream's first `ats_request`).
+    atcs: Mutex<HashMap<u32, Arc<RecordingAtc>>>,
+}
+
+/// An endpoint ATC that records every invalidation it receives and always completes it.
+#[derive(Debug, Default)]
+struct RecordingAtc {
+    seen: Mutex<Vec<AtcInvSpec>>,
+}
+
+impl AtcEndpoint for RecordingAtc {
+    fn invalidate(&self, inv: &AtcInvalidation) -> Result<(), AtcError> {
+        let AtcInvalidation {
+            ssid,
+            global,
+            start,
+            last,
+        } = *inv;
+        lock(&self.seen).push(AtcInvSpec {
+            ssid,
+            global,
+            start,
+            last,
+        });
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The replay's spelling of a permission set: `r`, `w`, `x` in that order.
+fn perms_name(p: Perms) -> String {
+    [(Perms::R, 'r'), (Perms::W, 'w'), (Perms::X, 'x')]
+        .iter()
+        .filter(|(b, _)| p.contains(*b))
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 impl ReplayDevice for Smmu {
@@ -129,6 +176,47 @@ impl ReplayDevice for Smmu {
             .dev
             .pri_response(StreamId(stream), group)
             .map(|p| code_name(p.code).to_owned()))
+    }
+
+    fn ats_request(&self, stream: u32, req: &AtsSpec) -> Result<AtsOutcome, String> {
+        if let std::collections::hash_map::Entry::Vacant(v) = lock(&self.atcs).entry(stream) {
+            let atc = Arc::new(RecordingAtc::default());
+            self.dev.register_atc(StreamId(stream), atc.clone());
+            v.insert(atc);
+        }
+        let mut r = AtsRequest::new(stream, req.addr);
+        r.no_write = req.read_only;
+        r.substream = req.substream.map(SubstreamId);
+        Ok(match self.dev.ats_translate(&r) {
+            Ok(c) => AtsOutcome::Granted {
+                addr: c.translate(req.addr),
+                perms: perms_name(c.perms),
+            },
+            Err(AtsError::UnsupportedRequest(why)) => AtsOutcome::Error {
+                status: "UR",
+                reason: why.into(),
+            },
+            Err(AtsError::CompleterAbort(why)) => AtsOutcome::Error {
+                status: "CA",
+                reason: why.into(),
+            },
+        })
+    }
+
+    fn translated(&self, req: &DmaRequest) -> Result<DmaOutcome, String> {
+        Ok(match self.dev.translated_access(req) {
+            Ok(m) => DmaOutcome::Addr(m.output),
+            Err(f) => DmaOutcome::Fault(f.event.to_owned()),
+        })
+    }
+
+    fn atc_invalidations(&self, stream: u32) -> Result<Vec<AtcInvSpec>, String> {
+        let atc = lock(&self.atcs)
+            .get(&stream)
+            .cloned()
+            .ok_or_else(|| format!("stream {stream:#x} has no ATC (no ats_request yet)"))?;
+        let seen = std::mem::take(&mut *lock(&atc.seen));
+        Ok(seen)
     }
 
     fn settle(&self) {
