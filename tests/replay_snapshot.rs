@@ -5,16 +5,20 @@
 //! values, memory, DMA outcomes, interrupts) and pass every expectation in the file. This
 //! includes the I/O page fault scenarios: a stall held (or resolved and not yet collected) at
 //! the split is restored under its STAG, so the `stall_result` after it sees the same outcome,
-//! and Page Request Groups keep their responses for `pri_response`.
+//! and Page Request Groups keep their responses for `pri_response`. With the ATS extension,
+//! the endpoints' ATCs are not device state: the runner registers them again on the restored
+//! device, as a VMM does.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use viommu::common::testing::{Irq, RecordingIrq};
 use viommu::common::traits::FaultKind;
 use viommu::common::traits::{DmaTranslator, MmioDevice};
 use viommu::common::{mem, AccessKind, DmaRequest, StreamId, SubstreamId};
+use viommu::smmuv3::ats::{AtcEndpoint, AtcError, AtcInvalidation, AtsRequest};
 use viommu::smmuv3::caps::SmmuConfig;
 use viommu::smmuv3::cmdq::command::PriResponse;
 use viommu::smmuv3::device::SmmuV3;
@@ -92,6 +96,42 @@ enum Op {
         group: u16,
         expect: Option<String>,
     },
+    /// ATS extension: a Translation Request (`expect` kept as JSON, compared field by field).
+    AtsRequest {
+        req: AtsRequest,
+        expect: Option<Value>,
+    },
+    /// ATS extension: a Translated transaction.
+    Translated {
+        req: DmaRequest,
+        expect: Option<DmaExpect>,
+    },
+    /// ATS extension: the invalidations the stream's ATC received.
+    ExpectAtcInv {
+        stream: u32,
+        expect: Vec<Value>,
+    },
+}
+
+/// An endpoint ATC that records the invalidations it receives.
+#[derive(Debug, Default)]
+struct RecordingAtc(Mutex<Vec<AtcInvalidation>>);
+
+impl AtcEndpoint for RecordingAtc {
+    fn invalidate(&self, inv: &AtcInvalidation) -> Result<(), AtcError> {
+        self.0.lock().unwrap().push(*inv);
+        Ok(())
+    }
+}
+
+/// `rwx` letters of a permission set.
+fn perms_name(p: viommu::common::Perms) -> String {
+    use viommu::common::Perms;
+    [(Perms::R, 'r'), (Perms::W, 'w'), (Perms::X, 'x')]
+        .iter()
+        .filter(|(b, _)| p.contains(*b))
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 /// An operation and its line number in the file.
@@ -281,6 +321,39 @@ fn load(path: &Path) -> Option<Scenario> {
                 group: u16::try_from(field(&o, "group")).unwrap(),
                 expect: o.get("expect").and_then(Value::as_str).map(str::to_owned),
             },
+            "ats_request" => {
+                let mut req = AtsRequest::new(
+                    u32::try_from(field(&o, "stream")).unwrap(),
+                    field(&o, "addr"),
+                );
+                req.no_write = flag(&o, "read_only");
+                req.substream =
+                    opt(&o, "substream").map(|s| SubstreamId(u32::try_from(s).unwrap()));
+                Op::AtsRequest {
+                    req,
+                    expect: o.get("expect").cloned(),
+                }
+            }
+            "translated" => {
+                let access = match o["access"].as_str().expect("access") {
+                    "read" => AccessKind::Read,
+                    "write" => AccessKind::Write,
+                    _ => AccessKind::Exec,
+                };
+                Op::Translated {
+                    req: DmaRequest::new(
+                        u32::try_from(field(&o, "stream")).unwrap(),
+                        field(&o, "addr"),
+                        field(&o, "size"),
+                        access,
+                    ),
+                    expect: o.get("expect").map(dma_expect),
+                }
+            }
+            "expect_atc_inv" => Op::ExpectAtcInv {
+                stream: u32::try_from(field(&o, "stream")).unwrap(),
+                expect: o["expect"].as_array().expect("list").clone(),
+            },
             // Other extensions are not replayed here.
             _ => return None,
         };
@@ -322,6 +395,8 @@ struct Runner<'a> {
     window: Vec<Irq>,
     in_window: bool,
     out: Outcome,
+    /// Endpoint ATCs (registered at a stream's first `ats_request`), by StreamID.
+    atcs: BTreeMap<u32, Arc<RecordingAtc>>,
 }
 
 impl<'a> Runner<'a> {
@@ -442,6 +517,63 @@ impl<'a> Runner<'a> {
                 let ok = expect.as_ref().is_none_or(|e| e == got);
                 self.check(n, ok, format!("pri_response {got}"));
             }
+            Op::AtsRequest { req, expect } => {
+                // The endpoint's ATC, registered at its first Translation Request.
+                if let std::collections::btree_map::Entry::Vacant(v) = self.atcs.entry(req.stream.0)
+                {
+                    let atc = Arc::new(RecordingAtc::default());
+                    self.dev.register_atc(req.stream, atc.clone());
+                    v.insert(atc);
+                }
+                let r = self.dev.ats_translate(req);
+                let ok = expect.as_ref().is_none_or(|e| match (&r, e.get("error")) {
+                    (Err(err), Some(status)) => {
+                        let got = match err {
+                            viommu::smmuv3::ats::AtsError::UnsupportedRequest(_) => "UR",
+                            viommu::smmuv3::ats::AtsError::CompleterAbort(_) => "CA",
+                        };
+                        status == got
+                    }
+                    (Ok(c), None) => {
+                        e.get("addr")
+                            .is_none_or(|a| c.translate(req.addr) == Some(num(a)))
+                            && e.get("perms").is_none_or(|p| {
+                                let mut want: Vec<char> = p.as_str().unwrap().chars().collect();
+                                want.sort_unstable_by_key(|c| "rwx".find(*c));
+                                want.into_iter().collect::<String>() == perms_name(c.perms)
+                            })
+                    }
+                    _ => false,
+                });
+                self.check(n, ok, format!("ats_request {r:?}"));
+            }
+            Op::Translated { req, expect } => {
+                let r = self.dev.translated_access(req);
+                let ok = match (expect, &r) {
+                    (None, _) => true,
+                    (Some(DmaExpect::Addr(a)), Ok(m)) => m.output == *a,
+                    (Some(DmaExpect::Fault(name)), Err(f)) => name.is_empty() || f.event == name,
+                    _ => false,
+                };
+                self.check(n, ok, format!("translated {r:?}"));
+            }
+            Op::ExpectAtcInv { stream, expect } => {
+                let got: Vec<AtcInvalidation> = self
+                    .atcs
+                    .get(stream)
+                    .map(|a| std::mem::take(&mut *a.0.lock().unwrap()))
+                    .unwrap_or_default();
+                let want: Vec<AtcInvalidation> = expect
+                    .iter()
+                    .map(|e| AtcInvalidation {
+                        ssid: opt(e, "ssid").map(|s| u32::try_from(s).unwrap()),
+                        global: flag(e, "global"),
+                        start: field(e, "start"),
+                        last: field(e, "last"),
+                    })
+                    .collect();
+                self.check(n, got == want, format!("expect_atc_inv {got:?}"));
+            }
             Op::ExpectIrq { irq, count } => {
                 self.dev.finish_pending();
                 self.raised.extend(self.irq.take());
@@ -500,6 +632,7 @@ fn run(s: &Scenario, split: Option<usize>) -> Outcome {
         window: Vec::new(),
         in_window: false,
         out: Outcome::default(),
+        atcs: BTreeMap::new(),
     };
     for (i, l) in s.ops.iter().enumerate() {
         if Some(i) == split {
@@ -509,6 +642,10 @@ fn run(s: &Scenario, split: Option<usize>) -> Outcome {
             dev.restore(&snap).unwrap();
             assert_eq!(dev.state(), r.dev.state(), "state after restore");
             r.raised.extend(r.irq.take());
+            // Registered ATCs are not device state: the VMM registers its endpoints again.
+            for (sid, atc) in &r.atcs {
+                dev.register_atc(StreamId(*sid), atc.clone());
+            }
             r.dev = dev;
             r.irq = irq;
         }
@@ -542,7 +679,10 @@ fn test_replay_split_by_save_restore_matches_straight_run() {
     for f in &files {
         let Some(s) = load(f) else { continue };
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("smmuv3_stall_") || name.starts_with("smmuv3_pri_") {
+        if name.starts_with("smmuv3_stall_")
+            || name.starts_with("smmuv3_pri_")
+            || name.starts_with("smmuv3_ats")
+        {
             iopf += 1;
         }
         let straight = run(&s, None);
@@ -566,5 +706,5 @@ fn test_replay_split_by_save_restore_matches_straight_run() {
         }
     }
     assert!(splits > 100);
-    assert!(iopf >= 2, "the stall and PRI scenarios are split too");
+    assert!(iopf >= 3, "the stall, PRI and ATS scenarios are split too");
 }
