@@ -42,7 +42,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use vm_memory::{GuestAddressSpace, GuestMemoryBackend};
 
 use viommu_common::iotlb::{Invalidation, Iotlb};
 use viommu_common::traits::InterruptSink;
@@ -206,29 +205,7 @@ pub struct DeviceStats {
     pub iotlb: viommu_common::iotlb::IotlbStats,
 }
 
-/// The guest memory a device DMAs into: any vm-memory [`GuestAddressSpace`] whose memory is a
-/// [`GuestMemoryBackend`] (`&GuestMemoryMmap`, `Arc<GuestMemoryMmap>`,
-/// `GuestMemoryAtomic<GuestMemoryMmap>`).
-pub trait GuestRam: Send + Sync {
-    /// The memory map.
-    type Backend: GuestMemoryBackend + ?Sized;
-    /// A snapshot of the memory map, held for one access.
-    type Guard: std::ops::Deref<Target = Self::Backend>;
-    /// The current memory map.
-    fn ram(&self) -> Self::Guard;
-}
-
-impl<A> GuestRam for A
-where
-    A: GuestAddressSpace + Send + Sync,
-    A::M: GuestMemoryBackend,
-{
-    type Backend = A::M;
-    type Guard = A::T;
-    fn ram(&self) -> A::T {
-        self.memory()
-    }
-}
+pub use viommu_common::mem::GuestRam;
 
 /// An Arm SMMUv3.
 ///
