@@ -98,7 +98,13 @@ impl Perms {
 impl core::fmt::Display for Perms {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let c = |b: bool, ch: char| if b { ch } else { '-' };
-        write!(f, "{}{}{}", c(self.read(), 'r'), c(self.write(), 'w'), c(self.exec(), 'x'))
+        write!(
+            f,
+            "{}{}{}",
+            c(self.read(), 'r'),
+            c(self.write(), 'w'),
+            c(self.exec(), 'x')
+        )
     }
 }
 

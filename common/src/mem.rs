@@ -164,10 +164,38 @@ macro_rules! word_access {
     };
 }
 
-word_access!(read_u32_le, write_u32_le, u32, from_le_bytes, to_le_bytes, "little-endian u32");
-word_access!(read_u64_le, write_u64_le, u64, from_le_bytes, to_le_bytes, "little-endian u64");
-word_access!(read_u32_be, write_u32_be, u32, from_be_bytes, to_be_bytes, "big-endian u32");
-word_access!(read_u64_be, write_u64_be, u64, from_be_bytes, to_be_bytes, "big-endian u64");
+word_access!(
+    read_u32_le,
+    write_u32_le,
+    u32,
+    from_le_bytes,
+    to_le_bytes,
+    "little-endian u32"
+);
+word_access!(
+    read_u64_le,
+    write_u64_le,
+    u64,
+    from_le_bytes,
+    to_le_bytes,
+    "little-endian u64"
+);
+word_access!(
+    read_u32_be,
+    write_u32_be,
+    u32,
+    from_be_bytes,
+    to_be_bytes,
+    "big-endian u32"
+);
+word_access!(
+    read_u64_be,
+    write_u64_be,
+    u64,
+    from_be_bytes,
+    to_be_bytes,
+    "big-endian u64"
+);
 
 /// Atomically load a naturally aligned little-endian u64 (a page-table descriptor).
 ///
@@ -203,10 +231,17 @@ pub fn cmpxchg_u64_le<M: GuestMemoryBackend + ?Sized>(
     if addr % 8 != 0 {
         return Err(MemError::Misaligned { addr, size: 8 });
     }
-    let slice = mem.get_slice(GuestAddress(addr), 8).map_err(|_| oor(addr, 8))?;
+    let slice = mem
+        .get_slice(GuestAddress(addr), 8)
+        .map_err(|_| oor(addr, 8))?;
     let atomic: &AtomicU64 = slice.get_atomic_ref(0).map_err(|_| oor(addr, 8))?;
     Ok(atomic
-        .compare_exchange(old.to_le(), new.to_le(), Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(
+            old.to_le(),
+            new.to_le(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
         .map(|_| ())
         .map_err(u64::from_le))
 }
@@ -224,10 +259,17 @@ pub fn cmpxchg_u32_be<M: GuestMemoryBackend + ?Sized>(
     if addr % 4 != 0 {
         return Err(MemError::Misaligned { addr, size: 4 });
     }
-    let slice = mem.get_slice(GuestAddress(addr), 4).map_err(|_| oor(addr, 4))?;
+    let slice = mem
+        .get_slice(GuestAddress(addr), 4)
+        .map_err(|_| oor(addr, 4))?;
     let atomic: &AtomicU32 = slice.get_atomic_ref(0).map_err(|_| oor(addr, 4))?;
     Ok(atomic
-        .compare_exchange(old.to_be(), new.to_be(), Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(
+            old.to_be(),
+            new.to_be(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
         .map(|_| ())
         .map_err(u32::from_be))
 }
@@ -311,7 +353,10 @@ mod tests {
         assert_eq!(read_u32_be(&m, 0x1020).unwrap(), 8);
         assert_eq!(
             cmpxchg_u32_be(&m, 0x1022, 7, 8).unwrap_err(),
-            MemError::Misaligned { addr: 0x1022, size: 4 }
+            MemError::Misaligned {
+                addr: 0x1022,
+                size: 4
+            }
         );
     }
 

@@ -38,7 +38,11 @@ pub fn run() {
         info.idr0,
         info.idr1,
         if info.two_level { "2" } else { "1" },
-        if info.msipoll { "MSI-polled" } else { "CONS-polled" },
+        if info.msipoll {
+            "MSI-polled"
+        } else {
+            "CONS-polled"
+        },
         info.ril
     );
     if let Err(e) = drv.reset() {
@@ -58,8 +62,14 @@ pub fn run() {
     let sid = 0x10;
     let dom = drv.new_s1_domain(1);
     let iova = 0x1_0000_0000;
-    dom.pgtable
-        .map_pages(&ram, &mut drv.alloc, iova, RAM + 0x0200_0000, 0x4000, Prot::RW);
+    dom.pgtable.map_pages(
+        &ram,
+        &mut drv.alloc,
+        iova,
+        RAM + 0x0200_0000,
+        0x4000,
+        Prot::RW,
+    );
     if let Err(e) = drv.attach_s1(sid, &dom) {
         return println!("attach failed: {e}");
     }
@@ -68,14 +78,25 @@ pub fn run() {
 
     for off in [0x0u64, 0x1008, 0x2010, 0x0040, 0x1008, 0x3ff8] {
         match smmu.translate(&DmaRequest::read(sid, iova + off, 8)) {
-            Ok(m) => println!("  DMA read  {:#x} -> {:#x} ({})", iova + off, m.output, m.perms),
+            Ok(m) => println!(
+                "  DMA read  {:#x} -> {:#x} ({})",
+                iova + off,
+                m.output,
+                m.perms
+            ),
             Err(f) => println!("  DMA read  {:#x} -> fault {}", iova + off, f.event),
         }
     }
     let st = smmu.stats().iotlb;
-    println!("IOTLB: {} hits, {} misses, {} inserts", st.hits, st.misses, st.inserts);
+    println!(
+        "IOTLB: {} hits, {} misses, {} inserts",
+        st.hits, st.misses, st.inserts
+    );
 
-    println!("unmap {:#x} (io-pgtable clear, TLBI_NH_VA + CMD_SYNC):", iova + 0x1000);
+    println!(
+        "unmap {:#x} (io-pgtable clear, TLBI_NH_VA + CMD_SYNC):",
+        iova + 0x1000
+    );
     if let Err(e) = drv.unmap_s1(&dom, iova + 0x1000, 0x1000) {
         return println!("unmap failed: {e}");
     }
@@ -83,7 +104,11 @@ pub fn run() {
         println!("    {line}");
     }
     match smmu.translate(&DmaRequest::write(sid, iova + 0x1008, 8)) {
-        Ok(m) => println!("  DMA write {:#x} -> {:#x} (unexpected)", iova + 0x1008, m.output),
+        Ok(m) => println!(
+            "  DMA write {:#x} -> {:#x} (unexpected)",
+            iova + 0x1008,
+            m.output
+        ),
         Err(f) => println!("  DMA write {:#x} -> fault {}", iova + 0x1008, f.event),
     }
     for line in log.take_text().lines() {

@@ -335,9 +335,9 @@ impl<'a, M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'a, M, G> {
         } else {
             (info.sid_bits, 64u64 << info.sid_bits)
         };
-        self.strtab =
-            self.alloc
-                .alloc_zeroed(self.mem, strtab_bytes, strtab_bytes.max(64));
+        self.strtab = self
+            .alloc
+            .alloc_zeroed(self.mem, strtab_bytes, strtab_bytes.max(64));
         if !info.two_level {
             for sid in 0..(1u64 << info.sid_bits) {
                 let _ = mem::write_u64_le(self.mem, self.strtab + 64 * sid, 1);

@@ -239,8 +239,7 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
                 64u64 << bits
             };
             (
-                self.alloc
-                    .alloc_zeroed(self.mem, bytes, bytes.max(64)),
+                self.alloc.alloc_zeroed(self.mem, bytes, bytes.max(64)),
                 bits,
             )
         });
