@@ -21,7 +21,7 @@ macro_rules! id_newtype {
 }
 
 id_newtype!(
-    /// A PCI requester ID: bus[15:8], device[7:3], function[2:0].
+    /// A PCI requester ID: bus in bits 15:8, device in bits 7:3, function in bits 2:0.
     RequesterId(u16)
 );
 id_newtype!(
