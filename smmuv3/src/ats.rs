@@ -50,17 +50,14 @@ use viommu_common::access::{AccessKind, DmaRequest, Perms};
 use viommu_common::id::{StreamId, SubstreamId};
 use viommu_common::iotlb::TlbEntry;
 use viommu_common::traits::{DmaFault, DmaMapping, FaultKind, MemAttrs};
-use viommu_common::walk::{
-    walk_stage1, walk_stage2, Stage, Stage1Config, Stage2Config, WalkFault, WalkFaultKind,
-    WalkResult,
-};
+use viommu_common::walk::{walk_stage2, Stage, Stage2Config, WalkFault, WalkFaultKind, WalkResult};
 
 use crate::config::ste::StreamTable;
 use crate::config::{AtsMode, ConfigError, StreamAttrs, StreamConfig};
 use crate::device::{lock, GuestRam, SmmuV3, View};
 use crate::event::{Event, EventAccess, EventSource};
 use crate::trace::Effect;
-use crate::translate::{Route, S1Ctx};
+use crate::translate::{walk_route, Route, S1Ctx};
 
 /// Fault names of translated-transaction terminations that record no event.
 pub mod names {
@@ -510,25 +507,10 @@ where
         let ram = self.mem.ram();
         let mem = &*ram;
         let addr = req.addr;
-        let walk = |access: AccessKind| match (s1, s2) {
-            (Some(c), s2) => {
-                let region = if Stage1Config::region_of(addr) {
-                    &c.ttb1
-                } else {
-                    &c.ttb0
-                };
-                match s2 {
-                    Some(s2c) => {
-                        let hook =
-                            |ipa: u64, acc: AccessKind| walk_stage2(mem, s2c, ipa, acc, privileged);
-                        walk_stage1(mem, region, addr, access, privileged, Some(&hook))
-                    }
-                    None => walk_stage1(mem, region, addr, access, privileged, None),
-                }
-            }
-            (None, Some(s2c)) => walk_stage2(mem, s2c, addr, access, privileged),
-            // Not a translating route (resolve never returns one): nothing to grant.
-            (None, None) => Err(WalkFault::new(WalkFaultKind::Translation, Stage::S1, 0)),
+        let walk = |access: AccessKind| {
+            walk_route(mem, s1, s2, addr, access, privileged)
+                // Not a translating route (resolve never returns one): nothing to grant.
+                .unwrap_or_else(|| Err(WalkFault::new(WalkFaultKind::Translation, Stage::S1, 0)))
         };
         let tries = [
             (!req.no_write).then_some(AccessKind::Write),

@@ -30,7 +30,10 @@ use viommu_common::iotlb::{TlbEntry, TlbTag};
 use crate::route::{Hot, TagKey};
 use crate::spec::ste::{InstCfg, PrivCfg};
 use viommu_common::traits::{DmaFault, DmaMapping, DmaPin, DmaTranslator, FaultKind, MemAttrs};
-use viommu_common::walk::{walk_stage1, walk_stage2, Stage, Stage1Config, Stage2Config, WalkFault};
+use viommu_common::walk::{
+    walk_stage1, walk_stage2, Stage, Stage1Config, Stage2Config, WalkFault, WalkResult,
+};
+use vm_memory::GuestMemoryBackend;
 
 use crate::config::StreamAttrs;
 use crate::device::{GuestRam, SmmuV3, View};
@@ -47,6 +50,38 @@ pub(crate) struct S1Ctx {
     pub record: bool,
     /// CD.S: stall stage-1 translation-related faults (see [`crate::stall`]).
     pub stall: bool,
+}
+
+/// Walks `addr` through a translating route's stages: stage 1 from the TTB region the address
+/// selects (nested: with stage 2 translating its table and output addresses), or stage 2 alone.
+/// `None` for a route with neither stage. Shared by DMA translation and ATS.
+pub(crate) fn walk_route<B: GuestMemoryBackend + ?Sized>(
+    mem: &B,
+    s1: Option<&S1Ctx>,
+    s2: Option<&Stage2Config>,
+    addr: u64,
+    access: AccessKind,
+    privileged: bool,
+) -> Option<Result<WalkResult, WalkFault>> {
+    Some(match (s1, s2) {
+        (Some(c), s2) => {
+            let region = if Stage1Config::region_of(addr) {
+                &c.ttb1
+            } else {
+                &c.ttb0
+            };
+            match s2 {
+                Some(s2c) => {
+                    let hook =
+                        |ipa: u64, acc: AccessKind| walk_stage2(mem, s2c, ipa, acc, privileged);
+                    walk_stage1(mem, region, addr, access, privileged, Some(&hook))
+                }
+                None => walk_stage1(mem, region, addr, access, privileged, None),
+            }
+        }
+        (None, Some(s2c)) => walk_stage2(mem, s2c, addr, access, privileged),
+        (None, None) => return None,
+    })
 }
 
 /// What a (StreamID, SubstreamID) resolves to.
@@ -196,31 +231,13 @@ where
         let token = self.iotlb.begin_fill(tag);
         let ram = self.mem.ram();
         let mem = &*ram;
-        let result = match (s1, s2) {
-            (Some(c), s2) => {
-                let region = if Stage1Config::region_of(addr) {
-                    &c.ttb1
-                } else {
-                    &c.ttb0
-                };
-                match s2 {
-                    Some(s2c) => {
-                        let hook =
-                            |ipa: u64, acc: AccessKind| walk_stage2(mem, s2c, ipa, acc, privileged);
-                        walk_stage1(mem, region, addr, access, privileged, Some(&hook))
-                    }
-                    None => walk_stage1(mem, region, addr, access, privileged, None),
-                }
-            }
-            (None, Some(s2c)) => walk_stage2(mem, s2c, addr, access, privileged),
-            (None, None) => {
-                return Ok(DmaMapping {
-                    output: addr,
-                    len: req.len.max(1),
-                    perms: Perms::RWX,
-                    attrs: MemAttrs::default(),
-                })
-            }
+        let Some(result) = walk_route(mem, s1, s2, addr, access, privileged) else {
+            return Ok(DmaMapping {
+                output: addr,
+                len: req.len.max(1),
+                perms: Perms::RWX,
+                attrs: MemAttrs::default(),
+            });
         };
         drop(ram);
         match result {
