@@ -161,26 +161,8 @@ pub(super) fn parse(name: &str, f: &mut Fields<'_>) -> Result<AtsOp, String> {
         None
     };
     let addr = f.num("addr")?;
-    let read_only = match f.opt("read_only") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(f.err(
-                "read_only",
-                &format!("expected a boolean, found {}", kind_of(other)),
-            ))
-        }
-    };
-    let expect = match f.opt("expect") {
-        None => None,
-        Some(Value::Object(m)) => Some(ats_expect(m).map_err(|r| f.err("expect", &r))?),
-        Some(other) => {
-            return Err(f.err(
-                "expect",
-                &format!("expected an object, found {}", kind_of(other)),
-            ))
-        }
-    };
+    let read_only = f.opt_bool("read_only")?;
+    let expect = f.opt_object("expect", ats_expect)?;
     Ok(AtsOp::Request {
         dev,
         stream,

@@ -1,24 +1,11 @@
 //! Parsing of the I/O-page-fault operations (`stall_result`, `page_request`, `pri_response`;
 //! see [`crate::replay::iopf`]). A child of `parse` so it shares its field accessors.
 
-use serde_json::Value;
-
-use super::{kind_of, parse_dma_expect, Fields};
+use super::{parse_dma_expect, Fields};
 use crate::replay::iopf::{IopfOp, PprSpec};
 
 const PPR_EXPECT: [&str; 5] = ["queued", "dropped", "success", "invalid", "failure"];
 const PRI_EXPECT: [&str; 4] = ["success", "invalid", "failure", "none"];
-
-fn opt_bool(f: &mut Fields<'_>, key: &'static str) -> Result<bool, String> {
-    match f.opt(key) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(f.err(
-            key,
-            &format!("expected a boolean, found {}", kind_of(other)),
-        )),
-    }
-}
 
 fn group(f: &mut Fields<'_>) -> Result<u16, String> {
     let g = f.num("group")?;
@@ -49,18 +36,7 @@ pub(super) fn parse(name: &str, f: &mut Fields<'_>) -> Result<IopfOp, String> {
             let stag = f.num("stag")?;
             let stag = u16::try_from(stag)
                 .map_err(|_| f.err("stag", &format!("{stag:#x} does not fit in 16 bits")))?;
-            let expect = match f.opt("expect") {
-                None => None,
-                Some(Value::Object(m)) => {
-                    Some(parse_dma_expect(m).map_err(|r| f.err("expect", &r))?)
-                }
-                Some(other) => {
-                    return Err(f.err(
-                        "expect",
-                        &format!("expected an object, found {}", kind_of(other)),
-                    ))
-                }
-            };
+            let expect = f.opt_object("expect", parse_dma_expect)?;
             IopfOp::StallResult {
                 dev,
                 stream,
@@ -85,8 +61,8 @@ pub(super) fn parse(name: &str, f: &mut Fields<'_>) -> Result<IopfOp, String> {
                 read: access.contains('r'),
                 write: access.contains('w'),
                 exec: access.contains('x'),
-                privileged: opt_bool(f, "privileged")?,
-                last: opt_bool(f, "last")?,
+                privileged: f.opt_bool("privileged")?,
+                last: f.opt_bool("last")?,
                 group: group(f)?,
             };
             let expect = one_of(f, &PPR_EXPECT)?;

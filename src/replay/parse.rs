@@ -259,16 +259,9 @@ fn parse_op(name: &str, f: &mut Fields<'_>) -> Result<Op, String> {
         "device" => {
             let name = f.string("name")?;
             let kind = f.string("kind")?;
-            let config = match f.opt("config") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(m)) => m.clone(),
-                Some(other) => {
-                    return Err(f.err(
-                        "config",
-                        &format!("expected an object, found {}", kind_of(other)),
-                    ))
-                }
-            };
+            let config = f
+                .opt_object("config", |m| Ok(m.clone()))?
+                .unwrap_or_default();
             Op::Device { name, kind, config }
         }
         "write_mem" => {
@@ -385,26 +378,8 @@ fn parse_dma(f: &mut Fields<'_>) -> Result<Op, String> {
             ))
         }
     };
-    let privileged = match f.opt("privileged") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(f.err(
-                "privileged",
-                &format!("expected a boolean, found {}", kind_of(other)),
-            ))
-        }
-    };
-    let expect = match f.opt("expect") {
-        None => None,
-        Some(Value::Object(m)) => Some(parse_dma_expect(m).map_err(|r| f.err("expect", &r))?),
-        Some(other) => {
-            return Err(f.err(
-                "expect",
-                &format!("expected an object, found {}", kind_of(other)),
-            ))
-        }
-    };
+    let privileged = f.opt_bool("privileged")?;
+    let expect = f.opt_object("expect", parse_dma_expect)?;
     Ok(Op::Dma {
         dev,
         stream,
@@ -481,6 +456,34 @@ impl<'a> Fields<'a> {
     fn req(&mut self, key: &'static str) -> Result<&'a Value, String> {
         self.opt(key)
             .ok_or_else(|| format!("{}: missing field `{key}`", self.op))
+    }
+
+    /// An optional boolean; absent (or null) is `false`.
+    fn opt_bool(&mut self, key: &'static str) -> Result<bool, String> {
+        match self.opt(key) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.err(
+                key,
+                &format!("expected a boolean, found {}", kind_of(other)),
+            )),
+        }
+    }
+
+    /// An optional object, decoded by `decode` (whose error is reported against `key`).
+    fn opt_object<T>(
+        &mut self,
+        key: &'static str,
+        decode: impl FnOnce(&'a Map<String, Value>) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        match self.opt(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => decode(m).map(Some).map_err(|r| self.err(key, &r)),
+            Some(other) => Err(self.err(
+                key,
+                &format!("expected an object, found {}", kind_of(other)),
+            )),
+        }
     }
 
     fn num(&mut self, key: &'static str) -> Result<u64, String> {
