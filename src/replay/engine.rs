@@ -80,6 +80,21 @@ impl OpRecord {
             error: None,
         }
     }
+
+    /// The record of an extension op whose `exec` returned `(actual, ok, expected)`: the
+    /// expected value is shown only when the check failed.
+    fn checked(
+        line: usize,
+        op: &'static str,
+        (actual, ok, expect): (Value, Option<bool>, Value),
+    ) -> Self {
+        let mut r = Self::new(line, op, actual);
+        r.ok = ok;
+        if ok == Some(false) {
+            r.expect = Some(expect);
+        }
+        r
+    }
 }
 
 fn err(line: usize, reason: impl Into<String>) -> ScriptError {
@@ -331,24 +346,12 @@ impl Session {
             Op::Iopf(o) => {
                 let d = dev?;
                 d.dev.settle();
-                let (actual, ok, expect) = o.exec(&*d.dev);
-                let mut r = OpRecord::new(n, o.name(), actual);
-                r.ok = ok;
-                if ok == Some(false) {
-                    r.expect = Some(expect);
-                }
-                Some(r)
+                Some(OpRecord::checked(n, o.name(), o.exec(&*d.dev)))
             }
             Op::Ats(o) => {
                 let d = dev?;
                 d.dev.settle();
-                let (actual, ok, expect) = o.exec(&*d.dev);
-                let mut r = OpRecord::new(n, o.name(), actual);
-                r.ok = ok;
-                if ok == Some(false) {
-                    r.expect = Some(expect);
-                }
-                Some(r)
+                Some(OpRecord::checked(n, o.name(), o.exec(&*d.dev)))
             }
             Op::ExpectIrq { irq, count, .. } => {
                 let i = idx?;
