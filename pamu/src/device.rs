@@ -276,16 +276,9 @@ impl<M: GuestRam> Pamu<M> {
         access: AccessKind,
         ioe: u8,
     ) -> Result<PamuTranslation, PamuFault> {
-        let inst = self.instance_of(liodn);
-        let (ctl, regs) = self.control(inst);
-        // One snapshot of the memory map for the whole translation, released before a fault is
-        // captured. Matched by value (no borrow of the result) so the hit path keeps it in
-        // registers.
-        let result = {
-            let ram = self.mem.ram();
-            translate(&*ram, &self.caps, ctl, &regs, liodn, addr, len, access, ioe)
-        };
-        match result {
+        // The memory-map snapshot is released (when probe returns) before a fault is captured.
+        // Matched by value (no borrow of the result) so the hit path keeps it in registers.
+        match self.probe(liodn, addr, len, access, ioe) {
             Ok(t) => {
                 if self.tracer.is_some() {
                     self.trace_translation(liodn, addr, len, access, Ok(t));
@@ -294,7 +287,7 @@ impl<M: GuestRam> Pamu<M> {
             }
             Err(f) => {
                 self.trace_translation(liodn, addr, len, access, Err(f));
-                self.record_fault(inst, &f, liodn, addr, access.is_write());
+                self.record_fault(self.instance_of(liodn), &f, liodn, addr, access.is_write());
                 Err(f)
             }
         }
