@@ -19,7 +19,7 @@ use viommu_common::access::Perms;
 use viommu_common::mem::{read_obj, write_u32_be, MemError};
 use vm_memory::GuestMemoryBackend;
 
-use crate::spec::paace::{Ap, Atm, Otm, PaaceW7Idx, PaaceWin};
+use crate::spec::paace::{Ap, Atm, Otm, PaaceW3, PaaceW7Idx, PaaceWin};
 
 mod tables;
 mod vfio;
@@ -188,6 +188,29 @@ fn update_entry<M: GuestMemoryBackend + ?Sized>(
     }
     write_u32_be(mem, addr + 4, w[1])?;
     Ok(())
+}
+
+/// The attributes every window of a LIODN carries, primary and secondary alike: coherent
+/// (CR), the operation-mapping index (OTM = indexed, OMI), the snoop ID and the stash target.
+/// `w3` is the caller's pending word 3, which the caller stores.
+fn set_window_attrs(
+    e: &mut PaaceWin,
+    w3: &mut PaaceW3,
+    omi: Option<u16>,
+    snoop: Option<u8>,
+    stash: Option<u8>,
+) {
+    e.set_w2(e.w2().with_cr(true));
+    if let Some(omi) = omi {
+        w3.set_otm(Otm::INDEXED);
+        e.w7 = PaaceW7Idx::new().with_omi(omi).into_bits().into();
+    }
+    if let Some(s) = snoop {
+        e.set_w2(e.w2().with_snpid(s));
+    }
+    if let Some(c) = stash {
+        w3.set_cid(c);
+    }
 }
 
 impl Domain {
@@ -440,17 +463,7 @@ impl Domain {
             e.set_wba(start);
             let mut w1 = e.pw1().with_wse(l - 1).with_pt(false);
             let mut w3 = e.w3();
-            e.set_w2(e.w2().with_cr(true));
-            if let Some(omi) = omi {
-                w3.set_otm(Otm::INDEXED);
-                e.w7 = PaaceW7Idx::new().with_omi(omi).into_bits().into();
-            }
-            if let Some(s) = snoop {
-                e.set_w2(e.w2().with_snpid(s));
-            }
-            if let Some(c) = stash {
-                w3.set_cid(c);
-            }
+            set_window_attrs(e, &mut w3, omi, snoop, stash);
             match fspi {
                 Some(f) => {
                     e.w6 = f.into();
@@ -479,18 +492,8 @@ impl Domain {
                 update_entry(mem, t.spaace_addr(f + i - 1), |e| {
                     *e = PaaceWin::default();
                     e.set_sw1(e.sw1().with_liodn(liodn).with_pt(true));
-                    e.set_w2(e.w2().with_cr(true));
                     let mut w3 = e.w3().with_atm(Atm::WINDOW);
-                    if let Some(omi) = omi {
-                        w3.set_otm(Otm::INDEXED);
-                        e.w7 = PaaceW7Idx::new().with_omi(omi).into_bits().into();
-                    }
-                    if let Some(s) = snoop {
-                        e.set_w2(e.w2().with_snpid(s));
-                    }
-                    if let Some(c) = stash {
-                        w3.set_cid(c);
-                    }
+                    set_window_attrs(e, &mut w3, omi, snoop, stash);
                     e.set_w3(w3);
                     e.set_w5(e.w5().with_swse(sub_l - 1));
                 })?;
