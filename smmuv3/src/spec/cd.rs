@@ -6,7 +6,7 @@
 use bitfield_struct::bitfield;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::{bits_mask, le_word, open_enum, Cacheability, Le64, Shareability};
+use super::{bits_mask, le_record, le_word, open_enum, Cacheability, Le64, Shareability};
 
 open_enum! {
     /// CD.TG0 (bits \[7:6\]): TTB0 granule (same encoding as TCR_EL1.TG0).
@@ -189,37 +189,14 @@ pub struct Cd {
 
 const _: () = assert!(core::mem::size_of::<Cd>() == 64);
 
+le_record!(Cd[8] {
+    w0: CdW0, w1: CdW1, w2: CdW2, w3: CdW3,
+    w4: CdIgnored, w5: CdIgnored, w6: CdIgnored, w7: CdIgnored,
+});
+
 impl Cd {
     /// Size of a CD in bytes.
     pub const SIZE: u64 = 64;
-
-    /// Build from the eight architectural word values.
-    pub const fn from_words(w: [u64; 8]) -> Self {
-        Self {
-            w0: CdW0::from_raw(w[0]),
-            w1: CdW1::from_raw(w[1]),
-            w2: CdW2::from_raw(w[2]),
-            w3: CdW3::from_raw(w[3]),
-            w4: CdIgnored::from_raw(w[4]),
-            w5: CdIgnored::from_raw(w[5]),
-            w6: CdIgnored::from_raw(w[6]),
-            w7: CdIgnored::from_raw(w[7]),
-        }
-    }
-
-    /// The eight architectural word values.
-    pub const fn words(&self) -> [u64; 8] {
-        [
-            self.w0.raw(),
-            self.w1.raw(),
-            self.w2.raw(),
-            self.w3.raw(),
-            self.w4.raw(),
-            self.w5.raw(),
-            self.w6.raw(),
-            self.w7.raw(),
-        ]
-    }
 
     /// TTB0 (bits \[115:68\]): TTB0 table address bits \[51:4\] (an IPA under nesting).
     pub const fn ttb0(&self) -> u64 {

@@ -5,7 +5,7 @@
 use bitfield_struct::bitfield;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::{bits_mask, le_word, open_enum, Le64};
+use super::{bits_mask, le_record, le_word, open_enum, Le64};
 
 open_enum! {
     /// Event number (word 0 bits \[7:0\]).
@@ -180,24 +180,11 @@ pub struct EvtEntry {
 
 const _: () = assert!(core::mem::size_of::<EvtEntry>() == 32);
 
+le_record!(EvtEntry[4] { w0: EvtW0, w1: EvtW1, w2: EvtW2, w3: EvtW3 });
+
 impl EvtEntry {
     /// Size of an event record in bytes.
     pub const SIZE: u64 = 32;
-
-    /// Build from the four architectural word values.
-    pub const fn from_words(w: [u64; 4]) -> Self {
-        Self {
-            w0: EvtW0::from_raw(w[0]),
-            w1: EvtW1::from_raw(w[1]),
-            w2: EvtW2::from_raw(w[2]),
-            w3: EvtW3::from_raw(w[3]),
-        }
-    }
-
-    /// The four architectural word values.
-    pub const fn words(&self) -> [u64; 4] {
-        [self.w0.raw(), self.w1.raw(), self.w2.raw(), self.w3.raw()]
-    }
 }
 
 #[cfg(test)]

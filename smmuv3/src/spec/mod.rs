@@ -110,6 +110,30 @@ macro_rules! le_word {
 }
 pub(crate) use le_word;
 
+/// Adds `from_words([u64; N])` / `words()` to a record whose fields `w0..` are [`le_word!`]
+/// words, listed in order with their types. The array pattern in `from_words` makes a count
+/// that disagrees with the field list a compile error.
+macro_rules! le_record {
+    ($rec:ident[$n:literal] { $($w:ident: $ty:ident),* $(,)? }) => {
+        impl $rec {
+            /// Build from the architectural word values, `w0` first (as loaded one 64-bit
+            /// access at a time).
+            pub const fn from_words(w: [u64; $n]) -> Self {
+                let [$($w),*] = w;
+                Self {
+                    $($w: $ty::from_raw($w),)*
+                }
+            }
+
+            /// The architectural word values, `w0` first.
+            pub const fn words(&self) -> [u64; $n] {
+                [$(self.$w.raw()),*]
+            }
+        }
+    };
+}
+pub(crate) use le_record;
+
 /// Mask of bits `[hi:lo]` of a u64 (for address fields stored in place).
 pub(crate) const fn bits_mask(hi: u32, lo: u32) -> u64 {
     (u64::MAX >> (63 - hi)) & !((1u64 << lo) - 1)

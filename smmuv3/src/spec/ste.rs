@@ -6,7 +6,7 @@
 use bitfield_struct::bitfield;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::{bits_mask, le_word, open_enum, Cacheability, Le64, Shareability};
+use super::{bits_mask, le_record, le_word, open_enum, Cacheability, Le64, Shareability};
 
 open_enum! {
     /// STE.Config (bits \[3:1\]).
@@ -317,37 +317,14 @@ pub struct Ste {
 const _: () = assert!(core::mem::size_of::<Ste>() == 64);
 const _: () = assert!(core::mem::align_of::<Ste>() == 1);
 
+le_record!(Ste[8] {
+    w0: SteW0, w1: SteW1, w2: SteW2, w3: SteW3,
+    w4: SteIgnored, w5: SteIgnored, w6: SteIgnored, w7: SteIgnored,
+});
+
 impl Ste {
     /// Size of an STE in bytes.
     pub const SIZE: u64 = 64;
-
-    /// Build from the eight architectural word values (as loaded one 64-bit access at a time).
-    pub const fn from_words(w: [u64; 8]) -> Self {
-        Self {
-            w0: SteW0::from_raw(w[0]),
-            w1: SteW1::from_raw(w[1]),
-            w2: SteW2::from_raw(w[2]),
-            w3: SteW3::from_raw(w[3]),
-            w4: SteIgnored::from_raw(w[4]),
-            w5: SteIgnored::from_raw(w[5]),
-            w6: SteIgnored::from_raw(w[6]),
-            w7: SteIgnored::from_raw(w[7]),
-        }
-    }
-
-    /// The eight architectural word values.
-    pub const fn words(&self) -> [u64; 8] {
-        [
-            self.w0.raw(),
-            self.w1.raw(),
-            self.w2.raw(),
-            self.w3.raw(),
-            self.w4.raw(),
-            self.w5.raw(),
-            self.w6.raw(),
-            self.w7.raw(),
-        ]
-    }
 
     /// S1ContextPtr (bits \[55:6\]): address of the CD or L1 CD table (an IPA when stage 2 is
     /// on). Bits \[55:52\] are RES0 in SMMUv3.1..v3.3 and kept, so an out-of-range pointer is
