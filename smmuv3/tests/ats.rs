@@ -92,6 +92,25 @@ fn attach_with(drv: &mut Drv<'_>, sid: u32, dom: &S1Domain, w1_extra: u64) {
     drv.write_ste(sid, ste).unwrap();
 }
 
+/// A fresh stage-1 domain (ASID 1) mapping `len` bytes at IOVA -> PA read/write, attached to
+/// SID with `w1_extra` (EATS) in STE word 1.
+fn attach_rw(drv: &mut Drv<'_>, ram: &GuestMemoryMmap, len: u64, w1_extra: u64) -> S1Domain {
+    let dom = drv.new_s1_domain(1);
+    dom.pgtable
+        .map_pages(ram, &mut drv.alloc, IOVA, PA, len, Prot::RW);
+    attach_with(drv, SID, &dom, w1_extra);
+    dom
+}
+
+/// Give SID + 1 a bypass STE and SID + 2 an abort STE, then drain the event queue.
+fn add_bypass_and_abort_streams(drv: &mut Drv<'_>) {
+    let bypass = drv.bypass_ste();
+    drv.write_ste(SID + 1, bypass).unwrap();
+    let abort = drv.abort_ste();
+    drv.write_ste(SID + 2, abort).unwrap();
+    drv.read_events();
+}
+
 fn bring_up<'a>(ram: &'a GuestMemoryMmap, cfg: &SmmuConfig) -> (Dev<'a>, Arc<RecordingIrq>) {
     let irq = Arc::new(RecordingIrq::new());
     let smmu = SmmuV3::new(cfg, ram, irq.clone()).unwrap();
@@ -125,10 +144,7 @@ fn test_atc_inv_reaches_endpoint_and_next_use_misses() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let (smmu, _irq) = bring_up(&ram, &ats_config());
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    dom.pgtable
-        .map_pages(&ram, &mut drv.alloc, IOVA, PA, 0x4000, Prot::RW);
-    attach_with(&mut drv, SID, &dom, EATS_FULL);
+    let dom = attach_rw(&mut drv, &ram, 0x4000, EATS_FULL);
     let atc = Arc::new(Atc::default());
     assert!(smmu.register_atc(StreamId(SID), atc.clone()).is_none());
 
@@ -199,10 +215,7 @@ fn test_atc_inv_failure_fails_next_sync() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let (smmu, irq) = bring_up(&ram, &ats_config());
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    dom.pgtable
-        .map_pages(&ram, &mut drv.alloc, IOVA, PA, 0x1000, Prot::RW);
-    attach_with(&mut drv, SID, &dom, EATS_FULL);
+    attach_rw(&mut drv, &ram, 0x1000, EATS_FULL);
     let atc = Arc::new(Atc::default());
     smmu.register_atc(StreamId(SID), atc.clone());
     atc.fail.store(true, Ordering::SeqCst);
@@ -281,15 +294,8 @@ fn test_ats_request_refused_per_ste() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let (smmu, _irq) = bring_up(&ram, &ats_config());
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    dom.pgtable
-        .map_pages(&ram, &mut drv.alloc, IOVA, PA, 0x1000, Prot::RW);
-    attach_with(&mut drv, SID, &dom, 0);
-    let bypass = drv.bypass_ste();
-    drv.write_ste(SID + 1, bypass).unwrap();
-    let abort = drv.abort_ste();
-    drv.write_ste(SID + 2, abort).unwrap();
-    drv.read_events();
+    attach_rw(&mut drv, &ram, 0x1000, 0);
+    add_bypass_and_abort_streams(&mut drv);
 
     let e = smmu.ats_translate(&AtsRequest::new(SID, IOVA)).unwrap_err();
     assert!(matches!(e, AtsError::UnsupportedRequest(_)), "{e}");
@@ -327,10 +333,7 @@ fn test_ats_request_without_idr0_ats_is_unsupported() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let (smmu, _irq) = bring_up(&ram, &SmmuConfig::default());
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    dom.pgtable
-        .map_pages(&ram, &mut drv.alloc, IOVA, PA, 0x1000, Prot::RW);
-    attach_with(&mut drv, SID, &dom, EATS_FULL);
+    attach_rw(&mut drv, &ram, 0x1000, EATS_FULL);
     assert_eq!(
         smmu.ats_translate(&AtsRequest::new(SID, IOVA)),
         Err(AtsError::UnsupportedRequest("IDR0.ATS = 0"))
@@ -381,15 +384,8 @@ fn test_translated_traffic_checked_with_atschk() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let (smmu, _irq) = bring_up(&ram, &ats_config());
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    dom.pgtable
-        .map_pages(&ram, &mut drv.alloc, IOVA, PA, 0x1000, Prot::RW);
-    attach_with(&mut drv, SID, &dom, 0);
-    let bypass = drv.bypass_ste();
-    drv.write_ste(SID + 1, bypass).unwrap();
-    let abort = drv.abort_ste();
-    drv.write_ste(SID + 2, abort).unwrap();
-    drv.read_events();
+    attach_rw(&mut drv, &ram, 0x1000, 0);
+    add_bypass_and_abort_streams(&mut drv);
 
     let f = smmu
         .translated_access(&DmaRequest::write(SID, PA, 4))
