@@ -159,6 +159,26 @@ impl Epochs {
     }
 }
 
+/// DMA thread body: read the pool page index stored at `addr` through vm-memory's
+/// `IommuMemory` (the VMM's view) over `iommu` as `stream`, checking every result; a failed
+/// read is allowed while an update is in flight if `transient` accepts its message.
+fn iommu_memory_loop<T: DmaTranslator + ?Sized>(
+    ep: &Epochs,
+    ram: Ram,
+    iommu: Arc<T>,
+    stream: StreamId,
+    addr: u64,
+    transient: impl Fn(&str) -> bool,
+) {
+    let dma = IommuMemory::new(ram, EndpointIommu::new(iommu, stream, None), true, ());
+    ep.dma_loop("IommuMemory", |_| {
+        dma.read_obj::<u64>(GuestAddress(addr)).map_err(|e| {
+            let s = e.to_string();
+            (transient(&s), s)
+        })
+    });
+}
+
 // ---------------------------------------------------------------------------------- SMMUv3
 
 const RAM: u64 = 0x4000_0000;
@@ -171,22 +191,39 @@ fn smmu_pa(page: u64) -> u64 {
     RAM + 0x100_0000 + page * 0x1000
 }
 
-/// `epochs` remaps of one IOVA page by a vCPU thread (PTE rewrite in guest memory, then
-/// TLBI_NH_VA and CMD_SYNC through the command queue, waiting for completion the way Linux
-/// does; with `tlbi = false` only the CMD_SYNC) while `threads` DMA threads translate it (thread 0 through `IommuMemory`, reading the page).
-fn smmu_remap_race(epochs: u64, threads: usize, opts: DriverOptions, tlbi: bool) -> Option<String> {
-    let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
-    let smmu = Arc::new(
+type Smmu = SmmuV3<Arc<Ram>>;
+
+/// A default-configured SMMU over `ram`, its interrupts recorded and ignored.
+fn new_smmu(ram: &Arc<Ram>) -> Arc<Smmu> {
+    Arc::new(
         SmmuV3::new(
             &SmmuConfig::default(),
             ram.clone(),
             Arc::new(RecordingIrq::new()),
         )
         .unwrap(),
-    );
-    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, opts);
+    )
+}
+
+/// The guest's driver over all of `ram`, probed and reset (SMMU enabled).
+fn brought_up<'a>(
+    smmu: &'a Smmu,
+    ram: &'a Ram,
+    opts: DriverOptions,
+) -> GuestDriver<'a, Arc<Ram>, Ram> {
+    let mut drv = GuestDriver::new(smmu, ram, RAM, RAM_SIZE, opts);
     drv.probe().unwrap();
     drv.reset().unwrap();
+    drv
+}
+
+/// `epochs` remaps of one IOVA page by a vCPU thread (PTE rewrite in guest memory, then
+/// TLBI_NH_VA and CMD_SYNC through the command queue, waiting for completion the way Linux
+/// does; with `tlbi = false` only the CMD_SYNC) while `threads` DMA threads translate it (thread 0 through `IommuMemory`, reading the page).
+fn smmu_remap_race(epochs: u64, threads: usize, opts: DriverOptions, tlbi: bool) -> Option<String> {
+    let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let smmu = new_smmu(&ram);
+    let mut drv = brought_up(&smmu, &ram, opts);
     for page in 0..POOL {
         mem::write_u64_le(&*ram, smmu_pa(page), page).unwrap();
     }
@@ -205,16 +242,7 @@ fn smmu_remap_race(epochs: u64, threads: usize, opts: DriverOptions, tlbi: bool)
             let (ep, smmu, ram) = (&ep, smmu.clone(), ram.clone());
             s.spawn(move || {
                 if t == 0 {
-                    let dma = IommuMemory::new(
-                        (*ram).clone(),
-                        EndpointIommu::new(smmu, StreamId(SID), None),
-                        true,
-                        (),
-                    );
-                    ep.dma_loop("IommuMemory", |_| {
-                        dma.read_obj::<u64>(GuestAddress(IOVA))
-                            .map_err(|e| (false, e.to_string()))
-                    });
+                    iommu_memory_loop(ep, (*ram).clone(), smmu, StreamId(SID), IOVA, |_| false);
                 } else {
                     ep.dma_loop("DmaTranslator", |i| {
                         let off = (i * 8) & 0xff8;
@@ -301,15 +329,8 @@ fn test_smmu_no_stale_translation_after_cmd_sync_long() {
 const DOMAINS: u64 = 48;
 
 /// An SMMU over `ram`, with the first [`DOMAINS`] pool pages tagged with their index.
-fn smmu_with_pool(ram: &Arc<Ram>) -> Arc<SmmuV3<Arc<Ram>>> {
-    let smmu = Arc::new(
-        SmmuV3::new(
-            &SmmuConfig::default(),
-            ram.clone(),
-            Arc::new(RecordingIrq::new()),
-        )
-        .unwrap(),
-    );
+fn smmu_with_pool(ram: &Arc<Ram>) -> Arc<Smmu> {
+    let smmu = new_smmu(ram);
     for page in 0..DOMAINS {
         mem::write_u64_le(&**ram, smmu_pa(page), page).unwrap();
     }
@@ -322,9 +343,7 @@ fn smmu_with_pool(ram: &Arc<Ram>) -> Arc<SmmuV3<Arc<Ram>>> {
 fn smmu_reattach_race(epochs: u64, threads: usize) {
     let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
     let smmu = smmu_with_pool(&ram);
-    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = brought_up(&smmu, &ram, DriverOptions::default());
     let doms: Vec<_> = (0..DOMAINS)
         .map(|d| {
             let dom = drv.new_s1_domain(ASID + d as u16);
@@ -342,16 +361,7 @@ fn smmu_reattach_race(epochs: u64, threads: usize) {
             let (ep, smmu, ram) = (&ep, smmu.clone(), ram.clone());
             s.spawn(move || {
                 if t == 0 {
-                    let dma = IommuMemory::new(
-                        (*ram).clone(),
-                        EndpointIommu::new(smmu, StreamId(SID), None),
-                        true,
-                        (),
-                    );
-                    ep.dma_loop("IommuMemory", |_| {
-                        dma.read_obj::<u64>(GuestAddress(IOVA))
-                            .map_err(|e| (true, e.to_string()))
-                    });
+                    iommu_memory_loop(ep, (*ram).clone(), smmu, StreamId(SID), IOVA, |_| true);
                 } else {
                     ep.dma_loop("DmaTranslator", |_| {
                         smmu.translate(&DmaRequest::read(SID, IOVA, 8))
@@ -406,9 +416,7 @@ fn renumber_race(epochs: u64, threads: usize) {
 
     let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
     let smmu = smmu_with_pool(&ram);
-    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = brought_up(&smmu, &ram, DriverOptions::default());
     for d in 0..DOMAINS {
         let dom = drv.new_s1_domain(ASID + d as u16);
         dom.pgtable
@@ -435,16 +443,8 @@ fn renumber_race(epochs: u64, threads: usize) {
             let (ep, ram) = (&ep, ram.clone());
             s.spawn(move || {
                 if t == 0 {
-                    let dma = IommuMemory::new(
-                        (*ram).clone(),
-                        EndpointIommu::new(routed, StreamId(u32::MAX), None),
-                        true,
-                        (),
-                    );
-                    ep.dma_loop("IommuMemory", |_| {
-                        dma.read_obj::<u64>(GuestAddress(IOVA))
-                            .map_err(|e| (false, e.to_string()))
-                    });
+                    let stream = StreamId(u32::MAX);
+                    iommu_memory_loop(ep, (*ram).clone(), routed, stream, IOVA, |_| false);
                 } else {
                     ep.dma_loop("RoutedEndpoint", |_| {
                         routed
@@ -491,17 +491,8 @@ fn test_cmd_sync_waits_for_in_flight_dma_using_invalidated_translation() {
     use vm_memory::{Iommu, Permissions};
 
     let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
-    let smmu = Arc::new(
-        SmmuV3::new(
-            &SmmuConfig::default(),
-            ram.clone(),
-            Arc::new(RecordingIrq::new()),
-        )
-        .unwrap(),
-    );
-    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let smmu = new_smmu(&ram);
+    let mut drv = brought_up(&smmu, &ram, DriverOptions::default());
     let dom = drv.new_s1_domain(ASID);
     dom.pgtable
         .map(&*ram, &mut drv.alloc, IOVA, smmu_pa(0), 0x1000, Prot::RW);
@@ -573,18 +564,8 @@ fn pamu_no_stale_after_valid(epochs: u64, threads: usize) {
             s.spawn(move || {
                 let transient = |event: &str| event.contains("AV_DISABLED");
                 if t == 0 {
-                    let dma = IommuMemory::new(
-                        ram,
-                        EndpointIommu::new(pamu, StreamId(u32::from(LIODN)), None),
-                        true,
-                        (),
-                    );
-                    ep.dma_loop("IommuMemory", |_| {
-                        dma.read_obj::<u64>(GuestAddress(WINDOW)).map_err(|e| {
-                            let s = e.to_string();
-                            (transient(&s), s)
-                        })
-                    });
+                    let stream = StreamId(u32::from(LIODN));
+                    iommu_memory_loop(ep, ram, pamu, stream, WINDOW, transient);
                 } else {
                     ep.dma_loop("DmaTranslator", |i| {
                         let off = (i * 8) & 0xff8;
@@ -639,21 +620,12 @@ fn test_concurrent_faults_fill_event_queue_exactly() {
     // raised once and the driver sees it.
     const PER_THREAD: u64 = 700;
     let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
-    let smmu = Arc::new(
-        SmmuV3::new(
-            &SmmuConfig::default(),
-            ram.clone(),
-            Arc::new(RecordingIrq::new()),
-        )
-        .unwrap(),
-    );
+    let smmu = new_smmu(&ram);
     let opts = DriverOptions {
         evtq_max_log2: 10,
         ..DriverOptions::default()
     };
-    let mut drv = GuestDriver::new(&*smmu, &*ram, RAM, RAM_SIZE, opts);
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = brought_up(&smmu, &ram, opts);
     let dom = drv.new_s1_domain(ASID);
     drv.attach_s1(SID, &dom).unwrap();
 
