@@ -42,6 +42,17 @@ impl Rig {
         s
     }
 
+    /// The Linux driver over `smmu`, probed and reset (its trace lines stay in the log).
+    fn brought_up<'a>(
+        &'a self,
+        smmu: &'a SmmuV3<&'a GuestMemoryMmap>,
+    ) -> GuestDriver<'a, &'a GuestMemoryMmap, GuestMemoryMmap> {
+        let mut drv = GuestDriver::new(smmu, &self.ram, RAM, RAM_SIZE, DriverOptions::default());
+        drv.probe().unwrap();
+        drv.reset().unwrap();
+        drv
+    }
+
     fn note(&self, s: String) {
         self.log.lock().unwrap().push(s);
     }
@@ -77,9 +88,7 @@ fn outcome(smmu: &SmmuV3<&GuestMemoryMmap>, req: DmaRequest) -> Result<u64, &'st
 fn snapshot_linux_bringup() {
     let rig = Rig::new();
     let smmu = rig.smmu(&SmmuConfig::default());
-    let mut drv = GuestDriver::new(&smmu, &rig.ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let _drv = rig.brought_up(&smmu);
     insta::assert_snapshot!("smmuv3_linux_bringup", rig.text());
 }
 
@@ -89,9 +98,7 @@ fn snapshot_linux_bringup() {
 fn snapshot_attach_pci_cd_table() {
     let rig = Rig::new();
     let smmu = rig.smmu(&SmmuConfig::default());
-    let mut drv = GuestDriver::new(&smmu, &rig.ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = rig.brought_up(&smmu);
     rig.clear();
     let sid = 0x100;
     let dom = drv.new_s1_domain(1);
@@ -132,9 +139,7 @@ fn snapshot_attach_pci_cd_table() {
 fn snapshot_hitless_transitions() {
     let rig = Rig::new();
     let smmu = rig.smmu(&SmmuConfig::default());
-    let mut drv = GuestDriver::new(&smmu, &rig.ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = rig.brought_up(&smmu);
     rig.clear();
     let sid = 0x20;
     let iova = 0x1000;
@@ -261,9 +266,7 @@ fn snapshot_range_invalidation() {
             ..SmmuConfig::default()
         };
         let smmu = rig.smmu(&cfg);
-        let mut drv = GuestDriver::new(&smmu, &rig.ram, RAM, RAM_SIZE, DriverOptions::default());
-        drv.probe().unwrap();
-        drv.reset().unwrap();
+        let mut drv = rig.brought_up(&smmu);
         rig.clear();
         rig.note(format!("##### IDR3.RIL = {}", u8::from(ril)));
         let dom = drv.new_s1_domain(5);
@@ -331,9 +334,7 @@ fn snapshot_range_invalidation() {
 fn snapshot_command_errors() {
     let rig = Rig::new();
     let smmu = rig.smmu(&SmmuConfig::default());
-    let mut drv = GuestDriver::new(&smmu, &rig.ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = rig.brought_up(&smmu);
     rig.clear();
     let bad: Vec<(&str, cmd::Cmd)> = vec![
         ("unknown opcode 0x07 (not CFGI_ALL)", [0x07, 0]),
