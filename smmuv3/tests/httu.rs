@@ -84,6 +84,21 @@ fn map_page(
     slot
 }
 
+/// A stage-1 domain (ASID 1) mapping one RW page at IOVA with its leaf rewritten as `f(pte)`,
+/// attached to SID with CD word 0 OR `cd_bits` (HA/HD); returns the domain and the leaf's
+/// address.
+fn attached_page(
+    drv: &mut Drv<'_>,
+    ram: &GuestMemoryMmap,
+    f: impl Fn(u64) -> u64,
+    cd_bits: u64,
+) -> (S1Domain, u64) {
+    let dom = drv.new_s1_domain(1);
+    let slot = map_page(drv, ram, &dom, f);
+    attach(drv, &dom, cd_bits);
+    (dom, slot)
+}
+
 fn pte(ram: &GuestMemoryMmap, slot: u64) -> u64 {
     mem::read_u64_le(ram, slot).unwrap()
 }
@@ -111,9 +126,7 @@ fn test_write_to_clean_page_marks_dirty_read_does_not() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = device(&ram, Httu::ACCESS_DIRTY);
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    let slot = map_page(&mut drv, &ram, &dom, |p| p | DBM | AP_RO);
-    attach(&mut drv, &dom, CD_HA | CD_HD);
+    let (_dom, slot) = attached_page(&mut drv, &ram, |p| p | DBM | AP_RO, CD_HA | CD_HD);
     let clean = pte(&ram, slot);
 
     let m = smmu.translate(&DmaRequest::read(SID, IOVA + 8, 8)).unwrap();
@@ -142,9 +155,7 @@ fn test_write_to_clean_page_without_hd_faults() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = device(&ram, Httu::ACCESS_DIRTY);
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    let slot = map_page(&mut drv, &ram, &dom, |p| p | DBM | AP_RO);
-    attach(&mut drv, &dom, CD_HA);
+    let (_dom, slot) = attached_page(&mut drv, &ram, |p| p | DBM | AP_RO, CD_HA);
     let clean = pte(&ram, slot);
     let f = smmu
         .translate(&DmaRequest::write(SID, IOVA, 8))
@@ -160,9 +171,7 @@ fn test_access_flag_set_by_hardware_with_ha() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = device(&ram, Httu::ACCESS);
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    let slot = map_page(&mut drv, &ram, &dom, |p| p & !AF);
-    attach(&mut drv, &dom, 0);
+    let (dom, slot) = attached_page(&mut drv, &ram, |p| p & !AF, 0);
     let f = smmu.translate(&DmaRequest::read(SID, IOVA, 8)).unwrap_err();
     assert_eq!(f.event, "F_ACCESS");
     assert_eq!(pte(&ram, slot) & AF, 0);
@@ -191,9 +200,7 @@ fn test_cd_ha_hd_need_idr0_httu() {
     ] {
         let smmu = device(&ram, h);
         let mut drv = driver(&smmu, &ram);
-        let dom = drv.new_s1_domain(1);
-        map_page(&mut drv, &ram, &dom, |p| p);
-        attach(&mut drv, &dom, cd_bits);
+        attached_page(&mut drv, &ram, |p| p, cd_bits);
         let r = smmu.translate(&DmaRequest::read(SID, IOVA, 8));
         match ok {
             true => assert!(r.is_ok(), "{h:?} {cd_bits:#x}: {r:?}"),
@@ -247,9 +254,7 @@ fn test_concurrent_guest_update_is_not_lost() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = device(&ram, Httu::ACCESS_DIRTY);
     let mut drv = driver(&smmu, &ram);
-    let dom = drv.new_s1_domain(1);
-    let slot = map_page(&mut drv, &ram, &dom, |p| p | DBM | AP_RO);
-    attach(&mut drv, &dom, CD_HA | CD_HD);
+    let (_dom, slot) = attached_page(&mut drv, &ram, |p| p | DBM | AP_RO, CD_HA | CD_HD);
     let base = pte(&ram, slot);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
