@@ -232,6 +232,25 @@ fn map_buffers<M: GuestRam>(
 const BUF_OFF: u64 = 0xf00;
 const LEN: usize = 0x200;
 
+/// Post an OP_FILL request on `b`'s descriptor page: [`LEN`] bytes from [`BUF_OFF`] into its
+/// buffer (straddling its two pages).
+fn post_fill(ram: &Ram, b: &Buffers) {
+    post_request(ram, b.ring_pa, b.buf_iova + BUF_OFF, LEN as u32, OP_FILL);
+}
+
+/// Attach the net device (01:00.0) to a fresh domain (ASID 1) holding its buffers at IOVA
+/// 0x1000_0000; returns its StreamID, the domain and the buffer layout.
+fn attach_net<M: GuestRam>(
+    p: &Platform,
+    drv: &mut GuestDriver<'_, M, Ram>,
+) -> (u32, S1Domain, Buffers) {
+    let sid = sid_of(p, p.n.net);
+    let dom = drv.new_s1_domain(1);
+    let b = map_buffers(drv, &dom, 0x1000_0000, RAM + 0x100_0000);
+    drv.attach_s1(sid, &dom).unwrap();
+    (sid, dom, b)
+}
+
 /// Check that a fill request's data is in guest-physical memory, split across the two pages.
 fn assert_filled(ram: &Ram, b: &Buffers, dev: &ToyVirtioDevice) {
     let want: Vec<u8> = (0..LEN).map(|i| dev.pattern(i)).collect();
@@ -274,14 +293,11 @@ fn test_virtio_dma_lands_at_translated_addresses() {
     // buffer reads all land at the guest-physical addresses the guest's page tables give.
     let p = platform();
     let mut drv = bring_up(&p);
-    let sid = sid_of(&p, p.n.net);
-    let dom = drv.new_s1_domain(1);
-    let b = map_buffers(&mut drv, &dom, 0x1000_0000, RAM + 0x100_0000);
-    drv.attach_s1(sid, &dom).unwrap();
+    let (sid, _dom, b) = attach_net(&p, &mut drv);
     let dma = view(&p, sid, None);
     let dev = ToyVirtioDevice { seed: 0x5a };
 
-    post_request(&p.ram, b.ring_pa, b.buf_iova + BUF_OFF, LEN as u32, OP_FILL);
+    post_fill(&p.ram, &b);
     assert_eq!(dev.process(&dma, b.ring_iova).unwrap(), LEN as u32);
     assert_filled(&p.ram, &b, &dev);
     assert_eq!(
@@ -311,13 +327,10 @@ fn test_unmap_tlbi_sync_then_dma_faults_with_event() {
     // guest's event queue and the EVTQ MSI is sent.
     let p = platform();
     let mut drv = bring_up(&p);
-    let sid = sid_of(&p, p.n.net);
-    let dom = drv.new_s1_domain(1);
-    let b = map_buffers(&mut drv, &dom, 0x1000_0000, RAM + 0x100_0000);
-    drv.attach_s1(sid, &dom).unwrap();
+    let (sid, dom, b) = attach_net(&p, &mut drv);
     let dma = view(&p, sid, None);
     let first = ToyVirtioDevice { seed: 1 };
-    post_request(&p.ram, b.ring_pa, b.buf_iova + BUF_OFF, LEN as u32, OP_FILL);
+    post_fill(&p.ram, &b);
     first.process(&dma, b.ring_iova).unwrap();
     p.irq.take();
 
@@ -382,20 +395,8 @@ fn test_pasid_endpoint_dma_uses_its_context_descriptor() {
     let pasid = view(&p, sid, Some(5));
     let d0 = ToyVirtioDevice { seed: 0x10 };
     let d5 = ToyVirtioDevice { seed: 0x50 };
-    post_request(
-        &p.ram,
-        b0.ring_pa,
-        b0.buf_iova + BUF_OFF,
-        LEN as u32,
-        OP_FILL,
-    );
-    post_request(
-        &p.ram,
-        b5.ring_pa,
-        b5.buf_iova + BUF_OFF,
-        LEN as u32,
-        OP_FILL,
-    );
+    post_fill(&p.ram, &b0);
+    post_fill(&p.ram, &b5);
     assert_eq!(d0.process(&plain, b0.ring_iova).unwrap(), LEN as u32);
     assert_eq!(d5.process(&pasid, b5.ring_iova).unwrap(), LEN as u32);
     assert_filled(&p.ram, &b0, &d0);
@@ -586,7 +587,7 @@ fn test_hot_added_memory_holds_tables_and_buffers() {
         (),
     );
     let dev = ToyVirtioDevice { seed: 0x42 };
-    post_request(&now, b.ring_pa, b.buf_iova + BUF_OFF, LEN as u32, OP_FILL);
+    post_fill(&now, &b);
     assert_eq!(dev.process(&dma, b.ring_iova).unwrap(), LEN as u32);
     assert_filled(&now, &b, &dev);
     assert_eq!(events(&mut drv), vec![]);
@@ -617,7 +618,7 @@ fn test_pasid_past_first_page_of_cd_table() {
         .unwrap();
     let cd_table = ste_w0 & 0x000f_ffff_ffff_ffc0;
     let dev = ToyVirtioDevice { seed: 0xff };
-    post_request(&p.ram, b.ring_pa, b.buf_iova + BUF_OFF, LEN as u32, OP_FILL);
+    post_fill(&p.ram, &b);
     let r = dev.process(&view(&p, sid, Some(255)), b.ring_iova);
     assert!(
         r.is_ok(),
