@@ -146,6 +146,21 @@ impl Epochs {
         self.stop.store(true, Ordering::SeqCst);
     }
 
+    /// vCPU side of the protocol: once every DMA thread has translated, run `epoch(k)` for
+    /// `k` in `1..=epochs` (it calls [`Self::begin`], changes and synchronises, then
+    /// [`Self::publish`]es), stopping early on a violation; then stop the DMA threads after a
+    /// final check.
+    fn drive_epochs(&self, threads: usize, epochs: u64, mut epoch: impl FnMut(u64)) {
+        self.wait_ready(threads);
+        for k in 1..=epochs {
+            if self.violated() {
+                break;
+            }
+            epoch(k);
+        }
+        self.stop_after_final_check(epochs);
+    }
+
     /// The first violation, after checking that the final epoch was exercised.
     fn result(&self) -> Option<String> {
         let v = self.violation.lock().unwrap().take();
@@ -254,11 +269,7 @@ fn smmu_remap_race(epochs: u64, threads: usize, opts: DriverOptions, tlbi: bool)
             });
         }
         // The vCPU thread.
-        ep.wait_ready(threads);
-        for k in 1..=epochs {
-            if ep.violated() {
-                break;
-            }
+        ep.drive_epochs(threads, epochs, |k| {
             let page = k % POOL;
             ep.begin(k, page);
             mem::write_u64_le(&*ram, slot, smmu_pa(page) | leaf).unwrap();
@@ -269,8 +280,7 @@ fn smmu_remap_race(epochs: u64, threads: usize, opts: DriverOptions, tlbi: bool)
             };
             drv.issue_sync(&cmds).unwrap();
             ep.publish(k);
-        }
-        ep.stop_after_final_check(epochs);
+        });
     });
     assert_eq!(drv.read_events(), Vec::<[u64; 4]>::new(), "no faults");
     ep.result()
@@ -371,19 +381,14 @@ fn smmu_reattach_race(epochs: u64, threads: usize) {
                 }
             });
         }
-        ep.wait_ready(threads);
-        for k in 1..=epochs {
-            if ep.violated() {
-                break;
-            }
+        ep.drive_epochs(threads, epochs, |k| {
             let d = k % DOMAINS;
             ep.begin(k, d);
             drv.attach_s1(SID, &doms[d as usize]).unwrap();
             ep.publish(k);
             // Keep the event queue from overflowing with transition faults.
             drv.read_events();
-        }
-        ep.stop_after_final_check(epochs);
+        });
     });
     if let Some(v) = ep.result() {
         panic!("stale configuration: {v}");
@@ -455,17 +460,12 @@ fn renumber_race(epochs: u64, threads: usize) {
                 }
             });
         }
-        ep.wait_ready(threads);
-        for k in 1..=epochs {
-            if ep.violated() {
-                break;
-            }
+        ep.drive_epochs(threads, epochs, |k| {
             let d = k % DOMAINS;
             ep.begin(k, d);
             topo.set_secondary_bus(bridge, Some(1 + d as u8)).unwrap();
             ep.publish(k);
-        }
-        ep.stop_after_final_check(epochs);
+        });
     });
     if let Some(v) = ep.result() {
         panic!("stale route: {v}");
@@ -577,11 +577,7 @@ fn pamu_no_stale_after_valid(epochs: u64, threads: usize) {
             });
         }
         // The vCPU thread: pamu_disable_liodn, rewrite TWBA, pamu_enable_liodn.
-        ep.wait_ready(threads);
-        for k in 1..=epochs {
-            if ep.violated() {
-                break;
-            }
+        ep.drive_epochs(threads, epochs, |k| {
             let page = k % POOL;
             ep.begin(k, page);
             drv.set_liodn_valid(LIODN, false).unwrap();
@@ -589,8 +585,7 @@ fn pamu_no_stale_after_valid(epochs: u64, threads: usize) {
             mem::write_u32_be(&ram, entry + 20, new_w5).unwrap();
             drv.set_liodn_valid(LIODN, true).unwrap();
             ep.publish(k);
-        }
-        ep.stop_after_final_check(epochs);
+        });
     });
     if let Some(v) = ep.result() {
         panic!("stale translation: {v}");
