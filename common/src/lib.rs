@@ -19,6 +19,7 @@ pub mod addr;
 pub mod id;
 pub mod iotlb;
 pub mod mem;
+pub mod spec_macros;
 pub mod topology;
 pub mod traits;
 pub mod vmm;

@@ -9,50 +9,5 @@
 pub mod paace;
 pub mod regs;
 
-/// Declare an open enum: a `#[repr(transparent)]` newtype over a raw field with the manual's
-/// names as SCREAMING consts (house style §1.4). Any bit pattern is representable.
-macro_rules! open_enum {
-    (
-        $(#[$m:meta])*
-        $name:ident($t:ty) {
-            $($(#[$vm:meta])* $v:ident = $val:expr,)*
-        }
-    ) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-        #[repr(transparent)]
-        pub struct $name(pub $t);
-
-        impl $name {
-            $($(#[$vm])* pub const $v: $name = $name($val);)*
-
-            /// Build from the raw field value (bitfield-struct conversion).
-            pub const fn from_bits(v: $t) -> Self {
-                Self(v)
-            }
-
-            /// The raw field value (bitfield-struct conversion).
-            pub const fn into_bits(self) -> $t {
-                self.0
-            }
-
-            /// The manual's name of this value, if it has one.
-            pub const fn name(self) -> Option<&'static str> {
-                match self.0 {
-                    $(v if v == $val => Some(stringify!($v)),)*
-                    _ => None,
-                }
-            }
-        }
-
-        impl core::fmt::Debug for $name {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                match self.name() {
-                    Some(n) => f.write_str(n),
-                    None => write!(f, "{}({:#x})", stringify!($name), self.0),
-                }
-            }
-        }
-    };
-}
-pub(crate) use open_enum;
+/// Open enums (house style §1.4): see [`viommu_common::open_enum`].
+pub(crate) use viommu_common::open_enum;

@@ -21,7 +21,7 @@ pub const MIN_WSE: u8 = 11;
 
 open_enum! {
     /// AP: access permissions of a window or subwindow.
-    Ap(u8) {
+    pub struct Ap(u8) {
         /// No access.
         DENIED = 0,
         /// Read only (QUERY).
@@ -35,7 +35,7 @@ open_enum! {
 
 open_enum! {
     /// ATM: address translation mode.
-    Atm(u8) {
+    pub struct Atm(u8) {
         /// No translation: the address passes unchanged.
         NONE = 0,
         /// Window translation (TWBA).
@@ -49,7 +49,7 @@ open_enum! {
 
 open_enum! {
     /// OTM: operation translation mode.
-    Otm(u8) {
+    pub struct Otm(u8) {
         /// Operations pass unchanged.
         NONE = 0,
         /// Immediate: IOEA -> MOEA, IOEB -> MOEB.

@@ -34,61 +34,8 @@ pub mod strtab;
 /// A little-endian 64-bit word as stored in SMMU memory structures.
 pub type Le64 = zerocopy::little_endian::U64;
 
-/// Defines an open enum: a `#[repr(transparent)]` newtype over a raw field with named constants.
-///
-/// Generates `from_bits`/`into_bits` (for bitfield-struct), `name()` (the manual's mnemonic, if
-/// the value has one) and a `Debug`/`Display` that prints the mnemonic or the raw value.
-macro_rules! open_enum {
-    (
-        $(#[$m:meta])*
-        $vis:vis struct $name:ident($t:ty) {
-            $( $(#[$cm:meta])* $c:ident = $v:literal, )*
-        }
-    ) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-        #[repr(transparent)]
-        $vis struct $name(pub $t);
-
-        impl $name {
-            $( $(#[$cm])* pub const $c: Self = Self($v); )*
-
-            /// The manual's mnemonic for this value, or `None` for an unnamed (reserved) value.
-            pub const fn name(self) -> Option<&'static str> {
-                match self.0 {
-                    $( $v => Some(stringify!($c)), )*
-                    _ => None,
-                }
-            }
-
-            /// Build from the raw field value (used by bitfield-struct).
-            pub const fn from_bits(v: $t) -> Self {
-                Self(v)
-            }
-
-            /// The raw field value (used by bitfield-struct).
-            pub const fn into_bits(self) -> $t {
-                self.0
-            }
-        }
-
-        impl core::fmt::Debug for $name {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                match self.name() {
-                    Some(n) => f.write_str(n),
-                    None => write!(f, "{}({:#x})", stringify!($name), self.0),
-                }
-            }
-        }
-
-        impl core::fmt::Display for $name {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                core::fmt::Debug::fmt(self, f)
-            }
-        }
-    };
-}
-pub(crate) use open_enum;
+/// Open enums: see [`viommu_common::open_enum`].
+pub(crate) use viommu_common::open_enum;
 
 /// Adds `from_raw(u64)` / `raw()` to little-endian bitfield word types.
 macro_rules! le_word {
