@@ -38,9 +38,9 @@ const SPACE_BUCKETS: usize = 256;
 /// Bucket of a packed tag among `n` (a power of two, at most 2^32) buckets: the low bits of
 /// [`super::tag_hash`].
 ///
-/// Those are an odd multiple of the low bits of the ASID (or StreamID) XORed with the
-/// VMID/SubstreamID (bits [47:32] moved to [18:3]) and the kind (bits [63:60] moved to [8:5]),
-/// and multiplying by an odd constant permutes the low bits: ASIDs are allocated sequentially
+/// Those are an odd multiple of the low bits of the ASID (or StreamID) XORed with the kind copy
+/// (bits [31:29] moved to [2:0]) and the VMID/SubstreamID (bits [47:32] moved to [18:3]), and
+/// multiplying by an odd constant permutes the low bits: ASIDs are allocated sequentially
 /// (Linux), so up to `n` live ASIDs of one VMID get distinct generations and invalidating one
 /// never hides another. The same product gives the table its set hash, so the hit path
 /// computes it once.
@@ -221,5 +221,74 @@ impl Epochs {
         self.nested
             .get(space_bucket(space))
             .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::{space_bucket, tag_bucket, TAG_BUCKETS};
+    use crate::id::{Asid, StreamId, SubstreamId, Vmid};
+    use crate::iotlb::{Regime, TlbTag};
+
+    /// `TAG_BUCKETS` consecutive ASIDs of one VMID (Linux allocates them in order) get distinct
+    /// tag generations, from any starting ASID and in every regime and VMID: invalidating one
+    /// never hides another.
+    #[test]
+    fn test_sequential_asids_distinct_tag_buckets() {
+        for regime in [
+            Regime::Nh { vmid: Vmid(0) },
+            Regime::Nh { vmid: Vmid(7) },
+            Regime::Nh { vmid: Vmid(0xffff) },
+            Regime::El2,
+        ] {
+            for start in [0u16, 1, 200, 0xff00] {
+                let buckets: HashSet<usize> = (0..TAG_BUCKETS as u16)
+                    .map(|i| tag_bucket(TlbTag::stage1_in(regime, Asid(start.wrapping_add(i)))))
+                    .collect();
+                assert_eq!(buckets.len(), TAG_BUCKETS, "{regime:?} from ASID {start}");
+            }
+        }
+    }
+
+    /// The same ASID in the two regimes, and the stage-2 tag of the VMID, are in different tag
+    /// buckets (the kind copy is folded in); so are consecutive StreamIDs and SubstreamIDs.
+    #[test]
+    fn test_kinds_and_streams_spread_over_tag_buckets() {
+        for asid in [0u16, 1, 5, 0x80] {
+            let nh = tag_bucket(TlbTag::stage1(Vmid(0), Asid(asid)));
+            let el2 = tag_bucket(TlbTag::stage1_in(Regime::El2, Asid(asid)));
+            assert_ne!(nh, el2, "ASID {asid}");
+        }
+        assert_ne!(
+            tag_bucket(TlbTag::stage1(Vmid(3), Asid(0))),
+            tag_bucket(TlbTag::stage2(Vmid(3)))
+        );
+        let streams: HashSet<usize> = (0..TAG_BUCKETS as u32)
+            .map(|s| tag_bucket(TlbTag::stream(StreamId(0x100 + s), None)))
+            .collect();
+        assert_eq!(streams.len(), TAG_BUCKETS);
+        let substreams: HashSet<usize> = (0..32)
+            .map(|ss| tag_bucket(TlbTag::stream(StreamId(9), Some(SubstreamId(ss)))))
+            .collect();
+        assert_eq!(substreams.len(), 32);
+    }
+
+    /// Space buckets: `SPACE_BUCKETS / 4` consecutive VMIDs (or StreamIDs) are apart, and a
+    /// regime's global variant shares its regime's space.
+    #[test]
+    fn test_space_buckets() {
+        let vmids: HashSet<usize> = (0..64)
+            .map(|v| space_bucket(TlbTag::stage1(Vmid(v), Asid(1))))
+            .collect();
+        assert_eq!(vmids.len(), 64);
+        let s2: HashSet<usize> = (0..64)
+            .map(|v| space_bucket(TlbTag::stage2(Vmid(v))))
+            .collect();
+        assert!(s2.is_disjoint(&vmids));
+        let tag = TlbTag::stage1(Vmid(5), Asid(9));
+        let global = tag.global_variant().map(space_bucket);
+        assert_eq!(global, Some(space_bucket(tag)));
     }
 }

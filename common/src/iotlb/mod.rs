@@ -133,9 +133,12 @@ pub struct TlbTag(u64);
 ///
 /// Layout of the packed tag: kind [63:60]; space number bits [5:0] [59:54] (a copy, so bits
 /// [61:54] are the space bucket of epoch.rs without computing it on the hit path); then
-/// stage-1 and stage-2 tags: VMID [47:32], ASID [15:0]; stream tags: SubstreamID valid [52],
-/// SubstreamID [51:32], StreamID [31:0].
+/// stage-1 and stage-2 tags: VMID [47:32], kind [2:0] again [31:29] (a copy that [`tag_hash`]
+/// folds onto the ASID's bits), ASID [15:0]; stream tags: SubstreamID valid [52], SubstreamID
+/// [51:32], StreamID [31:0].
 const KIND_SHIFT: u32 = 60;
+/// Where stage-1 and stage-2 tags repeat bits [2:0] of their kind.
+const KIND_COPY_SHIFT: u32 = 29;
 /// Where the low bits of the space number are repeated.
 const SPACE_COPY_SHIFT: u32 = 54;
 const KIND_NH: u64 = 1;
@@ -181,7 +184,15 @@ impl TlbTag {
     /// number's low bits added.
     const fn packed(raw: u64) -> Self {
         let t = TlbTag(raw);
-        TlbTag(raw | ((t.space_number() & 63) << SPACE_COPY_SHIFT))
+        let kind = raw >> KIND_SHIFT;
+        // Stream tags use bits [31:29] for the StreamID; their kind is the only one with bit 2
+        // set and no copy, which still keeps them apart from the others in [`tag_hash`].
+        let kind_copy = if kind == KIND_STREAM {
+            0
+        } else {
+            (kind & 7) << KIND_COPY_SHIFT
+        };
+        TlbTag(raw | kind_copy | ((t.space_number() & 63) << SPACE_COPY_SHIFT))
     }
 
     /// The packed 64-bit value (stable within one build; for hashing and debugging).
@@ -227,14 +238,17 @@ impl TlbTag {
     }
 }
 
-/// Hash of a packed tag: the ASID/StreamID low bits XORed with the VMID/SubstreamID (bits 29
-/// and up folded down) and the kind (bits [63:60] to [8:5]; not the space copy, which would
-/// fold VMID bits onto the ASID's), times an odd constant. The low bits (a permutation of
-/// those of the XOR) index tag generations (epoch.rs); the high half mixes the table's set index
-/// (table.rs).
+/// Hash of a packed tag: the tag XORed with itself shifted right by 29, times an odd constant.
+///
+/// The shift folds bits [36:29] onto [7:0]: for stage-1 and stage-2 tags the kind copy
+/// ([31:29]) and VMID bits [4:0] onto the ASID's low bits; for stream tags StreamID bits [31:29]
+/// and SubstreamID bits [4:0] onto the StreamID's. Multiplying by an odd constant permutes the
+/// low bits, so the low bits of the hash (tag generations, epoch.rs) are a permutation of those
+/// of the XOR, and its high half (the table's set index, table.rs) depends on every tag bit.
+/// One shift, an XOR and a multiply: this is on the hit path before every table load.
 #[inline(always)]
 const fn tag_hash(tag: u64) -> u64 {
-    (tag ^ (tag >> 29) ^ ((tag >> KIND_SHIFT) << 5)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    (tag ^ (tag >> KIND_COPY_SHIFT)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// A cached leaf translation: a naturally aligned block of input space mapped to output space.

@@ -4,7 +4,9 @@
 //! Every thread that touches an IOTLB gets a small process-wide index (recycled when the thread
 //! exits). Index `i < STRIPES` owns stripe `i` of every table: only that thread ever writes it,
 //! so a count is a plain load + store on a cache line nobody else writes (no atomic
-//! read-modify-write, no cache-line ping-pong). Threads beyond `STRIPES` (or a thread whose
+//! read-modify-write, no cache-line ping-pong). The stripes are one array of words inside the
+//! table (no pointer to follow) and the thread keeps its stripe's first word index in a
+//! thread-local, so a hit costs a thread-local load, a bounds check and an increment. Threads beyond `STRIPES` (or a thread whose
 //! thread-locals are being destroyed) share one overflow stripe updated with `fetch_add`, which is
 //! exact but slower. [`Stats::snapshot`] sums the stripes; it is exact except that counts made
 //! concurrently with it may or may not be included.
@@ -31,17 +33,30 @@ pub(super) enum Counter {
     Invalidation,
 }
 
-/// One thread's counters.
+/// Number of counters ([`Counter`] variants).
+const COUNTERS: usize = 6;
+
+/// Words per stripe: 128 bytes, so no two threads' counters share a cache line (or an
+/// adjacent-line prefetch pair). A power of two above [`COUNTERS`], so `first | counter` is the
+/// counter's word.
+const STRIDE: usize = 16;
+
+/// One thread's counters (the overflow stripe).
 #[derive(Debug, Default)]
 struct Stripe {
-    counts: [AtomicU64; 6],
+    counts: [AtomicU64; COUNTERS],
 }
+
+/// Every stripe's words: stripe `i`'s counter `c` is word `i * STRIDE + c`.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Stripes([AtomicU64; STRIPES * STRIDE]);
 
 /// The striped counters of one table.
 #[derive(Debug)]
 pub(super) struct Stats {
-    /// Fixed size, so indexing needs no length load on the hit path.
-    stripes: Box<[CachePadded<Stripe>; STRIPES]>,
+    /// Fixed size and inline, so a count needs no pointer or length load.
+    stripes: Stripes,
     overflow: CachePadded<Stripe>,
 }
 
@@ -76,6 +91,7 @@ impl Drop for ThreadIndex {
         // Later counts of this thread (from other thread-local destructors) go to the overflow
         // stripe. `INDEX` may already be gone; then nothing can read it any more.
         let _ = INDEX.try_with(|c| c.set(usize::MAX));
+        let _ = FIRST_WORD.try_with(|c| c.set(usize::MAX));
         // The mutex orders this thread's last stripe writes before the next owner's first.
         if let Ok(mut free) = FREE_INDICES.lock() {
             free.push(self.index);
@@ -84,9 +100,13 @@ impl Drop for ThreadIndex {
 }
 
 thread_local! {
-    /// This thread's index once registered (`usize::MAX` before): a const-initialised `Cell`
-    /// without destructor, so reading it on the hit path is one thread-pointer-relative load.
+    /// This thread's index once registered (`usize::MAX` before).
     static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// The first word of this thread's stripe (`index * STRIDE`), or `usize::MAX` when the
+    /// thread has no stripe (not registered yet, beyond the stripes, or exiting): a
+    /// const-initialised `Cell` without destructor, so reading it on the hit path is one
+    /// thread-pointer-relative load.
+    static FIRST_WORD: Cell<usize> = const { Cell::new(usize::MAX) };
     /// Owns the index and returns it to the free list when the thread exits.
     static THREAD: ThreadIndex = ThreadIndex::acquire();
 }
@@ -106,6 +126,8 @@ pub(super) fn thread_index() -> usize {
 fn register() -> usize {
     let i = THREAD.try_with(|t| t.index).unwrap_or(usize::MAX);
     INDEX.with(|c| c.set(i));
+    let first = if i < STRIPES { i * STRIDE } else { usize::MAX };
+    FIRST_WORD.with(|c| c.set(first));
     i
 }
 
@@ -127,7 +149,7 @@ impl Stats {
     /// Zeroed counters.
     pub(super) fn new() -> Self {
         Self {
-            stripes: Box::new(std::array::from_fn(|_| CachePadded::new(Stripe::default()))),
+            stripes: Stripes(std::array::from_fn(|_| AtomicU64::new(0))),
             overflow: CachePadded::new(Stripe::default()),
         }
     }
@@ -135,21 +157,20 @@ impl Stats {
     /// Count one event for the calling thread.
     #[inline]
     pub(super) fn bump(&self, counter: Counter) {
-        let c = counter as usize;
-        // One thread-local load and one bounds check on the common path: an unregistered thread
-        // (index `usize::MAX`) fails the check like one beyond the stripes.
-        match self.stripes.get(INDEX.with(Cell::get)) {
-            Some(stripe) => {
-                if let Some(cell) = stripe.counts.get(c) {
-                    // Only this thread writes this stripe: load + store loses nothing, and
-                    // Relaxed suffices because the counters order nothing.
-                    cell.store(
-                        cell.load(Ordering::Relaxed).wrapping_add(1),
-                        Ordering::Relaxed,
-                    );
-                }
-            }
-            None => self.bump_slow(c),
+        // One thread-local load and one bounds check on the common path: a thread without a
+        // stripe (`usize::MAX`, which `| counter` keeps) fails the check.
+        match self
+            .stripes
+            .0
+            .get(FIRST_WORD.with(Cell::get) | counter as usize)
+        {
+            // Only this thread writes this stripe: load + store loses nothing, and Relaxed
+            // suffices because the counters order nothing.
+            Some(cell) => cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            ),
+            None => self.bump_slow(counter as usize),
         }
     }
 
@@ -157,16 +178,13 @@ impl Stats {
     #[cold]
     #[inline(never)]
     fn bump_slow(&self, c: usize) {
-        match self.stripes.get(thread_index()) {
-            Some(stripe) => {
-                if let Some(cell) = stripe.counts.get(c) {
-                    cell.store(
-                        cell.load(Ordering::Relaxed).wrapping_add(1),
-                        Ordering::Relaxed,
-                    );
-                }
-            }
-            None => {
+        let i = thread_index();
+        match self.stripes.0.get(i.saturating_mul(STRIDE) | c) {
+            Some(cell) if i < STRIPES => cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            ),
+            _ => {
                 if let Some(cell) = self.overflow.counts.get(c) {
                     cell.fetch_add(1, Ordering::Relaxed);
                 }
@@ -176,9 +194,10 @@ impl Stats {
 
     /// Sum of all stripes.
     pub(super) fn snapshot(&self) -> IotlbStats {
-        let mut sum = [0u64; 6];
-        for stripe in self.stripes.iter().chain(std::iter::once(&self.overflow)) {
-            for (s, c) in sum.iter_mut().zip(stripe.counts.iter()) {
+        let mut sum = [0u64; COUNTERS];
+        let stripes = self.stripes.0.chunks(STRIDE);
+        for stripe in stripes.chain(std::iter::once(&self.overflow.counts[..])) {
+            for (s, c) in sum.iter_mut().zip(stripe) {
                 *s = s.wrapping_add(c.load(Ordering::Relaxed));
             }
         }

@@ -742,9 +742,15 @@ fn test_tlb_tag_packing_distinct() {
             assert_ne!(a, b);
         }
     }
+    // VMID [47:32], the kind copy (NH = 1) at [31:29], ASID [15:0].
     assert_eq!(
         TlbTag::stage1(Vmid(0x12), Asid(0x34)).raw() & 0xffff_ffff_ffff,
-        0x12_0000_0034
+        0x12_2000_0034
+    );
+    // Stream tags keep all 32 StreamID bits (no kind copy).
+    assert_eq!(
+        TlbTag::stream(StreamId(0xe000_0001), None).raw() & 0xffff_ffff,
+        0xe000_0001
     );
 }
 
