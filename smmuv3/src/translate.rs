@@ -211,11 +211,7 @@ where
         privileged: bool,
         access: AccessKind,
     ) -> Option<DmaMapping> {
-        // `lookup` + `mapping` rather than the IOTLB's `lookup_mapping`: the same result, and
-        // measured faster here (smmuv3/translate_hit ~15.7 ns against ~20.1 ns on the
-        // development machine; the inlined page probe seems to interact badly with this
-        // caller's code layout, e.g. 4 KiB aliasing with the statistics store; not understood).
-        let m = self.iotlb.lookup(tag, addr)?.mapping(addr, privileged);
+        let m = self.iotlb.lookup_mapping(tag, addr, privileged)?;
         m.perms.allows(access).then_some(m)
     }
 

@@ -566,6 +566,18 @@ impl Iotlb {
     /// probed out of line.
     #[inline(always)]
     pub fn lookup_mapping(&self, tag: TlbTag, iova: u64, privileged: bool) -> Option<DmaMapping> {
+        // The two paths meet on plain words and the mapping is built once, after: a mapping
+        // built on each path would be merged through a stack slot, written field by field and
+        // read back whole, which stalls on store forwarding (measured: 20 against 16 ns for a
+        // whole SMMU translation).
+        let (size_log2, out, attr) = self.lookup_hit_words(tag, iova)?;
+        Some(table::mapping(size_log2, out, attr, iova, privileged))
+    }
+
+    /// What [`Iotlb::lookup_mapping`] needs of the entry: its size and its output and attribute
+    /// words.
+    #[inline(always)]
+    fn lookup_hit_words(&self, tag: TlbTag, iova: u64) -> Option<(u32, u64, u64)> {
         const PAGE: u64 = 1 << PAGE_SHIFT;
         let mask = self.table.present.load(Ordering::Relaxed);
         if mask & PAGE != 0 {
@@ -576,29 +588,30 @@ impl Iotlb {
                 .find_hit(tag.raw(), hash, iova, PAGE_SHIFT, stamp)
             {
                 self.stats.bump(Counter::Hit);
-                return Some(table::mapping(PAGE_SHIFT, out, attr, iova, privileged));
+                return Some((PAGE_SHIFT, out, attr));
             }
         }
-        self.lookup_mapping_rest(tag, iova, privileged, mask & !PAGE)
+        self.lookup_hit_words_rest(tag, iova, mask & !PAGE)
     }
 
-    /// [`Iotlb::lookup_mapping`] after the page probe: the sizes of `mask`, then globals.
+    /// [`Iotlb::lookup_hit_words`] after the page probe: the sizes of `mask`, then globals.
     #[inline(never)]
-    fn lookup_mapping_rest(
-        &self,
-        tag: TlbTag,
-        iova: u64,
-        privileged: bool,
-        mask: u64,
-    ) -> Option<DmaMapping> {
-        self.lookup_rest(tag, iova, mask)
-            .map(|e| e.mapping(iova, privileged))
+    fn lookup_hit_words_rest(&self, tag: TlbTag, iova: u64, mask: u64) -> Option<(u32, u64, u64)> {
+        self.lookup_rest_words(tag, iova, mask)
+            .map(|w| table::hit_parts(&w))
     }
 
     /// The rest of a lookup after the smallest present size missed: the other sizes of `mask`,
     /// then global entries. Counts the hit or miss.
     #[inline(never)]
     fn lookup_rest(&self, tag: TlbTag, iova: u64, mask: u64) -> Option<TlbEntry> {
+        self.lookup_rest_words(tag, iova, mask)
+            .map(|w| table::decode(&w))
+    }
+
+    /// [`Iotlb::lookup_rest`], returning the slot's words.
+    #[inline]
+    fn lookup_rest_words(&self, tag: TlbTag, iova: u64, mask: u64) -> Option<table::Words> {
         let found = self.probe(tag, mask, iova).or_else(|| {
             let mask = self.table.global_present.load(Ordering::Relaxed);
             match tag.global_variant() {
@@ -614,9 +627,9 @@ impl Iotlb {
         found
     }
 
-    /// Probe the size classes of `mask` for `tag`.
+    /// Probe the size classes of `mask` for `tag`: the words of the entry found.
     #[inline]
-    fn probe(&self, tag: TlbTag, mut mask: u64, iova: u64) -> Option<TlbEntry> {
+    fn probe(&self, tag: TlbTag, mut mask: u64, iova: u64) -> Option<table::Words> {
         if mask == 0 {
             return None;
         }
@@ -627,7 +640,7 @@ impl Iotlb {
             // s <= 63: the shift cannot overflow.
             let key = table::key(iova & (u64::MAX << s), s);
             if let Some(words) = self.table.find(tag.raw(), key, stamp) {
-                return Some(table::decode(&words));
+                return Some(words);
             }
         }
         None

@@ -155,6 +155,12 @@ pub(super) fn decode(w: &Words) -> TlbEntry {
     }
 }
 
+/// The size, output word and attribute word of a valid slot: what [`mapping`] needs.
+#[inline(always)]
+pub(super) fn hit_parts(w: &Words) -> (u32, u64, u64) {
+    ((w[W_KEY] & 63) as u32, w[W_OUT], w[W_ATTR])
+}
+
 /// The [`DmaMapping`] of `iova` for a privileged or unprivileged access, from the output and
 /// attribute words of the valid slot whose block of size `1 << size_log2` (< 64) contains
 /// `iova` (the same result as [`TlbEntry::mapping`] of [`decode`]).
