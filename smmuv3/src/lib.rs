@@ -31,7 +31,7 @@
 //!   command; [`evtq`]: the event producer; [`event`]: typed events and their encoder.
 //! - [`translate`]: the pipeline GBPA -> stream/config -> IOTLB -> S1/S2/nested walk -> fault.
 //! - [`trace`]: the decision trace (the text of the insta snapshots and `viommu replay --trace`).
-//! - [`testing`] (feature `test-utils`): a `GuestDriver` that programs the SMMU exactly the way
+//! - `testing` (feature `test-utils`): a `GuestDriver` that programs the SMMU exactly the way
 //!   Linux does, io-pgtable page tables, raw command encoders.
 //!
 //! ## Work per MMIO access and continuing it
