@@ -16,7 +16,7 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use viommu_common::access::{AccessKind, Perms};
 use viommu_common::mem;
-use viommu_common::traits::MmioDevice;
+use viommu_fuzz::MmioOp;
 use viommu_pamu::caps::PamuConfig;
 use viommu_pamu::testing::{DtDevice, DtKind, LinuxVersion, Rig, RIG_RAM};
 
@@ -36,10 +36,8 @@ enum Region {
 /// One guest action.
 #[derive(Arbitrary, Debug)]
 enum Op {
-    /// An MMIO store of `size` (1..=8) bytes of `value` at `offset` (wrapped to the region).
-    MmioWrite { offset: u32, size: u8, value: u64 },
-    /// An MMIO load.
-    MmioRead { offset: u32, size: u8 },
+    /// An MMIO load or store.
+    Mmio(MmioOp),
     /// A 4-byte big-endian store into guest memory.
     Store {
         region: Region,
@@ -93,24 +91,10 @@ fuzz_target!(|ops: Vec<Op>| {
     // The setup does not depend on the input: failing it is a harness bug, reported loudly.
     assert!(ready, "PAMU domain setup failed");
     let (ppba, spba, oba) = (drv.tables.ppba, drv.tables.spba, drv.tables.oba);
-    let size = rig.pamu.mmio_size();
 
     for op in ops.into_iter().take(256) {
         match op {
-            Op::MmioWrite {
-                offset,
-                size: n,
-                value,
-            } => {
-                let n = usize::from(n % 8) + 1;
-                let bytes = value.to_be_bytes();
-                let _ = rig.pamu.mmio_write(u64::from(offset) % size, &bytes[..n]);
-            }
-            Op::MmioRead { offset, size: n } => {
-                let mut buf = [0u8; 8];
-                let n = usize::from(n % 8) + 1;
-                let _ = rig.pamu.mmio_read(u64::from(offset) % size, &mut buf[..n]);
-            }
+            Op::Mmio(op) => op.apply(&*rig.pamu, true),
             Op::Store {
                 region,
                 index,

@@ -21,6 +21,7 @@ use viommu_common::id::{StreamId, SubstreamId};
 use viommu_common::mem;
 use viommu_common::testing::guest_ram;
 use viommu_common::traits::{DmaTranslator, MmioDevice, NoInterrupts};
+use viommu_fuzz::MmioOp;
 use viommu_smmuv3::ats::AtsRequest;
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
@@ -52,10 +53,8 @@ enum Region {
 /// One guest action.
 #[derive(Arbitrary, Debug)]
 enum Op {
-    /// An MMIO store of `size` (1..=8) bytes of `value` at `offset` (wrapped to the region).
-    MmioWrite { offset: u32, size: u8, value: u64 },
-    /// An MMIO load.
-    MmioRead { offset: u32, size: u8 },
+    /// An MMIO load or store.
+    Mmio(MmioOp),
     /// An 8-byte store into guest memory.
     Store {
         region: Region,
@@ -131,24 +130,10 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut base = [0u8; 8];
     let _ = smmu.mmio_read(0x90, &mut base);
     let cmdq = u64::from_le_bytes(base) & 0x000f_ffff_ffff_ffe0;
-    let size = smmu.mmio_size();
 
     for op in ops.into_iter().take(256) {
         match op {
-            Op::MmioWrite {
-                offset,
-                size: n,
-                value,
-            } => {
-                let n = usize::from(n % 8) + 1;
-                let bytes = value.to_le_bytes();
-                let _ = smmu.mmio_write(u64::from(offset) % size, &bytes[..n]);
-            }
-            Op::MmioRead { offset, size: n } => {
-                let mut buf = [0u8; 8];
-                let n = usize::from(n % 8) + 1;
-                let _ = smmu.mmio_read(u64::from(offset) % size, &mut buf[..n]);
-            }
+            Op::Mmio(op) => op.apply(&smmu, false),
             Op::Store {
                 region,
                 index,
