@@ -189,8 +189,8 @@ impl TlbTag {
     const fn packed(raw: u64) -> Self {
         let t = TlbTag(raw);
         let kind = raw >> KIND_SHIFT;
-        // Stream tags use bits [31:29] for the StreamID; their kind is the only one with bit 2
-        // set and no copy, which still keeps them apart from the others in [`tag_hash`].
+        // Stream tags use bits [31:29] for the StreamID, so they get no copy (their kind at
+        // [63:60] still reaches the high half of [`tag_hash`], the set index).
         let kind_copy = if kind == KIND_STREAM {
             0
         } else {

@@ -6,9 +6,9 @@
 //! so a count is a plain load + store on a cache line nobody else writes (no atomic
 //! read-modify-write, no cache-line ping-pong). The stripes are one array of words inside the
 //! table (no pointer to follow) and the thread keeps its stripe's first word index in a
-//! thread-local, so a hit costs a thread-local load, a bounds check and an increment. Threads beyond `STRIPES` (or a thread whose
-//! thread-locals are being destroyed) share one overflow stripe updated with `fetch_add`, which is
-//! exact but slower. [`Stats::snapshot`] sums the stripes; it is exact except that counts made
+//! thread-local, so a hit costs a thread-local load, a bounds check and an increment. Threads
+//! beyond `STRIPES` (or a thread whose thread-locals are being destroyed) share one overflow
+//! stripe updated with `fetch_add`, which is exact but slower. [`Stats::snapshot`] sums the stripes; it is exact except that counts made
 //! concurrently with it may or may not be included.
 
 use std::cell::Cell;
@@ -145,6 +145,16 @@ pub(super) fn thread_random() -> u64 {
         .unwrap_or(0)
 }
 
+/// Add one to a counter of the calling thread's own stripe. Only this thread writes it: load +
+/// store loses nothing, and Relaxed suffices because the counters order nothing.
+#[inline]
+fn increment_own(cell: &AtomicU64) {
+    cell.store(
+        cell.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
 impl Stats {
     /// Zeroed counters.
     pub(super) fn new() -> Self {
@@ -159,32 +169,27 @@ impl Stats {
     pub(super) fn bump(&self, counter: Counter) {
         // One thread-local load and one bounds check on the common path: a thread without a
         // stripe (`usize::MAX`, which `| counter` keeps) fails the check.
-        match self
-            .stripes
-            .0
-            .get(FIRST_WORD.with(Cell::get) | counter as usize)
-        {
-            // Only this thread writes this stripe: load + store loses nothing, and Relaxed
-            // suffices because the counters order nothing.
-            Some(cell) => cell.store(
-                cell.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            ),
+        match self.own_word(counter as usize) {
+            Some(cell) => increment_own(cell),
             None => self.bump_slow(counter as usize),
         }
+    }
+
+    /// Counter `c` of the calling thread's stripe, if it has one.
+    #[inline]
+    fn own_word(&self, c: usize) -> Option<&AtomicU64> {
+        self.stripes.0.get(FIRST_WORD.with(Cell::get) | c)
     }
 
     /// Count for a thread not yet registered, beyond the stripes, or exiting.
     #[cold]
     #[inline(never)]
     fn bump_slow(&self, c: usize) {
-        let i = thread_index();
-        match self.stripes.0.get(i.saturating_mul(STRIDE) | c) {
-            Some(cell) if i < STRIPES => cell.store(
-                cell.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            ),
-            _ => {
+        // Registers the thread (setting its stripe's first word) if it is not yet.
+        thread_index();
+        match self.own_word(c) {
+            Some(cell) => increment_own(cell),
+            None => {
                 if let Some(cell) = self.overflow.counts.get(c) {
                     cell.fetch_add(1, Ordering::Relaxed);
                 }
