@@ -14,9 +14,9 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use viommu_common::access::{AccessKind, Perms};
+use viommu_common::access::Perms;
 use viommu_common::mem;
-use viommu_fuzz::MmioOp;
+use viommu_fuzz::{access_kind, MmioOp};
 use viommu_pamu::caps::PamuConfig;
 use viommu_pamu::testing::{DtDevice, DtKind, LinuxVersion, Rig, RIG_RAM};
 
@@ -117,11 +117,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 access,
                 ioe,
             } => {
-                let access = match access % 3 {
-                    0 => AccessKind::Read,
-                    1 => AccessKind::Write,
-                    _ => AccessKind::Exec,
-                };
+                let access = access_kind(access);
                 let len = u64::from(len).max(1);
                 let liodn = u32::from(liodn % 0x40);
                 if let Ok(t) = rig.pamu.translate_op(liodn, addr, len, access, ioe) {

@@ -16,15 +16,16 @@ use std::sync::Arc;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use viommu_common::access::{AccessKind, DmaRequest};
+use viommu_common::access::DmaRequest;
 use viommu_common::id::{StreamId, SubstreamId};
 use viommu_common::mem;
 use viommu_common::testing::guest_ram;
 use viommu_common::traits::{DmaTranslator, MmioDevice, NoInterrupts};
-use viommu_fuzz::MmioOp;
+use viommu_fuzz::{access_kind, MmioOp};
 use viommu_smmuv3::ats::AtsRequest;
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
+use viommu_smmuv3::spec::regs::{self, QueueBase};
 use viommu_smmuv3::testing::{DriverOptions, GuestDriver, Prot};
 use vm_memory::GuestMemoryMmap;
 
@@ -89,24 +90,17 @@ enum Op {
     ProcessPending,
 }
 
-/// The per-input device and driver.
-struct Rig {
-    ram: GuestMemoryMmap,
-}
-
 fuzz_target!(|ops: Vec<Op>| {
-    let rig = Rig {
-        ram: guest_ram(RAM, RAM_SIZE as usize),
-    };
+    let ram: GuestMemoryMmap = guest_ram(RAM, RAM_SIZE as usize);
     // The setup does not depend on the input: failing it is a harness bug, reported loudly.
-    let smmu = SmmuV3::new(&SmmuConfig::default(), &rig.ram, Arc::new(NoInterrupts))
+    let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(NoInterrupts))
         .expect("default SMMU configuration");
-    let mut drv = GuestDriver::new(&smmu, &rig.ram, RAM, RAM_SIZE, DriverOptions::default());
+    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
     drv.probe().expect("SMMU probe");
     drv.reset().expect("SMMU reset");
     let s1 = drv.new_s1_domain(1);
     s1.pgtable.map_pages(
-        &rig.ram,
+        &ram,
         &mut drv.alloc,
         IOVA,
         RAM + 0x10_0000,
@@ -114,22 +108,16 @@ fuzz_target!(|ops: Vec<Op>| {
         Prot::RW,
     );
     let s2 = drv.new_s2_domain(2);
-    s2.pgtable.map_pages(
-        &rig.ram,
-        &mut drv.alloc,
-        IPA,
-        RAM + 0x20_0000,
-        0x8000,
-        Prot::RW,
-    );
+    s2.pgtable
+        .map_pages(&ram, &mut drv.alloc, IPA, RAM + 0x20_0000, 0x8000, Prot::RW);
     drv.attach_s1(1, &s1).expect("attach stage 1");
     drv.attach_s2(2, &s2).expect("attach stage 2");
     let (cd_table, _, _) = drv.cd_table(1, 0);
     let stes: Vec<u64> = (0..4).map(|sid| drv.ste_addr(sid)).collect();
-    // CMDQ_BASE (offset 0x90): ADDR is bits [51:5].
     let mut base = [0u8; 8];
-    let _ = smmu.mmio_read(0x90, &mut base);
-    let cmdq = u64::from_le_bytes(base) & 0x000f_ffff_ffff_ffe0;
+    smmu.mmio_read(regs::CMDQ_BASE, &mut base)
+        .expect("CMDQ_BASE read");
+    let cmdq = QueueBase::from_bits(u64::from_le_bytes(base)).addr();
 
     for op in ops.into_iter().take(256) {
         match op {
@@ -148,7 +136,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     Region::Cmdq => cmdq + 8 * (i % 512),
                     Region::Ram => RAM + (8 * 61 * i) % RAM_SIZE,
                 };
-                let _ = mem::write_u64_le(&rig.ram, addr, value);
+                let _ = mem::write_u64_le(&ram, addr, value);
             }
             Op::Commands { cmds, sync } => {
                 let cmds: Vec<[u64; 2]> = cmds.into_iter().take(64).collect();
@@ -176,11 +164,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     substream: ssid.map(SubstreamId),
                     addr,
                     len: u64::from(len).max(1),
-                    access: match access % 3 {
-                        0 => AccessKind::Read,
-                        1 => AccessKind::Write,
-                        _ => AccessKind::Exec,
-                    },
+                    access: access_kind(access),
                     privileged,
                 };
                 if let Ok(m) = smmu.translate(&req) {

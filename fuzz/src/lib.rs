@@ -1,6 +1,7 @@
-//! What the fuzz targets share: the guest's MMIO accesses.
+//! What the fuzz targets share: the guest's MMIO accesses and access kinds.
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use viommu_common::access::AccessKind;
 use viommu_common::traits::MmioDevice;
 
 /// An MMIO access of any offset (wrapped to the device's region) and any size from 1 to 8
@@ -49,5 +50,14 @@ impl MmioOp {
                 let _ = dev.mmio_read(u64::from(offset) % region, &mut buf[..n]);
             }
         }
+    }
+}
+
+/// The access kind a selector byte picks: read, write or instruction fetch.
+pub fn access_kind(sel: u8) -> AccessKind {
+    match sel % 3 {
+        0 => AccessKind::Read,
+        1 => AccessKind::Write,
+        _ => AccessKind::Exec,
     }
 }
