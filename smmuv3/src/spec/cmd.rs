@@ -241,16 +241,26 @@ pub struct CmdPrefetchW1 {
     pub addr_hi: u64,
 }
 
-impl CmdPrefetchW1 {
-    /// The address (bits \[63:12\]).
-    pub const fn addr(self) -> u64 {
-        self.raw() & bits_mask(63, 12)
-    }
+/// Adds `addr()` / `with_addr()` to command words whose Address field is bits \[63:12\] of the
+/// word, stored shifted in `addr_hi` (the field spans \[127:76\] of the command).
+macro_rules! page_addr_word {
+    ($($name:ident),* $(,)?) => {
+        $(
+            impl $name {
+                /// The address (bits \[63:12\] of the word; for TLBI, the VA of the
+                /// NH/EL2/EL3 forms).
+                pub const fn addr(self) -> u64 {
+                    self.raw() & bits_mask(63, 12)
+                }
 
-    /// The same word with the address set from `addr` (bits outside \[63:12\] dropped).
-    pub const fn with_addr(self, addr: u64) -> Self {
-        self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
-    }
+                /// The same word with the address set from `addr` (bits outside \[63:12\]
+                /// dropped).
+                pub const fn with_addr(self, addr: u64) -> Self {
+                    self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
+                }
+            }
+        )*
+    };
 }
 
 /// Word 1 of CFGI_STE and CFGI_CD.
@@ -298,16 +308,6 @@ pub struct CmdTlbiW1 {
 }
 
 impl CmdTlbiW1 {
-    /// VA (bits \[63:12\] of the word) for the NH/EL2/EL3 forms.
-    pub const fn addr(self) -> u64 {
-        self.raw() & bits_mask(63, 12)
-    }
-
-    /// The same word with the VA set from `addr` (bits outside \[63:12\] dropped).
-    pub const fn with_addr(self, addr: u64) -> Self {
-        self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
-    }
-
     /// IPA (bits \[51:12\] of the word) for TLBI_S2_IPA.
     pub const fn ipa(self) -> u64 {
         self.raw() & bits_mask(51, 12)
@@ -337,18 +337,6 @@ pub struct CmdAtcInvW1 {
     /// Address (bits \[127:76\]), stored shifted; see [`CmdAtcInvW1::addr`].
     #[bits(52)]
     pub addr_hi: u64,
-}
-
-impl CmdAtcInvW1 {
-    /// The address (bits \[63:12\]).
-    pub const fn addr(self) -> u64 {
-        self.raw() & bits_mask(63, 12)
-    }
-
-    /// The same word with the address set from `addr` (bits outside \[63:12\] dropped).
-    pub const fn with_addr(self, addr: u64) -> Self {
-        self.with_addr_hi((addr & bits_mask(63, 12)) >> 12)
-    }
 }
 
 /// Word 1 of PRI_RESP.
@@ -422,6 +410,8 @@ le_word!(
     CmdResumeW1,
     CmdSyncW1,
 );
+
+page_addr_word!(CmdPrefetchW1, CmdTlbiW1, CmdAtcInvW1);
 
 /// A raw command-queue entry (16 bytes, little-endian words), as read from the queue.
 #[derive(
