@@ -83,7 +83,7 @@ fn outcome(smmu: &SmmuV3<&GuestMemoryMmap>, req: DmaRequest) -> Result<u64, &'st
     smmu.translate(&req).map(|m| m.output).map_err(|f| f.event)
 }
 
-/// The Linux driver's full bring-up (linux-driver.md §4).
+/// The Linux driver's full bring-up (`arm_smmu_device_reset()`).
 #[test]
 fn snapshot_linux_bringup() {
     let rig = Rig::new();

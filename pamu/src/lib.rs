@@ -2,8 +2,8 @@
 //!
 //! A register-level model of the PAMU (Peripheral Access Management Unit), the IOMMU of
 //! P4080/T4240-class PowerPC SoCs, faithful enough for Linux's `fsl_pamu` driver before and
-//! after its 5.13 simplification. Facts and test vectors: `pamu.md` (public Linux, SDK and
-//! Freescale-hypervisor sources; no public reference manual exists).
+//! after its 5.13 simplification. Sources and test vectors: pamu/README.md (public Linux, SDK
+//! and Freescale-hypervisor sources; no public reference manual exists).
 //!
 //! ## Capabilities
 //!
@@ -54,7 +54,7 @@
 //! Translation takes no lock: control and table registers are atomics; the status registers
 //! sit behind one mutex taken only by register accesses and fault capture.
 //!
-//! ## Policies for behaviour no source documents (`pamu.md` §17)
+//! ## Policies for behaviour no source documents
 //!
 //! Each is marked "Policy:" where it is implemented:
 //! 1. AVS1 sub-codes: OTV/APV/WAV/LAV hold 1 for every cause; V = 0 sets PDV; AVS2 bit 0 = write.

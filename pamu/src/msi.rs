@@ -1,4 +1,4 @@
-//! MSI banks (`pamu.md` §12, §15): where each bank's MSIIR lives, how an MSIIR write decodes,
+//! MSI banks (Linux `fsl_msi.c`, `qoriq-mpic*.dtsi`; options in pamu/README.md): where each bank's MSIIR lives, how an MSIIR write decodes,
 //! and the MMIO region a VMM can map for one bank (option C).
 //!
 //! Each bank has its registers at CCSR + 0x41600 + bank·0x200 and an **alias page** at CCSR +
@@ -132,7 +132,7 @@ impl MsiBanks {
 }
 
 /// One bank's alias page as an MMIO region a VMM can put on its bus or map into a DMA window
-/// like memory (option C, `pamu.md` §15). A 4-byte big-endian store at the MSIIR offset
+/// like memory (option C, pamu/README.md). A 4-byte big-endian store at the MSIIR offset
 /// delivers the MSI; every other offset reads as zero and ignores writes.
 pub struct MsiBankRegion {
     banks: MsiBanks,

@@ -1,5 +1,5 @@
 //! PCIe ATS: translation requests, translated transactions and endpoint ATC invalidation
-//! (IHI 0070 §3.9.1, §4.5.1 CMD_ATC_INV; smmuv3.md §11).
+//! (IHI 0070 §3.9.1, §4.5.1 CMD_ATC_INV).
 //!
 //! A VMM whose emulated PCIe function implements ATS uses three entry points:
 //!

@@ -1,5 +1,5 @@
 //! Capabilities: the configuration a VMM chooses, and the ID registers built from it once
-//! (IHI 0070 §6.3.1..§6.3.6; smmuv3.md §2).
+//! (IHI 0070 §6.3.1..§6.3.6).
 //!
 //! [`SmmuConfig`] is the public, plain configuration with defaults that make a Linux 6.x
 //! `arm-smmu-v3` driver pick a 2-level stream table and MSI-polled CMD_SYNC completion.

@@ -1,4 +1,4 @@
-//! The event-queue producer (IHI 0070 §7.2, §7.4; smmuv3.md §9).
+//! The event-queue producer (IHI 0070 §7.2, §7.4).
 //!
 //! Writes 32-byte event records into the guest's event queue and maintains EVENTQ_PROD:
 //!
@@ -128,7 +128,7 @@ where
         self.record_event(&bytes, || event.to_string());
     }
 
-    /// Write a 32-byte event record to the event queue and signal EVENTQ (smmuv3.md §9).
+    /// Write a 32-byte event record to the event queue and signal EVENTQ (IHI 0070 §3.5, §7.2).
     ///
     /// `describe` renders the event for the trace. Records are discarded while the queue is
     /// disabled; a full queue drops the record and sets the overflow flag; a write outside guest

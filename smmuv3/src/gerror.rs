@@ -1,4 +1,4 @@
-//! Interrupts and global errors (IHI 0070 §7.5, §6.3.23-§6.3.30; smmuv3.md §1.6-§1.8):
+//! Interrupts and global errors (IHI 0070 §7.5, §6.3.23-§6.3.30, §3.18):
 //! IRQ_CTRL gating, MSI versus wired delivery, CMD_SYNC completion signals, and the GERROR
 //! toggle protocol.
 
@@ -14,7 +14,7 @@ where
     M: GuestRam,
 {
     /// Signal `source` if enabled in IRQ_CTRL: MSI when IDR0.MSI and its CFG0 address is set,
-    /// the wired line otherwise (smmuv3.md §1.8). A disabled source sends nothing, and enabling
+    /// the wired line otherwise (IHI 0070 §3.18). A disabled source sends nothing, and enabling
     /// it later sends nothing retrospectively.
     pub(crate) fn signal(&self, source: IrqSource) {
         let irq = lock(&self.irq);
@@ -50,7 +50,7 @@ where
         });
     }
 
-    /// Complete a CMD_SYNC with CS = SIG_IRQ (smmuv3.md §8.4).
+    /// Complete a CMD_SYNC with CS = SIG_IRQ (IHI 0070 §4.7.3).
     ///
     /// Policy: with IDR0.MSI and a non-zero MSIAddr, an address inside guest RAM is written as a
     /// 32-bit little-endian guest-memory store (the MSIPOLL pattern: Linux polls the SYNC slot's

@@ -1,4 +1,4 @@
-//! Register reads and writes (IHI 0070 chapter 6; smmuv3.md §1): the effect of each register
+//! Register reads and writes (IHI 0070 chapter 6): the effect of each register
 //! access, after [`crate::regs::decode`] has named the register. Write rules while enabled,
 //! reserved-bit masking, the CR0/IRQ_CTRL acknowledge and GBPA update protocols.
 
@@ -83,7 +83,7 @@ where
             Cr1 | Cr2 => {
                 let mut ctrl = lock(&self.ctrl);
                 if crate::spec::regs::Cr0::from_bits(ctrl.cr0).smmuen() {
-                    // Policy (smmuv3.md §1.10): CR1/CR2 are writable only while SMMUEN = 0.
+                    // Policy: CR1/CR2 are writable only while SMMUEN = 0.
                     self.trace_write(reg_name(reg), value, Some("SMMUEN=1"));
                     return;
                 }

@@ -1,5 +1,5 @@
-//! The PRI queue producer and PRG responses (IHI 0070 chapter 8, §4.7 CMD_PRI_RESP;
-//! smmuv3.md §11).
+//! The PRI queue producer and PRG responses (IHI 0070 chapter 8, §4.5.2
+//! CMD_PRI_RESP).
 //!
 //! A PCIe endpoint emulated by the VMM issues Page Requests (PPRs) through
 //! [`SmmuV3::page_request`]; the SMMU writes them as 16-byte records into the guest's PRI queue

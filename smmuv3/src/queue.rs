@@ -20,7 +20,7 @@ pub struct QueueGeometry {
 
 impl QueueGeometry {
     /// Geometry from a `*_BASE` register value, clamping LOG2SIZE to `max_log2size` (the IDR1
-    /// CMDQS/EVENTQS/PRIQS field; smmuv3.md §1.9 "treated as the maximum").
+    /// CMDQS/EVENTQS/PRIQS field; IHI 0070 §6.3: a larger LOG2SIZE acts as the maximum).
     ///
     /// Policy: the low address bits that the queue's natural alignment requires to be zero are
     /// ignored (the queue starts at the base rounded down to its size, minimum 32 bytes).

@@ -1,7 +1,7 @@
 //! MMIO decode (IHI 0070 §6.2): `(offset, size)` to the register it addresses.
 //!
 //! Pure and side-effect free: [`decode`] names the register and which part of it an access
-//! covers; the device applies the effect. Access rules (smmuv3.md §1.2):
+//! covers; the device applies the effect. Access rules (IHI 0070 §6.2):
 //!
 //! - aligned 32-bit accesses to any register, including either half of a 64-bit register (the
 //!   half is merged into the 64-bit value);

@@ -1,7 +1,7 @@
 //! Glue between the configuration layer ([`crate::config`]) and translation / CFGI commands:
 //! (StreamID, SubstreamID) to a translation [`Route`], or the configuration event.
 //!
-//! Recording (smmuv3.md §3, §9.3): C_BAD_STREAMID only with CR2.RECINVSID; other C_* events
+//! Recording (IHI 0070 §7.2, §7.3): C_BAD_STREAMID only with CR2.RECINVSID; other C_* events
 //! and fetch aborts always; a stage-2 fault on a nested CD fetch per STE.S2R.
 
 use viommu_common::access::{AccessKind, DmaRequest};

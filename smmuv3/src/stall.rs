@@ -1,4 +1,4 @@
-//! The stall model (IHI 0070 §3.12.2, §4.7.1, §4.7.2; smmuv3.md §12).
+//! The stall model (IHI 0070 §3.12.2, §4.7.1, §4.7.2).
 //!
 //! With IDR0.STALL_MODEL = 0 or 2 and a stream configured to stall (CD.S = 1 for stage-1 faults,
 //! STE.S2S = 1 for stage-2 faults), a transaction that takes a *Translation-related* fault

@@ -1,12 +1,12 @@
-//! The per-instance PAMU register block: offsets and bit layouts (`pamu.md` §2, §3).
+//! The per-instance PAMU register block: offsets and bit layouts (Linux `fsl_pamu.h`).
 //!
 //! One 4 KiB block per instance at stride 0x1000, 32-bit big-endian registers. Bit numbering in
-//! the `///` of each field is the manual's (bit 0 = MSB of the 32-bit word); the digest's LSB-0
-//! mask is given next to it so the two can be checked against each other.
+//! the `///` of each field is the manual's (bit 0 = MSB of the 32-bit word); the LSB-0 mask of
+//! Linux `fsl_pamu.h` is given next to it so the two can be checked against each other.
 
 use bitfield_struct::bitfield;
 
-/// Register offsets inside one instance's 4 KiB block (`pamu.md` §2).
+/// Register offsets inside one instance's 4 KiB block (Linux `fsl_pamu.h`).
 pub mod offset {
     /// Primary PAACT base, high word.
     pub const PPBAH: u64 = 0x000;
@@ -104,13 +104,13 @@ pub mod offset {
 pub const INSTANCE_STRIDE: u64 = 0x1000;
 
 /// PAMUBYPENR: offset of the PAMU bypass-enable register inside the SoC's GUTS/DCFG block
-/// (`pamu.md` §11). PAMU *i* is bypassed while bit `0x8000_0000 >> i` is set.
+/// (Linux `fsl_pamu.c` `fsl_pamu_probe()`). PAMU *i* is bypassed while bit `0x8000_0000 >> i` is set.
 pub const PAMUBYPENR_OFFSET: u64 = 0x604;
 
 /// Every named register of an instance, decoded from its offset.
 ///
 /// Decoding is pure: [`Reg::decode`] never has side effects, so the device's MMIO path can
-/// decode first and apply the effect separately (house style §1.6).
+/// decode first and apply the effect separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[expect(
     missing_docs,
@@ -323,7 +323,7 @@ impl Reg {
     }
 }
 
-/// AVS1: access violation status 1 (0x050, `pamu.md` §3.1).
+/// AVS1: access violation status 1 (0x050, Linux `PAMU_AVS1_*`).
 #[bitfield(u32, order = Msb)]
 #[derive(PartialEq, Eq)]
 pub struct Avs1 {
@@ -358,7 +358,7 @@ impl Avs1 {
     pub const FLAGS_MASK: u32 = 0x7FFF;
 }
 
-/// PC: PAMU control (0xC10, `pamu.md` §3.2).
+/// PC: PAMU control (0xC10, Linux `PAMU_PC_*`).
 #[bitfield(u32, order = Msb)]
 #[derive(PartialEq, Eq)]
 pub struct Pc {
@@ -388,7 +388,7 @@ impl Pc {
     pub const WRITABLE: u32 = 0xC000_1011;
 }
 
-/// PICS: interrupt control and status (0xC1C, `pamu.md` §3.3).
+/// PICS: interrupt control and status (0xC1C, Linux `fsl_pamu.h` `PAMU_PICS`).
 #[bitfield(u32, order = Msb)]
 #[derive(PartialEq, Eq)]
 pub struct Pics {
@@ -505,7 +505,7 @@ pub struct Eeattr {
 mod tests {
     use super::*;
 
-    /// AVS1 fields sit at the masks of `pamu.md` §3.1 (LSB-0 numbering there).
+    /// AVS1 fields sit at the masks of Linux `fsl_pamu.h` (`PAMU_AVS1_*`, LSB-0 masks).
     #[test]
     fn test_avs1_bit_positions() {
         assert_eq!(Avs1::new().with_av(true).into_bits(), 0x0000_0001);
@@ -523,7 +523,7 @@ mod tests {
         assert_eq!(tv4.into_bits() & Avs1::FLAGS_MASK, 0x0401);
     }
 
-    /// The generated offset/width consts agree with the digest's LSB-0 bit ranges.
+    /// The generated offset/width consts agree with the LSB-0 masks of Linux `fsl_pamu.h`.
     #[test]
     fn test_avs1_offsets_and_widths() {
         assert_eq!((Avs1::LIODN_OFFSET, Avs1::LIODN_BITS), (16, 16));
@@ -537,7 +537,7 @@ mod tests {
         assert_eq!((Pc2::MLIODN_OFFSET, Pc2::MLIODN_BITS), (16, 16));
     }
 
-    /// PC, PICS, PC2, PC3 and the ECC bits sit at the masks of `pamu.md` §2/§3.
+    /// PC, PICS, PC2, PC3 and the ECC bits sit at the masks of Linux `fsl_pamu.h`.
     #[test]
     fn test_control_bit_positions() {
         assert_eq!(Pc::new().with_pgc(true).into_bits(), 0x8000_0000);

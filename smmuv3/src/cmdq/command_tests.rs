@@ -1,5 +1,5 @@
 //! Unit tests of [`super::Command::decode`]: every command from the exact words the Linux driver
-//! writes (linux-driver.md §7.4, smmuv3.md §10), and each malformed case.
+//! writes (Linux `arm_smmu_cmdq_build_cmd()`, `__arm_smmu_tlb_inv_range()`), and each malformed case.
 
 use super::*;
 use crate::caps::SmmuConfig;
@@ -194,7 +194,7 @@ fn nh_va_range(c: Command) -> (Asid, TlbiRange) {
     }
 }
 
-/// smmuv3.md §10 worked example: 37 pages at 0x1000_0000 as two range commands.
+/// `__arm_smmu_tlb_inv_range()` with RIL (IHI 0070 §4.4.1.1): 37 pages at 0x1000_0000 as two range commands.
 #[test]
 fn test_cmd_range_worked_example_37_pages() {
     let (asid, r1) = nh_va_range(dec(0x0005_0000_0000_4012, 0x0000_0000_1000_0701));
@@ -217,7 +217,7 @@ fn test_cmd_range_worked_example_37_pages() {
     );
 }
 
-/// More §10 examples: 8 pages (SCALE 3), three 2 MiB blocks (TTL 2), non-leaf 34 pages.
+/// More `__arm_smmu_tlb_inv_range()` splits: 8 pages (SCALE 3), three 2 MiB blocks (TTL 2), non-leaf 34 pages.
 #[test]
 fn test_cmd_range_more_examples() {
     let v = 0x7f00_1234_5000u64;
@@ -370,7 +370,7 @@ fn test_cmd_unknown_opcode_is_ill() {
     assert_eq!(err(0xFF, 0, &c).cmdq_error(), CmdqErr::CERROR_ILL);
 }
 
-/// CMD_SYNC CS = 0b11 is CERROR_ILL (smmuv3.md §14 pitfall 25).
+/// CMD_SYNC CS = 0b11 is reserved: CERROR_ILL (IHI 0070 §4.7.3, §7.1).
 #[test]
 fn test_cmd_sync_cs_reserved_is_ill() {
     assert_eq!(
@@ -558,7 +558,7 @@ fn test_cmd_garbage_never_panics() {
     assert!(ok > 0);
 }
 
-/// The encoder writes exactly the words Linux writes (linux-driver.md §7.4, smmuv3.md §10).
+/// The encoder writes exactly the words Linux writes (`arm_smmu_cmdq_build_cmd()`).
 #[test]
 fn test_cmd_encode_matches_linux_words() {
     assert_eq!(Command::CfgiAll.encode(), [0x4, 0x1F]);

@@ -454,7 +454,7 @@ impl CmdEntry {
 mod tests {
     use super::*;
 
-    /// Common fields: SSec \[10\], SSV \[11\], SSID \[31:12\], SID \[63:32\] (smmuv3.md §8.1).
+    /// Common fields: SSec \[10\], SSV \[11\], SSID \[31:12\], SID \[63:32\] (IHI 0070 §4.1).
     #[test]
     fn test_cmd_common_bit_positions() {
         assert_eq!(CmdStreamW0::SSEC_OFFSET, 10);
@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(CmdTlbiW1::TTL_OFFSET, 8);
         assert_eq!(CmdTlbiW1::TG_OFFSET, 10);
         assert_eq!(CmdTlbiW1::ADDR_HI_OFFSET, 12);
-        // smmuv3.md §10 worked example, command 1.
+        // Linux's RIL split of 37 pages at 0x1000_0000, ASID 5: command 1 (NUM 4, SCALE 0).
         let w0 = CmdTlbiW0::from_raw(0x0005_0000_0000_4012);
         let w1 = CmdTlbiW1::from_raw(0x0000_0000_1000_0701);
         assert_eq!(w0.opcode(), Opcode::TLBI_NH_VA);

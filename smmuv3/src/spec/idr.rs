@@ -330,7 +330,7 @@ pub struct Aidr {
 mod tests {
     use super::*;
 
-    /// IDR0 field positions match smmuv3.md §2.1 / Linux `IDR0_*` masks.
+    /// IDR0 field positions match IHI 0070 §6.3.1 / Linux `IDR0_*` masks.
     #[test]
     fn test_idr0_bit_positions() {
         assert_eq!((Idr0::S2P_OFFSET, Idr0::S1P_OFFSET), (0, 1));
@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(Idr0::RME_IMPL_OFFSET, 30);
     }
 
-    /// The recommended IDR0 profile 0x094C_301B decodes to the fields smmuv3.md §2.3 lists.
+    /// The recommended IDR0 profile 0x094C_301B decodes to the fields README.md lists.
     #[test]
     fn test_idr0_recommended_profile() {
         let r = Idr0::from_bits(0x094C_301B);
@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(r.httu(), Httu::NONE);
     }
 
-    /// IDR1 0x0273_0510: SIDSIZE 16, SSIDSIZE 20, EVENTQS 19, CMDQS 19 (smmuv3.md §2.3).
+    /// IDR1 0x0273_0510: SIDSIZE 16, SSIDSIZE 20, EVENTQS 19, CMDQS 19 (the default profile).
     #[test]
     fn test_idr1_recommended_profile() {
         let r = Idr1::from_bits(0x0273_0510);
