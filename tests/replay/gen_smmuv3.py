@@ -311,7 +311,7 @@ def linux_bringup():
     s.dma_ok(8, 0x1234_5678, 0x1234_5678)
     s.dma_ok(8, 0x4080_0000, 0x4080_0000, access="write")
     s.comment("SID 0x300: L1 descriptor 3 has Span 0 -> C_BAD_STREAMID, recorded because "
-              "CR2.RECINVSID = 1 (IHI 0070 §7.3.2), EVTQ MSI sent (IHI 0070 §3.18)")
+              "CR2.RECINVSID = 1 (IHI 0070 §7.3 C_BAD_STREAMID), EVTQ MSI sent (IHI 0070 §3.18)")
     s.dma_fault(0x300, 0x1000, "C_BAD_STREAMID")
     s.rmem(s.evt_addr(0), le64(0x02 | (0x300 << 32)))
     s.mr(EVTQ_PROD, 1, mask=0x7FFF_FFFF)

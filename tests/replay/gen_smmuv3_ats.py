@@ -59,7 +59,7 @@ def ats():
     s.comment("an unmapped page: successful completion with R = W = 0 (the endpoint may then "
               "issue a page request), no event")
     req(IOVA + 0x5000, {"perms": ""})
-    s.comment("EATS = 0: Unsupported Request and F_BAD_ATS_TREQ (0x05) recorded (IHI 0070 §7.3.5, "
+    s.comment("EATS = 0: Unsupported Request and F_BAD_ATS_TREQ (0x05) recorded (IHI 0070 §7.3, "
               "§3.9.1)")
     req(IOVA, {"error": "UR"}, sid=PLAIN_SID)
     s.rmem(s.evt_addr(0), le64(0x05 | (PLAIN_SID << 32)))
