@@ -1,8 +1,8 @@
-//! A PAMU inside a PowerPC VMM: the PCI topology and `iommu-map` give an endpoint its LIODN,
-//! the pre-5.13 Linux window geometry API lays out the PAACE windows, and an emulated
-//! virtio-like device DMAs through `vm_memory::IommuMemory` + `EndpointIommu` over the `Pamu`.
-//! A violation is read back the way software sees it: big-endian MMIO reads of AVS1, AVAH:AVAL
-//! and PICS (offsets and field values from Linux `fsl_pamu.h` and the crate's policies), and the AV interrupt line.
+//! A PAMU inside a PowerPC VMM: the PCI topology and `iommu-map` give an endpoint its LIODN, the
+//! pre-5.13 Linux window geometry API lays out the PAACE windows, and an emulated virtio-like
+//! device DMAs through `vm_memory::IommuMemory` + `EndpointIommu` over the `Pamu`. A violation is
+//! read back the way software sees it: big-endian MMIO reads of AVS1, AVAH:AVAL and PICS (offsets
+//! and field values from Linux `fsl_pamu.h` and the crate's policies), and the AV interrupt line.
 
 #[allow(dead_code, reason = "shared by several test files; each uses a part")]
 mod vmm_support;

@@ -1,5 +1,6 @@
-//! PAMU faults: access violations (AVS1/AVS2/AVA) and operation errors (POES1/POES2/POEA), and
-//! the per-instance status registers that capture them (Linux `fsl_pamu.h` AVS1/POES1, `pamu_av_isr()`).
+//! PAMU faults: access violations (AVS1/AVS2/AVA) and operation errors (POES1/POES2/POEA), and the
+//! per-instance status registers that capture them (Linux `fsl_pamu.h` AVS1/POES1,
+//! `pamu_av_isr()`).
 //!
 //! Translation returns a typed [`PamuFault`]; [`StatusRegs::capture`] is the one place that turns
 //! it into register values. The host-side cause (which rule failed, which
@@ -45,7 +46,8 @@ pub enum Violation {
     OperationTranslation,
 }
 
-/// A malformed table: an operation error (policy 12 in the crate docs), captured in POES1/POES2/POEA.
+/// A malformed table: an operation error (policy 12 in the crate docs), captured in
+/// POES1/POES2/POEA.
 ///
 /// Policies 4, 6, 12: every malformed-table case below is an operation error, never a
 /// crash and never an access violation. POEA holds the address of the entry being processed.
@@ -136,7 +138,8 @@ impl OpError {
         }
     }
 
-    /// POES2. Policy (layout unknown; Linux only dumps it): our own cause code, 1-based in declaration order.
+    /// POES2. Policy (layout unknown; Linux only dumps it): our own cause code, 1-based in
+    /// declaration order.
     pub fn poes2(&self) -> u32 {
         match self {
             OpError::Fetch { .. } => 1,

@@ -1,5 +1,6 @@
-//! MSI banks (Linux `fsl_msi.c`, `qoriq-mpic*.dtsi`; options in pamu/README.md): where each bank's MSIIR lives, how an MSIIR write decodes,
-//! and the MMIO region a VMM can map for one bank (option C).
+//! MSI banks (Linux `fsl_msi.c`, `qoriq-mpic*.dtsi`; options in pamu/README.md): where each bank's
+//! MSIIR lives, how an MSIIR write decodes, and the MMIO region a VMM can map for one bank (option
+//! C).
 //!
 //! Each bank has its registers at CCSR + 0x41600 + bank·0x200 and an **alias page** at CCSR +
 //! 0x44000 + bank·0x1000 whose only register is the MSIIR (MPIC 4.2: + 0x140) or MSIIR1 (MPIC

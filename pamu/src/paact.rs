@@ -557,8 +557,8 @@ mod tests {
         ));
     }
 
-    /// Outcome-first: random valid primary configurations encoded into words by hand (from
-    /// the masks of Linux `fsl_pamu.h`, not our bitfield types) decode back to exactly those values.
+    /// Outcome-first: random valid primary configurations encoded into words by hand (from the
+    /// masks of Linux `fsl_pamu.h`, not our bitfield types) decode back to exactly those values.
     #[test]
     fn test_decode_primary_outcome_first_random() {
         use rand::{Rng, SeedableRng};

@@ -152,7 +152,8 @@ fn ap_perms(ap: Ap) -> Perms {
     p
 }
 
-/// Translate one access of `len` bytes at `addr` by LIODN `liodn` (the steps are numbered in the body).
+/// Translate one access of `len` bytes at `addr` by LIODN `liodn` (the steps are numbered in the
+/// body).
 ///
 /// `ioe` is the inbound operation index used by OTM (see [`default_ioe`]).
 ///

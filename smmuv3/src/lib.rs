@@ -58,8 +58,8 @@
 //!   ones (VMW without IDR0.VMW, DPT_WALK_EN) are dropped; PRIQ_IRQEN is dropped without PRI.
 //! - GBPA resets to 0x1000 (bypass, SHCFG incoming); a write without UPDATE is ignored; an update
 //!   completes within the write.
-//! - Registers written while their enable forbids it (IHI 0070 §6.3; CR1/CR2 while SMMUEN: policy) are
-//!   ignored, and the trace says so. CR2.E2H only with IDR0.HYP.
+//! - Registers written while their enable forbids it (IHI 0070 §6.3; CR1/CR2 while SMMUEN: policy)
+//!   are ignored, and the trace says so. CR2.E2H only with IDR0.HYP.
 //! - GERRORN writes change only active error bits. Acknowledging CMDQ_ERR clears CMDQ_CONS.ERR
 //!   and resumes consumption by re-fetching the entry at CONS.
 //! - Every cache (configuration, routes, IOTLB) is dropped on an SMMUEN transition and reset.

@@ -329,8 +329,8 @@ impl TlbEntry {
 
 /// The address range of a range invalidation (`TLBI_*_VA{A}`, `TLBI_S2_IPA`).
 ///
-/// Every entry whose block *overlaps* `[addr, addr + size)` is removed (IHI 0070 §4.4.1.1: whatever its
-/// own size), except that a leaf invalidation with a TTL hint spares entries of other levels.
+/// Every entry whose block *overlaps* `[addr, addr + size)` is removed (IHI 0070 §4.4.1.1: whatever
+/// its own size), except that a leaf invalidation with a TTL hint spares entries of other levels.
 ///
 /// Leaf versus non-leaf: the IOTLB holds only complete (leaf) translations, no walk cache, so
 /// both remove the leaf results overlapping the range. That is also all a non-leaf invalidation

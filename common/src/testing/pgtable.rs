@@ -436,8 +436,8 @@ mod tests {
         assert_eq!(s2.leaf_pte(0, IOMMU_WRITE, 3), 0x697);
     }
 
-    /// Stage-2 geometry follows `arm_64_lpae_alloc_pgtable_s2()` (4K 48-bit: L0, SL0 2; 4K 40-bit: two
-    /// concatenated tables at L1, SL0 1; 64K 48-bit: L1, 64 entries).
+    /// Stage-2 geometry follows `arm_64_lpae_alloc_pgtable_s2()` (4K 48-bit: L0, SL0 2; 4K 40-bit:
+    /// two concatenated tables at L1, SL0 1; 64K 48-bit: L1, 64 entries).
     #[test]
     fn test_pgtable_s2_geometry() {
         let m = guest_ram(0, 1 << 22);

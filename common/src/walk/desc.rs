@@ -202,7 +202,8 @@ impl Descriptor {
 mod tests {
     use super::*;
 
-    /// Field offsets match Arm ARM D8.3 / io-pgtable-arm.c `ARM_LPAE_PTE_*` (not our own round trips).
+    /// Field offsets match Arm ARM D8.3 / io-pgtable-arm.c `ARM_LPAE_PTE_*` (not our own round
+    /// trips).
     #[test]
     fn test_desc_bit_positions() {
         assert_eq!(TableDesc::PXN_TABLE_OFFSET, 59);

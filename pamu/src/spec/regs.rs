@@ -103,8 +103,8 @@ pub mod offset {
 /// Size of one instance's register block; instance *i* sits at `i * INSTANCE_STRIDE`.
 pub const INSTANCE_STRIDE: u64 = 0x1000;
 
-/// PAMUBYPENR: offset of the PAMU bypass-enable register inside the SoC's GUTS/DCFG block
-/// (Linux `fsl_pamu.c` `fsl_pamu_probe()`). PAMU *i* is bypassed while bit `0x8000_0000 >> i` is set.
+/// PAMUBYPENR: offset of the PAMU bypass-enable register inside the SoC's GUTS/DCFG block (Linux
+/// `fsl_pamu.c` `fsl_pamu_probe()`). PAMU *i* is bypassed while bit `0x8000_0000 >> i` is set.
 pub const PAMUBYPENR_OFFSET: u64 = 0x604;
 
 /// Every named register of an instance, decoded from its offset.

@@ -1,5 +1,6 @@
 //! Unit tests of [`super::Command::decode`]: every command from the exact words the Linux driver
-//! writes (Linux `arm_smmu_cmdq_build_cmd()`, `__arm_smmu_tlb_inv_range()`), and each malformed case.
+//! writes (Linux `arm_smmu_cmdq_build_cmd()`, `__arm_smmu_tlb_inv_range()`), and each malformed
+//! case.
 
 use super::*;
 use crate::caps::SmmuConfig;
@@ -194,7 +195,8 @@ fn nh_va_range(c: Command) -> (Asid, TlbiRange) {
     }
 }
 
-/// `__arm_smmu_tlb_inv_range()` with RIL (IHI 0070 §4.4.1.1): 37 pages at 0x1000_0000 as two range commands.
+/// `__arm_smmu_tlb_inv_range()` with RIL (IHI 0070 §4.4.1.1): 37 pages at 0x1000_0000 as two range
+/// commands.
 #[test]
 fn test_cmd_range_worked_example_37_pages() {
     let (asid, r1) = nh_va_range(dec(0x0005_0000_0000_4012, 0x0000_0000_1000_0701));
@@ -217,7 +219,8 @@ fn test_cmd_range_worked_example_37_pages() {
     );
 }
 
-/// More `__arm_smmu_tlb_inv_range()` splits: 8 pages (SCALE 3), three 2 MiB blocks (TTL 2), non-leaf 34 pages.
+/// More `__arm_smmu_tlb_inv_range()` splits: 8 pages (SCALE 3), three 2 MiB blocks (TTL 2),
+/// non-leaf 34 pages.
 #[test]
 fn test_cmd_range_more_examples() {
     let v = 0x7f00_1234_5000u64;

@@ -6,9 +6,9 @@
 //!   nested) and [`decode_cd`](cd::decode_cd).
 //! - [`cache`]: the lock-free configuration cache with CFGI_* invalidation.
 //!
-//! Decode is pure and reads only the *used bits* of each configuration (Linux `arm_smmu_get_ste_used()`),
-//! so the mixed old/new entries the Linux driver leaves in memory between the steps of a
-//! hitless update decode to either the old or the new configuration.
+//! Decode is pure and reads only the *used bits* of each configuration (Linux
+//! `arm_smmu_get_ste_used()`), so the mixed old/new entries the Linux driver leaves in memory
+//! between the steps of a hitless update decode to either the old or the new configuration.
 //!
 //! The translation pipeline never interprets raw STE or CD bytes: it gets a [`StreamConfig`]
 //! and a [`ContextConfig`], or a [`ConfigError`] that converts into the architectural event

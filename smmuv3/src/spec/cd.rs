@@ -283,7 +283,8 @@ mod tests {
         assert_eq!(CdW0::from_raw(0x030A_E201_C000_3684).asid(), 778);
     }
 
-    /// Linux's 4K/48-bit coherent CD w0 with ASID 1 is 0x0001_E205_C000_3510 (`arm_smmu_make_s1_cd()`).
+    /// Linux's 4K/48-bit coherent CD w0 with ASID 1 is 0x0001_E205_C000_3510
+    /// (`arm_smmu_make_s1_cd()`).
     #[test]
     fn test_cd_linux_4k_example() {
         let w0 = CdW0::from_raw(0x0001_E205_C000_3510);

@@ -466,7 +466,8 @@ mod tests {
         assert_eq!(s.s2ttb(), 0x000D_BEEF_DEAD_BEE0);
     }
 
-    /// Linux's 4K/48-bit S2 w2 with VMID 1 is 0x044D_3590_0000_0001 (`arm_smmu_make_s2_domain_ste()`).
+    /// Linux's 4K/48-bit S2 w2 with VMID 1 is 0x044D_3590_0000_0001
+    /// (`arm_smmu_make_s2_domain_ste()`).
     #[test]
     fn test_ste_linux_vtcr_example() {
         let w2 = SteW2::from_raw(0x044D_3590_0000_0001);

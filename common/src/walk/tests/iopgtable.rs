@@ -1,6 +1,7 @@
-//! Reference vectors: tables built exactly as Linux io-pgtable-arm builds them, exercised with
-//! the shape of its self-test (io-pgtable-arm-selftests.c `arm_lpae_run_tests()`), for stage 1 and stage 2, every granule and
-//! input sizes {32, 36, 40, 42, 44, 48} with every output size >= the input size.
+//! Reference vectors: tables built exactly as Linux io-pgtable-arm builds them, exercised with the
+//! shape of its self-test (io-pgtable-arm-selftests.c `arm_lpae_run_tests()`), for stage 1 and
+//! stage 2, every granule and input sizes {32, 36, 40, 42, 44, 48} with every output size >= the
+//! input size.
 
 use crate::access::{AccessKind, Perms};
 use crate::addr::Granule;

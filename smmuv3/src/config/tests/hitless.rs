@@ -1,8 +1,8 @@
 //! Hitless STE/CD updates (Linux arm-smmu-v3.c): the Linux driver's `arm_smmu_write_entry`
 //! algorithm replayed step by step, decoding the entry at every CFGI + CMD_SYNC. In a hitless
-//! transition every intermediate decodes to the old or the new configuration; in a breaking one
-//! the only other allowed state is the V = 0 entry. Sync counts match Linux's KUnit tests (arm-smmu-v3-test.c),
-//! which cross-checks the used-bits model below against Linux's.
+//! transition every intermediate decodes to the old or the new configuration; in a breaking one the
+//! only other allowed state is the V = 0 entry. Sync counts match Linux's KUnit tests
+//! (arm-smmu-v3-test.c), which cross-checks the used-bits model below against Linux's.
 
 use super::*;
 use crate::config::cd::decode_cd;
