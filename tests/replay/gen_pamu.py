@@ -95,7 +95,7 @@ def spaace(i):
 
 
 def tv0():
-    f = F("TV-0: capability and control registers after the Linux probe (test vector TV-0)")
+    f = F("TV-0: capability and control registers after the Linux probe")
     f.c("reset: PE = 0, PICS = 0, capability registers from the P4080 profile")
     f.r(0, "PC", 0)
     f.r(0, "PICS", 0)
@@ -118,7 +118,7 @@ def tv0():
 
 
 def tv1():
-    f = F("TV-1: single translated window [0x8000_0000, 0x9000_0000) -> 0x1_2000_0000 (test vector TV-1)")
+    f = F("TV-1: single translated window [0x8000_0000, 0x9000_0000) -> 0x1_2000_0000")
     f.probe()
     L = 0x30
     f.entry(ppaace(L), [0, 0x800006D9, 0x80, 4, 1, 0x20000000, 0, 0])
@@ -140,7 +140,7 @@ def tv1():
 
 
 def tv2():
-    f = F("TV-2: 1 GiB aperture, 8 subwindows, FSPI 0x10, LIODN 0x21 (test vector TV-2)")
+    f = F("TV-2: 1 GiB aperture, 8 subwindows, FSPI 0x10, LIODN 0x21")
     f.probe()
     f.entry(ppaace(0x21), [0, 0x779, 0x80, 0x24, 2, 0x680, 0x10, 0])
     f.entry(spaace(0x10), [0, 0x0021000B, 0x80, 4, 1, 0x080003C0, 0, 0])
@@ -178,7 +178,7 @@ def tv2():
 
 
 def tv3():
-    f = F("TV-3: boot default (ATM 0) and post-5.13 identity (ATM 1, TWBA 0) (test vector TV-3)")
+    f = F("TV-3: boot default (ATM 0) and post-5.13 identity (ATM 1, TWBA 0)")
     f.probe()
     L = 0x40
     f.c("setup_liodns: WSE 35, AP 3, CR, ATM 0, then V = 1")
@@ -208,7 +208,7 @@ def tv3():
 
 
 def tv4():
-    f = F("TV-4: LIODN 0x500 is outside the PPAACT: AVS1 = 0x0500_0401 (test vector TV-4)")
+    f = F("TV-4: LIODN 0x500 is outside the PPAACT: AVS1 = 0x0500_0401")
     f.probe()
     f.dma(0x500, 0x1000, "read", "AV_LIODN")
     f.irq(0)

@@ -164,7 +164,7 @@ class Scenario:
 
     # -- driver operations ----------------------------------------------------------------
     def bringup(self, cr0=0):
-        """arm_smmu_device_hw_probe reads and the arm_smmu_device_reset sequence, default configuration.
+        """arm_smmu_device_hw_probe reads and the arm_smmu_device_reset sequence, default config.
         `cr0` is what the first CR0 read returns (0xD for a kexec'd kernel finding the SMMU
         enabled: then GBPA is first switched to abort)."""
         self.prod = 0
@@ -177,7 +177,7 @@ class Scenario:
         self.comment("reset (arm_smmu_device_reset)")
         self.mr(CR0, cr0)
         if cr0 & 1:
-            self.comment("SMMU currently enabled! Resetting...: GBPA update to ABORT (IHI 0070 §6.3, SMMU_GBPA)")
+            self.comment("SMMU currently enabled! Resetting...: GBPA update to ABORT (SMMU_GBPA)")
             self.mr(GBPA, 0, mask=1 << 31)
             self.gbpa = self.gbpa | (1 << 20)
             self.mw(GBPA, self.gbpa | (1 << 31))
@@ -186,7 +186,7 @@ class Scenario:
         self.mr(CR0ACK, 0)
         self.mw(CR1, 0xD75)
         self.mw(CR2, 0x6)
-        # Level-1 descriptor for SIDs 0..255: Span 9 (256 STEs) | L2Ptr; all STEs abort (arm_smmu_init_strtab)
+        # L1 descriptor for SIDs 0..255: Span 9 (256 STEs) | L2Ptr; STEs abort (arm_smmu_init_l2_strtab)
         self.wmem(L2_BASE, le64(*([STE_ABORT] + [0] * 7)) * 256)
         self.wq(STRTAB, L2_BASE | 9)
         self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
@@ -302,7 +302,7 @@ def linux_bringup():
     s = Scenario("linux_bringup", "Linux arm-smmu-v3 probe + reset on the default profile; "
                  "a bypass STE for an RMR-like device; C_BAD_STREAMID for an SID without L2")
     s.bringup()
-    s.comment("SID 8: abort STE from the initial table: terminated, no event (IHI 0070 §5.2 Config)")
+    s.comment("SID 8: abort STE from the initial table: terminated, no event (IHI 0070 §5.2)")
     s.dma_fault(8, 0x1234_5000)
     s.mr(EVTQ_PROD, 0)
     s.expect_msi(EVTQ_MSI_DATA, count=0)
@@ -503,7 +503,7 @@ def range_invalidation():
         s.dma_ok(sid, base + i * 0x1000 + 8, DATA + i * 0x1000 + 8)
     for i in range(3):
         s.dma_ok(sid, 0x4000_0000 + i * 0x20_0000 + 0x10, 0x4020_0000 + i * 0x20_0000 + 0x10)
-    s.comment("unmap 37 pages: clear PTEs, then the two-command RIL batch (NUM 4/SCALE 0, NUM 0/SCALE 5) + SYNC")
+    s.comment("unmap 37 pages: clear PTEs, two RIL commands (NUM 4/SCALE 0, NUM 0/SCALE 5) + SYNC")
     for i in range(37):
         s.map(root, base + i * 0x1000, 0)
     s.cmd(0x0005_0000_0000_4012, 0x0000_0000_1000_0701)  # NUM 4, SCALE 0: 5 pages
@@ -617,7 +617,7 @@ def dma_fault_event():
     s.rmem(s.evt_addr(2), le64(0x08 | (1 << 11) | (3 << 12) | (sid << 32)))
     s.expect_msi(EVTQ_MSI_DATA)
     s.consume_events(3)
-    s.comment("with EVTQ interrupts disabled the record is still written, no MSI (IHI 0070 §6.3, SMMU_IRQ_CTRL)")
+    s.comment("with EVTQ interrupts disabled the record is still written, no MSI (SMMU_IRQ_CTRL)")
     s.mw(IRQ_CTRL, 0x1)
     s.mr(IRQ_CTRLACK, 0x1)
     s.dma_fault(sid, 0xA000_0000, "F_TRANSLATION")
