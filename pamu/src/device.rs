@@ -25,7 +25,7 @@ use crate::fault::{Capture, PamuFault, StatusRegs};
 use crate::msi::{MsiBankRegion, MsiBanks, MsiVector};
 use crate::paact::TableRegs;
 use crate::snapshot::{InstanceState, PamuState, RestoreError};
-use crate::spec::regs::{EccBits, Eeattr, Pc, Reg, INSTANCE_STRIDE};
+use crate::spec::regs::{EccBits, Eectl, Pamubypenr, Pc, Reg, INSTANCE_STRIDE};
 use crate::trace::{PamuEvent, Tracer};
 use crate::translate::{default_ioe, translate, Control, PamuTranslation};
 
@@ -227,7 +227,7 @@ impl<M: GuestRam> Pamu<M> {
         };
         // Acquire pairs with the Release stores of PAMUBYPENR and PC: a translation that sees
         // the PAMU enabled (or un-bypassed) also sees the tables programmed before that write.
-        let bypass = self.bypass.load(Ordering::Acquire) & (0x8000_0000u32 >> inst.min(31)) != 0;
+        let bypass = Pamubypenr(self.bypass.load(Ordering::Acquire)).bypasses(inst);
         let pc = Pc::from_bits(h.pc.load(Ordering::Acquire));
         (Control { bypass, pc }, h.table_regs())
     }
@@ -365,11 +365,10 @@ impl<M: GuestRam> Pamu<M> {
     /// Write PAMUBYPENR. Policy: only the bits of existing instances are writable; a bypassed
     /// instance passes traffic unchanged, with no checks and no faults (§11).
     pub fn write_bypass_register(&self, v: u32) {
-        let n = u32::from(self.caps.instances);
-        let mask = if n >= 32 { u32::MAX } else { !(u32::MAX >> n) };
+        let value = Pamubypenr::sanitise(v, self.caps.instances).0;
         // Release pairs with the Acquire in `control`.
-        self.bypass.store(v & mask, Ordering::Release);
-        self.trace(PamuEvent::Bypass { value: v & mask });
+        self.bypass.store(value, Ordering::Release);
+        self.trace(PamuEvent::Bypass { value });
     }
 
     fn update_lines_locked(&self, s: &mut SlowState) {
@@ -435,7 +434,7 @@ impl<M: GuestRam> Pamu<M> {
         }
         for ((h, r), st) in self.hot.iter().zip(s.regs.iter_mut()).zip(&state.instances) {
             // Release: see `control` and `HotRegs::table_regs`.
-            h.pc.store(st.pc & Pc::WRITABLE, Ordering::Release);
+            h.pc.store(Pc::sanitise(st.pc).into_bits(), Ordering::Release);
             for (a, v) in h.tables.iter().zip(st.tables) {
                 a.store(v, Ordering::Release);
             }
@@ -446,9 +445,8 @@ impl<M: GuestRam> Pamu<M> {
                 pd: st.pd,
             };
         }
-        let n = u32::from(self.caps.instances);
-        let mask = if n >= 32 { u32::MAX } else { !(u32::MAX >> n) };
-        self.bypass.store(state.bypass & mask, Ordering::Release);
+        let bypass = Pamubypenr::sanitise(state.bypass, self.caps.instances);
+        self.bypass.store(bypass.0, Ordering::Release);
         self.update_lines_locked(&mut s);
         Ok(())
     }
@@ -507,8 +505,9 @@ impl<M: GuestRam> Pamu<M> {
             (Reg::Pc, RegOp::Write(v)) => {
                 // Reserved bits read as zero; cache enables are stored and have no effect.
                 // Release: see `control`.
-                hot.pc.store(v & Pc::WRITABLE, Ordering::Release);
-                v & Pc::WRITABLE
+                let pc = Pc::sanitise(v).into_bits();
+                hot.pc.store(pc, Ordering::Release);
+                pc
             }
             (Reg::Pc, RegOp::Read) => hot.pc.load(Ordering::Acquire),
             (Reg::Pics, RegOp::Write(v)) => {
@@ -537,29 +536,27 @@ impl<M: GuestRam> Pamu<M> {
             // EEATTR.valid are W1C, the capture registers read 0: the model never sees an ECC
             // error.
             (Reg::Eectl, RegOp::Write(v)) => {
-                st.eectl = v & 0xFFFF_00FF;
-                st.eectl
+                st.eectl = Eectl::sanitise(v);
+                st.eectl.into_bits()
             }
-            (Reg::Eectl, RegOp::Read) => st.eectl,
+            (Reg::Eectl, RegOp::Read) => st.eectl.into_bits(),
             (Reg::Eedis, RegOp::Write(v)) => {
-                st.eedis = EccBits::from_bits(v & EccBits::MASK);
+                st.eedis = EccBits::sanitise(v);
                 st.eedis.into_bits()
             }
             (Reg::Eedis, RegOp::Read) => st.eedis.into_bits(),
             (Reg::Eeinten, RegOp::Write(v)) => {
-                st.eeinten = EccBits::from_bits(v & EccBits::MASK);
+                st.eeinten = EccBits::sanitise(v);
                 st.eeinten.into_bits()
             }
             (Reg::Eeinten, RegOp::Read) => st.eeinten.into_bits(),
             (Reg::Eedet, RegOp::Write(v)) => {
-                st.eedet = EccBits::from_bits(st.eedet.into_bits() & !v);
+                st.eedet = st.eedet.write_one_to_clear(v);
                 st.eedet.into_bits()
             }
             (Reg::Eedet, RegOp::Read) => st.eedet.into_bits(),
             (Reg::Eeattr, RegOp::Write(v)) => {
-                if Eeattr::from_bits(v).valid() {
-                    st.eeattr.set_valid(false);
-                }
+                st.eeattr = st.eeattr.write(v);
                 st.eeattr.into_bits()
             }
             (Reg::Eeattr, RegOp::Read) => st.eeattr.into_bits(),

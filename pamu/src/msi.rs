@@ -16,6 +16,7 @@ use std::sync::Arc;
 use viommu_common::traits::{InterruptSink, MmioDevice, MmioError};
 
 use crate::caps::{Caps, MpicVersion};
+use crate::spec::regs::{Msiir, Msiir1};
 
 /// Offset of the first bank's register block inside CCSR.
 pub const BANK_REGS_OFFSET: u64 = 0x41600;
@@ -109,18 +110,20 @@ impl MsiBanks {
             .find(|&b| self.msiir_alias(b) == Some(addr) || self.msiir_canonical(b) == Some(addr))
     }
 
-    /// Decode the value written to bank `bank`'s MSIIR.
+    /// Decode the value written to bank `bank`'s MSIIR (MPIC 4.2, [`Msiir`]) or MSIIR1
+    /// (MPIC 4.3, [`Msiir1`]).
     pub fn decode(&self, bank: u8, data: u32) -> MsiVector {
-        // Both values are masked to at most 5 bits, so the narrowing is exact.
         let (srs, ibs) = match self.version {
-            MpicVersion::V4_2 => ((data >> 5) & 0x7, data & 0x1F),
-            MpicVersion::V4_3 => (data & 0xF, (data >> 4) & 0x1F),
+            MpicVersion::V4_2 => {
+                let r = Msiir::from_bits(data);
+                (r.srs(), r.ibs())
+            }
+            MpicVersion::V4_3 => {
+                let r = Msiir1::from_bits(data);
+                (r.srs(), r.ibs())
+            }
         };
-        MsiVector {
-            bank,
-            srs: srs as u8,
-            ibs: ibs as u8,
-        }
+        MsiVector { bank, srs, ibs }
     }
 
     /// Deliver `v` through `irq` (see the module's delivery policy).

@@ -9,7 +9,7 @@ use viommu_common::mem::GuestRam;
 
 use crate::device::Pamu;
 use crate::fault::StatusRegs;
-use crate::spec::regs::{Avs1, EccBits, Eeattr, Pics, Poes1};
+use crate::spec::regs::{Avs1, Avs2, EccBits, Eeattr, Eectl, Pics, Poes1};
 
 /// One instance's registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -105,7 +105,7 @@ impl InstanceState {
             poes2,
             poea,
             pics: pics.into_bits(),
-            eectl,
+            eectl: eectl.into_bits(),
             eedis: eedis.into_bits(),
             eeinten: eeinten.into_bits(),
             eedet: eedet.into_bits(),
@@ -120,18 +120,18 @@ impl InstanceState {
     /// too).
     pub(crate) fn status(&self) -> StatusRegs {
         StatusRegs {
-            avs1: Avs1::from_bits(self.avs1 & !0x8000),
-            avs2: self.avs2 & 1,
+            avs1: Avs1::sanitise(self.avs1),
+            avs2: Avs2::sanitise(self.avs2).into_bits(),
             ava: self.ava,
-            poes1: Poes1::from_bits(self.poes1 & 1),
+            poes1: Poes1::sanitise(self.poes1),
             poes2: self.poes2,
             poea: self.poea,
-            pics: Pics::from_bits(self.pics & 0xF),
-            eectl: self.eectl & 0xFFFF_00FF,
-            eedis: EccBits::from_bits(self.eedis & EccBits::MASK),
-            eeinten: EccBits::from_bits(self.eeinten & EccBits::MASK),
-            eedet: EccBits::from_bits(self.eedet & EccBits::MASK),
-            eeattr: Eeattr::from_bits(self.eeattr & 1),
+            pics: Pics::sanitise(self.pics),
+            eectl: Eectl::sanitise(self.eectl),
+            eedis: EccBits::sanitise(self.eedis),
+            eeinten: EccBits::sanitise(self.eeinten),
+            eedet: EccBits::sanitise(self.eedet),
+            eeattr: Eeattr::sanitise(self.eeattr),
         }
     }
 }
