@@ -89,12 +89,16 @@
 //! `MemAttrs::device` encoding is documented on [`PamuAttrs`].
 #![forbid(unsafe_code)]
 
+pub mod bypass;
 pub mod caps;
+mod capture;
 pub mod device;
 pub mod fault;
 pub mod geometry;
+mod mmio;
 pub mod msi;
 pub mod paact;
+mod regfile;
 pub mod snapshot;
 pub mod spec;
 pub mod trace;
@@ -103,8 +107,9 @@ pub mod translate;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 
+pub use bypass::BypassRegion;
 pub use caps::{Caps, ConfigError, MpicVersion, PamuConfig};
-pub use device::{BypassRegion, Pamu};
+pub use device::Pamu;
 pub use fault::{OpError, PamuFault, Violation, WindowCause};
 pub use snapshot::{PamuState, RestoreError};
 pub use trace::PamuEvent;
