@@ -37,8 +37,9 @@ use crate::translate::{default_ioe, translate, Control, PamuTranslation};
 /// [`GuestRam`]: `&GuestMemoryMmap`, `Arc<GuestMemoryMmap>`, or a VMM's
 /// `GuestMemoryAtomic<GuestMemoryMmap>` whose memory map may change at run time) and an
 /// interrupt sink; put it on the VMM's MMIO bus at CCSR + 0x20000 (it implements
-/// [`MmioDevice`], registers big-endian); route each device's DMA through it by LIODN (it
-/// implements [`DmaTranslator`] with the LIODN as the `StreamId`).
+/// [`MmioDevice`](viommu_common::traits::MmioDevice), registers big-endian); route each
+/// device's DMA through it by LIODN (it implements [`DmaTranslator`] with the LIODN as the
+/// `StreamId`).
 ///
 /// ```
 /// use std::sync::Arc;

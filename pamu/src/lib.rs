@@ -87,6 +87,20 @@
 //! existing instances and a bypassed instance does no checks; POES2 holds our cause code
 //! ([`OpError::poes2`]); MSI delivery is `send_msi(MSIIR alias address, SRS·32 + IBS)`;
 //! `MemAttrs::device` encoding is documented on [`PamuAttrs`].
+//!
+//! ## Layout
+//!
+//! - [`spec`]: the hardware formats as types only (registers with their sanitisers, PAACE,
+//!   SPAACE, OME).
+//! - [`caps`]: [`PamuConfig`] -> the capability registers.
+//! - [`device`]: the device core, [`Pamu`], and DMA translation by LIODN; [`paact`]: table
+//!   fetch and decode; [`translate`]: the translation pipeline; [`fault`]: faults and the status
+//!   registers that capture them.
+//! - Private: `regfile` (register storage: lock-free translation registers, the rest behind one
+//!   mutex), `mmio` (register effects and the MMIO region), `capture` (fault capture and the
+//!   interrupt lines).
+//! - [`bypass`]: PAMUBYPENR; [`msi`]: MSI banks and delivery; [`snapshot`]: save/restore;
+//!   [`trace`]: typed trace events; [`geometry`]: the window geometry API.
 #![forbid(unsafe_code)]
 
 pub mod bypass;
