@@ -13,7 +13,6 @@
 
 use serde_json::{json, Value};
 
-use super::iopf::{expect_json, DmaOutcome};
 use super::num::hex;
 use super::parse::DmaExpect;
 
@@ -95,7 +94,8 @@ pub enum AtsExpect {
 }
 
 impl AtsExpect {
-    fn to_json(&self) -> Value {
+    /// The JSON form printed as `expect`.
+    pub fn to_json(&self) -> Value {
         match self {
             AtsExpect::Granted { addr, perms } => {
                 let mut m = serde_json::Map::new();
@@ -126,7 +126,8 @@ pub struct AtcInvSpec {
 }
 
 impl AtcInvSpec {
-    fn to_json(self) -> Value {
+    /// The JSON form printed in `actual` and `expect`.
+    pub fn to_json(self) -> Value {
         let mut v =
             json!({"start": hex(self.start), "last": hex(self.last), "global": self.global});
         if let (Some(s), Value::Object(m)) = (self.ssid, &mut v) {
@@ -190,53 +191,13 @@ impl AtsOp {
         }
     }
 
-    /// Run the operation on `dev`: `(actual, ok, expect)` of its result line.
-    pub fn exec(&self, dev: &dyn super::device::ReplayDevice) -> (Value, Option<bool>, Value) {
+    /// Run the operation on `dev`.
+    pub fn exec(&self, dev: &dyn super::device::ReplayDevice) -> crate::result::Actual {
+        use crate::result::Actual;
         match self {
-            AtsOp::Request {
-                stream,
-                req,
-                expect,
-                ..
-            } => {
-                let out = dev.ats_request(*stream, req);
-                let actual = match &out {
-                    Ok(o) => o.to_json(),
-                    Err(e) => json!({"unsupported": e}),
-                };
-                let ok = expect
-                    .as_ref()
-                    .map(|e| out.as_ref().is_ok_and(|o| o.matches(e)));
-                (
-                    actual,
-                    ok,
-                    expect.as_ref().map_or(Value::Null, AtsExpect::to_json),
-                )
-            }
-            AtsOp::Translated { req, expect, .. } => {
-                let out = dev.translated(req);
-                let actual = match &out {
-                    Ok(o) => o.to_json(),
-                    Err(e) => json!({"unsupported": e}),
-                };
-                let ok = expect
-                    .as_ref()
-                    .map(|e| out.as_ref().is_ok_and(|o: &DmaOutcome| o.matches(e)));
-                (actual, ok, expect.as_ref().map_or(Value::Null, expect_json))
-            }
-            AtsOp::ExpectAtcInv { stream, expect, .. } => {
-                let out = dev.atc_invalidations(*stream);
-                let actual = match &out {
-                    Ok(v) => Value::Array(v.iter().map(|i| i.to_json()).collect()),
-                    Err(e) => json!({"error": e}),
-                };
-                let ok = out.as_ref().is_ok_and(|v| v == expect);
-                (
-                    actual,
-                    Some(ok),
-                    Value::Array(expect.iter().map(|i| i.to_json()).collect()),
-                )
-            }
+            AtsOp::Request { stream, req, .. } => Actual::Ats(dev.ats_request(*stream, req)),
+            AtsOp::Translated { req, .. } => Actual::Translated(dev.translated(req)),
+            AtsOp::ExpectAtcInv { stream, .. } => Actual::AtcInv(dev.atc_invalidations(*stream)),
         }
     }
 }

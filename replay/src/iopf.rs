@@ -148,56 +148,20 @@ impl IopfOp {
         }
     }
 
-    /// Run the operation on `dev`: `(actual, ok, expect)` of its result line.
-    pub fn exec(&self, dev: &dyn super::device::ReplayDevice) -> (Value, Option<bool>, Value) {
+    /// Run the operation on `dev`.
+    pub fn exec(&self, dev: &dyn super::device::ReplayDevice) -> crate::result::Actual {
+        use crate::result::Actual;
         match self {
-            IopfOp::StallResult {
-                stream,
-                stag,
-                expect,
-                ..
-            } => {
-                let out = dev.stall_result(*stream, *stag);
-                let actual = match &out {
-                    Ok(o) => o.to_json(),
-                    Err(e) => json!({"error": e}),
-                };
-                let ok = expect
-                    .as_ref()
-                    .map(|e| out.as_ref().is_ok_and(|o| o.matches(e)));
-                (actual, ok, expect.as_ref().map_or(Value::Null, expect_json))
+            IopfOp::StallResult { stream, stag, .. } => {
+                Actual::Stall(dev.stall_result(*stream, *stag))
             }
-            IopfOp::PageRequest {
-                stream,
-                req,
-                expect,
-                ..
-            } => named(dev.page_request(*stream, req), expect),
-            IopfOp::PriResponse {
-                stream,
-                group,
-                expect,
-                ..
-            } => named(
+            IopfOp::PageRequest { stream, req, .. } => {
+                Actual::Named(dev.page_request(*stream, req))
+            }
+            IopfOp::PriResponse { stream, group, .. } => Actual::Named(
                 dev.pri_response(*stream, *group)
                     .map(|r| r.unwrap_or_else(|| "none".into())),
-                expect,
             ),
         }
     }
-}
-
-fn named(out: Result<String, String>, expect: &Option<String>) -> (Value, Option<bool>, Value) {
-    let actual = match &out {
-        Ok(s) => json!(s),
-        Err(e) => json!({"error": e}),
-    };
-    let ok = expect
-        .as_ref()
-        .map(|e| out.as_ref().is_ok_and(|got| got == e));
-    (
-        actual,
-        ok,
-        expect.as_ref().map_or(Value::Null, |e| json!(e)),
-    )
 }
