@@ -9,15 +9,13 @@
 
 use std::sync::Arc;
 
-use viommu_common::id::{StreamId, SubstreamId};
 use viommu_common::traits::InterruptSink;
-use viommu_common::DmaRequest;
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 use crate::device::{self, IrqEvent, ReplayDevice, ReplayIrq, ReplayMem};
-use crate::parse::{IrqMatch, Line, Op, ScriptError};
+use crate::parse::{IrqMatch, Line, MmioRead, MmioWrite, Op, Ram, ScriptError};
 use crate::result::{check, Actual, OpResult, Summary};
 
 /// Largest total guest RAM a replay file may declare (the regions are mapped lazily, so this
@@ -145,12 +143,13 @@ impl SessionBuilder {
         for l in lines {
             let n = l.line;
             let idx = match &l.op {
-                Op::Ram { .. } | Op::Comment { .. } => None,
-                Op::Device { name, kind, config } => {
+                Op::Ram(_) | Op::Comment(_) => None,
+                Op::Device(d) => {
+                    let name = &d.name;
                     if name.is_empty() {
                         return Err(err(n, "device: field `name` must not be empty"));
                     }
-                    if devs.iter().any(|d| &d.name == name) {
+                    if devs.iter().any(|x| &x.name == name) {
                         return Err(err(
                             n,
                             format!("device: a device named {name:?} already exists"),
@@ -159,13 +158,13 @@ impl SessionBuilder {
                     let irq = ReplayIrq::new();
                     let dev = device::create(
                         name,
-                        kind,
-                        config,
+                        &d.kind,
+                        &d.config,
                         &mem,
                         Arc::clone(&irq),
                         self.smmuv3.as_mut(),
                     )
-                    .map_err(|r| err(n, format!("device {name:?} ({kind}): {r}")))?;
+                    .map_err(|r| err(n, format!("device {name:?} ({}): {r}", d.kind)))?;
                     devs.push(Dev {
                         name: name.clone(),
                         dev,
@@ -176,20 +175,20 @@ impl SessionBuilder {
                     });
                     None
                 }
-                Op::WriteMem { addr, data } => {
-                    check_ram(&mem, n, "write_mem", *addr, data.len() as u64)?;
+                Op::WriteMem(w) => {
+                    check_ram(&mem, n, "write_mem", w.addr, w.data.len() as u64)?;
                     None
                 }
-                Op::ReadMem { addr, len, .. } => {
-                    check_ram(&mem, n, "read_mem", *addr, *len)?;
+                Op::ReadMem(r) => {
+                    check_ram(&mem, n, "read_mem", r.addr, r.len)?;
                     None
                 }
-                Op::MmioWrite {
+                Op::MmioWrite(MmioWrite {
                     dev, offset, size, ..
-                }
-                | Op::MmioRead {
+                })
+                | Op::MmioRead(MmioRead {
                     dev, offset, size, ..
-                } => {
+                }) => {
                     let i = find_dev(&devs, n, dev)?;
                     let region = devs.get(i).map_or(0, |d| d.dev.mmio_size());
                     let end = offset.checked_add(u64::from(*size));
@@ -201,9 +200,10 @@ impl SessionBuilder {
                     }
                     Some(i)
                 }
-                Op::Dma { dev, .. } | Op::ExpectIrq { dev, .. } => Some(find_dev(&devs, n, dev)?),
-                Op::Iopf(o) => Some(find_dev(&devs, n, o.dev())?),
-                Op::Ats(o) => Some(find_dev(&devs, n, o.dev())?),
+                op => match op.dev() {
+                    Some(dev) => Some(find_dev(&devs, n, dev)?),
+                    None => None,
+                },
             };
             steps.push((l, idx));
         }
@@ -261,7 +261,7 @@ impl Session {
         let steps = std::mem::take(&mut self.steps);
         for (l, idx) in &steps {
             let expect_dev = match l.op {
-                Op::ExpectIrq { .. } => *idx,
+                Op::ExpectIrq(_) => *idx,
                 _ => None,
             };
             for (i, d) in self.devs.iter_mut().enumerate() {
@@ -323,71 +323,35 @@ impl Session {
         let dev = idx.and_then(|i| self.devs.get(i));
         let none = (Actual::None, None);
         match &l.op {
-            Op::Ram { .. } | Op::Device { .. } | Op::Comment { .. } => none,
-            Op::WriteMem { addr, data } => {
+            Op::Ram(_) | Op::Device(_) | Op::Comment(_) => none,
+            Op::WriteMem(w) => {
                 // Checked against RAM when the session was built; a failure here would be a
                 // vm-memory bug, and is still reported rather than ignored.
-                let e = viommu_common::mem::write_bytes(&*self.mem, *addr, data).err();
+                let e = viommu_common::mem::write_bytes(&*self.mem, w.addr, &w.data).err();
                 (Actual::None, e.map(|e| e.to_string()))
             }
-            Op::ReadMem { addr, len, .. } => {
+            Op::ReadMem(r) => {
                 self.devs.iter().for_each(|d| d.dev.settle());
-                let mut buf = vec![0u8; usize::try_from(*len).unwrap_or(0)];
-                let res = viommu_common::mem::read_bytes(&*self.mem, *addr, &mut buf);
+                let mut buf = vec![0u8; usize::try_from(r.len).unwrap_or(0)];
+                let res = viommu_common::mem::read_bytes(&*self.mem, r.addr, &mut buf);
                 (Actual::Bytes(buf), res.err().map(|e| e.to_string()))
             }
-            Op::MmioWrite {
-                offset,
-                size,
-                value,
-                ..
-            } => {
+            Op::MmioWrite(w) => {
                 let Some(d) = dev else { return none };
-                match d.dev.mmio_write(*offset, *size, *value) {
+                match d.dev.mmio_write(w.offset, w.size, w.value) {
                     Ok(()) => none,
-                    Err(e) => (Actual::Register(*value), Some(e.to_string())),
+                    Err(e) => (Actual::Register(w.value), Some(e.to_string())),
                 }
             }
-            Op::MmioRead { offset, size, .. } => {
+            Op::MmioRead(r) => {
                 let Some(d) = dev else { return none };
                 d.dev.settle();
-                match d.dev.mmio_read(*offset, *size) {
+                match d.dev.mmio_read(r.offset, r.size) {
                     Ok(v) => (Actual::Register(v), None),
                     Err(e) => (Actual::Register(0), Some(e.to_string())),
                 }
             }
-            Op::Dma {
-                stream,
-                substream,
-                addr,
-                size,
-                access,
-                privileged,
-                ..
-            } => {
-                let Some(d) = dev else { return none };
-                d.dev.settle();
-                let req = DmaRequest {
-                    stream: StreamId(*stream),
-                    substream: substream.map(SubstreamId),
-                    addr: *addr,
-                    len: *size,
-                    access: *access,
-                    privileged: *privileged,
-                };
-                (Actual::Dma(d.dev.dma_outcome(&req)), None)
-            }
-            Op::Iopf(o) => {
-                let Some(d) = dev else { return none };
-                d.dev.settle();
-                (o.exec(&*d.dev), None)
-            }
-            Op::Ats(o) => {
-                let Some(d) = dev else { return none };
-                d.dev.settle();
-                (o.exec(&*d.dev), None)
-            }
-            Op::ExpectIrq { irq, .. } => {
+            Op::ExpectIrq(e) => {
                 let Some(i) = idx else { return none };
                 // Interrupts raised by pending work belong in this window.
                 if let Some(d) = self.devs.get(i) {
@@ -401,8 +365,27 @@ impl Session {
                     d.window = std::mem::take(&mut d.pending);
                     d.in_check_run = true;
                 }
-                let seen = d.window.iter().filter(|e| irq_matches(irq, e)).count() as u64;
+                let seen = d.window.iter().filter(|x| irq_matches(&e.irq, x)).count() as u64;
                 (Actual::IrqCount(seen), None)
+            }
+            op => {
+                let Some(d) = dev else { return none };
+                d.dev.settle();
+                let d = &*d.dev;
+                let actual = match op {
+                    Op::Dma(o) => Actual::Dma(d.dma_outcome(&o.request())),
+                    Op::Translated(o) => Actual::Translated(d.translated(&o.request())),
+                    Op::StallResult(o) => Actual::Stall(d.stall_result(o.stream, o.stag)),
+                    Op::PageRequest(o) => Actual::Named(d.page_request(o.stream, &o.spec())),
+                    Op::PriResponse(o) => Actual::Named(
+                        d.pri_response(o.stream, o.group)
+                            .map(|r| r.unwrap_or_else(|| "none".into())),
+                    ),
+                    Op::AtsRequest(o) => Actual::Ats(d.ats_request(o.stream, &o.spec())),
+                    Op::ExpectAtcInv(o) => Actual::AtcInv(d.atc_invalidations(o.stream)),
+                    _ => Actual::None,
+                };
+                (actual, None)
             }
         }
     }
@@ -500,10 +483,10 @@ fn build_ram(
     let mut total: u64 = 0;
     for l in lines {
         match l.op {
-            Op::Device { .. } => {
+            Op::Device(_) => {
                 first_device.get_or_insert(l.line);
             }
-            Op::Ram { base, size } => {
+            Op::Ram(Ram { base, size }) => {
                 if let Some(d) = first_device {
                     return Err(err(
                         l.line,

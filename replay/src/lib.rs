@@ -70,7 +70,7 @@
 //! impl Observer for Passthrough {
 //!     fn before(&mut self, step: &Line, _session: &Session) -> Action {
 //!         match &step.op {
-//!             Op::Dma { stream: 8, addr, .. } => Action::Replace(Actual::Dma(DmaOutcome::Addr(*addr))),
+//!             Op::Dma(d) if d.stream == 8 => Action::Replace(Actual::Dma(DmaOutcome::Addr(d.addr))),
 //!             _ => Action::Run,
 //!         }
 //!     }

@@ -6,12 +6,11 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::ats::AtsOp;
 use crate::device::IrqEvent;
 use crate::engine::Observer;
-use crate::iopf::{expect_json, IopfOp};
+use crate::iopf::expect_json;
 use crate::num::{hex, hex_bytes};
-use crate::parse::{Line, Op};
+use crate::parse::{Comment, Line, Op};
 use crate::result::{Actual, OpResult};
 use crate::Options;
 
@@ -41,7 +40,7 @@ impl Observer for JsonPrinter<'_> {
     }
 
     fn result(&mut self, step: &Line, r: &OpResult) {
-        if let Op::Comment { text } = &step.op {
+        if let Op::Comment(Comment { text }) = &step.op {
             if !self.opts.quiet {
                 self.emit(&CommentRecord {
                     line: r.line,
@@ -120,32 +119,22 @@ pub fn actual_json(a: &Actual) -> Value {
 /// The `expect` (and `mask`) printed on a failed check of `op`.
 fn expected(op: &Op) -> (Option<Value>, Option<Value>) {
     let e = match op {
-        Op::ReadMem { expect, .. } => expect.as_ref().map(|e| json!(hex_bytes(e))),
-        Op::MmioRead { expect, mask, .. } => {
-            return (expect.map(|e| json!(hex(e))), mask.map(|m| json!(hex(m))))
+        Op::ReadMem(r) => r.expect.as_ref().map(|e| json!(hex_bytes(e))),
+        Op::MmioRead(r) => {
+            return (
+                r.expect.map(|e| json!(hex(e))),
+                r.mask.map(|m| json!(hex(m))),
+            )
         }
-        Op::Dma { expect, .. } => expect.as_ref().map(expect_json),
-        Op::ExpectIrq { count, .. } => Some(count.map_or_else(|| json!(">= 1"), |c| json!(c))),
-        Op::Iopf(IopfOp::StallResult { expect, .. }) => {
-            Some(expect.as_ref().map_or(Value::Null, expect_json))
-        }
-        Op::Iopf(IopfOp::PageRequest { expect, .. } | IopfOp::PriResponse { expect, .. }) => {
-            Some(expect.as_ref().map_or(Value::Null, |e| json!(e)))
-        }
-        Op::Ats(AtsOp::Request { expect, .. }) => {
-            Some(expect.as_ref().map_or(Value::Null, |e| e.to_json()))
-        }
-        Op::Ats(AtsOp::Translated { expect, .. }) => {
-            Some(expect.as_ref().map_or(Value::Null, expect_json))
-        }
-        Op::Ats(AtsOp::ExpectAtcInv { expect, .. }) => {
-            Some(Value::Array(expect.iter().map(|i| i.to_json()).collect()))
-        }
-        Op::Ram { .. }
-        | Op::Device { .. }
-        | Op::Comment { .. }
-        | Op::WriteMem { .. }
-        | Op::MmioWrite { .. } => None,
+        Op::Dma(d) => d.expect.as_ref().map(expect_json),
+        Op::ExpectIrq(x) => Some(x.count.map_or_else(|| json!(">= 1"), |c| json!(c))),
+        Op::StallResult(s) => Some(s.expect.as_ref().map_or(Value::Null, expect_json)),
+        Op::PageRequest(p) => Some(p.expect.as_ref().map_or(Value::Null, |e| json!(e))),
+        Op::PriResponse(p) => Some(p.expect.as_ref().map_or(Value::Null, |e| json!(e))),
+        Op::AtsRequest(a) => Some(a.expect.as_ref().map_or(Value::Null, |e| e.to_json())),
+        Op::Translated(d) => Some(d.expect.as_ref().map_or(Value::Null, expect_json)),
+        Op::ExpectAtcInv(x) => Some(Value::Array(x.expect.iter().map(|i| i.to_json()).collect())),
+        Op::Ram(_) | Op::Device(_) | Op::Comment(_) | Op::WriteMem(_) | Op::MmioWrite(_) => None,
     };
     (e, None)
 }

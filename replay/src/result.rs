@@ -74,39 +74,34 @@ impl OpResult {
 
 /// Check `actual` (with `error`) against `op`'s expectation: `None` when the line has none.
 pub fn check(op: &Op, actual: &Actual, error: Option<&str>) -> Option<bool> {
-    use crate::ats::AtsOp;
-    use crate::iopf::IopfOp;
     match (op, actual) {
-        (Op::WriteMem { .. }, _) => error.map(|_| false),
-        (Op::ReadMem { expect, .. }, Actual::Bytes(b)) => {
-            expect.as_ref().map(|e| error.is_none() && e == b)
-        }
-        (Op::MmioRead { expect, mask, .. }, Actual::Register(v)) => expect.map(|e| {
-            let m = mask.unwrap_or(u64::MAX);
+        (Op::WriteMem(_), _) => error.map(|_| false),
+        (Op::ReadMem(r), Actual::Bytes(b)) => r.expect.as_ref().map(|e| error.is_none() && e == b),
+        (Op::MmioRead(r), Actual::Register(v)) => r.expect.map(|e| {
+            let m = r.mask.unwrap_or(u64::MAX);
             v & m == e & m
         }),
-        (Op::Dma { expect, .. }, Actual::Dma(o)) => expect.as_ref().map(|e| o.matches(e)),
-        (Op::ExpectIrq { count, .. }, Actual::IrqCount(seen)) => Some(match count {
-            Some(c) => seen == c,
+        (Op::Dma(d), Actual::Dma(o)) => d.expect.as_ref().map(|e| o.matches(e)),
+        (Op::ExpectIrq(x), Actual::IrqCount(seen)) => Some(match x.count {
+            Some(c) => *seen == c,
             None => *seen >= 1,
         }),
-        (Op::Iopf(IopfOp::StallResult { expect, .. }), Actual::Stall(out)) => expect
+        (Op::StallResult(s), Actual::Stall(out)) => s
+            .expect
             .as_ref()
             .map(|e| out.as_ref().is_ok_and(|o| o.matches(e))),
-        (
-            Op::Iopf(IopfOp::PageRequest { expect, .. } | IopfOp::PriResponse { expect, .. }),
-            Actual::Named(out),
-        ) => expect
-            .as_ref()
-            .map(|e| out.as_ref().is_ok_and(|got| got == e)),
-        (Op::Ats(AtsOp::Request { expect, .. }), Actual::Ats(out)) => expect
+        (Op::PageRequest(p), Actual::Named(out)) => named(p.expect.as_deref(), out),
+        (Op::PriResponse(p), Actual::Named(out)) => named(p.expect.as_deref(), out),
+        (Op::AtsRequest(a), Actual::Ats(out)) => a
+            .expect
             .as_ref()
             .map(|e| out.as_ref().is_ok_and(|o| o.matches(e))),
-        (Op::Ats(AtsOp::Translated { expect, .. }), Actual::Translated(out)) => expect
+        (Op::Translated(d), Actual::Translated(out)) => d
+            .expect
             .as_ref()
             .map(|e| out.as_ref().is_ok_and(|o| o.matches(e))),
-        (Op::Ats(AtsOp::ExpectAtcInv { expect, .. }), Actual::AtcInv(out)) => {
-            Some(out.as_ref().is_ok_and(|v| v == expect))
+        (Op::ExpectAtcInv(x), Actual::AtcInv(out)) => {
+            Some(out.as_ref().is_ok_and(|v| *v == x.expect))
         }
         // An actual of another kind than the operation's (an observer's mistake) fails the
         // line's check, if it has one.
@@ -114,22 +109,21 @@ pub fn check(op: &Op, actual: &Actual, error: Option<&str>) -> Option<bool> {
     }
 }
 
+fn named(expect: Option<&str>, out: &Result<String, String>) -> Option<bool> {
+    expect.map(|e| out.as_ref().is_ok_and(|got| got == e))
+}
+
 /// Whether `op` carries a check.
 fn has_expectation(op: &Op) -> bool {
-    use crate::ats::AtsOp;
-    use crate::iopf::IopfOp;
     match op {
-        Op::Ram { .. } | Op::Device { .. } | Op::Comment { .. } | Op::WriteMem { .. } => false,
-        Op::MmioWrite { .. } => false,
-        Op::ReadMem { expect, .. } => expect.is_some(),
-        Op::MmioRead { expect, .. } => expect.is_some(),
-        Op::Dma { expect, .. } => expect.is_some(),
-        Op::ExpectIrq { .. } | Op::Ats(AtsOp::ExpectAtcInv { .. }) => true,
-        Op::Iopf(IopfOp::StallResult { expect, .. }) => expect.is_some(),
-        Op::Iopf(IopfOp::PageRequest { expect, .. } | IopfOp::PriResponse { expect, .. }) => {
-            expect.is_some()
-        }
-        Op::Ats(AtsOp::Request { expect, .. }) => expect.is_some(),
-        Op::Ats(AtsOp::Translated { expect, .. }) => expect.is_some(),
+        Op::Ram(_) | Op::Device(_) | Op::Comment(_) | Op::WriteMem(_) | Op::MmioWrite(_) => false,
+        Op::ExpectIrq(_) | Op::ExpectAtcInv(_) => true,
+        Op::ReadMem(r) => r.expect.is_some(),
+        Op::MmioRead(r) => r.expect.is_some(),
+        Op::Dma(d) | Op::Translated(d) => d.expect.is_some(),
+        Op::StallResult(s) => s.expect.is_some(),
+        Op::PageRequest(p) => p.expect.is_some(),
+        Op::PriResponse(p) => p.expect.is_some(),
+        Op::AtsRequest(a) => a.expect.is_some(),
     }
 }

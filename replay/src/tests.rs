@@ -499,9 +499,9 @@ fn test_session_builder_memory_factory_and_observer() {
     struct Serve(Vec<OpResult>);
     impl Observer for Serve {
         fn before(&mut self, step: &parse::Line, _: &Session) -> Action {
-            match step.op {
-                parse::Op::Dma { addr, .. } => {
-                    Action::Replace(Actual::Dma(iopf::DmaOutcome::Addr(addr + 0x4000)))
+            match &step.op {
+                parse::Op::Dma(d) => {
+                    Action::Replace(Actual::Dma(iopf::DmaOutcome::Addr(d.addr + 0x4000)))
                 }
                 _ => Action::Run,
             }
