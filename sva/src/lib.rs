@@ -68,7 +68,9 @@ pub mod spec;
 pub mod iommufd;
 
 pub use canon::{canonicalise, CanonicalSte, SteContext, StreamConfig};
-pub use caps::{clamp, GuestIdrs, GuestProfile, HostCaps};
+pub use caps::{
+    check_compatible, check_guest_idrs, clamp, Compat, GuestIdrs, GuestProfile, HostCaps,
+};
 pub use endpoint::{teardown_all, Endpoint};
 pub use error::{EndpointError, Errno, EventError, HostOp, InvalidateError, SteError, ViommuError};
 pub use events::{EventItem, HostEvent, VeventDecoder};
