@@ -175,3 +175,17 @@ where
         self.host_configure_range_locked(ctrl, 0, u32::MAX, cause);
     }
 }
+
+impl<M> SmmuV3<M>
+where
+    M: GuestRam,
+{
+    /// After a restore: what the host has installed is unknown, so every host-backed stream is
+    /// sent its configuration from the restored state.
+    pub(crate) fn host_restored_locked(&self, ctrl: &CtrlState) {
+        for v in lock(&self.host.installed).values_mut() {
+            *v = None;
+        }
+        self.host_configure_all_locked(ctrl, "restore");
+    }
+}
