@@ -155,6 +155,15 @@ impl Recorder {
             .push(BatchFault { nth, index, errno });
     }
 
+    /// How many calls of `op` were made so far (the `nth` of the next one).
+    pub fn calls(&self, op: HostOp) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .find(|(o, _)| *o == op)
+            .map_or(0, |(_, n)| *n)
+    }
+
     /// The operations so far.
     pub fn ops(&self) -> Vec<Op> {
         self.lock().log.clone()
