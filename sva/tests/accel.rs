@@ -647,3 +647,41 @@ fn cmd_sync_completes_only_after_the_host_call_returned() {
     assert!(log[2].contains("sync:"), "{log:#?}");
     assert_eq!(accel.teardown(), Ok(()));
 }
+
+#[test]
+fn an_existing_device_is_accelerated_when_its_registers_fit() {
+    let ram: Mem = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let rec = Recorder::new();
+    let smmu = Arc::new(
+        viommu_smmuv3::device::SmmuV3::new(
+            &SmmuConfig {
+                term_model: false,
+                oas_bits: 48,
+                ..SmmuConfig::default()
+            },
+            ram.clone(),
+            Arc::new(RecordingIrq::new()),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let viommu =
+        || Arc::new(RecordingViommu::new(&rec, rich_host()).unwrap_or_else(|e| panic!("{e}")));
+    let strict = Accel::with_device(smmu.clone(), viommu(), None, Compat::Strict);
+    assert!(matches!(
+        strict.err(),
+        Some(AccelError::Incompatible(ClampError::NotNestable {
+            field: "IDR0.S2P",
+            value: 1
+        }))
+    ));
+    let accel = Accel::with_device(smmu.clone(), viommu(), None, Compat::Mixed)
+        .unwrap_or_else(|e| panic!("{e}"));
+    accel
+        .attach(RecordingPort::new(&rec, 100), StreamId(PT), &rich_host())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(smmu.is_host_backed(StreamId(PT)));
+    assert_eq!(
+        accel.bridge().installed(StreamId(PT)),
+        Some(StreamConfig::Bypass)
+    );
+}

@@ -214,12 +214,34 @@ where
         };
         let config = SmmuConfig::from_id_regs(guest.id_regs())?;
         let smmu = Arc::new(SmmuV3::new(&config, mem, sink)?);
+        Ok(Self::install(smmu, viommu, events, guest))
+    }
+
+    /// Accelerate a device the VMM already created (its ID registers are the guest's, checked
+    /// against the host under `compat`): the bridge is installed as its host backend. Call
+    /// before the guest uses it, or at least before attaching passthrough devices; the device's
+    /// state is kept, and streams attached later are configured from it.
+    ///
+    /// # Errors
+    /// [`AccelError::Incompatible`] naming the field that does not fit the host.
+    pub fn with_device(
+        smmu: Arc<SmmuV3<M>>,
+        viommu: Arc<V>,
+        events: Option<E>,
+        compat: Compat,
+    ) -> Result<Self, AccelError> {
+        let guest = GuestIdrs::from(smmu.caps().id_regs());
+        check_guest_idrs(&guest, viommu.caps(), compat)?;
+        Ok(Self::install(smmu, viommu, events, guest))
+    }
+
+    fn install(smmu: Arc<SmmuV3<M>>, viommu: Arc<V>, events: Option<E>, guest: GuestIdrs) -> Self {
         let bridge = Arc::new(HostBridge::new(viommu, guest));
         smmu.set_host_backend(Some(Arc::clone(&bridge) as Arc<dyn HostBackend>));
         let event_fd = events
             .as_ref()
             .and_then(|e| e.poll_fd().map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd)));
-        Ok(Self {
+        Self {
             smmu,
             bridge,
             guest,
@@ -227,7 +249,7 @@ where
             event_fd,
             counters: pump::PumpCounters::default(),
             torn_down: AtomicBool::new(false),
-        })
+        }
     }
 
     /// The emulated device: put it on the MMIO bus (or use this type, which forwards MMIO),
