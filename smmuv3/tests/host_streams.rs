@@ -14,7 +14,7 @@ use viommu_common::mem;
 use viommu_common::testing::Irq;
 use viommu_common::traits::DmaTranslator;
 use viommu_common::DmaRequest;
-use viommu_smmuv3::host::{HostBackend, HostStreamConfig, HOST_BACKED};
+use viommu_smmuv3::host::{HostBackend, HostStreamConfig, LostOutcome, HOST_BACKED};
 use viommu_smmuv3::spec::regs as r;
 use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
 
@@ -221,7 +221,7 @@ fn test_inject_host_event_with_interrupt() {
     let (dev, irq) = device(&ram);
     let rec = [0x10 | u64::from(HOST_SID) << 32, 1 << 35, IOVA + 0x40, 0];
     dev.inject_host_event(rec);
-    assert!(!dev.host_events_lost());
+    assert_eq!(dev.host_events_lost(), LostOutcome::Disabled);
     let mut drv = GuestDriver::new(&dev, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
     drv.probe().unwrap();
     drv.reset().unwrap();
@@ -252,8 +252,8 @@ fn test_host_events_lost_overflow_protocol() {
     drv.probe().unwrap();
     drv.reset().unwrap();
     let rec = |n: u64| [0x10 | u64::from(HOST_SID) << 32, 0, n << 12, 0];
-    assert!(dev.host_events_lost());
-    assert!(!dev.host_events_lost());
+    assert_eq!(dev.host_events_lost(), LostOutcome::Toggled);
+    assert_eq!(dev.host_events_lost(), LostOutcome::Outstanding);
     dev.inject_host_event(rec(1));
     dev.inject_host_event(rec(2));
     // Full: dropped, OVFLG already outstanding.
@@ -261,7 +261,7 @@ fn test_host_events_lost_overflow_protocol() {
     assert_eq!(drv.read_events(), vec![rec(1), rec(2)]);
     assert_eq!(drv.overflows, 1);
     // Acknowledged: the next loss toggles again.
-    assert!(dev.host_events_lost());
+    assert_eq!(dev.host_events_lost(), LostOutcome::Toggled);
     assert!(drv.read_events().is_empty());
     assert_eq!(drv.overflows, 2);
     // A full queue toggles through the same protocol.

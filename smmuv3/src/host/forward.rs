@@ -131,7 +131,7 @@ where
                 }
             }
             Class::Streams(first, last) => {
-                self.host_configure_range_locked(ctrl, first, last, "CFGI");
+                self.host_configure_range_locked(ctrl, first, last, super::HostCause::Cfgi);
             }
             Class::Local => {}
         }
