@@ -39,7 +39,7 @@ struct Fake {
 /// Create a fake device.
 pub fn create(
     config: &Map<String, Value>,
-    _mem: &ReplayMem,
+    _mem: &Arc<ReplayMem>,
     irq: Arc<ReplayIrq>,
 ) -> Result<Box<dyn ReplayDevice>, String> {
     let mut id = 0xFA4E_0001;

@@ -27,13 +27,13 @@ use super::num::parse_u64;
 /// Unknown keys, values of the wrong type, or a configuration out of the model's range.
 pub fn create(
     config: &Map<String, Value>,
-    mem: &ReplayMem,
+    mem: &Arc<ReplayMem>,
     irq: Arc<ReplayIrq>,
 ) -> Result<Box<dyn ReplayDevice>, String> {
     let cfg = parse_config(config)?;
     let log: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&log);
-    let dev = Pamu::new(cfg, Arc::new(mem.clone()), irq)
+    let dev = Pamu::new(cfg, Arc::clone(mem), irq)
         .map_err(|e| format!("config: {e}"))?
         .with_tracer(move |e| {
             sink.lock()
@@ -148,7 +148,8 @@ mod tests {
     /// same number, and an out-of-range model configuration is refused at creation.
     #[test]
     fn test_pamu_backend_register_values() {
-        let mem = ReplayMem::from_ranges(&[(vm_memory::GuestAddress(0), 0x10000)]).unwrap();
+        let mem =
+            Arc::new(ReplayMem::from_ranges(&[(vm_memory::GuestAddress(0), 0x10000)]).unwrap());
         let d = create(&Map::new(), &mem, ReplayIrq::new()).unwrap();
         d.mmio_write(0xC10, 4, 0x4000_1011).unwrap();
         assert_eq!(d.mmio_read(0xC10, 4), Ok(0x4000_1011));

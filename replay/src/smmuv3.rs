@@ -33,6 +33,7 @@ use viommu_smmuv3::trace::TraceLog;
 
 use super::ats::{AtcInvSpec, AtsOutcome, AtsSpec};
 use super::device::{BusOrder, ReplayDevice, ReplayIrq, ReplayMem};
+use super::engine::{ReplaySmmuV3, SmmuV3Factory, SmmuV3Setup};
 use super::iopf::{DmaOutcome, PprSpec};
 use super::num::{kind_of, parse_u64};
 
@@ -40,13 +41,24 @@ use super::num::{kind_of, parse_u64};
 ///
 /// # Errors
 /// A malformed configuration, or one the model cannot support.
-pub fn create(
+pub(crate) fn create(
+    name: &str,
     config: &Map<String, Value>,
-    mem: &ReplayMem,
+    mem: &Arc<ReplayMem>,
     irq: Arc<ReplayIrq>,
+    factory: Option<&mut SmmuV3Factory>,
 ) -> Result<Box<dyn ReplayDevice>, String> {
     let (cfg, opts) = parse_config(config)?;
-    let dev = SmmuV3::new(&cfg, Arc::new(mem.clone()), irq).map_err(|e| e.to_string())?;
+    let dev = match factory {
+        Some(f) => f(SmmuV3Setup {
+            name,
+            config: &cfg,
+            mem,
+            irq,
+        })?,
+        None => SmmuV3::new(&cfg, Arc::clone(mem), irq).map_err(|e| e.to_string())?,
+    };
+    let dev = Arc::new(dev);
     if let Some(n) = opts.cmdq_batch_limit {
         dev.set_cmdq_batch_limit(n);
     }
@@ -61,7 +73,7 @@ pub fn create(
 
 /// An SMMUv3 on the replay's bus, with its trace collected in memory.
 struct Smmu {
-    dev: SmmuV3<Arc<ReplayMem>>,
+    dev: Arc<ReplaySmmuV3>,
     log: Arc<TraceLog>,
     /// The recording ATCs registered per StreamID (by the stream's first `ats_request`).
     atcs: Mutex<HashMap<u32, Arc<RecordingAtc>>>,
@@ -106,15 +118,15 @@ fn perms_name(p: Perms) -> String {
 
 impl ReplayDevice for Smmu {
     fn mmio_size(&self) -> u64 {
-        MmioDevice::mmio_size(&self.dev)
+        MmioDevice::mmio_size(&*self.dev)
     }
 
     fn mmio_read(&self, offset: u64, size: u8) -> Result<u64, MmioError> {
-        BusOrder::Little.read(&self.dev, offset, size)
+        BusOrder::Little.read(&*self.dev, offset, size)
     }
 
     fn mmio_write(&self, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
-        BusOrder::Little.write(&self.dev, offset, size, value)
+        BusOrder::Little.write(&*self.dev, offset, size, value)
     }
 
     fn dma(&self, req: &DmaRequest) -> Result<u64, String> {
@@ -221,6 +233,10 @@ impl ReplayDevice for Smmu {
 
     fn settle(&self) {
         self.dev.finish_pending();
+    }
+
+    fn smmuv3(&self) -> Option<Arc<ReplaySmmuV3>> {
+        Some(Arc::clone(&self.dev))
     }
 
     fn take_trace(&self) -> Vec<String> {
