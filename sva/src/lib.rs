@@ -45,6 +45,9 @@
 //!   recording backend (stream lifecycle across GBPA/SMMUEN/STE, batching and the failing index,
 //!   CMD_SYNC ordering, mixed-mode isolation, events with loss, hot attach/detach during
 //!   emulated DMA, incompatible registers, save/restore, teardown), snapshotting the host log.
+//! - `tests/accel_replay.rs` replays every SMMUv3 scenario of `tests/replay/` and the recorded
+//!   Linux bring-up through an accelerated vSMMU with some streams host-backed (a shadow SMMUv3
+//!   plays the host hardware for their DMA); every check passes; host logs are snapshots.
 //! - `tests/kernel/run.sh` (run by `.ci/run`) builds Linux 7.3 from Debian's `linux-source-7.3`
 //!   with a config fragment and a scripted `arm_smmu_v3.force_canwbs` boot parameter, boots it in
 //!   QEMU (`virt,iommu=smmuv3`, two `edu` devices) and runs `examples/kernel_guest` through this

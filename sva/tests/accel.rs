@@ -473,6 +473,10 @@ fn save_restore_recreates_the_host_configuration() {
     let want = src.installed(PT);
     let snap = src.accel.save();
     assert_eq!(snap.host_streams, vec![PT]);
+    // it travels as JSON with the VM's other device state
+    let json = serde_json::to_string(&snap).unwrap_or_else(|e| panic!("{e}"));
+    let snap: viommu_sva::accel::AcceleratedSnapshot =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
 
     // the destination: a new vIOMMU on a new host, same guest RAM contents
     let dst = Rig::clamped();

@@ -141,9 +141,10 @@ pub enum RestoreError {
     Device(#[from] SnapshotError),
 }
 
-/// The saved state of an accelerated vSMMU. Host objects are not state: they are re-created on
-/// the destination (see the module documentation).
-#[derive(Debug, Clone, PartialEq)]
+/// The saved state of an accelerated vSMMU (serde: save it with the VM's other device state).
+/// Host objects are not state: they are re-created on the destination (see the module
+/// documentation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AcceleratedSnapshot {
     /// The device's architectural state.
     pub smmu: SmmuV3Snapshot,
