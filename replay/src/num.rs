@@ -138,7 +138,11 @@ pub fn parse_u64(v: &Value) -> Result<u64, String> {
     }
 }
 
-fn parse_u64_str(s: &str) -> Result<u64, String> {
+/// Parse a hex (`0x`) or decimal number string.
+///
+/// # Errors
+/// Not a number, or too large for 64 bits.
+pub fn parse_u64_str(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let parsed = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
