@@ -354,6 +354,12 @@ where
             Some(r) => r,
             None => {
                 let generation = self.routes.generation();
+                // Host-backed streams never get a route, so they always come here; checked
+                // after the generation read, which a concurrent attach has bumped if it
+                // registered the stream before (crate::host).
+                if self.host.is_backed(sid) {
+                    return Err(config_fault(req.addr, crate::host::HOST_BACKED));
+                }
                 let view = self.view.load();
                 if !view.cr0.smmuen() {
                     return self.translate_global_bypass(&view, req);
