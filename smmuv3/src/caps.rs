@@ -319,7 +319,7 @@ impl SmmuConfig {
             return Err(invalid("IDR3.BBML", self.bbml.into(), "reserved"));
         }
         let aidr = Aidr::from_bits(self.aidr);
-        if aidr.arch_major_rev() != 0 || aidr.arch_minor_rev() > 3 || self.aidr >> 8 != 0 {
+        if aidr.smmuv3_minor_rev().is_none() {
             return Err(invalid("AIDR", self.aidr, "must be SMMUv3.0..v3.3"));
         }
 

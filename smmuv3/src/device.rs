@@ -21,7 +21,7 @@
 //!
 //! Lock order is `ctrl` -> `evtq` -> `irq`; no lock is held while taking one earlier in that
 //! order. Translation takes **none** of them on its success path: it reads an immutable
-//! [`View`] of the translation-relevant registers (published with `arc-swap` by every writer
+//! [`TranslationRegs`] of the translation-relevant registers (published with `arc-swap` by every writer
 //! of those registers, under `ctrl`), the configuration cache and the IOTLB, both lock-free for
 //! readers. Only a fault that must be recorded takes `evtq` (then `irq`).
 //!
@@ -140,7 +140,7 @@ pub struct SmmuV3State {
 
 /// The registers translation needs, published as an immutable snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct View {
+pub struct TranslationRegs {
     /// CR0 as accepted.
     pub cr0: Cr0,
     /// CR2.
@@ -153,9 +153,9 @@ pub struct View {
     pub strtab_cfg: StrtabBaseCfg,
 }
 
-impl View {
+impl TranslationRegs {
     fn of(c: &CtrlState) -> Self {
-        View {
+        TranslationRegs {
             cr0: Cr0::from_bits(c.cr0),
             cr2: Cr2::from_bits(c.cr2),
             gbpa: Gbpa::from_bits(c.gbpa),
@@ -227,7 +227,7 @@ pub struct SmmuV3<M: GuestRam> {
     /// decision to signal atomic.
     pub(crate) irq: Mutex<IrqState>,
     /// Translation's lock-free snapshot of CR0/CR2/GBPA/STRTAB_*; replaced under `ctrl`.
-    pub(crate) view: ArcSwap<View>,
+    pub(crate) view: ArcSwap<TranslationRegs>,
     /// Set when a command batch stopped at its limit with commands left (see
     /// [`SmmuV3::process_pending`]).
     work_pending: AtomicBool,
@@ -304,7 +304,7 @@ where
             mem,
             sink,
             tracer: ArcSwapOption::empty(),
-            view: ArcSwap::from_pointee(View::of(&ctrl)),
+            view: ArcSwap::from_pointee(TranslationRegs::of(&ctrl)),
             ctrl: Mutex::new(ctrl),
             evtq: Mutex::new(EvtqProducer::default()),
             irq: Mutex::new(IrqState::default()),
@@ -422,7 +422,7 @@ where
             *e = EvtqProducer::default();
         }
         *lock(&self.irq) = IrqState::default();
-        self.publish_view_locked(&ctrl);
+        self.publish_translation_regs_locked(&ctrl);
         self.invalidate_all_caches();
         self.set_work_pending(false);
         // A pending CERROR_ATC_INV_SYNC is command-queue state (see crate::ats).
@@ -449,8 +449,8 @@ where
     }
 
     /// Publish the translation view of `ctrl` (call with `ctrl` held, after changing it).
-    pub(crate) fn publish_view_locked(&self, ctrl: &CtrlState) {
-        self.view.store(Arc::new(View::of(ctrl)));
+    pub(crate) fn publish_translation_regs_locked(&self, ctrl: &CtrlState) {
+        self.view.store(Arc::new(TranslationRegs::of(ctrl)));
     }
 }
 

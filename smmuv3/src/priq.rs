@@ -271,7 +271,7 @@ where
         let cr0 = Cr0::from_bits(ctrl.cr0);
         let abt_active = {
             let irq = lock(&self.irq);
-            Gerror::from_bits(irq.gerror ^ irq.gerrorn).priq_abt_err()
+            Gerror::active(irq.gerror, irq.gerrorn).priq_abt_err()
         };
         lock(&self.pri.inner).open(key);
         if !(cr0.smmuen() && cr0.priqen()) || abt_active {
@@ -291,7 +291,7 @@ where
         let g = QueueGeometry::from_base(QueueBase::from_bits(ctrl.priq.base), max, PRI_SIZE);
         let prod = QueueIndex::from_bits(ctrl.priq.prod);
         let cons = QueueIndex::from_bits(ctrl.priq.cons);
-        let overflow_active = prod.ovflg() != cons.ovflg();
+        let overflow_active = QueueIndex::overflow_pending(prod, cons);
         if overflow_active || g.is_full(ctrl.priq.prod, ctrl.priq.cons) {
             if !overflow_active {
                 ctrl.priq.prod = prod.with_ovflg(!prod.ovflg()).into_bits();
@@ -338,7 +338,7 @@ where
             .into_bits();
         drop(ctrl);
         self.trace(|| TraceRecord::Event {
-            pos: old & 0xF_FFFF,
+            pos: QueueIndex::from_bits(old).wrap_index(),
             event: pri_text(stream, req),
         });
         self.signal(IrqSource::Priq);

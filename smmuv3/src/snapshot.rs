@@ -425,16 +425,17 @@ impl IdRegsSnapshot {
     }
 }
 
-fn irq_cfg(c: IrqCfg) -> IrqCfgSnapshot {
-    let IrqCfg { cfg0, cfg1, cfg2 } = c;
-    IrqCfgSnapshot { cfg0, cfg1, cfg2 }
+impl From<IrqCfg> for IrqCfgSnapshot {
+    fn from(c: IrqCfg) -> Self {
+        let IrqCfg { cfg0, cfg1, cfg2 } = c;
+        Self { cfg0, cfg1, cfg2 }
+    }
 }
 
-fn irq_cfg_back(c: IrqCfgSnapshot) -> IrqCfg {
-    IrqCfg {
-        cfg0: c.cfg0,
-        cfg1: c.cfg1,
-        cfg2: c.cfg2,
+impl From<IrqCfgSnapshot> for IrqCfg {
+    fn from(c: IrqCfgSnapshot) -> Self {
+        let IrqCfgSnapshot { cfg0, cfg1, cfg2 } = c;
+        Self { cfg0, cfg1, cfg2 }
     }
 }
 
@@ -681,9 +682,9 @@ where
                 irq_ctrl,
                 gerror,
                 gerrorn,
-                gerror_cfg: irq_cfg(gerror_cfg),
-                eventq_cfg: irq_cfg(eventq_cfg),
-                priq_cfg: irq_cfg(priq_cfg),
+                gerror_cfg: gerror_cfg.into(),
+                eventq_cfg: eventq_cfg.into(),
+                priq_cfg: priq_cfg.into(),
             },
             stalls: {
                 let StallState { next_stag, entries } = stalls;
@@ -744,12 +745,8 @@ where
                 });
             }
         }
-        // The bits CR0 writes keep (see mmio.rs): the low five, and VMW with IDR0.VMW.
-        let mut cr0_mask = 0x1F;
-        if self.caps.idr0.vmw() {
-            cr0_mask |= Cr0::new().with_vmw(7).into_bits();
-        }
-        if ctrl.cr0 & !cr0_mask != 0 {
+        // Only a value a CR0 write could have left is a CR0 this device can hold.
+        if Cr0::sanitise(ctrl.cr0, self.caps.idr0).into_bits() != ctrl.cr0 {
             return Err(SnapshotError::InvalidRegister {
                 register: "CR0",
                 value: ctrl.cr0.into(),
@@ -798,9 +795,9 @@ where
             gerror: irq.gerror,
             gerrorn: irq.gerrorn,
             cfg: [
-                irq_cfg_back(irq.gerror_cfg),
-                irq_cfg_back(irq.eventq_cfg),
-                irq_cfg_back(irq.priq_cfg),
+                irq.gerror_cfg.into(),
+                irq.eventq_cfg.into(),
+                irq.priq_cfg.into(),
             ],
         };
         self.atc
@@ -811,7 +808,7 @@ where
             .map(|g| ((g.stream, g.group), g.response.map(prg_restore)))
             .collect();
         self.pri.restore_groups(&groups);
-        self.publish_view_locked(&c);
+        self.publish_translation_regs_locked(&c);
         self.invalidate_all_caches();
         // Stalls of this instance (if it was not fresh) do not belong to the restored state:
         // terminated (their waiters see the abort, or Unknown once the table is replaced),

@@ -326,6 +326,24 @@ pub struct Aidr {
     __: u32,
 }
 
+impl Aidr {
+    /// The SMMUv3 minor revision (0..=3 for SMMUv3.0..v3.3) when the register names one:
+    /// ArchMajorRev 0, ArchMinorRev at most 3 and the RES0 bits \[31:8\] zero; `None` otherwise.
+    pub const fn smmuv3_minor_rev(self) -> Option<u8> {
+        let defined = Aidr::new()
+            .with_arch_minor_rev(self.arch_minor_rev())
+            .with_arch_major_rev(self.arch_major_rev());
+        if defined.into_bits() == self.into_bits()
+            && self.arch_major_rev() == 0
+            && self.arch_minor_rev() <= 3
+        {
+            Some(self.arch_minor_rev())
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,5 +429,16 @@ mod tests {
         assert_eq!(i.implementer(), 0x43B);
         let a = Aidr::from_bits(0x12);
         assert_eq!((a.arch_major_rev(), a.arch_minor_rev()), (1, 2));
+    }
+
+    /// AIDR names an SMMUv3 revision only with major 0, minor 0..=3 and bits \[31:8\] zero.
+    #[test]
+    fn test_aidr_smmuv3_minor_rev() {
+        assert_eq!(Aidr::from_bits(0x02).smmuv3_minor_rev(), Some(2));
+        assert_eq!(Aidr::from_bits(0x03).smmuv3_minor_rev(), Some(3));
+        assert_eq!(Aidr::from_bits(0x04).smmuv3_minor_rev(), None);
+        assert_eq!(Aidr::from_bits(0x12).smmuv3_minor_rev(), None);
+        assert_eq!(Aidr::from_bits(0x102).smmuv3_minor_rev(), None);
+        assert_eq!(Aidr::from_bits(0x8000_0000).smmuv3_minor_rev(), None);
     }
 }
