@@ -103,7 +103,7 @@ pub struct CtrlState {
     pub strtab_base_cfg: u32,
     /// CMDQ_BASE/PROD/CONS.
     pub cmdq: CmdqState,
-    /// PRIQ_BASE/PROD/CONS (stored; the PRI queue producer comes with issue 4).
+    /// PRIQ_BASE/PROD/CONS (the PRI queue producer is [`crate::priq`]).
     pub priq: EvtqState,
 }
 
@@ -409,8 +409,8 @@ where
         }
     }
 
-    /// System reset: every register back to its reset value, every cache dropped (smmuv3.md §14
-    /// pitfall 5).
+    /// System reset: every register back to its reset value, every cache dropped (a cache that
+    /// survived a reset would serve the previous boot's STEs to the next one).
     pub fn reset(&self) {
         let mut ctrl = lock(&self.ctrl);
         *ctrl = CtrlState {
@@ -427,7 +427,8 @@ where
         self.set_work_pending(false);
         // A pending CERROR_ATC_INV_SYNC is command-queue state (see crate::ats).
         self.atc.sync_error.store(false, Ordering::Release);
-        // Reset disables translation: every stalled transaction is terminated (§3.12.2).
+        // Reset disables translation: every stalled transaction is terminated (IHI 0070
+        // §3.12.2).
         self.terminate_stalls(None);
     }
 
