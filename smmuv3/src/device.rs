@@ -34,9 +34,9 @@
 //! # Saving state
 //!
 //! Every architectural register lives in plain types ([`CtrlState`], [`EvtqState`],
-//! [`IrqState`]) gathered in [`SmmuV3State`], which also holds the stall table ([`StallState`]);
-//! see [`SmmuV3::state`]. Caches are never part of the state: they are rebuilt on
-//! demand.
+//! [`IrqState`]) gathered in [`SmmuV3State`], which also holds the stall table ([`StallState`]).
+//! A VMM saves and restores them through [`SmmuV3::save`] and [`SmmuV3::restore`]
+//! ([`crate::snapshot`]). Caches are never part of the state: they are rebuilt on demand.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -378,8 +378,8 @@ where
         }
     }
 
-    /// The complete architectural state, as plain data.
-    pub fn state(&self) -> SmmuV3State {
+    /// The complete architectural state, as plain data (what [`SmmuV3::save`] serialises).
+    pub(crate) fn state(&self) -> SmmuV3State {
         let ctrl = *lock(&self.ctrl);
         let evtq = lock(&self.evtq).regs;
         let irq = *lock(&self.irq);
