@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use viommu_common::access::{AccessKind, DmaRequest};
 use viommu_common::mem::GuestRam;
+use viommu_common::reg64::Half;
 use viommu_common::traits::{
     DmaFault, DmaMapping, DmaTranslator, InterruptSink, MmioDevice, MmioError,
 };
@@ -54,25 +55,15 @@ impl HotRegs {
         }
     }
 
-    fn set_half(&self, idx: usize, high: bool, v: u32) {
+    fn set_half(&self, idx: usize, half: Half, v: u32) {
         // Relaxed: writers are serialised by `Pamu::slow`, so this reads our own last store.
         let old = self.tables[idx].load(Ordering::Relaxed);
-        let new = if high {
-            (old & 0xFFFF_FFFF) | (u64::from(v) << 32)
-        } else {
-            (old & !0xFFFF_FFFF) | u64::from(v)
-        };
         // Release: see `table_regs`. Writers are serialised by `Pamu::slow`.
-        self.tables[idx].store(new, Ordering::Release);
+        self.tables[idx].store(half.merge(old, v), Ordering::Release);
     }
 
-    fn half(&self, idx: usize, high: bool) -> u32 {
-        let v = self.tables[idx].load(Ordering::Acquire);
-        if high {
-            (v >> 32) as u32
-        } else {
-            v as u32
-        }
+    fn half(&self, idx: usize, half: Half) -> u32 {
+        half.read(self.tables[idx].load(Ordering::Acquire))
     }
 }
 
@@ -490,29 +481,29 @@ impl<M: GuestRam> Pamu<M> {
         let Some(r) = s.regs.get_mut(usize::from(inst)) else {
             return 0;
         };
-        let table = |i: usize, high: bool| match op {
-            RegOp::Read => hot.half(i, high),
+        let table = |i: usize, half: Half| match op {
+            RegOp::Read => hot.half(i, half),
             RegOp::Write(v) => {
                 // Policy (§4, erratum A-005982): base writes would flush cached entries; the
                 // model caches nothing, so there is nothing to flush.
-                hot.set_half(i, high, v);
+                hot.set_half(i, half, v);
                 v
             }
         };
         let st = &mut r.status;
         let value = match (reg, op) {
-            (Reg::Ppbah, _) => table(0, true),
-            (Reg::Ppbal, _) => table(0, false),
-            (Reg::Pplah, _) => table(1, true),
-            (Reg::Pplal, _) => table(1, false),
-            (Reg::Spbah, _) => table(2, true),
-            (Reg::Spbal, _) => table(2, false),
-            (Reg::Splah, _) => table(3, true),
-            (Reg::Splal, _) => table(3, false),
-            (Reg::Obah, _) => table(4, true),
-            (Reg::Obal, _) => table(4, false),
-            (Reg::Olah, _) => table(5, true),
-            (Reg::Olal, _) => table(5, false),
+            (Reg::Ppbah, _) => table(0, Half::High),
+            (Reg::Ppbal, _) => table(0, Half::Low),
+            (Reg::Pplah, _) => table(1, Half::High),
+            (Reg::Pplal, _) => table(1, Half::Low),
+            (Reg::Spbah, _) => table(2, Half::High),
+            (Reg::Spbal, _) => table(2, Half::Low),
+            (Reg::Splah, _) => table(3, Half::High),
+            (Reg::Splal, _) => table(3, Half::Low),
+            (Reg::Obah, _) => table(4, Half::High),
+            (Reg::Obal, _) => table(4, Half::Low),
+            (Reg::Olah, _) => table(5, Half::High),
+            (Reg::Olal, _) => table(5, Half::Low),
             (Reg::Pc, RegOp::Write(v)) => {
                 // Reserved bits read as zero; cache enables are stored and have no effect.
                 // Release: see `control`.
@@ -537,11 +528,11 @@ impl<M: GuestRam> Pamu<M> {
             (Reg::Poes1, RegOp::Read) => st.poes1.into_bits(),
             // Policy: capture registers are read-only.
             (Reg::Avs2, _) => st.avs2,
-            (Reg::Avah, _) => (st.ava >> 32) as u32,
-            (Reg::Aval, _) => st.ava as u32,
+            (Reg::Avah, _) => Half::High.read(st.ava),
+            (Reg::Aval, _) => Half::Low.read(st.ava),
             (Reg::Poes2, _) => st.poes2,
-            (Reg::Poeah, _) => (st.poea >> 32) as u32,
-            (Reg::Poeal, _) => st.poea as u32,
+            (Reg::Poeah, _) => Half::High.read(st.poea),
+            (Reg::Poeal, _) => Half::Low.read(st.poea),
             // Policy (ECC block): control registers are storage (defined bits only), EEDET and
             // EEATTR.valid are W1C, the capture registers read 0: the model never sees an ECC
             // error.
