@@ -1,12 +1,12 @@
 //! Command decode by family (IHI 0070 chapter 4): one file per family of opcodes, each turning
 //! the two raw words into a typed [`Command`] or the [`CommandError`] that makes it CERROR_ILL.
 //!
-//! - [`prefetch_cfgi`]: PREFETCH_CONFIG, PREFETCH_ADDR and the configuration invalidations
-//!   (CFGI_STE, CFGI_STE_RANGE / CFGI_ALL, CFGI_CD, CFGI_CD_ALL, CFGI_VMS_PIDM);
-//! - [`tlbi`]: the TLB invalidations (TLBI_NH_*, TLBI_EL2_*, TLBI_EL3_*, TLBI_S12_VMALL,
-//!   TLBI_S2_IPA, TLBI_NSNH_ALL) and their range fields;
-//! - [`ats_pri_stall`]: ATC_INV, PRI_RESP, RESUME and STALL_TERM;
-//! - [`sync`]: CMD_SYNC.
+//! - [`prefetch_cfgi`] decodes PREFETCH_CONFIG, PREFETCH_ADDR and the configuration
+//!   invalidations (CFGI_STE, CFGI_STE_RANGE / CFGI_ALL, CFGI_CD, CFGI_CD_ALL, CFGI_VMS_PIDM);
+//! - [`tlbi`] decodes the TLB invalidations (TLBI_NH_*, TLBI_EL2_*, TLBI_EL3_*,
+//!   TLBI_S12_VMALL, TLBI_S2_IPA, TLBI_NSNH_ALL) and their range fields;
+//! - [`ats_pri_stall`] decodes ATC_INV, PRI_RESP, RESUME and STALL_TERM;
+//! - [`sync`] decodes CMD_SYNC.
 //!
 //! Decode is pure: it reads the two words and the advertised [`Caps`], nothing else. This file
 //! holds the checks every family shares.
