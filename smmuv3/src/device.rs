@@ -154,7 +154,8 @@ pub struct TranslationRegs {
 }
 
 impl TranslationRegs {
-    fn of(c: &CtrlState) -> Self {
+    /// The translation-relevant registers of `c`, typed.
+    fn from_ctrl(c: &CtrlState) -> Self {
         TranslationRegs {
             cr0: Cr0::from_bits(c.cr0),
             cr2: Cr2::from_bits(c.cr2),
@@ -304,7 +305,7 @@ where
             mem,
             sink,
             tracer: ArcSwapOption::empty(),
-            view: ArcSwap::from_pointee(TranslationRegs::of(&ctrl)),
+            view: ArcSwap::from_pointee(TranslationRegs::from_ctrl(&ctrl)),
             ctrl: Mutex::new(ctrl),
             evtq: Mutex::new(EvtqProducer::default()),
             irq: Mutex::new(IrqState::default()),
@@ -451,7 +452,7 @@ where
 
     /// Publish the translation view of `ctrl` (call with `ctrl` held, after changing it).
     pub(crate) fn publish_translation_regs_locked(&self, ctrl: &CtrlState) {
-        self.view.store(Arc::new(TranslationRegs::of(ctrl)));
+        self.view.store(Arc::new(TranslationRegs::from_ctrl(ctrl)));
     }
 }
 

@@ -277,7 +277,7 @@ where
         if !(cr0.smmuen() && cr0.priqen()) || abt_active {
             // §8.2: every PPR is answered with Response Failure, without a PASID.
             drop(ctrl);
-            self.pri_auto(
+            self.respond_automatically(
                 stream,
                 req,
                 failure,
@@ -310,7 +310,7 @@ where
                 pasid: req.substream.filter(|_| self.caps.idr1.ssidsize() > 0),
                 automatic: true,
             };
-            self.pri_auto(stream, req, r, "PRI queue overflow (IHI 0070 §8.1)");
+            self.respond_automatically(stream, req, r, "PRI queue overflow (IHI 0070 §8.1)");
             return Ok(PageRequestOutcome::Discarded { response: Some(r) });
         }
         let addr = g.entry_addr(g.pos(ctrl.priq.prod));
@@ -322,7 +322,7 @@ where
         if !written {
             drop(ctrl);
             self.raise_gerror(Gerror::new().with_priq_abt_err(true).into_bits());
-            self.pri_auto(
+            self.respond_automatically(
                 stream,
                 req,
                 failure,
@@ -346,7 +346,13 @@ where
     }
 
     /// An automatic PRG response (§8.1, §8.2): deliver it and trace why.
-    fn pri_auto(&self, stream: StreamId, req: &PageRequest, r: PrgResponse, why: &str) {
+    fn respond_automatically(
+        &self,
+        stream: StreamId,
+        req: &PageRequest,
+        r: PrgResponse,
+        why: &str,
+    ) {
         lock(&self.pri.inner).answer((stream.0, req.group), r);
         self.pri.cv.notify_all();
         self.trace(|| TraceRecord::EventDropped {

@@ -411,7 +411,8 @@ impl From<IdRegs> for IdRegsSnapshot {
 }
 
 impl IdRegsSnapshot {
-    fn named(&self) -> [(&'static str, u32); 8] {
+    /// The registers with their manual names, IDR0 first.
+    fn with_names(&self) -> [(&'static str, u32); 8] {
         [
             ("IDR0", self.idr0),
             ("IDR1", self.idr1),
@@ -736,7 +737,9 @@ where
             });
         }
         let mine = IdRegsSnapshot::from(self.caps.id_regs());
-        for ((register, snapshot), (_, device)) in id_regs.named().into_iter().zip(mine.named()) {
+        for ((register, snapshot), (_, device)) in
+            id_regs.with_names().into_iter().zip(mine.with_names())
+        {
             if snapshot != device {
                 return Err(SnapshotError::ConfigMismatch {
                     register,
