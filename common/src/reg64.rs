@@ -8,9 +8,9 @@
 /// Which 32-bit half of a 64-bit register an access names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Half {
-    /// Bits [31:0].
+    /// Bits `[31:0]`.
     Low,
-    /// Bits [63:32].
+    /// Bits `[63:32]`.
     High,
 }
 

@@ -67,6 +67,7 @@ const fn family(op: Opcode) -> Option<Family> {
 }
 
 /// Decode a command whose word 0 holds `op`, with its family's decoder.
+#[inline]
 pub(super) fn decode(op: Opcode, w0: u64, w1: u64, caps: &Caps) -> Result<Command, CommandError> {
     match family(op) {
         Some(Family::PrefetchCfgi) => prefetch_cfgi::decode(op, w0, w1, caps),
