@@ -86,8 +86,9 @@ where
             Cr1 | Cr2 => {
                 let mut ctrl = lock(&self.ctrl);
                 if spec::Cr0::from_bits(ctrl.cr0).smmuen() {
-                    // Policy: CR1/CR2 are writable only while SMMUEN = 0 (changing table and
-                    // queue attributes under a running SMMU is not something Linux does).
+                    // Policy: CR1/CR2 are writable only while SMMUEN = 0 (Linux writes them in
+                    // `arm_smmu_device_reset` before it sets SMMUEN; Cloud Hypervisor gates CR2
+                    // the same way).
                     self.trace_write(reg_name(reg), value, Some("SMMUEN=1"));
                     return;
                 }
