@@ -294,7 +294,7 @@ fn push_node(
     maps: &[IdMapping],
 ) -> Result<(), IortError> {
     let head = size_of::<NodeHeader>() + body.len();
-    let len = head + maps.len() * size_of::<IdMapping>();
+    let len = head + std::mem::size_of_val(maps);
     let length = u16::try_from(len).map_err(|_| IortError::TooManyMappings(maps.len()))?;
     let header = NodeHeader {
         node_type: kind as u8,

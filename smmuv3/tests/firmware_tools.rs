@@ -26,7 +26,6 @@ const SMMU: u32 = 3;
 const SMMU_BASE: u64 = 0x0905_0000;
 const GIC_SPI: u32 = 0;
 const EDGE_RISING: u32 = 1;
-const LEVEL_HIGH: u32 = 4;
 
 /// Whether a prerequisite is present; if not, explain, and fail only when CI requires tools.
 fn available(what: &str, ok: bool, why: &str) -> bool {
