@@ -459,7 +459,7 @@ impl<'a> Runner<'a> {
                     (Some(DmaExpect::Addr(a)), Ok(m)) => m.output == *a,
                     (Some(DmaExpect::Stalled), Err(f)) => f.kind == FaultKind::Stalled,
                     (Some(DmaExpect::Fault(name)), Err(f)) => {
-                        f.kind != FaultKind::Stalled && (name.is_empty() || f.event == name)
+                        f.kind != FaultKind::Stalled && (name.is_empty() || f.event.name() == name)
                     }
                     _ => false,
                 };
@@ -484,7 +484,7 @@ impl<'a> Runner<'a> {
                     (
                         Some(DmaExpect::Fault(name)),
                         StallStatus::Resolved { result: Err(f), .. },
-                    ) => name.is_empty() || f.event == name,
+                    ) => name.is_empty() || f.event.name() == name,
                     _ => false,
                 };
                 self.check(n, ok, format!("stall_result {s:?}"));
@@ -552,7 +552,9 @@ impl<'a> Runner<'a> {
                 let ok = match (expect, &r) {
                     (None, _) => true,
                     (Some(DmaExpect::Addr(a)), Ok(m)) => m.output == *a,
-                    (Some(DmaExpect::Fault(name)), Err(f)) => name.is_empty() || f.event == name,
+                    (Some(DmaExpect::Fault(name)), Err(f)) => {
+                        name.is_empty() || f.event.name() == name
+                    }
                     _ => false,
                 };
                 self.check(n, ok, format!("translated {r:?}"));

@@ -80,7 +80,9 @@ fn dma(smmu: &SmmuV3<&GuestMemoryMmap>, req: DmaRequest) -> String {
 }
 
 fn outcome(smmu: &SmmuV3<&GuestMemoryMmap>, req: DmaRequest) -> Result<u64, &'static str> {
-    smmu.translate(&req).map(|m| m.output).map_err(|f| f.event)
+    smmu.translate(&req)
+        .map(|m| m.output)
+        .map_err(|f| f.event.name())
 }
 
 /// The Linux driver's full bring-up (linux-driver.md §4).

@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod addr;
+pub mod fault;
 pub mod id;
 pub mod iotlb;
 pub mod mem;
@@ -30,6 +31,7 @@ pub mod testing;
 
 pub use access::{AccessKind, DmaRequest, Perms};
 pub use addr::Granule;
+pub use fault::FaultId;
 pub use id::{Asid, Liodn, RequesterId, StreamId, SubstreamId, Vmid};
 pub use mem::{GuestRam, MemError};
 pub use traits::{DmaFault, DmaMapping, DmaTranslator, InterruptSink, MmioDevice};

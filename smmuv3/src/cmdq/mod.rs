@@ -1,4 +1,4 @@
-//! The command-queue consumer (IHI 0070 §3.5, §4, §7.1; smmuv3.md §8).
+//! The command-queue consumer (IHI 0070 §3.5, §4, §7.1).
 //!
 //! Commands are consumed synchronously, inside the MMIO access that makes work available:
 //! a CMDQ_PROD write, CR0.CMDQEN 0 -> 1, and the GERRORN write that acknowledges a command
@@ -65,6 +65,8 @@ where
         let start = ctrl.cmdq.cons;
         let mut budget = self.cmdq_batch_limit();
         let mut pending = false;
+        // Checked once per batch: an untraced batch builds no trace records at all.
+        let traced = self.tracing();
         loop {
             let pos = g.pos(ctrl.cmdq.cons);
             if g.is_empty(ctrl.cmdq.prod, pos) {
@@ -81,7 +83,7 @@ where
                 mem::read_obj::<CmdEntry, _>(&*m, addr)
             };
             let result = match entry {
-                Ok(entry) => self.execute(pos, entry),
+                Ok(entry) => self.execute(pos, entry, traced),
                 Err(_) => Err((
                     CmdqErr::CERROR_ABT,
                     format!("command fetch at {addr:#x} is outside guest RAM"),
