@@ -186,11 +186,13 @@ impl Effects {
     }
 
     /// True if effects are collected: only then is it worth computing what they report.
+    #[inline]
     pub(crate) fn collecting(&self) -> bool {
         self.0.is_some()
     }
 
     /// Record the effect built by `f`, if collecting.
+    #[inline]
     pub(crate) fn push(&mut self, f: impl FnOnce() -> Effect) {
         if let Some(v) = &mut self.0 {
             v.push(f());
