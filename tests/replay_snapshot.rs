@@ -174,7 +174,7 @@ impl<'a> Runner<'a> {
                     (Some(DmaExpect::Stalled), Err(f)) => f.kind == FaultKind::Stalled,
                     (Some(DmaExpect::AnyFault), Err(f)) => f.kind != FaultKind::Stalled,
                     (Some(DmaExpect::Fault(name)), Err(f)) => {
-                        f.kind != FaultKind::Stalled && f.event == name
+                        f.kind != FaultKind::Stalled && f.event.name() == name
                     }
                     _ => false,
                 };
@@ -198,7 +198,7 @@ impl<'a> Runner<'a> {
                     (
                         Some(DmaExpect::Fault(name)),
                         StallStatus::Resolved { result: Err(f), .. },
-                    ) => f.event == name,
+                    ) => f.event.name() == name,
                     _ => false,
                 };
                 self.check(n, ok, format!("stall_result {s:?}"));
@@ -271,7 +271,7 @@ impl<'a> Runner<'a> {
                     (None, _) => true,
                     (Some(DmaExpect::Addr(a)), Ok(m)) => m.output == *a,
                     (Some(DmaExpect::AnyFault), Err(_)) => true,
-                    (Some(DmaExpect::Fault(name)), Err(f)) => f.event == name,
+                    (Some(DmaExpect::Fault(name)), Err(f)) => f.event.name() == name,
                     _ => false,
                 };
                 self.check(n, ok, format!("translated {r:?}"));

@@ -91,7 +91,7 @@ fn dma(rig: &Rig, smmu: &SmmuV3<&GuestMemoryMmap>, req: DmaRequest) -> Dma {
                 "DMA  SID={:#x} {:?} {:#x} -> fault {}",
                 req.stream.0, req.access, req.addr, f.event
             ));
-            Err(f.event)
+            Err(f.event.name())
         }
     }
 }
@@ -133,7 +133,9 @@ fn event(rec: &[u64; 4]) -> (EventId, u32, Option<u32>, u64) {
 }
 
 fn outcome(smmu: &SmmuV3<&GuestMemoryMmap>, req: DmaRequest) -> Result<u64, &'static str> {
-    smmu.translate(&req).map(|m| m.output).map_err(|f| f.event)
+    smmu.translate(&req)
+        .map(|m| m.output)
+        .map_err(|f| f.event.name())
 }
 
 /// The Linux driver's full bring-up (`arm_smmu_device_reset` in Linux

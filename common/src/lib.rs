@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod addr;
+pub mod fault;
 #[cfg(feature = "fdt")]
 pub mod fdt;
 pub mod id;
@@ -35,6 +36,7 @@ pub mod testing;
 
 pub use access::{AccessKind, DmaRequest, Perms};
 pub use addr::Granule;
+pub use fault::FaultId;
 pub use id::{Asid, Liodn, RequesterId, StreamId, SubstreamId, Vmid};
 pub use mem::{GuestRam, MemError};
 pub use traits::{DmaFault, DmaMapping, DmaTranslator, InterruptSink, MmioDevice};

@@ -334,6 +334,11 @@ where
         self.tracer.store(tracer.map(|t| Arc::new(TracerBox(t))));
     }
 
+    /// True if a tracer is installed (worth building records for).
+    pub(crate) fn tracing(&self) -> bool {
+        self.tracer.load().is_some()
+    }
+
     /// Emit a trace record built by `f`, if a tracer is installed.
     pub(crate) fn trace(&self, f: impl FnOnce() -> TraceRecord) {
         if let Some(t) = self.tracer.load().as_ref() {

@@ -45,7 +45,7 @@ use crate::device::{lock, GuestRam, SmmuV3};
 use crate::queue::QueueGeometry;
 use crate::regs::IrqSource;
 use crate::spec::regs::{Cr0, Gerror, QueueBase, QueueIndex};
-use crate::trace::{Effect, TraceRecord};
+use crate::trace::{Effect, Effects, TraceRecord};
 
 /// Bytes per PRI queue record.
 pub const PRI_SIZE: u64 = 16;
@@ -368,11 +368,13 @@ where
         ssid: Option<SubstreamId>,
         prg_index: u16,
         resp: PriResponse,
-    ) -> Vec<Effect> {
+        fx: &mut Effects,
+    ) {
         let key = (sid.0, prg_index);
         let mut t = lock(&self.pri.inner);
         if !t.groups.contains_key(&key) {
-            return vec![Effect::Nothing("no outstanding page request group")];
+            fx.push(|| Effect::Nothing("no outstanding page request group"));
+            return;
         }
         t.answer(
             key,
@@ -384,9 +386,7 @@ where
         );
         drop(t);
         self.pri.cv.notify_all();
-        vec![Effect::Pri(format!(
-            "{resp:?} delivered to PRGI={prg_index:#x}"
-        ))]
+        fx.push(|| Effect::Pri { resp, prg_index });
     }
 
     /// The response to `stream`'s group `group`, if it has been answered (collected: reported

@@ -39,6 +39,7 @@
 use serde::{Deserialize, Serialize};
 
 use viommu_common::access::{AccessKind, DmaRequest, Perms};
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::{StreamId, SubstreamId};
 use viommu_common::traits::{DmaFault, DmaMapping, FaultKind, MemAttrs};
 
@@ -51,7 +52,6 @@ use crate::device::{
 };
 use crate::evtq::EvtqState;
 use crate::priq::PrgResponse;
-use crate::spec::evt::EventId;
 use crate::spec::regs::Cr0;
 use crate::stall::Resolution;
 
@@ -465,23 +465,10 @@ fn fault_save(f: &DmaFault) -> FaultSnapshot {
             FaultKind::Configuration => FaultKindSnapshot::Configuration,
             FaultKind::Stalled => FaultKindSnapshot::Stalled,
         },
-        event: event.to_owned(),
+        event: event.name().to_owned(),
         addr,
         stall_tag,
     }
-}
-
-/// The model's own `&'static` spelling of a fault name: an event mnemonic or one of
-/// [`crate::translate::names`].
-fn fault_name(name: &str) -> Option<&'static str> {
-    (0..=u8::MAX)
-        .filter_map(|v| EventId(v).name())
-        .chain([
-            crate::translate::names::GBPA_ABORT,
-            crate::translate::names::STE_ABORT,
-            "UNKNOWN",
-        ])
-        .find(|n| *n == name)
 }
 
 fn fault_restore(f: &FaultSnapshot) -> Result<DmaFault, SnapshotError> {
@@ -495,8 +482,11 @@ fn fault_restore(f: &FaultSnapshot) -> Result<DmaFault, SnapshotError> {
             FaultKindSnapshot::Configuration => FaultKind::Configuration,
             FaultKindSnapshot::Stalled => FaultKind::Stalled,
         },
-        event: fault_name(&f.event)
-            .ok_or_else(|| SnapshotError::StallTable(format!("unknown fault {:?}", f.event)))?,
+        event: f
+            .event
+            .parse::<Smmuv3FaultId>()
+            .map(Into::into)
+            .map_err(|_| SnapshotError::StallTable(format!("unknown fault {:?}", f.event)))?,
         addr: f.addr,
         stall_tag: f.stall_tag,
     })

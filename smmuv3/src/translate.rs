@@ -29,6 +29,7 @@ use viommu_common::iotlb::{TlbEntry, TlbTag};
 
 use crate::route::{Hot, TagKey};
 use crate::spec::ste::{InstCfg, PrivCfg};
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::traits::{DmaFault, DmaMapping, DmaPin, DmaTranslator, FaultKind, MemAttrs};
 use viommu_common::walk::{
     walk_stage1, walk_stage2, Stage, Stage1Config, Stage2Config, WalkFault, WalkResult,
@@ -148,18 +149,12 @@ fn identity(req: &DmaRequest) -> DmaMapping {
     }
 }
 
-/// Fault names used for terminations that the architecture does not record as events.
-pub mod names {
-    /// CR0.SMMUEN = 0 and GBPA.ABORT = 1.
-    pub const GBPA_ABORT: &str = "GBPA_ABORT";
-    /// STE.Config = abort (Linux's abort STE).
-    pub const STE_ABORT: &str = "STE_ABORT";
-}
-
-fn config_fault(addr: u64, event: &'static str) -> DmaFault {
+/// A termination the architecture does not record as an event ([`Smmuv3FaultId::GbpaAbort`],
+/// [`Smmuv3FaultId::SteAbort`]).
+fn config_fault(addr: u64, event: Smmuv3FaultId) -> DmaFault {
     DmaFault {
         kind: FaultKind::Configuration,
-        event,
+        event: event.into(),
         addr,
         stall_tag: None,
     }
@@ -176,7 +171,7 @@ where
         req: &DmaRequest,
     ) -> Result<DmaMapping, DmaFault> {
         if view.gbpa.abort() {
-            return Err(config_fault(req.addr, names::GBPA_ABORT));
+            return Err(config_fault(req.addr, Smmuv3FaultId::GbpaAbort));
         }
         Ok(DmaMapping {
             output: req.addr,
@@ -196,7 +191,7 @@ where
         }
         DmaFault {
             kind: event.fault_kind(),
-            event: event.name(),
+            event: event.fault_id().into(),
             addr,
             stall_tag: None,
         }
@@ -302,7 +297,7 @@ where
         match self.routes.get(sid, ssid) {
             Some(Hot::Abort) => {
                 self.count_unhit();
-                return Err(config_fault(req.addr, names::STE_ABORT));
+                return Err(config_fault(req.addr, Smmuv3FaultId::SteAbort));
             }
             Some(Hot::Bypass) => {
                 self.count_unhit();
@@ -374,7 +369,7 @@ where
             }
         };
         match route {
-            Route::Abort => Err(config_fault(req.addr, names::STE_ABORT)),
+            Route::Abort => Err(config_fault(req.addr, Smmuv3FaultId::SteAbort)),
             Route::Bypass => Ok(identity(req)),
             Route::Translate {
                 key,

@@ -8,6 +8,7 @@ mod host_support;
 use std::sync::{Arc, Mutex};
 
 use host_support::*;
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::StreamId;
 use viommu_common::mem;
 use viommu_common::traits::DmaTranslator;
@@ -274,7 +275,7 @@ fn test_mixed_mode_isolation() {
     let f = dev
         .translate(&DmaRequest::read(EMU_SID, IOVA + 8, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_TRANSLATION");
+    assert_eq!(f.event, Smmuv3FaultId::Translation);
 }
 
 /// Attach refuses without a backend, twice, or beyond SIDSIZE; detach returns the stream to
@@ -368,7 +369,7 @@ fn test_ats_on_host_stream() {
     let mut drv = enabled(&ram, &dev, &fake);
     assert_eq!(
         dev.ats_translate(&AtsRequest::new(HOST_SID, IOVA)),
-        Err(AtsError::CompleterAbort(HOST_BACKED))
+        Err(AtsError::CompleterAbort(HOST_BACKED.name()))
     );
     let host = cmd::atc_inv(HOST_SID, None, 0, 52);
     drv.issue_sync(&[host, cmd::atc_inv(EMU_SID, None, 0, 52)])

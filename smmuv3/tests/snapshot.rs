@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::StreamId;
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::DmaTranslator;
@@ -80,7 +81,7 @@ fn test_restore_continues_translation_events_and_commands() {
         new.translate(&DmaRequest::read(SID, IOVA + 0x3000, 4))
             .unwrap_err()
             .event,
-        "F_TRANSLATION"
+        Smmuv3FaultId::Translation
     );
     // Both faults are in the queue: the old device's, then the new one's, in order.
     let ev = drv.read_events();

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use viommu_common::fault::{FaultId, Smmuv3FaultId};
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::{DmaTranslator, FaultKind};
 use viommu_common::{AccessKind, DmaFault, DmaMapping, DmaRequest, StreamId};
@@ -60,7 +61,7 @@ fn stalled(r: Result<DmaMapping, DmaFault>) -> u16 {
         Err(DmaFault {
             kind: FaultKind::Stalled,
             stall_tag: Some(stag),
-            event: "F_TRANSLATION",
+            event: FaultId::Smmuv3(Smmuv3FaultId::Translation),
             ..
         }) => stag,
         other => panic!("expected a stall, got {other:?}"),
@@ -134,7 +135,7 @@ fn test_restored_stall_resume_abort_returns_original_fault() {
             how: Resolution::Aborted,
             result: Err(DmaFault {
                 kind: FaultKind::Translation,
-                event: "F_TRANSLATION",
+                event: FaultId::Smmuv3(Smmuv3FaultId::Translation),
                 addr: IOVA + 0x10,
                 stall_tag: None,
             }),

@@ -343,7 +343,7 @@ fn mixed_mode_keeps_emulated_dma_in_software_and_host_streams_out_of_it() {
     let ok = smmu.translate(&DmaRequest::read(EMU, 0x10_0010, 4));
     assert_eq!(ok.map(|m| m.output).ok(), Some(RAM + 0x80_0010));
     let host = smmu.translate(&DmaRequest::read(PT, 0x10_0010, 4));
-    assert_eq!(host.err().map(|f| f.event), Some("HOST_BACKED"));
+    assert_eq!(host.err().map(|f| f.event.name()), Some("HOST_BACKED"));
     // the emulated stream's CD change stays local; its ASID's TLBI reaches the host too
     rig.rec.clear();
     drv.unmap_s1(&emu, 0x10_0000, 0x1000)

@@ -67,6 +67,8 @@ where
         let mut pending = false;
         // Host-backed streams: forwarded invalidations batch up here (see crate::host::forward).
         let mut host = self.host_forwarder();
+        // Checked once per batch: an untraced batch builds no trace records at all.
+        let traced = self.tracing();
         loop {
             let pos = g.pos(ctrl.cmdq.cons);
             if g.is_empty(ctrl.cmdq.prod, pos) {
@@ -83,8 +85,10 @@ where
                 mem::read_obj::<CmdEntry, _>(&*m, addr)
             };
             let result = match (entry, host.as_mut()) {
-                (Ok(entry), None) => self.execute(pos, entry).map_err(|(e, r)| (pos, e, r)),
-                (Ok(entry), Some(h)) => self.host_execute(ctrl, h, pos, entry),
+                (Ok(entry), None) => self
+                    .execute(pos, entry, traced)
+                    .map_err(|(e, r)| (pos, e, r)),
+                (Ok(entry), Some(h)) => self.host_execute(ctrl, h, pos, entry, traced),
                 (Err(_), h) => {
                     let stop = (
                         pos,

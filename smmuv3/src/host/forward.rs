@@ -112,12 +112,13 @@ where
         f: &mut Forwarder,
         pos: u32,
         entry: CmdEntry,
+        traced: bool,
     ) -> Result<(), CmdStop> {
         let class = self.host_class(&entry);
         if class != Class::Forward {
             self.host_flush(f)?;
         }
-        if let Err((err, reason)) = self.execute(pos, entry) {
+        if let Err((err, reason)) = self.execute(pos, entry, traced) {
             // Only a forwarded command can have a batch pending here; it goes first.
             self.host_flush(f)?;
             return Err((pos, err, reason));

@@ -37,14 +37,15 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::StreamId;
 
 use crate::device::{lock, GuestRam, SmmuV3};
 use crate::spec::cmd::CmdEntry;
 
-/// Fault name of a software translation requested for a host-backed stream (its DMA is
-/// translated by the host SMMU, never by this model).
-pub const HOST_BACKED: &str = "HOST_BACKED";
+/// The fault of a software translation requested for a host-backed stream (its DMA is
+/// translated by the host SMMU, never by this model); its name is `HOST_BACKED`.
+pub const HOST_BACKED: Smmuv3FaultId = Smmuv3FaultId::HostBacked;
 
 /// Default for [`HostBackend::max_batch`]: commands per host call. The Linux kernel forwards a
 /// user batch to the physical queue in chunks of its own, so this only bounds the buffer.
@@ -425,7 +426,7 @@ where
         // Registered first, then dropped: a translation that resolved the stream before the
         // registration cannot insert its route after this invalidation (routes are
         // generation-checked), and every later one sees the registration.
-        self.config_invalidate_ste(sid, false);
+        self.config_invalidate_ste(sid);
         lock(&self.host.installed).insert(sid, None);
         self.trace(|| {
             crate::trace::TraceRecord::Host(HostRecord::Attach {
@@ -466,6 +467,6 @@ where
             v
         });
         lock(&self.host.installed).remove(&sid);
-        self.config_invalidate_ste(sid, false);
+        self.config_invalidate_ste(sid);
     }
 }
