@@ -346,6 +346,9 @@ where
         if !self.caps.ats() {
             return Err(AtsError::UnsupportedRequest("IDR0.ATS = 0"));
         }
+        if self.host.is_backed(req.stream.0) {
+            return Err(AtsError::CompleterAbort(crate::host::HOST_BACKED));
+        }
         // Taken before any configuration is read, so a route resolved across a CFGI is not
         // cached (see route.rs).
         let generation = self.routes.generation();

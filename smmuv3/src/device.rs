@@ -246,6 +246,8 @@ pub struct SmmuV3<M: GuestRam> {
     pub(crate) pri: crate::priq::PriTable,
     /// Registered endpoint ATCs and the pending CERROR_ATC_INV_SYNC flag (see [`crate::ats`]).
     pub(crate) atc: crate::ats::AtcRegistry,
+    /// Host backend and host-backed StreamIDs (see [`crate::host`]).
+    pub(crate) host: crate::host::HostState,
 }
 
 impl<M: GuestRam> std::fmt::Debug for SmmuV3<M> {
@@ -317,6 +319,7 @@ where
             stalls: crate::stall::StallTable::new(caps.idr5.stall_max()),
             pri: crate::priq::PriTable::default(),
             atc: crate::ats::AtcRegistry::default(),
+            host: crate::host::HostState::default(),
         }
     }
 
@@ -424,6 +427,7 @@ where
         *lock(&self.irq) = IrqState::default();
         self.publish_view_locked(&ctrl);
         self.invalidate_all_caches();
+        self.host_configure_all_locked(&ctrl, "reset");
         self.set_work_pending(false);
         // A pending CERROR_ATC_INV_SYNC is command-queue state (see crate::ats).
         self.atc.sync_error.store(false, Ordering::Release);

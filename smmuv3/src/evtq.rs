@@ -78,6 +78,17 @@ impl EvtqState {
         self.geometry(max_log2size).used(self.prod, self.cons)
     }
 
+    /// Records were lost: toggle OVFLG, but only when the previous overflow has been
+    /// acknowledged (OVFLG == OVACKFLG, IHI 0070 §7.4). Returns whether it toggled.
+    pub fn signal_overflow(&mut self) -> bool {
+        let prod = QueueIndex::from_bits(self.prod);
+        let toggled = prod.ovflg() == QueueIndex::from_bits(self.cons).ovflg();
+        if toggled {
+            self.prod = prod.with_ovflg(!prod.ovflg()).into_bits();
+        }
+        toggled
+    }
+
     /// Append `record` to the queue (the caller has checked the queue is enabled).
     pub fn produce<M: GuestMemoryBackend + ?Sized>(
         &mut self,
@@ -87,14 +98,8 @@ impl EvtqState {
     ) -> Produced {
         let g = self.geometry(max_log2size);
         let prod = QueueIndex::from_bits(self.prod);
-        let cons = QueueIndex::from_bits(self.cons);
         if g.is_full(self.prod, self.cons) {
-            // §7.4: overflow is signalled by toggling OVFLG only when the previous overflow has
-            // been acknowledged (OVFLG == OVACKFLG).
-            let toggled = prod.ovflg() == cons.ovflg();
-            if toggled {
-                self.prod = prod.with_ovflg(!prod.ovflg()).into_bits();
-            }
+            let toggled = self.signal_overflow();
             return Produced::Overflow {
                 toggled,
                 prod: self.prod,

@@ -129,6 +129,7 @@ pub mod device;
 pub mod event;
 pub mod evtq;
 mod gerror;
+pub mod host;
 pub mod mmio;
 pub mod priq;
 pub mod queue;

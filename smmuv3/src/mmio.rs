@@ -162,6 +162,9 @@ where
             e.enabled = new.smmuen() && new.eventqen();
         }
         self.publish_view_locked(&ctrl);
+        if old.smmuen() != new.smmuen() {
+            self.host_configure_all_locked(&ctrl, "SMMUEN");
+        }
         if new.cmdqen() && !old.cmdqen() {
             self.consume_locked(&mut ctrl);
         } else if !new.cmdqen() {
@@ -187,6 +190,9 @@ where
         ctrl.gbpa = v & defined::GBPA & !Gbpa::new().with_update(true).into_bits();
         self.publish_view_locked(&ctrl);
         self.trace_write("GBPA", u64::from(v), None);
+        if !Cr0::from_bits(ctrl.cr0).smmuen() {
+            self.host_configure_all_locked(&ctrl, "GBPA");
+        }
     }
 
     fn write_gerrorn(&self, v: u32) {

@@ -813,6 +813,7 @@ where
         self.pri.restore_groups(&groups);
         self.publish_view_locked(&c);
         self.invalidate_all_caches();
+        self.host_restored_locked(&c);
         // Stalls of this instance (if it was not fresh) do not belong to the restored state:
         // terminated (their waiters see the abort, or Unknown once the table is replaced),
         // then the saved table takes their place (with `ctrl` held, as reset does).

@@ -4,6 +4,8 @@
 //! table and stage-1 page tables) is bound onto the host's physical SMMUv3 through Linux iommufd,
 //! so the host hardware walks the guest's tables nested over the VM's stage 2.
 //!
+//! - [`accel`]: the accelerated vSMMU a VMM holds ([`accel::AcceleratedSmmu`]): the emulated
+//!   SMMUv3 with its passthrough streams backed by a host vIOMMU, emulated ones in software.
 //! - [`host`]: the trait seams a vSMMU drives ([`HostViommu`], [`HostEndpoint`],
 //!   [`HostEventSource`]) and how the future bridge calls them.
 //! - [`batch`]: splitting a guest command run into host batches and local steps.
@@ -50,6 +52,7 @@
 //! - Measured in that guest (TCG-emulated SMMU, so only the ratio means anything): forwarding 64
 //!   TLBI_NH_VA as one `HWPT_INVALIDATE` takes ~14–20 µs, as 64 calls ~265–890 µs (16–45×).
 
+pub mod accel;
 pub mod batch;
 pub mod canon;
 pub mod caps;
@@ -68,7 +71,9 @@ pub mod spec;
 pub mod iommufd;
 
 pub use canon::{canonicalise, CanonicalSte, SteContext, StreamConfig};
-pub use caps::{clamp, GuestIdrs, GuestProfile, HostCaps};
+pub use caps::{
+    check_compatible, check_guest_idrs, clamp, Compat, GuestIdrs, GuestProfile, HostCaps,
+};
 pub use endpoint::{teardown_all, Endpoint};
 pub use error::{EndpointError, Errno, EventError, HostOp, InvalidateError, SteError, ViommuError};
 pub use events::{EventItem, HostEvent, VeventDecoder};
