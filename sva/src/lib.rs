@@ -16,7 +16,8 @@
 //!   backends.
 //! - [`events`]: vEVENTQ decoding with exact lost-event accounting.
 //! - [`pasid`]: binding model (b), per-PASID stage-1 tables through a CD table the VMM owns.
-//! - [`recording`]: a backend recording a typed operation log (tests, snapshots).
+//! - `recording` (feature `test-utils`): a backend recording a typed operation log (tests,
+//!   snapshots).
 //! - `iommufd` (Linux on x86_64/aarch64): the real backend over iommufd-ioctls / vfio-ioctls.
 //! - [`spec`]: what iommufd nesting adds to the SMMUv3 formats (`hw_info`, the vSTE nesting masks,
 //!   the command conversion table, vEVENTQ framing). The formats themselves (ID registers, STE,
@@ -61,6 +62,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod pasid;
+#[cfg(any(test, feature = "test-utils"))]
 pub mod recording;
 pub mod spec;
 

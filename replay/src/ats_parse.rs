@@ -1,12 +1,12 @@
 //! Parsing of the ATS operations (`ats_request`, `translated`, `expect_atc_inv`; see
-//! [`crate::replay::ats`]). A child of `parse` so it shares its field accessors.
+//! [`crate::ats`]). A child of `parse` so it shares its field accessors.
 
 use serde_json::{Map, Value};
 use viommu_common::{DmaRequest, StreamId, SubstreamId};
 
 use super::{kind_of, parse_dma, Fields, Op};
-use crate::replay::ats::{AtcInvSpec, AtsExpect, AtsOp, AtsSpec};
-use crate::replay::num::parse_u64;
+use crate::ats::{AtcInvSpec, AtsExpect, AtsOp, AtsSpec};
+use crate::num::parse_u64;
 
 /// `rwx` letters, each at most once, normalised to the order `r`, `w`, `x`.
 fn perms(s: &str) -> Result<String, String> {
@@ -177,8 +177,8 @@ pub(super) fn parse(name: &str, f: &mut Fields<'_>) -> Result<AtsOp, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::replay::ats::{AtcInvSpec, AtsExpect, AtsOp, AtsSpec};
-    use crate::replay::parse::{parse_line, DmaExpect, Op};
+    use crate::ats::{AtcInvSpec, AtsExpect, AtsOp, AtsSpec};
+    use crate::parse::{parse_line, DmaExpect, Op};
     use viommu_common::AccessKind;
 
     fn op(s: &str) -> Op {

@@ -1,8 +1,8 @@
 //! Parsing of the I/O-page-fault operations (`stall_result`, `page_request`, `pri_response`;
-//! see [`crate::replay::iopf`]). A child of `parse` so it shares its field accessors.
+//! see [`crate::iopf`]). A child of `parse` so it shares its field accessors.
 
 use super::{parse_dma_expect, Fields};
-use crate::replay::iopf::{IopfOp, PprSpec};
+use crate::iopf::{IopfOp, PprSpec};
 
 const PPR_EXPECT: [&str; 5] = ["queued", "dropped", "success", "invalid", "failure"];
 const PRI_EXPECT: [&str; 4] = ["success", "invalid", "failure", "none"];
@@ -88,8 +88,8 @@ pub(super) fn parse(name: &str, f: &mut Fields<'_>) -> Result<IopfOp, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::replay::iopf::{IopfOp, PprSpec};
-    use crate::replay::parse::{parse_line, DmaExpect, Op};
+    use crate::iopf::{IopfOp, PprSpec};
+    use crate::parse::{parse_line, DmaExpect, Op};
 
     fn op(s: &str) -> Op {
         parse_line(s).expect("parses").expect("an op")

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use viommu::common::testing::{guest_ram, Irq, RecordingIrq};
-use viommu::common::traits::DmaTranslator;
-use viommu::common::DmaRequest;
-use viommu::smmuv3::caps::SmmuConfig;
-use viommu::smmuv3::device::SmmuV3;
-use viommu::smmuv3::spec::regs as r;
-use viommu::smmuv3::testing::{DriverOptions, GuestDriver, Prot};
-use viommu::smmuv3::trace::TraceLog;
+use viommu_common::testing::{guest_ram, Irq, RecordingIrq};
+use viommu_common::traits::DmaTranslator;
+use viommu_common::DmaRequest;
+use viommu_smmuv3::caps::SmmuConfig;
+use viommu_smmuv3::device::SmmuV3;
+use viommu_smmuv3::spec::regs as r;
+use viommu_smmuv3::testing::{DriverOptions, GuestDriver, Prot};
+use viommu_smmuv3::trace::TraceLog;
 
 const RAM: u64 = 0x4000_0000;
 const RAM_SIZE: u64 = 64 << 20;

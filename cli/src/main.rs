@@ -1,12 +1,14 @@
 //! The `viommu` binary: the demo (no arguments, or `viommu demo`) and `viommu replay FILE`.
 
 mod demo;
-mod replay;
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use viommu_replay::{Options, Outcome};
 
 /// Emulated IOMMUs (Arm SMMUv3, NXP PAMU) for virtual machine monitors.
 #[derive(Debug, Parser)]
@@ -43,11 +45,35 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Replay { file, quiet, trace }) => {
-            let opts = replay::Options { quiet, trace };
+            let opts = Options { quiet, trace };
             let stdout = std::io::stdout();
             let stderr = std::io::stderr();
-            let outcome = replay::run_file(&file, &opts, &mut stdout.lock(), &mut stderr.lock());
+            let outcome = replay_file(&file, &opts, &mut stdout.lock(), &mut stderr.lock());
             ExitCode::from(outcome.exit_code())
         }
     }
+}
+
+/// Replay `path` (`-`: standard input; `.xz` and `.gz` decompressed by extension), printing
+/// results to `out` and errors to `err`.
+fn replay_file(path: &Path, opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
+    if path == Path::new("-") {
+        return viommu_replay::run_reader("<stdin>", std::io::stdin().lock(), opts, out, err);
+    }
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "viommu replay: {}: cannot open: {e}", path.display());
+            return Outcome::Malformed;
+        }
+    };
+    let name = path.to_string_lossy();
+    let reader: Box<dyn Read> = if name.ends_with(".xz") {
+        Box::new(xz2::read::XzDecoder::new(file))
+    } else if name.ends_with(".gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    viommu_replay::run_reader(&name, BufReader::new(reader), opts, out, err)
 }

@@ -1,4 +1,4 @@
-//! `viommu replay`: the recorded Linux trace, every scenario file under tests/replay/, and the
+//! `viommu replay`: the recorded Linux trace (tests/data/), every scenario file under tests/replay/, and the
 //! command-line contract (exit status 0/1/2, line-numbered errors, compressed input), all through
 //! the built binary.
 
@@ -78,15 +78,25 @@ impl Drop for TempFile {
     }
 }
 
+/// A path in the repository (this crate lives in `cli/`).
+fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// The recorded Linux 6.12 bring-up trace, vendored in `tests/data/`.
+fn recorded_trace() -> PathBuf {
+    let path = repo_path("tests/data/linux612-bringup-passthrough.replay.jsonl.xz");
+    assert!(path.exists(), "recorded trace missing: {}", path.display());
+    path
+}
+
 const RAM: &str = "{\"op\":\"ram\",\"base\":\"0x40000000\",\"size\":\"0x100000\"}\n";
 
 /// The real Linux 6.12 arm-smmu-v3 bring-up, recorded against another SMMUv3 implementation,
 /// replays with 0 failures: every ID register, ACK and CMDQ_CONS value matches.
 #[test]
 fn test_replay_linux612_bringup_passthrough() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/replay/linux612-bringup-passthrough.replay.jsonl.xz");
-    assert!(path.exists(), "recorded trace missing: {}", path.display());
+    let path = recorded_trace();
     assert_replay_passes(&path);
 }
 
@@ -98,8 +108,7 @@ fn test_replay_linux612_bringup_passthrough() {
 #[test]
 fn test_replay_linux612_trace_then_dma() {
     use std::io::Read;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/replay/linux612-bringup-passthrough.replay.jsonl.xz");
+    let path = recorded_trace();
     let mut text = String::new();
     xz2::read::XzDecoder::new(std::fs::File::open(&path).expect("recorded trace"))
         .read_to_string(&mut text)
@@ -136,8 +145,7 @@ fn test_replay_linux612_trace_then_dma() {
 /// `--quiet` prints nothing but the summary when everything passes.
 #[test]
 fn test_replay_trace_and_quiet_output() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/replay/linux612-bringup-passthrough.replay.jsonl.xz");
+    let path = recorded_trace();
     let traced = replay(&path, &["--trace"]);
     let out = stdout(&traced);
     let trace_lines: Vec<serde_json::Value> = out
@@ -158,7 +166,7 @@ fn test_replay_trace_and_quiet_output() {
 /// Every scenario file under tests/replay/ replays with 0 failures.
 #[test]
 fn test_replay_scenario_files() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay");
+    let dir = repo_path("tests/replay");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/replay exists")
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -4,13 +4,13 @@
 //! the VMSAv8-64 walker, caches the results in the lock-free IOTLB (showing misses, hits and an
 //! invalidation), and shows a translation fault.
 
-use viommu::common::access::AccessKind;
-use viommu::common::id::{Asid, Vmid};
-use viommu::common::iotlb::{InvRange, Invalidation, Iotlb, Regime, TlbEntry, TlbTag};
-use viommu::common::testing::guest_ram;
-use viommu::common::testing::pgtable::{LpaeBuilder, PgFormat, IOMMU_READ, IOMMU_WRITE};
-use viommu::common::walk::{walk_stage1, WalkFault, WalkResult};
-use viommu::common::Granule;
+use viommu_common::access::AccessKind;
+use viommu_common::id::{Asid, Vmid};
+use viommu_common::iotlb::{InvRange, Invalidation, Iotlb, Regime, TlbEntry, TlbTag};
+use viommu_common::testing::guest_ram;
+use viommu_common::testing::pgtable::{LpaeBuilder, PgFormat, IOMMU_READ, IOMMU_WRITE};
+use viommu_common::walk::{walk_stage1, WalkFault, WalkResult};
+use viommu_common::Granule;
 use vm_memory::GuestMemoryMmap;
 
 const RAM_BASE: u64 = 0x8000_0000;
@@ -22,7 +22,7 @@ fn translate(
     mem: &GuestMemoryMmap<()>,
     tlb: &Iotlb,
     tag: TlbTag,
-    cfg: &viommu::common::walk::Stage1Config,
+    cfg: &viommu_common::walk::Stage1Config,
     iova: u64,
 ) -> Result<(u64, &'static str), WalkFault> {
     if let Some(e) = tlb.lookup(tag, iova) {
@@ -74,7 +74,7 @@ pub fn run() {
         }
     }
     let mut cfg = pt.stage1_config();
-    cfg.mair = viommu::common::testing::pgtable::LINUX_MAIR;
+    cfg.mair = viommu_common::testing::pgtable::LINUX_MAIR;
     let tlb = Iotlb::new(1024);
     let regime = Regime::Nh { vmid: Vmid(0) };
     let tag = TlbTag::stage1_in(regime, Asid(1));
