@@ -11,3 +11,8 @@ pub use viommu_pamu as pamu;
 pub use viommu_smmuv3 as smmuv3;
 #[cfg(feature = "sva")]
 pub use viommu_sva as sva;
+
+/// The README's code examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -11,11 +11,10 @@
 //! for that stream then (the VMM's `register_atc`), so `expect_atc_inv` for a stream that never
 //! sent a Translation Request is a failed check.
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::iopf::{expect_json, DmaOutcome};
-use super::num::hex;
-use super::parse::DmaExpect;
+use crate::num::{self, hex};
 
 /// An ATS Translation Request in device-neutral terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,7 +80,8 @@ impl AtsOutcome {
 }
 
 /// What an `ats_request` expects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "AtsExpectFields")]
 pub enum AtsExpect {
     /// A successful completion with this translated address and/or these permissions.
     Granted {
@@ -95,7 +95,8 @@ pub enum AtsExpect {
 }
 
 impl AtsExpect {
-    fn to_json(&self) -> Value {
+    /// The JSON form printed as `expect`.
+    pub fn to_json(&self) -> Value {
         match self {
             AtsExpect::Granted { addr, perms } => {
                 let mut m = serde_json::Map::new();
@@ -113,20 +114,26 @@ impl AtsExpect {
 }
 
 /// One ATC invalidation as the endpoint received it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AtcInvSpec {
     /// PASID, or `None`: every PASID and the non-PASID entries.
+    #[serde(default, deserialize_with = "num::opt")]
     pub ssid: Option<u32>,
     /// Global entries too.
+    #[serde(default)]
     pub global: bool,
     /// First untranslated address covered.
+    #[serde(deserialize_with = "num::de")]
     pub start: u64,
     /// Last untranslated address covered (inclusive).
+    #[serde(deserialize_with = "num::de")]
     pub last: u64,
 }
 
 impl AtcInvSpec {
-    fn to_json(self) -> Value {
+    /// The JSON form printed in `actual` and `expect`.
+    pub fn to_json(self) -> Value {
         let mut v =
             json!({"start": hex(self.start), "last": hex(self.last), "global": self.global});
         if let (Some(s), Value::Object(m)) = (self.ssid, &mut v) {
@@ -136,107 +143,206 @@ impl AtcInvSpec {
     }
 }
 
-/// An ATS operation (see the module documentation).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AtsOp {
-    /// `ats_request`.
-    Request {
-        /// Device name.
-        dev: String,
-        /// StreamID.
-        stream: u32,
-        /// The request.
-        req: AtsSpec,
-        /// Expected completion.
-        expect: Option<AtsExpect>,
-    },
-    /// `translated`.
-    Translated {
-        /// Device name.
-        dev: String,
-        /// The transaction (substream and privilege are ignored by the SMMUv3: Translated
-        /// transactions are unprivileged data without a PASID).
-        req: viommu_common::DmaRequest,
-        /// Expected outcome.
-        expect: Option<DmaExpect>,
-    },
-    /// `expect_atc_inv`.
-    ExpectAtcInv {
-        /// Device name.
-        dev: String,
-        /// StreamID.
-        stream: u32,
-        /// The invalidations expected, in order.
-        expect: Vec<AtcInvSpec>,
-    },
+/// `ats_request`: an endpoint's ATS Translation Request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtsRequest {
+    /// Device name.
+    pub dev: String,
+    /// StreamID.
+    #[serde(deserialize_with = "num::de")]
+    pub stream: u32,
+    /// PASID.
+    #[serde(default, deserialize_with = "num::opt")]
+    pub substream: Option<u32>,
+    /// Untranslated address.
+    #[serde(deserialize_with = "num::de")]
+    pub addr: u64,
+    /// NW: read-only access requested.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Expected completion.
+    #[serde(default)]
+    pub expect: Option<AtsExpect>,
 }
 
-impl AtsOp {
-    /// The operation's name as files spell it.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            AtsOp::Request { .. } => "ats_request",
-            AtsOp::Translated { .. } => "translated",
-            AtsOp::ExpectAtcInv { .. } => "expect_atc_inv",
+impl AtsRequest {
+    /// The request in device-neutral terms.
+    pub fn spec(&self) -> AtsSpec {
+        AtsSpec {
+            substream: self.substream,
+            addr: self.addr,
+            read_only: self.read_only,
         }
     }
+}
 
-    /// The device the operation addresses.
-    pub fn dev(&self) -> &str {
-        match self {
-            AtsOp::Request { dev, .. }
-            | AtsOp::Translated { dev, .. }
-            | AtsOp::ExpectAtcInv { dev, .. } => dev,
+/// `expect_atc_inv`: the invalidations an endpoint's ATC received.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectAtcInv {
+    /// Device name.
+    pub dev: String,
+    /// StreamID.
+    #[serde(deserialize_with = "num::de")]
+    pub stream: u32,
+    /// The invalidations expected, in order (`[]`: none).
+    pub expect: Vec<AtcInvSpec>,
+}
+
+/// The fields an `ats_request` expectation may have.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtsExpectFields {
+    #[serde(default, deserialize_with = "num::opt")]
+    addr: Option<u64>,
+    #[serde(default)]
+    perms: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl TryFrom<AtsExpectFields> for AtsExpect {
+    type Error = String;
+
+    fn try_from(f: AtsExpectFields) -> Result<Self, String> {
+        match (f.addr, f.perms, f.error) {
+            (None, None, Some(e)) if e == "UR" || e == "CA" => Ok(AtsExpect::Error(e)),
+            (_, _, Some(_)) => Err("`error` must be \"UR\" or \"CA\", alone".into()),
+            (None, None, None) => Err(
+                "must be {\"addr\": N, \"perms\": \"rw\"} (either key optional) or {\"error\": \"UR\" | \"CA\"}"
+                    .into(),
+            ),
+            (addr, perms, None) => Ok(AtsExpect::Granted {
+                addr,
+                perms: perms.as_deref().map(normalise_perms).transpose()?,
+            }),
         }
     }
+}
 
-    /// Run the operation on `dev`: `(actual, ok, expect)` of its result line.
-    pub fn exec(&self, dev: &dyn super::device::ReplayDevice) -> (Value, Option<bool>, Value) {
-        match self {
-            AtsOp::Request {
-                stream,
-                req,
-                expect,
-                ..
-            } => {
-                let out = dev.ats_request(*stream, req);
-                let actual = match &out {
-                    Ok(o) => o.to_json(),
-                    Err(e) => json!({"unsupported": e}),
-                };
-                let ok = expect
-                    .as_ref()
-                    .map(|e| out.as_ref().is_ok_and(|o| o.matches(e)));
-                (
-                    actual,
-                    ok,
-                    expect.as_ref().map_or(Value::Null, AtsExpect::to_json),
-                )
+/// `rwx` letters, each at most once, normalised to the order `r`, `w`, `x`.
+fn normalise_perms(s: &str) -> Result<String, String> {
+    let mut seen = [false; 3];
+    for c in s.chars() {
+        let i = match c {
+            'r' => 0,
+            'w' => 1,
+            'x' => 2,
+            _ => {
+                return Err(format!(
+                    "`perms` must be a string of `r`, `w`, `x`, not {s:?}"
+                ))
             }
-            AtsOp::Translated { req, expect, .. } => {
-                let out = dev.translated(req);
-                let actual = match &out {
-                    Ok(o) => o.to_json(),
-                    Err(e) => json!({"unsupported": e}),
-                };
-                let ok = expect
-                    .as_ref()
-                    .map(|e| out.as_ref().is_ok_and(|o: &DmaOutcome| o.matches(e)));
-                (actual, ok, expect.as_ref().map_or(Value::Null, expect_json))
-            }
-            AtsOp::ExpectAtcInv { stream, expect, .. } => {
-                let out = dev.atc_invalidations(*stream);
-                let actual = match &out {
-                    Ok(v) => Value::Array(v.iter().map(|i| i.to_json()).collect()),
-                    Err(e) => json!({"error": e}),
-                };
-                let ok = out.as_ref().is_ok_and(|v| v == expect);
-                (
-                    actual,
-                    Some(ok),
-                    Value::Array(expect.iter().map(|i| i.to_json()).collect()),
-                )
-            }
+        };
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(format!("`perms` names {c:?} twice"));
+        }
+    }
+    Ok(['r', 'w', 'x']
+        .iter()
+        .zip(seen)
+        .filter_map(|(c, s)| s.then_some(*c))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AtcInvSpec, AtsExpect, AtsRequest, ExpectAtcInv};
+    use crate::parse::{parse_line, DmaExpect, Op};
+    use viommu_common::AccessKind;
+
+    fn op(s: &str) -> Op {
+        parse_line(s).expect("parses").expect("an op")
+    }
+
+    /// The three ATS ops parse their fields; permissions are normalised to `rwx` order.
+    #[test]
+    fn test_parse_ats_ops() {
+        assert_eq!(
+            op(
+                r#"{"op":"ats_request","dev":"d","stream":"0x10","substream":5,"addr":"0x5000","read_only":true,"expect":{"addr":"0x40801000","perms":"wr"}}"#
+            ),
+            Op::AtsRequest(AtsRequest {
+                dev: "d".into(),
+                stream: 0x10,
+                substream: Some(5),
+                addr: 0x5000,
+                read_only: true,
+                expect: Some(AtsExpect::Granted {
+                    addr: Some(0x4080_1000),
+                    perms: Some("rw".into()),
+                }),
+            })
+        );
+        assert_eq!(
+            op(r#"{"op":"ats_request","dev":"d","stream":1,"addr":0,"expect":{"error":"UR"}}"#),
+            Op::AtsRequest(AtsRequest {
+                dev: "d".into(),
+                stream: 1,
+                substream: None,
+                addr: 0,
+                read_only: false,
+                expect: Some(AtsExpect::Error("UR".into())),
+            })
+        );
+        let Op::Translated(t) = op(
+            r#"{"op":"translated","dev":"d","stream":2,"addr":"0x1000","size":8,"access":"write","expect":{"fault":"F_TRANSL_FORBIDDEN"}}"#,
+        ) else {
+            panic!()
+        };
+        let req = t.request();
+        assert_eq!(
+            (req.stream.0, req.addr, req.len, req.access),
+            (2, 0x1000, 8, AccessKind::Write)
+        );
+        assert_eq!(
+            t.expect,
+            Some(DmaExpect::Fault("F_TRANSL_FORBIDDEN".into()))
+        );
+        assert_eq!(
+            op(
+                r#"{"op":"expect_atc_inv","dev":"d","stream":2,"expect":[{"start":"0x1000","last":"0x1fff"},{"start":0,"last":"0xffffffffffffffff","ssid":3,"global":true}]}"#
+            ),
+            Op::ExpectAtcInv(ExpectAtcInv {
+                dev: "d".into(),
+                stream: 2,
+                expect: vec![
+                    AtcInvSpec {
+                        ssid: None,
+                        global: false,
+                        start: 0x1000,
+                        last: 0x1FFF,
+                    },
+                    AtcInvSpec {
+                        ssid: Some(3),
+                        global: true,
+                        start: 0,
+                        last: u64::MAX,
+                    },
+                ],
+            })
+        );
+    }
+
+    /// Bad permissions, completion statuses, invalidation lists and unknown fields are
+    /// malformed.
+    #[test]
+    fn test_parse_ats_errors() {
+        for bad in [
+            r#"{"op":"ats_request","dev":"d","stream":1,"addr":0,"expect":{"perms":"rq"}}"#,
+            r#"{"op":"ats_request","dev":"d","stream":1,"addr":0,"expect":{"perms":"rr"}}"#,
+            r#"{"op":"ats_request","dev":"d","stream":1,"addr":0,"expect":{"error":"XX"}}"#,
+            r#"{"op":"ats_request","dev":"d","stream":1,"addr":0,"expect":{"error":"UR","addr":0}}"#,
+            r#"{"op":"ats_request","dev":"d","stream":1,"addr":0,"expect":{}}"#,
+            r#"{"op":"ats_request","dev":"d","stream":1,"addr":0,"read_only":1}"#,
+            r#"{"op":"ats_request","dev":"d","stream":1,"addr":0,"nw":true}"#,
+            r#"{"op":"translated","dev":"d","stream":1,"addr":0,"size":0,"access":"read"}"#,
+            r#"{"op":"expect_atc_inv","dev":"d","stream":1}"#,
+            r#"{"op":"expect_atc_inv","dev":"d","stream":1,"expect":[{"start":0}]}"#,
+            r#"{"op":"expect_atc_inv","dev":"d","stream":1,"expect":[{"start":0,"last":1,"size":2}]}"#,
+        ] {
+            assert!(parse_line(bad).is_err(), "{bad}");
         }
     }
 }

@@ -105,6 +105,11 @@ pub trait ReplayDevice: Send + Sync {
     /// Take the trace records (commands consumed, events written, ...) produced since the last
     /// call, in the text the device's insta snapshots use.
     fn take_trace(&self) -> Vec<String>;
+
+    /// The SMMUv3 model behind this device, if it is one.
+    fn smmuv3(&self) -> Option<Arc<crate::engine::ReplaySmmuV3>> {
+        None
+    }
 }
 
 /// Byte order of a device's register bus.
@@ -210,18 +215,21 @@ impl InterruptSink for ReplayIrq {
     }
 }
 
-/// Create a device of `kind` from its `config` object.
+/// Create the device `name` of `kind` from its `config` object (an SMMUv3 with `smmuv3`, if
+/// given).
 ///
 /// # Errors
 /// Unknown kind, malformed configuration, or a configuration the model cannot support.
-pub fn create(
+pub(crate) fn create(
+    name: &str,
     kind: &str,
     config: &Map<String, Value>,
-    mem: &ReplayMem,
+    mem: &Arc<ReplayMem>,
     irq: Arc<ReplayIrq>,
+    smmuv3: Option<&mut crate::engine::SmmuV3Factory>,
 ) -> Result<Box<dyn ReplayDevice>, String> {
     match kind {
-        "smmuv3" => super::smmuv3::create(config, mem, irq),
+        "smmuv3" => super::smmuv3::create(name, config, mem, irq, smmuv3),
         "pamu" => super::pamu::create(config, mem, irq),
         #[cfg(test)]
         "fake" => super::fake::create(config, mem, irq),

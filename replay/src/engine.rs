@@ -1,33 +1,94 @@
-//! Executing a parsed replay: RAM and devices are set up and every cross-line check is done
-//! before the first operation runs ([`Session::prepare`]), so a malformed file is rejected as a
-//! whole and nothing is half-applied; then [`Session::run`] executes the operations in order.
+//! Executing a parsed replay.
+//!
+//! [`Session::builder`] sets up guest RAM (built from the `ram` lines, or supplied by the
+//! caller) and the devices (built in, or made by the caller's [`SmmuV3Factory`]) and does every
+//! cross-line check before the first operation runs, so a malformed file is rejected as a whole
+//! and nothing is half-applied. [`Session::run_with`] then executes the operations in order,
+//! reporting typed results, interrupts and trace records to an [`Observer`] that may also take
+//! over an operation ([`Action::Replace`]).
 
-use std::io::Write;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde_json::{json, Value};
-use viommu_common::id::{StreamId, SubstreamId};
-use viommu_common::DmaRequest;
+use viommu_common::traits::InterruptSink;
+use viommu_smmuv3::caps::SmmuConfig;
+use viommu_smmuv3::device::SmmuV3;
 use vm_memory::{GuestAddress, GuestMemoryBackend};
 
-use super::device::{self, IrqEvent, ReplayDevice, ReplayIrq, ReplayMem};
-use super::iopf;
-use super::num::{hex, hex_bytes};
-use super::parse::{IrqMatch, Line, Op, ScriptError};
-use super::Options;
+use crate::device::{self, IrqEvent, ReplayDevice, ReplayIrq, ReplayMem};
+use crate::parse::{IrqMatch, Line, MmioRead, MmioWrite, Op, Ram, ScriptError};
+use crate::result::{check, Actual, OpResult, Summary};
 
 /// Largest total guest RAM a replay file may declare (the regions are mapped lazily, so this
 /// bounds address space, not resident memory).
 pub const MAX_TOTAL_RAM: u64 = 64 << 30;
 
-/// Passed and failed checks of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Checks that held.
-    pub passed: u64,
-    /// Checks that did not.
-    pub failed: u64,
+/// The SMMUv3 type the replay drives: DMA into the session's guest RAM.
+pub type ReplaySmmuV3 = SmmuV3<Arc<ReplayMem>>;
+
+/// What a `device` line of kind `smmuv3` asks for, as given to a [`SmmuV3Factory`].
+pub struct SmmuV3Setup<'a> {
+    /// The device's name (`device.name`).
+    pub name: &'a str,
+    /// The configuration the line asks for: the mirrored `id_regs` with the named fields
+    /// applied on top.
+    pub config: &'a SmmuConfig,
+    /// The session's guest RAM.
+    pub mem: &'a Arc<ReplayMem>,
+    /// The session's interrupt sink for this device: `expect_irq` sees what is sent here.
+    pub irq: Arc<dyn InterruptSink>,
+}
+
+/// Creates the SMMUv3 of a `device` line in place of [`SmmuV3::new`] (for example one with a
+/// host backend attached). The session then installs its tracer and the line's
+/// `cmdq_batch_limit` on it.
+pub type SmmuV3Factory = Box<dyn FnMut(SmmuV3Setup<'_>) -> Result<ReplaySmmuV3, String>>;
+
+/// What the engine does with an operation, as an [`Observer`] decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Execute the operation on the devices.
+    Run,
+    /// Do not execute it: the observer did (for example a `dma` that real hardware served),
+    /// and this is what it produced. The line's expectation is checked against it.
+    Replace(Actual),
+}
+
+/// Sees every step of a run, and may take over operations.
+///
+/// Every method has a default that does nothing, so an observer implements only what it needs.
+pub trait Observer {
+    /// Called before `step` runs, with the session (its RAM and devices).
+    fn before(&mut self, _step: &Line, _session: &Session) -> Action {
+        Action::Run
+    }
+
+    /// The result of `step`, after its interrupts and trace records.
+    fn result(&mut self, _step: &Line, _result: &OpResult) {}
+
+    /// An interrupt device `dev` raised during the operation on `line`.
+    fn irq(&mut self, _line: usize, _dev: &str, _event: &IrqEvent) {}
+
+    /// A trace record of device `dev` produced during the operation on `line` (only when
+    /// [`Observer::wants_trace`]).
+    fn trace(&mut self, _line: usize, _dev: &str, _text: &str) {}
+
+    /// Whether to collect the devices' trace records for [`Observer::trace`].
+    fn wants_trace(&self) -> bool {
+        false
+    }
+}
+
+/// An observer that only collects the results.
+#[derive(Debug, Default)]
+pub struct Collect {
+    /// Every operation's result, in order.
+    pub results: Vec<OpResult>,
+}
+
+impl Observer for Collect {
+    fn result(&mut self, _step: &Line, result: &OpResult) {
+        self.results.push(result.clone());
+    }
 }
 
 /// One created device and the interrupt bookkeeping `expect_irq` needs.
@@ -44,93 +105,66 @@ struct Dev {
     in_check_run: bool,
 }
 
-/// A replay ready to run: guest RAM built, devices created, every line checked.
-pub struct Session {
-    mem: ReplayMem,
-    devs: Vec<Dev>,
-    /// Each operation with the index of the device it names, if any.
-    steps: Vec<(Line, Option<usize>)>,
+/// How a [`Session`] is set up: guest RAM and device factories.
+#[derive(Default)]
+pub struct SessionBuilder {
+    mem: Option<Arc<ReplayMem>>,
+    smmuv3: Option<SmmuV3Factory>,
 }
 
-/// One output line for an operation that produced a value or a check.
-#[derive(Serialize)]
-struct OpRecord {
-    line: usize,
-    op: &'static str,
-    actual: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ok: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expect: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mask: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-impl OpRecord {
-    fn new(line: usize, op: &'static str, actual: Value) -> Self {
-        Self {
-            line,
-            op,
-            actual,
-            ok: None,
-            expect: None,
-            mask: None,
-            error: None,
-        }
+impl SessionBuilder {
+    /// Run on `mem` instead of RAM built from the file's `ram` lines (for example guest memory
+    /// over a memfd the caller shares with a host). Every `ram` line must lie inside it.
+    #[must_use]
+    pub fn memory(mut self, mem: Arc<ReplayMem>) -> Self {
+        self.mem = Some(mem);
+        self
     }
 
-    /// The record of an extension op whose `exec` returned `(actual, ok, expected)`: the
-    /// expected value is shown only when the check failed.
-    fn checked(
-        line: usize,
-        op: &'static str,
-        (actual, ok, expect): (Value, Option<bool>, Value),
+    /// Create every `smmuv3` device with `factory`.
+    #[must_use]
+    pub fn smmuv3_factory(
+        mut self,
+        factory: impl FnMut(SmmuV3Setup<'_>) -> Result<ReplaySmmuV3, String> + 'static,
     ) -> Self {
-        let mut r = Self::new(line, op, actual);
-        r.ok = ok;
-        if ok == Some(false) {
-            r.expect = Some(expect);
-        }
-        r
+        self.smmuv3 = Some(Box::new(factory));
+        self
     }
-}
 
-fn err(line: usize, reason: impl Into<String>) -> ScriptError {
-    ScriptError {
-        line,
-        reason: reason.into(),
-    }
-}
-
-impl Session {
-    /// Build guest RAM from the `ram` lines, create the devices, and check every line against
-    /// them (device names, RAM ranges, MMIO offsets).
+    /// Set up guest RAM and the devices, and check every line against them (device names, RAM
+    /// ranges, MMIO offsets).
     ///
     /// # Errors
     /// The first line that cannot be set up or refers to something that does not exist.
-    pub fn prepare(lines: Vec<Line>) -> Result<Self, ScriptError> {
-        let mem = build_ram(&lines)?;
+    pub fn build(mut self, lines: Vec<Line>) -> Result<Session, ScriptError> {
+        let mem = build_ram(&lines, self.mem.take())?;
         let mut devs: Vec<Dev> = Vec::new();
         let mut steps = Vec::with_capacity(lines.len());
         for l in lines {
             let n = l.line;
             let idx = match &l.op {
-                Op::Ram { .. } | Op::Comment { .. } => None,
-                Op::Device { name, kind, config } => {
+                Op::Ram(_) | Op::Comment(_) => None,
+                Op::Device(d) => {
+                    let name = &d.name;
                     if name.is_empty() {
                         return Err(err(n, "device: field `name` must not be empty"));
                     }
-                    if devs.iter().any(|d| &d.name == name) {
+                    if devs.iter().any(|x| &x.name == name) {
                         return Err(err(
                             n,
                             format!("device: a device named {name:?} already exists"),
                         ));
                     }
                     let irq = ReplayIrq::new();
-                    let dev = device::create(kind, config, &mem, Arc::clone(&irq))
-                        .map_err(|r| err(n, format!("device {name:?} ({kind}): {r}")))?;
+                    let dev = device::create(
+                        name,
+                        &d.kind,
+                        &d.config,
+                        &mem,
+                        Arc::clone(&irq),
+                        self.smmuv3.as_mut(),
+                    )
+                    .map_err(|r| err(n, format!("device {name:?} ({}): {r}", d.kind)))?;
                     devs.push(Dev {
                         name: name.clone(),
                         dev,
@@ -141,20 +175,20 @@ impl Session {
                     });
                     None
                 }
-                Op::WriteMem { addr, data } => {
-                    check_ram(&mem, n, "write_mem", *addr, data.len() as u64)?;
+                Op::WriteMem(w) => {
+                    check_ram(&mem, n, "write_mem", w.addr, w.data.len() as u64)?;
                     None
                 }
-                Op::ReadMem { addr, len, .. } => {
-                    check_ram(&mem, n, "read_mem", *addr, *len)?;
+                Op::ReadMem(r) => {
+                    check_ram(&mem, n, "read_mem", r.addr, r.len)?;
                     None
                 }
-                Op::MmioWrite {
+                Op::MmioWrite(MmioWrite {
                     dev, offset, size, ..
-                }
-                | Op::MmioRead {
+                })
+                | Op::MmioRead(MmioRead {
                     dev, offset, size, ..
-                } => {
+                }) => {
                     let i = find_dev(&devs, n, dev)?;
                     let region = devs.get(i).map_or(0, |d| d.dev.mmio_size());
                     let end = offset.checked_add(u64::from(*size));
@@ -166,22 +200,68 @@ impl Session {
                     }
                     Some(i)
                 }
-                Op::Dma { dev, .. } | Op::ExpectIrq { dev, .. } => Some(find_dev(&devs, n, dev)?),
-                Op::Iopf(o) => Some(find_dev(&devs, n, o.dev())?),
-                Op::Ats(o) => Some(find_dev(&devs, n, o.dev())?),
+                op => match op.dev() {
+                    Some(dev) => Some(find_dev(&devs, n, dev)?),
+                    None => None,
+                },
             };
             steps.push((l, idx));
         }
-        Ok(Self { mem, devs, steps })
+        Ok(Session { mem, devs, steps })
+    }
+}
+
+/// A replay ready to run: guest RAM built, devices created, every line checked.
+pub struct Session {
+    mem: Arc<ReplayMem>,
+    devs: Vec<Dev>,
+    /// Each operation with the index of the device it names, if any.
+    steps: Vec<(Line, Option<usize>)>,
+}
+
+impl Session {
+    /// How to set up a session other than with [`Session::prepare`]'s defaults.
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::default()
     }
 
-    /// Execute every operation in order, writing output lines to `out`.
-    pub fn run(mut self, opts: &Options, out: &mut dyn Write) -> Summary {
+    /// Build guest RAM from the `ram` lines, create the built-in devices, and check every line
+    /// against them.
+    ///
+    /// # Errors
+    /// The first line that cannot be set up or refers to something that does not exist.
+    pub fn prepare(lines: Vec<Line>) -> Result<Self, ScriptError> {
+        SessionBuilder::default().build(lines)
+    }
+
+    /// The guest RAM the session runs on.
+    pub fn memory(&self) -> &Arc<ReplayMem> {
+        &self.mem
+    }
+
+    /// The names of the devices, in the order the file created them.
+    pub fn device_names(&self) -> impl Iterator<Item = &str> {
+        self.devs.iter().map(|d| d.name.as_str())
+    }
+
+    /// The SMMUv3 named `name`, if the file created one.
+    pub fn smmuv3(&self, name: &str) -> Option<Arc<ReplaySmmuV3>> {
+        self.devs
+            .iter()
+            .find(|d| d.name == name)
+            .and_then(|d| d.dev.smmuv3())
+    }
+
+    /// Execute every operation in order, reporting to `obs`.
+    ///
+    /// A panic inside a device model (a model bug) is reported as a failed check on its line
+    /// with the error `device model panicked: ...`, and the run stops there.
+    pub fn run_with(mut self, obs: &mut dyn Observer) -> Summary {
         let mut summary = Summary::default();
         let steps = std::mem::take(&mut self.steps);
         for (l, idx) in &steps {
             let expect_dev = match l.op {
-                Op::ExpectIrq { .. } => *idx,
+                Op::ExpectIrq(_) => *idx,
                 _ => None,
             };
             for (i, d) in self.devs.iter_mut().enumerate() {
@@ -189,232 +269,150 @@ impl Session {
                     d.in_check_run = false;
                 }
             }
+            let action = obs.before(l, &self);
             // A panic inside a device model is a bug in the model, not in the file: report it as
             // a failed check on this line and stop (the device's state is unknown afterwards).
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let rec = self.exec(l, *idx, opts, &mut *out);
-                // Interrupts and trace records of this operation come before its result line.
-                self.drain(l.line, opts, &mut *out);
-                rec
+                let (actual, error) = match action {
+                    Action::Run => self.exec(l, *idx, &mut *obs),
+                    Action::Replace(a) => (a, None),
+                };
+                // Interrupts and trace records of this operation come before its result.
+                self.drain(l.line, &mut *obs);
+                (actual, error)
             }));
-            let rec = match result {
-                Ok(rec) => rec,
+            let (r, stop) = match result {
+                Ok((actual, error)) => {
+                    let ok = check(&l.op, &actual, error.as_deref());
+                    let r = OpResult {
+                        line: l.line,
+                        op: l.op.name(),
+                        actual,
+                        ok,
+                        error,
+                    };
+                    (r, false)
+                }
                 Err(payload) => {
-                    let mut r = OpRecord::new(l.line, l.op.name(), Value::Null);
-                    r.ok = Some(false);
-                    r.error = Some(format!("device model panicked: {}", panic_text(&*payload)));
-                    summary.failed += 1;
-                    emit(out, &r);
-                    break;
+                    let r = OpResult {
+                        line: l.line,
+                        op: l.op.name(),
+                        actual: Actual::None,
+                        ok: Some(false),
+                        error: Some(format!("device model panicked: {}", panic_text(&*payload))),
+                    };
+                    (r, true)
                 }
             };
-            if let Some(rec) = rec {
-                if let Some(ok) = rec.ok {
-                    if ok {
-                        summary.passed += 1;
-                    } else {
-                        summary.failed += 1;
-                    }
-                }
-                if !opts.quiet || rec.ok == Some(false) {
-                    emit(out, &rec);
-                }
+            summary.count(&r);
+            obs.result(l, &r);
+            if stop {
+                break;
             }
         }
         summary
     }
 
+    /// Execute one operation: what it produced, and an access or memory error.
     fn exec(
         &mut self,
         l: &Line,
         idx: Option<usize>,
-        opts: &Options,
-        out: &mut dyn Write,
-    ) -> Option<OpRecord> {
-        let n = l.line;
+        obs: &mut dyn Observer,
+    ) -> (Actual, Option<String>) {
         let dev = idx.and_then(|i| self.devs.get(i));
+        let none = (Actual::None, None);
         match &l.op {
-            Op::Ram { .. } | Op::Device { .. } => None,
-            Op::Comment { text } => {
-                if !opts.quiet {
-                    emit(
-                        out,
-                        &CommentRecord {
-                            line: n,
-                            comment: text,
-                        },
-                    );
-                }
-                None
+            Op::Ram(_) | Op::Device(_) | Op::Comment(_) => none,
+            Op::WriteMem(w) => {
+                // Checked against RAM when the session was built; a failure here would be a
+                // vm-memory bug, and is still reported rather than ignored.
+                let e = viommu_common::mem::write_bytes(&*self.mem, w.addr, &w.data).err();
+                (Actual::None, e.map(|e| e.to_string()))
             }
-            Op::WriteMem { addr, data } => {
-                // Checked against RAM in `prepare`; a failure here would be a vm-memory bug, and
-                // is still reported rather than ignored.
-                viommu_common::mem::write_bytes(&self.mem, *addr, data)
-                    .err()
-                    .map(|e| {
-                        let mut r = OpRecord::new(n, "write_mem", Value::Null);
-                        r.error = Some(e.to_string());
-                        r.ok = Some(false);
-                        r
-                    })
-            }
-            Op::ReadMem { addr, len, expect } => {
+            Op::ReadMem(r) => {
                 self.devs.iter().for_each(|d| d.dev.settle());
-                let mut buf = vec![0u8; usize::try_from(*len).unwrap_or(0)];
-                let res = viommu_common::mem::read_bytes(&self.mem, *addr, &mut buf);
-                let mut r = OpRecord::new(n, "read_mem", json!(hex_bytes(&buf)));
-                if let Err(e) = res {
-                    r.error = Some(e.to_string());
+                let mut buf = vec![0u8; usize::try_from(r.len).unwrap_or(0)];
+                let res = viommu_common::mem::read_bytes(&*self.mem, r.addr, &mut buf);
+                (Actual::Bytes(buf), res.err().map(|e| e.to_string()))
+            }
+            Op::MmioWrite(w) => {
+                let Some(d) = dev else { return none };
+                match d.dev.mmio_write(w.offset, w.size, w.value) {
+                    Ok(()) => none,
+                    Err(e) => (Actual::Register(w.value), Some(e.to_string())),
                 }
-                if let Some(e) = expect {
-                    r.ok = Some(r.error.is_none() && e == &buf);
-                    if r.ok == Some(false) {
-                        r.expect = Some(json!(hex_bytes(e)));
-                    }
+            }
+            Op::MmioRead(r) => {
+                let Some(d) = dev else { return none };
+                d.dev.settle();
+                match d.dev.mmio_read(r.offset, r.size) {
+                    Ok(v) => (Actual::Register(v), None),
+                    Err(e) => (Actual::Register(0), Some(e.to_string())),
                 }
-                Some(r)
             }
-            Op::MmioWrite {
-                offset,
-                size,
-                value,
-                ..
-            } => {
-                let d = dev?;
-                d.dev.mmio_write(*offset, *size, *value).err().map(|e| {
-                    let mut r = OpRecord::new(n, "mmio_write", json!(hex(*value)));
-                    r.error = Some(e.to_string());
-                    r
-                })
-            }
-            Op::MmioRead {
-                offset,
-                size,
-                expect,
-                mask,
-                ..
-            } => {
-                let d = dev?;
-                d.dev.settle();
-                let (actual, error) = match d.dev.mmio_read(*offset, *size) {
-                    Ok(v) => (v, None),
-                    Err(e) => (0, Some(e.to_string())),
-                };
-                let mut r = OpRecord::new(n, "mmio_read", json!(hex(actual)));
-                r.error = error;
-                if let Some(e) = expect {
-                    let m = mask.unwrap_or(u64::MAX);
-                    r.ok = Some(actual & m == e & m);
-                    if r.ok == Some(false) {
-                        r.expect = Some(json!(hex(*e)));
-                        r.mask = mask.map(|m| json!(hex(m)));
-                    }
-                }
-                Some(r)
-            }
-            Op::Dma {
-                stream,
-                substream,
-                addr,
-                size,
-                access,
-                privileged,
-                expect,
-                ..
-            } => {
-                let d = dev?;
-                d.dev.settle();
-                let req = DmaRequest {
-                    stream: StreamId(*stream),
-                    substream: substream.map(SubstreamId),
-                    addr: *addr,
-                    len: *size,
-                    access: *access,
-                    privileged: *privileged,
-                };
-                let res = d.dev.dma_outcome(&req);
-                let mut r = OpRecord::new(n, "dma", res.to_json());
-                if let Some(e) = expect {
-                    r.ok = Some(res.matches(e));
-                    if r.ok == Some(false) {
-                        r.expect = Some(iopf::expect_json(e));
-                    }
-                }
-                Some(r)
-            }
-            Op::Iopf(o) => {
-                let d = dev?;
-                d.dev.settle();
-                Some(OpRecord::checked(n, o.name(), o.exec(&*d.dev)))
-            }
-            Op::Ats(o) => {
-                let d = dev?;
-                d.dev.settle();
-                Some(OpRecord::checked(n, o.name(), o.exec(&*d.dev)))
-            }
-            Op::ExpectIrq { irq, count, .. } => {
-                let i = idx?;
+            Op::ExpectIrq(e) => {
+                let Some(i) = idx else { return none };
                 // Interrupts raised by pending work belong in this window.
                 if let Some(d) = self.devs.get(i) {
                     d.dev.settle();
                 }
-                self.drain(n, opts, out);
-                let d = self.devs.get_mut(i)?;
+                self.drain(l.line, obs);
+                let Some(d) = self.devs.get_mut(i) else {
+                    return none;
+                };
                 if !d.in_check_run {
                     d.window = std::mem::take(&mut d.pending);
                     d.in_check_run = true;
                 }
-                let seen = d.window.iter().filter(|e| irq_matches(irq, e)).count() as u64;
-                let mut r = OpRecord::new(n, "expect_irq", json!(seen));
-                let ok = match count {
-                    Some(c) => seen == *c,
-                    None => seen >= 1,
+                let seen = d.window.iter().filter(|x| irq_matches(&e.irq, x)).count() as u64;
+                (Actual::IrqCount(seen), None)
+            }
+            op => {
+                let Some(d) = dev else { return none };
+                d.dev.settle();
+                let d = &*d.dev;
+                let actual = match op {
+                    Op::Dma(o) => Actual::Dma(d.dma_outcome(&o.request())),
+                    Op::Translated(o) => Actual::Translated(d.translated(&o.request())),
+                    Op::StallResult(o) => Actual::Stall(d.stall_result(o.stream, o.stag)),
+                    Op::PageRequest(o) => Actual::Named(d.page_request(o.stream, &o.spec())),
+                    Op::PriResponse(o) => Actual::Named(
+                        d.pri_response(o.stream, o.group)
+                            .map(|r| r.unwrap_or_else(|| "none".into())),
+                    ),
+                    Op::AtsRequest(o) => Actual::Ats(d.ats_request(o.stream, &o.spec())),
+                    Op::ExpectAtcInv(o) => Actual::AtcInv(d.atc_invalidations(o.stream)),
+                    _ => Actual::None,
                 };
-                r.ok = Some(ok);
-                if !ok {
-                    r.expect = Some(match count {
-                        Some(c) => json!(c),
-                        None => json!(">= 1"),
-                    });
-                }
-                Some(r)
+                (actual, None)
             }
         }
     }
 
     /// Collect the interrupts and trace records every device produced during operation `line`.
-    fn drain(&mut self, line: usize, opts: &Options, out: &mut dyn Write) {
+    fn drain(&mut self, line: usize, obs: &mut dyn Observer) {
+        let traced = obs.wants_trace();
         for d in &mut self.devs {
             // Always taken, so a device's trace buffer never grows across a long run.
             let trace = d.dev.take_trace();
-            if opts.trace {
-                for t in trace {
-                    if !opts.quiet {
-                        emit(
-                            out,
-                            &TraceRecord {
-                                line,
-                                dev: &d.name,
-                                trace: &t,
-                            },
-                        );
-                    }
+            if traced {
+                for t in &trace {
+                    obs.trace(line, &d.name, t);
                 }
             }
             for e in d.irq.take() {
-                if !opts.quiet {
-                    emit(
-                        out,
-                        &IrqRecord {
-                            irq: irq_json(&d.name, &e),
-                            line,
-                        },
-                    );
-                }
+                obs.irq(line, &d.name, &e);
                 d.pending.push(e);
             }
         }
+    }
+}
+
+fn err(line: usize, reason: impl Into<String>) -> ScriptError {
+    ScriptError {
+        line,
+        reason: reason.into(),
     }
 }
 
@@ -442,70 +440,6 @@ fn irq_matches(m: &IrqMatch, e: &IrqEvent) -> bool {
     }
 }
 
-fn irq_json<'a>(dev: &'a str, e: &IrqEvent) -> IrqJson<'a> {
-    match *e {
-        IrqEvent::Msi { addr, data } => IrqJson::Msi {
-            dev,
-            kind: "msi",
-            addr: hex(addr),
-            data: hex(u64::from(data)),
-        },
-        IrqEvent::Line { line, level } => IrqJson::Wired {
-            dev,
-            kind: "wired",
-            line,
-            level,
-        },
-    }
-}
-
-/// `{"line": N, "comment": TEXT}`.
-#[derive(Serialize)]
-struct CommentRecord<'a> {
-    line: usize,
-    comment: &'a str,
-}
-
-/// `{"line": N, "dev": NAME, "trace": TEXT}`.
-#[derive(Serialize)]
-struct TraceRecord<'a> {
-    line: usize,
-    dev: &'a str,
-    trace: &'a str,
-}
-
-/// `{"irq": {...}, "line": N}`.
-#[derive(Serialize)]
-struct IrqRecord<'a> {
-    irq: IrqJson<'a>,
-    line: usize,
-}
-
-/// An interrupt as output lines show it (field order as documented).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum IrqJson<'a> {
-    Msi {
-        dev: &'a str,
-        kind: &'static str,
-        addr: String,
-        data: String,
-    },
-    Wired {
-        dev: &'a str,
-        kind: &'static str,
-        line: u32,
-        level: bool,
-    },
-}
-
-fn emit<T: Serialize>(out: &mut dyn Write, v: &T) {
-    // Output errors (a closed pipe) do not change the result; the exit status still does.
-    if let Ok(s) = serde_json::to_string(v) {
-        let _ = writeln!(out, "{s}");
-    }
-}
-
 fn find_dev(devs: &[Dev], line: usize, name: &str) -> Result<usize, ScriptError> {
     devs.iter().position(|d| d.name == name).ok_or_else(|| {
         err(
@@ -522,11 +456,7 @@ fn check_ram(
     addr: u64,
     len: u64,
 ) -> Result<(), ScriptError> {
-    let ok = len == 0
-        || usize::try_from(len).is_ok_and(|l| {
-            addr.checked_add(len).is_some() && mem.check_range(GuestAddress(addr), l)
-        });
-    if ok {
+    if len == 0 || check_range(mem, addr, len) {
         Ok(())
     } else {
         Err(err(
@@ -536,17 +466,27 @@ fn check_ram(
     }
 }
 
-/// Guest RAM from every `ram` line; they must all come before the first `device`.
-fn build_ram(lines: &[Line]) -> Result<ReplayMem, ScriptError> {
+/// Whether `len` bytes at `addr` are all inside `mem`.
+fn check_range(mem: &ReplayMem, addr: u64, len: u64) -> bool {
+    usize::try_from(len)
+        .is_ok_and(|l| addr.checked_add(len).is_some() && mem.check_range(GuestAddress(addr), l))
+}
+
+/// Guest RAM from every `ram` line (or `supplied`, which must hold them all); they must all
+/// come before the first `device`.
+fn build_ram(
+    lines: &[Line],
+    supplied: Option<Arc<ReplayMem>>,
+) -> Result<Arc<ReplayMem>, ScriptError> {
     let mut ranges: Vec<(u64, u64, usize)> = Vec::new();
     let mut first_device = None;
     let mut total: u64 = 0;
     for l in lines {
         match l.op {
-            Op::Device { .. } => {
+            Op::Device(_) => {
                 first_device.get_or_insert(l.line);
             }
-            Op::Ram { base, size } => {
+            Op::Ram(Ram { base, size }) => {
                 if let Some(d) = first_device {
                     return Err(err(
                         l.line,
@@ -574,6 +514,17 @@ fn build_ram(lines: &[Line]) -> Result<ReplayMem, ScriptError> {
             _ => {}
         }
     }
+    if let Some(mem) = supplied {
+        for (base, size, line) in &ranges {
+            if !check_range(&mem, *base, *size) {
+                return Err(err(
+                    *line,
+                    "ram: region is not inside the supplied guest memory",
+                ));
+            }
+        }
+        return Ok(mem);
+    }
     ranges.sort_unstable_by_key(|r| r.0);
     let mut regions = Vec::with_capacity(ranges.len());
     for (base, size, _) in &ranges {
@@ -582,9 +533,9 @@ fn build_ram(lines: &[Line]) -> Result<ReplayMem, ScriptError> {
         regions.push((GuestAddress(*base), size));
     }
     if regions.is_empty() {
-        return Ok(ReplayMem::new());
+        return Ok(Arc::new(ReplayMem::new()));
     }
-    ReplayMem::from_ranges(&regions).map_err(|e| {
+    ReplayMem::from_ranges(&regions).map(Arc::new).map_err(|e| {
         let line = ranges.first().map_or(0, |r| r.2);
         err(line, format!("ram: cannot create guest RAM: {e}"))
     })

@@ -19,7 +19,8 @@ use viommu_common::traits::{InterruptSink, MmioError};
 use viommu_common::DmaRequest;
 
 use super::device::{ReplayDevice, ReplayIrq, ReplayMem};
-use super::num::parse_u64;
+use crate::num;
+use serde::Deserialize;
 
 #[derive(Default)]
 struct Regs {
@@ -39,17 +40,25 @@ struct Fake {
 /// Create a fake device.
 pub fn create(
     config: &Map<String, Value>,
-    _mem: &ReplayMem,
+    _mem: &Arc<ReplayMem>,
     irq: Arc<ReplayIrq>,
 ) -> Result<Box<dyn ReplayDevice>, String> {
-    let mut id = 0xFA4E_0001;
-    for (k, v) in config {
-        match k.as_str() {
-            "id" => id = parse_u64(v).map_err(|e| format!("config.id: {e}"))?,
-            "unsupported" => return Err("the model cannot support config.unsupported".into()),
-            other => return Err(format!("unknown config key {other:?}")),
-        }
+    /// `config`: `id` (a number), and `unsupported` (any value: refused like a configuration
+    /// a model cannot support).
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Config {
+        #[serde(default, deserialize_with = "num::opt")]
+        id: Option<u64>,
+        #[serde(default)]
+        unsupported: Option<serde::de::IgnoredAny>,
     }
+    let c =
+        Config::deserialize(Value::Object(config.clone())).map_err(|e| format!("config: {e}"))?;
+    if c.unsupported.is_some() {
+        return Err("the model cannot support config.unsupported".into());
+    }
+    let id = c.id.unwrap_or(0xFA4E_0001);
     Ok(Box::new(Fake {
         id,
         regs: Mutex::default(),

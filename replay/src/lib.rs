@@ -27,6 +27,67 @@
 //! `tests/replay/gen_smmuv3.py`, `pamu_*.jsonl` by `gen_pamu.py`); `cli/tests/replay.rs` runs every
 //! one of them and the recorded Linux 6.12 trace, requiring 0 failures.
 //!
+//! # Library use
+//!
+//! Parse a file into typed [`Line`]s ([`parse_script`]), set up a [`Session`] (guest RAM and
+//! devices; [`Session::builder`] lets the caller supply the guest memory and create each SMMUv3
+//! itself, and [`Session::smmuv3`] hands back the created device), and run it with an
+//! [`Observer`] that sees each operation's typed [`OpResult`], interrupt and trace record, and may
+//! execute an operation itself ([`Action::Replace`]). [`run_reader`] is that with the
+//! [`JsonPrinter`] the `viommu replay` command prints with.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use viommu_replay::iopf::DmaOutcome;
+//! use viommu_replay::{parse_script, Action, Actual, Line, Observer, Op, Session};
+//! use viommu_smmuv3::device::SmmuV3;
+//! use vm_memory::{GuestAddress, GuestMemoryMmap};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let text = r#"{"op":"ram","base":"0x40000000","size":"0x10000"}
+//! {"op":"device","name":"smmu0","kind":"smmuv3"}
+//! {"op":"mmio_read","dev":"smmu0","offset":"0x0","size":4}
+//! {"op":"dma","dev":"smmu0","stream":8,"addr":"0x1000","size":4,"access":"read","expect":{"addr":"0x1000"}}
+//! "#;
+//! let script = parse_script(text.as_bytes())?;
+//!
+//! // Guest RAM the caller built (it could map a memfd shared with a host).
+//! let mem = Arc::new(GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0x4000_0000), 0x10000)])?);
+//! let session = Session::builder()
+//!     .memory(Arc::clone(&mem))
+//!     // The caller creates each SMMUv3 (for example with a host backend attached); the
+//!     // session installs its tracer and interrupt bookkeeping around it.
+//!     .smmuv3_factory(|s| SmmuV3::new(s.config, Arc::clone(s.mem), s.irq).map_err(|e| e.to_string()))
+//!     .build(script)?;
+//! let smmu = session.smmuv3("smmu0").expect("the file creates smmu0");
+//! assert!(!smmu.has_pending_work());
+//!
+//! /// Serves DMA on StreamID 8 itself (as real hardware would) and records every result.
+//! #[derive(Default)]
+//! struct Passthrough {
+//!     results: Vec<viommu_replay::OpResult>,
+//! }
+//! impl Observer for Passthrough {
+//!     fn before(&mut self, step: &Line, _session: &Session) -> Action {
+//!         match &step.op {
+//!             Op::Dma(d) if d.stream == 8 => Action::Replace(Actual::Dma(DmaOutcome::Addr(d.addr))),
+//!             _ => Action::Run,
+//!         }
+//!     }
+//!     fn result(&mut self, _step: &Line, r: &viommu_replay::OpResult) {
+//!         self.results.push(r.clone());
+//!     }
+//! }
+//! let mut obs = Passthrough::default();
+//! let summary = session.run_with(&mut obs);
+//! assert_eq!((summary.passed, summary.failed), (1, 0));
+//! // The ID register IDR0 as the default SMMUv3 presents it, then the DMA's checked result.
+//! assert_eq!(obs.results[2].actual, Actual::Register(0x094C_301B));
+//! assert_eq!((obs.results[3].op, obs.results[3].ok), ("dma", Some(true)));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Format (summary)
 //!
 //! JSON Lines, one object per line; blank lines and lines starting with `#` are ignored. Every
@@ -117,9 +178,18 @@ pub mod engine;
 mod fake;
 pub mod iopf;
 pub mod num;
+pub mod output;
 pub mod pamu;
 pub mod parse;
+pub mod result;
 pub mod smmuv3;
+
+pub use engine::{
+    Action, Collect, Observer, ReplaySmmuV3, Session, SessionBuilder, SmmuV3Factory, SmmuV3Setup,
+};
+pub use output::JsonPrinter;
+pub use parse::{parse_script, Line, Op, ScriptError};
+pub use result::{Actual, OpResult, Summary};
 
 use std::io::{BufRead, Write};
 
@@ -170,7 +240,7 @@ pub fn run_reader<R: BufRead>(
             return Outcome::Malformed;
         }
     };
-    let summary = session.run(opts, out);
+    let summary = session.run_with(&mut JsonPrinter::new(*opts, &mut *out));
     let _ = writeln!(out, "{} passed, {} failed", summary.passed, summary.failed);
     if summary.failed == 0 {
         Outcome::Passed

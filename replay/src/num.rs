@@ -3,8 +3,123 @@
 //! A number is a JSON unsigned integer, or a string holding a hexadecimal (`"0x1f"`, `"0X1F"`) or
 //! decimal (`"31"`) value. Byte strings (`data`, `read_mem.expect`) are hex digits, two per byte,
 //! in memory order.
+//!
+//! The serde helpers ([`de`], [`opt`], [`bytes`], [`opt_bytes`], [`access`], [`access_size`])
+//! are used with `#[serde(deserialize_with = ...)]` on the typed operations.
 
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use viommu_common::AccessKind;
+
+/// A replay number as it appears in a file, before conversion.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Int(u64),
+    Text(String),
+    Other(Value),
+}
+
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match Number::deserialize(d)? {
+        Number::Int(n) => Ok(n),
+        Number::Text(s) => parse_u64_str(&s),
+        Number::Other(v) => parse_u64(&v),
+    }
+    .map_err(D::Error::custom)
+}
+
+/// Deserialize a replay number into any unsigned integer type it fits in.
+///
+/// # Errors
+/// Not a number, or too large for `T`.
+pub fn de<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let n = number(d)?;
+    T::try_from(n).map_err(|_| {
+        D::Error::custom(format!(
+            "{n:#x} does not fit in {} bits",
+            std::mem::size_of::<T>() * 8
+        ))
+    })
+}
+
+/// [`de`] for an optional field (absent or `null`: `None`; use with `#[serde(default)]`).
+///
+/// # Errors
+/// As [`de`].
+pub fn opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "number")] u64);
+    match Option::<Wrap>::deserialize(d)? {
+        None => Ok(None),
+        Some(Wrap(n)) => T::try_from(n).map(Some).map_err(|_| {
+            D::Error::custom(format!(
+                "{n:#x} does not fit in {} bits",
+                std::mem::size_of::<T>() * 8
+            ))
+        }),
+    }
+}
+
+/// Deserialize a hex byte string.
+///
+/// # Errors
+/// Not a string, odd length, or a non-hex character.
+pub fn bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_hex_bytes(&s).map_err(D::Error::custom)
+}
+
+/// [`bytes`] for an optional field (use with `#[serde(default)]`).
+///
+/// # Errors
+/// As [`bytes`].
+pub fn opt_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| parse_hex_bytes(&s).map_err(D::Error::custom))
+        .transpose()
+}
+
+/// Deserialize an access kind: `"read"`, `"write"` or `"exec"`.
+///
+/// # Errors
+/// Any other value.
+pub fn access<'de, D: Deserializer<'de>>(d: D) -> Result<AccessKind, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.as_str() {
+        "read" => Ok(AccessKind::Read),
+        "write" => Ok(AccessKind::Write),
+        "exec" => Ok(AccessKind::Exec),
+        other => Err(D::Error::custom(format!(
+            "must be \"read\", \"write\" or \"exec\", not {other:?}"
+        ))),
+    }
+}
+
+/// Deserialize an MMIO access size: 1, 2, 4 or 8 bytes.
+///
+/// # Errors
+/// Any other number.
+pub fn access_size<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    match number(d)? {
+        1 => Ok(1),
+        2 => Ok(2),
+        4 => Ok(4),
+        8 => Ok(8),
+        other => Err(D::Error::custom(format!(
+            "must be 1, 2, 4 or 8, not {other}"
+        ))),
+    }
+}
 
 /// Parse a replay number (JSON integer, or hex/decimal string) into a `u64`.
 ///
@@ -23,7 +138,11 @@ pub fn parse_u64(v: &Value) -> Result<u64, String> {
     }
 }
 
-fn parse_u64_str(s: &str) -> Result<u64, String> {
+/// Parse a hex (`0x`) or decimal number string.
+///
+/// # Errors
+/// Not a number, or too large for 64 bits.
+pub fn parse_u64_str(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let parsed = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -13,13 +13,14 @@
 
 use std::sync::{Arc, Mutex};
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use viommu_common::traits::{MmioDevice, MmioError};
 use viommu_common::{DmaRequest, DmaTranslator};
-use viommu_pamu::{Pamu, PamuConfig};
+use viommu_pamu::{MpicVersion, Pamu, PamuConfig};
 
 use super::device::{BusOrder, ReplayDevice, ReplayIrq, ReplayMem};
-use super::num::parse_u64;
+use crate::num;
 
 /// Create a PAMU from a replay `config` object.
 ///
@@ -27,13 +28,13 @@ use super::num::parse_u64;
 /// Unknown keys, values of the wrong type, or a configuration out of the model's range.
 pub fn create(
     config: &Map<String, Value>,
-    mem: &ReplayMem,
+    mem: &Arc<ReplayMem>,
     irq: Arc<ReplayIrq>,
 ) -> Result<Box<dyn ReplayDevice>, String> {
     let cfg = parse_config(config)?;
     let log: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&log);
-    let dev = Pamu::new(cfg, Arc::new(mem.clone()), irq)
+    let dev = Pamu::new(cfg, Arc::clone(mem), irq)
         .map_err(|e| format!("config: {e}"))?
         .with_tracer(move |e| {
             sink.lock()
@@ -43,34 +44,78 @@ pub fn create(
     Ok(Box::new(PamuDev { dev, log }))
 }
 
-/// Turn a replay `config` object into a [`PamuConfig`].
+/// Turn a replay `config` object into a [`PamuConfig`]: the named fields over the P4080
+/// defaults.
 ///
 /// # Errors
-/// Unknown keys or values of the wrong type.
+/// Unknown keys or values of the wrong type (named as `config: KEY: ...`).
 pub fn parse_config(config: &Map<String, Value>) -> Result<PamuConfig, String> {
-    let normalized = Value::Object(
-        config
-            .iter()
-            .map(|(k, v)| (k.clone(), numbers_from_strings(v)))
-            .collect(),
+    let f: ConfigFields = serde_path_to_error::deserialize(Value::Object(config.clone()))
+        .map_err(|e| format!("config: {}: {}", e.path(), e.inner()))?;
+    let mut cfg = PamuConfig::p4080();
+    macro_rules! apply {
+        ($($name:ident),* $(,)?) => {
+            $(if let Some(v) = f.$name {
+                cfg.$name = v;
+            })*
+        };
+    }
+    apply!(
+        instances,
+        max_liodn,
+        max_subwindows_log2,
+        msi_banks,
+        mpic_version,
+        phys_addr_bits,
+        ccsr_base,
+        pr1,
+        pr2,
+        av_line,
+        err_line,
     );
-    serde_json::from_value(normalized).map_err(|e| format!("config: {e}"))
+    if let Some(p) = f.liodn_parents {
+        cfg.liodn_parents = p.into_iter().map(|Parent(l, i)| (l, i)).collect();
+    }
+    Ok(cfg)
 }
 
-/// Replace strings that are replay numbers (`"0x1f"`, `"31"`) by JSON integers, recursively, so
-/// the serde-derived [`PamuConfig`] accepts the replay number formats.
-fn numbers_from_strings(v: &Value) -> Value {
-    match v {
-        Value::String(_) => parse_u64(v).map_or_else(|_| v.clone(), Value::from),
-        Value::Array(a) => Value::Array(a.iter().map(numbers_from_strings).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), numbers_from_strings(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
+/// The keys of a `pamu` device's `config`: [`PamuConfig`]'s fields, numbers in any replay
+/// format.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFields {
+    #[serde(default, deserialize_with = "num::opt")]
+    instances: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    max_liodn: Option<u16>,
+    #[serde(default, deserialize_with = "num::opt")]
+    max_subwindows_log2: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    msi_banks: Option<u8>,
+    #[serde(default)]
+    mpic_version: Option<MpicVersion>,
+    #[serde(default, deserialize_with = "num::opt")]
+    phys_addr_bits: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    ccsr_base: Option<u64>,
+    #[serde(default, deserialize_with = "num::opt")]
+    pr1: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    pr2: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    av_line: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    err_line: Option<u32>,
+    #[serde(default)]
+    liodn_parents: Option<Vec<Parent>>,
 }
+
+/// One `[liodn, instance]` pair of `liodn_parents`.
+#[derive(Deserialize)]
+struct Parent(
+    #[serde(deserialize_with = "num::de")] u16,
+    #[serde(deserialize_with = "num::de")] u8,
+);
 
 /// A PAMU on the replay's bus, with its trace collected in memory.
 struct PamuDev {
@@ -110,7 +155,6 @@ impl ReplayDevice for PamuDev {
 mod tests {
     use super::*;
     use serde_json::json;
-    use viommu_pamu::MpicVersion;
 
     fn cfg(v: Value) -> Result<PamuConfig, String> {
         parse_config(v.as_object().unwrap())
@@ -148,7 +192,8 @@ mod tests {
     /// same number, and an out-of-range model configuration is refused at creation.
     #[test]
     fn test_pamu_backend_register_values() {
-        let mem = ReplayMem::from_ranges(&[(vm_memory::GuestAddress(0), 0x10000)]).unwrap();
+        let mem =
+            Arc::new(ReplayMem::from_ranges(&[(vm_memory::GuestAddress(0), 0x10000)]).unwrap());
         let d = create(&Map::new(), &mem, ReplayIrq::new()).unwrap();
         d.mmio_write(0xC10, 4, 0x4000_1011).unwrap();
         assert_eq!(d.mmio_read(0xC10, 4), Ok(0x4000_1011));

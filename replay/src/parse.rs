@@ -1,20 +1,19 @@
 //! Replay file lines -> typed operations, with a reason for every malformed line.
 //!
-//! Parsing is purely syntactic: each line is checked on its own (fields present, of the right
-//! type, in range, no unknown fields). Cross-line checks (device names, addresses inside RAM)
-//! are done by [`super::engine::Session::prepare`].
+//! Each line is one JSON object deserialized by serde into [`Op`] (internally tagged by `op`,
+//! unknown fields rejected), then checked on its own ([`Op::validate`]: sizes, ranges, values
+//! that fit their access). Cross-line checks (device names, addresses inside RAM) are done when
+//! a [`crate::Session`] is built.
 
 use std::io::BufRead;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use viommu_common::AccessKind;
+use viommu_common::{AccessKind, DmaRequest, StreamId, SubstreamId};
 
-use super::num::{kind_of, parse_hex_bytes, parse_u64};
-
-#[path = "ats_parse.rs"]
-mod ats_parse;
-#[path = "iopf_parse.rs"]
-mod iopf_parse;
+use crate::ats::{AtsRequest, ExpectAtcInv};
+use crate::iopf::{PageRequest, PriResponse, StallResult};
+use crate::num;
 
 /// Largest `read_mem.len` accepted (bounds the buffer a file can make us allocate).
 pub const MAX_READ_LEN: u64 = 16 << 20;
@@ -38,8 +37,180 @@ pub struct Line {
     pub op: Op,
 }
 
+/// A parsed replay file: its operations in order, each with its line number.
+pub type Script = Vec<Line>;
+
+/// One operation of a replay file (see the crate documentation).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// Add a guest RAM region.
+    Ram(Ram),
+    /// Create a device.
+    Device(Device),
+    /// Guest CPU store to RAM.
+    WriteMem(WriteMem),
+    /// Guest CPU load from RAM.
+    ReadMem(ReadMem),
+    /// Register store.
+    MmioWrite(MmioWrite),
+    /// Register load.
+    MmioRead(MmioRead),
+    /// An endpoint's DMA translation request.
+    Dma(Dma),
+    /// Check the interrupts a device raised.
+    ExpectIrq(ExpectIrq),
+    /// What the endpoint of a stalled DMA sees now (I/O page faults).
+    StallResult(StallResult),
+    /// An endpoint's PCIe Page Request (PRI).
+    PageRequest(PageRequest),
+    /// The PRG response an endpoint received (PRI).
+    PriResponse(PriResponse),
+    /// An endpoint's ATS Translation Request.
+    AtsRequest(AtsRequest),
+    /// A transaction the endpoint marked Translated (ATS).
+    Translated(Dma),
+    /// The invalidations an endpoint's ATC received (ATS).
+    ExpectAtcInv(ExpectAtcInv),
+    /// Printed, nothing else.
+    Comment(Comment),
+}
+
+/// `ram`: a guest RAM region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ram {
+    /// Guest physical base.
+    #[serde(deserialize_with = "num::de")]
+    pub base: u64,
+    /// Size in bytes.
+    #[serde(deserialize_with = "num::de")]
+    pub size: u64,
+}
+
+/// `device`: a device to create.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Name later operations use in `dev`.
+    pub name: String,
+    /// `smmuv3` or `pamu`.
+    pub kind: String,
+    /// Device configuration (may be empty), read by the backend of `kind`.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+}
+
+/// `write_mem`: a guest CPU store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteMem {
+    /// Guest physical address.
+    #[serde(deserialize_with = "num::de")]
+    pub addr: u64,
+    /// Bytes in memory order.
+    #[serde(deserialize_with = "num::bytes")]
+    pub data: Vec<u8>,
+}
+
+/// `read_mem`: a guest CPU load.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadMem {
+    /// Guest physical address.
+    #[serde(deserialize_with = "num::de")]
+    pub addr: u64,
+    /// Number of bytes.
+    #[serde(deserialize_with = "num::de")]
+    pub len: u64,
+    /// Expected bytes (same length as `len`).
+    #[serde(default, deserialize_with = "num::opt_bytes")]
+    pub expect: Option<Vec<u8>>,
+}
+
+/// `mmio_write`: a register store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmioWrite {
+    /// Device name.
+    pub dev: String,
+    /// Offset in the device's region.
+    #[serde(deserialize_with = "num::de")]
+    pub offset: u64,
+    /// Access size: 1, 2, 4 or 8.
+    #[serde(deserialize_with = "num::access_size")]
+    pub size: u8,
+    /// Register value (fits in `size` bytes).
+    #[serde(deserialize_with = "num::de")]
+    pub value: u64,
+}
+
+/// `mmio_read`: a register load.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmioRead {
+    /// Device name.
+    pub dev: String,
+    /// Offset in the device's region.
+    #[serde(deserialize_with = "num::de")]
+    pub offset: u64,
+    /// Access size: 1, 2, 4 or 8.
+    #[serde(deserialize_with = "num::access_size")]
+    pub size: u8,
+    /// Expected value.
+    #[serde(default, deserialize_with = "num::opt")]
+    pub expect: Option<u64>,
+    /// Bits compared (default: all bits of the access).
+    #[serde(default, deserialize_with = "num::opt")]
+    pub mask: Option<u64>,
+}
+
+/// `dma` (and `translated`): an endpoint's transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dma {
+    /// Device name.
+    pub dev: String,
+    /// StreamID (SMMUv3) or LIODN (PAMU).
+    #[serde(deserialize_with = "num::de")]
+    pub stream: u32,
+    /// SubstreamID / PASID.
+    #[serde(default, deserialize_with = "num::opt")]
+    pub substream: Option<u32>,
+    /// Input address.
+    #[serde(deserialize_with = "num::de")]
+    pub addr: u64,
+    /// Bytes accessed (at least 1).
+    #[serde(deserialize_with = "num::de")]
+    pub size: u64,
+    /// Read, write or instruction fetch.
+    #[serde(deserialize_with = "num::access")]
+    pub access: AccessKind,
+    /// Privileged access.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Expected outcome.
+    #[serde(default)]
+    pub expect: Option<DmaExpect>,
+}
+
+impl Dma {
+    /// The transaction as the devices take it.
+    pub fn request(&self) -> DmaRequest {
+        DmaRequest {
+            stream: StreamId(self.stream),
+            substream: self.substream.map(SubstreamId),
+            addr: self.addr,
+            len: self.size,
+            access: self.access,
+            privileged: self.privileged,
+        }
+    }
+}
+
 /// What a `dma` operation expects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "DmaExpectFields")]
 pub enum DmaExpect {
     /// Success with this output address.
     Addr(u64),
@@ -47,8 +218,49 @@ pub enum DmaExpect {
     AnyFault,
     /// A fault with this architectural event/fault name.
     Fault(String),
-    /// Held by the stall model (`{"stalled": true}`; see [`super::iopf`]).
+    /// Held by the stall model (`{"stalled": true}`; see [`crate::iopf`]).
     Stalled,
+}
+
+/// The fields a `dma` expectation may have; exactly one shape is valid.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DmaExpectFields {
+    #[serde(default, deserialize_with = "num::opt")]
+    addr: Option<u64>,
+    #[serde(default)]
+    fault: Option<FaultField>,
+    #[serde(default)]
+    stalled: Option<bool>,
+}
+
+/// `fault`: `true` or a fault name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FaultField {
+    Any(bool),
+    Name(String),
+}
+
+impl TryFrom<DmaExpectFields> for DmaExpect {
+    type Error = String;
+
+    fn try_from(f: DmaExpectFields) -> Result<Self, String> {
+        match (f.addr, f.fault, f.stalled) {
+            (Some(a), None, None) => Ok(DmaExpect::Addr(a)),
+            (None, Some(FaultField::Any(true)), None) => Ok(DmaExpect::AnyFault),
+            (None, Some(FaultField::Name(s)), None) if !s.is_empty() => Ok(DmaExpect::Fault(s)),
+            (None, Some(FaultField::Any(false) | FaultField::Name(_)), None) => {
+                Err("`fault` must be true or a fault name, found false or \"\"".into())
+            }
+            (None, None, Some(true)) => Ok(DmaExpect::Stalled),
+            _ => Err(
+                "must be exactly one of {\"addr\": N}, {\"fault\": true}, {\"fault\": \"NAME\"}, \
+                 {\"stalled\": true}"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// The interrupt an `expect_irq` operation looks for.
@@ -68,128 +280,208 @@ pub enum IrqMatch {
     },
 }
 
-/// One operation of a replay file (see the module documentation of [`super`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    /// Add a guest RAM region.
-    Ram {
-        /// Guest physical base.
-        base: u64,
-        /// Size in bytes.
-        size: u64,
-    },
-    /// Create a device.
-    Device {
-        /// Name later operations use in `dev`.
-        name: String,
-        /// `smmuv3` or `pamu`.
-        kind: String,
-        /// Device configuration (may be empty).
-        config: Map<String, Value>,
-    },
-    /// Guest CPU store to RAM.
-    WriteMem {
-        /// Guest physical address.
-        addr: u64,
-        /// Bytes in memory order.
-        data: Vec<u8>,
-    },
-    /// Guest CPU load from RAM.
-    ReadMem {
-        /// Guest physical address.
-        addr: u64,
-        /// Number of bytes.
-        len: u64,
-        /// Expected bytes (same length as `len`).
-        expect: Option<Vec<u8>>,
-    },
-    /// Register store.
-    MmioWrite {
-        /// Device name.
-        dev: String,
-        /// Offset in the device's region.
-        offset: u64,
-        /// Access size: 1, 2, 4 or 8.
-        size: u8,
-        /// Register value (fits in `size` bytes).
-        value: u64,
-    },
-    /// Register load.
-    MmioRead {
-        /// Device name.
-        dev: String,
-        /// Offset in the device's region.
-        offset: u64,
-        /// Access size: 1, 2, 4 or 8.
-        size: u8,
-        /// Expected value.
-        expect: Option<u64>,
-        /// Bits compared (default: all bits of the access).
-        mask: Option<u64>,
-    },
-    /// An endpoint's DMA translation request.
-    Dma {
-        /// Device name.
-        dev: String,
-        /// StreamID (SMMUv3) or LIODN (PAMU).
-        stream: u32,
-        /// SubstreamID / PASID.
-        substream: Option<u32>,
-        /// Input address.
-        addr: u64,
-        /// Bytes accessed (at least 1).
-        size: u64,
-        /// Read, write or instruction fetch.
-        access: AccessKind,
-        /// Privileged access.
-        privileged: bool,
-        /// Expected outcome.
-        expect: Option<DmaExpect>,
-    },
-    /// Check the interrupts a device raised.
-    ExpectIrq {
-        /// Device name.
-        dev: String,
-        /// The interrupt looked for.
-        irq: IrqMatch,
-        /// Exact number of matching interrupts; `None`: at least one.
-        count: Option<u64>,
-    },
-    /// An I/O-page-fault operation: `stall_result`, `page_request`, `pri_response`.
-    Iopf(super::iopf::IopfOp),
-    /// An ATS operation: `ats_request`, `translated`, `expect_atc_inv`.
-    Ats(super::ats::AtsOp),
-    /// Printed, nothing else.
-    Comment {
-        /// The text.
-        text: String,
-    },
+/// `expect_irq`: check the interrupts a device raised.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ExpectIrqFields")]
+pub struct ExpectIrq {
+    /// Device name.
+    pub dev: String,
+    /// The interrupt looked for.
+    pub irq: IrqMatch,
+    /// Exact number of matching interrupts; `None`: at least one.
+    pub count: Option<u64>,
+}
+
+/// The fields of an `expect_irq` line: `kind` decides which of the others it needs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectIrqFields {
+    dev: String,
+    kind: String,
+    #[serde(default, deserialize_with = "num::opt")]
+    addr: Option<u64>,
+    #[serde(default, deserialize_with = "num::opt")]
+    data: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    line: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    count: Option<u64>,
+}
+
+impl TryFrom<ExpectIrqFields> for ExpectIrq {
+    type Error = String;
+
+    fn try_from(f: ExpectIrqFields) -> Result<Self, String> {
+        let irq = match (f.kind.as_str(), f.addr, f.data, f.line) {
+            ("msi", Some(addr), Some(data), None) => IrqMatch::Msi { addr, data },
+            ("msi", None, _, None) => return Err("missing field `addr`".into()),
+            ("msi", _, None, None) => return Err("missing field `data`".into()),
+            ("msi", _, _, Some(_)) => return Err("unknown field `line` for kind \"msi\"".into()),
+            ("wired", None, None, Some(line)) => IrqMatch::Wired { line },
+            ("wired", _, _, None) => return Err("missing field `line`".into()),
+            ("wired", ..) => return Err("unknown field `addr` or `data` for kind \"wired\"".into()),
+            (other, ..) => {
+                return Err(format!(
+                    "field `kind` must be \"msi\" or \"wired\", not {other:?}"
+                ))
+            }
+        };
+        Ok(ExpectIrq {
+            dev: f.dev,
+            irq,
+            count: f.count,
+        })
+    }
+}
+
+/// `comment`: text printed in the output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comment {
+    /// The text.
+    pub text: String,
 }
 
 impl Op {
     /// The operation's name as files spell it.
     pub const fn name(&self) -> &'static str {
         match self {
-            Op::Ram { .. } => "ram",
-            Op::Device { .. } => "device",
-            Op::WriteMem { .. } => "write_mem",
-            Op::ReadMem { .. } => "read_mem",
-            Op::MmioWrite { .. } => "mmio_write",
-            Op::MmioRead { .. } => "mmio_read",
-            Op::Dma { .. } => "dma",
-            Op::ExpectIrq { .. } => "expect_irq",
-            Op::Iopf(o) => o.name(),
-            Op::Ats(o) => o.name(),
-            Op::Comment { .. } => "comment",
+            Op::Ram(_) => "ram",
+            Op::Device(_) => "device",
+            Op::WriteMem(_) => "write_mem",
+            Op::ReadMem(_) => "read_mem",
+            Op::MmioWrite(_) => "mmio_write",
+            Op::MmioRead(_) => "mmio_read",
+            Op::Dma(_) => "dma",
+            Op::ExpectIrq(_) => "expect_irq",
+            Op::StallResult(_) => "stall_result",
+            Op::PageRequest(_) => "page_request",
+            Op::PriResponse(_) => "pri_response",
+            Op::AtsRequest(_) => "ats_request",
+            Op::Translated(_) => "translated",
+            Op::ExpectAtcInv(_) => "expect_atc_inv",
+            Op::Comment(_) => "comment",
         }
     }
+
+    /// The device the operation addresses, if any.
+    pub fn dev(&self) -> Option<&str> {
+        match self {
+            Op::Ram(_) | Op::Device(_) | Op::WriteMem(_) | Op::ReadMem(_) | Op::Comment(_) => None,
+            Op::MmioWrite(o) => Some(&o.dev),
+            Op::MmioRead(o) => Some(&o.dev),
+            Op::Dma(o) | Op::Translated(o) => Some(&o.dev),
+            Op::ExpectIrq(o) => Some(&o.dev),
+            Op::StallResult(o) => Some(&o.dev),
+            Op::PageRequest(o) => Some(&o.dev),
+            Op::PriResponse(o) => Some(&o.dev),
+            Op::AtsRequest(o) => Some(&o.dev),
+            Op::ExpectAtcInv(o) => Some(&o.dev),
+        }
+    }
+
+    /// Check the operation on its own: sizes, ranges, values that fit their access.
+    ///
+    /// # Errors
+    /// Why the operation is malformed (`field `X` ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Op::Ram(r) => {
+                if r.size == 0 {
+                    return Err(field_err("size", "must not be 0"));
+                }
+                if r.base.checked_add(r.size).is_none() {
+                    return Err(field_err(
+                        "size",
+                        "region runs past the end of the address space",
+                    ));
+                }
+            }
+            Op::ReadMem(r) => {
+                if r.len == 0 || r.len > MAX_READ_LEN {
+                    return Err(field_err(
+                        "len",
+                        &format!("must be between 1 and {MAX_READ_LEN:#x}"),
+                    ));
+                }
+                if let Some(e) = &r.expect {
+                    if e.len() as u64 != r.len {
+                        return Err(field_err(
+                            "expect",
+                            &format!("has {} bytes but `len` is {}", e.len(), r.len),
+                        ));
+                    }
+                }
+            }
+            Op::MmioWrite(w) => check_fits("value", w.value, w.size)?,
+            Op::MmioRead(r) => {
+                if let Some(e) = r.expect {
+                    check_fits("expect", e, r.size)?;
+                }
+            }
+            Op::Dma(d) | Op::Translated(d) => {
+                if d.size == 0 {
+                    return Err(field_err("size", "must be at least 1"));
+                }
+                if d.addr.checked_add(d.size - 1).is_none() {
+                    return Err(field_err(
+                        "size",
+                        "access runs past the end of the address space",
+                    ));
+                }
+            }
+            Op::PageRequest(p) => p.validate()?,
+            Op::PriResponse(p) => p.validate()?,
+            Op::Device(_)
+            | Op::WriteMem(_)
+            | Op::ExpectIrq(_)
+            | Op::StallResult(_)
+            | Op::AtsRequest(_)
+            | Op::ExpectAtcInv(_)
+            | Op::Comment(_) => {}
+        }
+        Ok(())
+    }
 }
+
+fn field_err(key: &str, reason: &str) -> String {
+    format!("field `{key}` {reason}")
+}
+
+fn check_fits(key: &str, v: u64, size: u8) -> Result<(), String> {
+    if size < 8 && v >> (u32::from(size) * 8) != 0 {
+        return Err(field_err(
+            key,
+            &format!("{v:#x} does not fit in a {size}-byte access"),
+        ));
+    }
+    Ok(())
+}
+
+/// Every operation name, as files spell them.
+const OP_NAMES: [&str; 15] = [
+    "ram",
+    "device",
+    "write_mem",
+    "read_mem",
+    "mmio_write",
+    "mmio_read",
+    "dma",
+    "expect_irq",
+    "stall_result",
+    "page_request",
+    "pri_response",
+    "ats_request",
+    "translated",
+    "expect_atc_inv",
+    "comment",
+];
 
 /// Parse a whole replay file.
 ///
 /// # Errors
 /// The first malformed line (or a read/decompression/UTF-8 error, at the line it happened).
-pub fn parse_script<R: BufRead>(mut reader: R) -> Result<Vec<Line>, ScriptError> {
+pub fn parse_script<R: BufRead>(mut reader: R) -> Result<Script, ScriptError> {
     let mut lines = Vec::new();
     let mut buf = String::new();
     let mut line = 0usize;
@@ -217,329 +509,79 @@ pub fn parse_script<R: BufRead>(mut reader: R) -> Result<Vec<Line>, ScriptError>
 /// Parse one line: `Ok(None)` for a blank or `#` line.
 ///
 /// # Errors
-/// Why the line is malformed.
+/// Why the line is malformed: invalid JSON, not an object, a missing or unknown `op`, or the
+/// operation's own error (`OP: field `X`: ...`, `OP: missing field `X``, `OP: unknown field
+/// `X``, ...).
 pub fn parse_line(text: &str) -> Result<Option<Op>, String> {
     let t = text.trim();
     if t.is_empty() || t.starts_with('#') {
         return Ok(None);
     }
     let v: Value = serde_json::from_str(t).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(map) = v else {
-        return Err(format!("expected a JSON object, found {}", kind_of(&v)));
-    };
-    let op_name = match map.get("op") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => {
+    let name = match &v {
+        Value::Object(m) => match m.get("op") {
+            Some(Value::String(s)) if OP_NAMES.contains(&s.as_str()) => s.clone(),
+            Some(Value::String(s)) => return Err(format!("unknown op {s:?}")),
+            Some(other) => {
+                return Err(format!(
+                    "field `op` must be a string, found {}",
+                    num::kind_of(other)
+                ))
+            }
+            None => return Err("missing field `op`".into()),
+        },
+        other => {
             return Err(format!(
-                "field `op` must be a string, found {}",
-                kind_of(other)
+                "expected a JSON object, found {}",
+                num::kind_of(other)
             ))
         }
-        None => return Err("missing field `op`".into()),
     };
-    let mut f = Fields::new(&op_name, &map);
-    let op = parse_op(&op_name, &mut f)?;
-    f.finish()?;
+    let op = match Op::deserialize(&v) {
+        Ok(op) => op,
+        Err(e) => {
+            return Err(format!(
+                "{name}: {}",
+                explain(&name, v).unwrap_or_else(|| e.to_string())
+            ))
+        }
+    };
+    op.validate().map_err(|r| format!("{name}: {r}"))?;
     Ok(Some(op))
 }
 
-fn parse_op(name: &str, f: &mut Fields<'_>) -> Result<Op, String> {
-    Ok(match name {
-        "ram" => {
-            let base = f.num("base")?;
-            let size = f.num("size")?;
-            if size == 0 {
-                return Err(f.err("size", "must not be 0"));
-            }
-            if base.checked_add(size).is_none() {
-                return Err(f.err("size", "region runs past the end of the address space"));
-            }
-            Op::Ram { base, size }
-        }
-        "device" => {
-            let name = f.string("name")?;
-            let kind = f.string("kind")?;
-            let config = f
-                .opt_object("config", |m| Ok(m.clone()))?
-                .unwrap_or_default();
-            Op::Device { name, kind, config }
-        }
-        "write_mem" => {
-            let addr = f.num("addr")?;
-            let data = f.bytes("data")?;
-            Op::WriteMem { addr, data }
-        }
-        "read_mem" => {
-            let addr = f.num("addr")?;
-            let len = f.num("len")?;
-            if len == 0 || len > MAX_READ_LEN {
-                return Err(f.err("len", &format!("must be between 1 and {MAX_READ_LEN:#x}")));
-            }
-            let expect = if f.has("expect") {
-                Some(f.bytes("expect")?)
-            } else {
-                None
-            };
-            if let Some(e) = &expect {
-                if e.len() as u64 != len {
-                    return Err(f.err(
-                        "expect",
-                        &format!("has {} bytes but `len` is {len}", e.len()),
-                    ));
-                }
-            }
-            Op::ReadMem { addr, len, expect }
-        }
-        "mmio_write" => {
-            let dev = f.string("dev")?;
-            let offset = f.num("offset")?;
-            let size = f.access_size()?;
-            let value = f.num("value")?;
-            check_fits(f, "value", value, size)?;
-            Op::MmioWrite {
-                dev,
-                offset,
-                size,
-                value,
-            }
-        }
-        "mmio_read" => {
-            let dev = f.string("dev")?;
-            let offset = f.num("offset")?;
-            let size = f.access_size()?;
-            let expect = f.opt_num("expect")?;
-            if let Some(e) = expect {
-                check_fits(f, "expect", e, size)?;
-            }
-            let mask = f.opt_num("mask")?;
-            Op::MmioRead {
-                dev,
-                offset,
-                size,
-                expect,
-                mask,
-            }
-        }
-        "dma" => parse_dma(f)?,
-        "expect_irq" => {
-            let dev = f.string("dev")?;
-            let kind = f.string("kind")?;
-            let irq = match kind.as_str() {
-                "msi" => IrqMatch::Msi {
-                    addr: f.num("addr")?,
-                    data: f.num_u32("data")?,
-                },
-                "wired" => IrqMatch::Wired {
-                    line: f.num_u32("line")?,
-                },
-                other => {
-                    return Err(f.err(
-                        "kind",
-                        &format!("must be \"msi\" or \"wired\", not {other:?}"),
-                    ))
-                }
-            };
-            let count = f.opt_num("count")?;
-            Op::ExpectIrq { dev, irq, count }
-        }
-        "stall_result" | "page_request" | "pri_response" => Op::Iopf(iopf_parse::parse(name, f)?),
-        "ats_request" | "translated" | "expect_atc_inv" => Op::Ats(ats_parse::parse(name, f)?),
-        "comment" => Op::Comment {
-            text: f.string("text")?,
-        },
-        other => return Err(format!("unknown op {other:?}")),
-    })
-}
-
-fn parse_dma(f: &mut Fields<'_>) -> Result<Op, String> {
-    let dev = f.string("dev")?;
-    let stream = f.num_u32("stream")?;
-    let substream = if f.has("substream") {
-        Some(f.num_u32("substream")?)
-    } else {
-        None
-    };
-    let addr = f.num("addr")?;
-    let size = f.num("size")?;
-    if size == 0 {
-        return Err(f.err("size", "must be at least 1"));
+/// Why the fields of operation `name` do not deserialize, naming the field at fault (the
+/// tagged [`Op`] reports only the reason).
+fn explain(name: &str, mut v: Value) -> Option<String> {
+    fn why<T: serde::de::DeserializeOwned>(v: Value) -> Option<String> {
+        let e = serde_path_to_error::deserialize::<_, T>(v).err()?;
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        Some(if path == "." {
+            inner.to_string()
+        } else {
+            format!("field `{path}`: {inner}")
+        })
     }
-    if addr.checked_add(size - 1).is_none() {
-        return Err(f.err("size", "access runs past the end of the address space"));
+    if let Value::Object(m) = &mut v {
+        m.remove("op");
     }
-    let access = match f.string("access")?.as_str() {
-        "read" => AccessKind::Read,
-        "write" => AccessKind::Write,
-        "exec" => AccessKind::Exec,
-        other => {
-            return Err(f.err(
-                "access",
-                &format!("must be \"read\", \"write\" or \"exec\", not {other:?}"),
-            ))
-        }
-    };
-    let privileged = f.opt_bool("privileged")?;
-    let expect = f.opt_object("expect", parse_dma_expect)?;
-    Ok(Op::Dma {
-        dev,
-        stream,
-        substream,
-        addr,
-        size,
-        access,
-        privileged,
-        expect,
-    })
-}
-
-fn parse_dma_expect(m: &Map<String, Value>) -> Result<DmaExpect, String> {
-    match (m.get("addr"), m.get("fault"), m.len()) {
-        (Some(a), None, 1) => Ok(DmaExpect::Addr(
-            parse_u64(a).map_err(|e| format!("`addr`: {e}"))?,
-        )),
-        (None, Some(Value::Bool(true)), 1) => Ok(DmaExpect::AnyFault),
-        (None, None, 1) if m.get("stalled") == Some(&Value::Bool(true)) => Ok(DmaExpect::Stalled),
-        (None, Some(Value::String(s)), 1) if !s.is_empty() => Ok(DmaExpect::Fault(s.clone())),
-        (None, Some(other), 1) => Err(format!(
-            "`fault` must be true or a fault name, found {}",
-            if matches!(other, Value::Bool(false)) {
-                "false"
-            } else {
-                kind_of(other)
-            }
-        )),
-        _ => Err(
-            "must be exactly one of {\"addr\": N}, {\"fault\": true}, {\"fault\": \"NAME\"}, \
-             {\"stalled\": true}"
-                .into(),
-        ),
-    }
-}
-
-fn check_fits(f: &Fields<'_>, key: &str, v: u64, size: u8) -> Result<(), String> {
-    if size < 8 && v >> (u32::from(size) * 8) != 0 {
-        return Err(f.err(key, &format!("{v:#x} does not fit in a {size}-byte access")));
-    }
-    Ok(())
-}
-
-/// Field access on one line's object, remembering which keys were consumed so unknown (e.g.
-/// misspelt) fields are reported instead of silently ignored.
-struct Fields<'a> {
-    op: &'a str,
-    map: &'a Map<String, Value>,
-    used: Vec<&'static str>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(op: &'a str, map: &'a Map<String, Value>) -> Self {
-        Self {
-            op,
-            map,
-            used: vec!["op"],
-        }
-    }
-
-    fn err(&self, key: &str, reason: &str) -> String {
-        format!("{}: field `{key}` {reason}", self.op)
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.map.get(key).is_some_and(|v| !v.is_null())
-    }
-
-    fn opt(&mut self, key: &'static str) -> Option<&'a Value> {
-        self.used.push(key);
-        self.map.get(key).filter(|v| !v.is_null())
-    }
-
-    fn req(&mut self, key: &'static str) -> Result<&'a Value, String> {
-        self.opt(key)
-            .ok_or_else(|| format!("{}: missing field `{key}`", self.op))
-    }
-
-    /// An optional boolean; absent (or null) is `false`.
-    fn opt_bool(&mut self, key: &'static str) -> Result<bool, String> {
-        match self.opt(key) {
-            None => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(self.err(
-                key,
-                &format!("expected a boolean, found {}", kind_of(other)),
-            )),
-        }
-    }
-
-    /// An optional object, decoded by `decode` (whose error is reported against `key`).
-    fn opt_object<T>(
-        &mut self,
-        key: &'static str,
-        decode: impl FnOnce(&'a Map<String, Value>) -> Result<T, String>,
-    ) -> Result<Option<T>, String> {
-        match self.opt(key) {
-            None => Ok(None),
-            Some(Value::Object(m)) => decode(m).map(Some).map_err(|r| self.err(key, &r)),
-            Some(other) => Err(self.err(
-                key,
-                &format!("expected an object, found {}", kind_of(other)),
-            )),
-        }
-    }
-
-    fn num(&mut self, key: &'static str) -> Result<u64, String> {
-        let v = self.req(key)?;
-        parse_u64(v).map_err(|e| format!("{}: field `{key}`: {e}", self.op))
-    }
-
-    fn opt_num(&mut self, key: &'static str) -> Result<Option<u64>, String> {
-        match self.opt(key) {
-            None => Ok(None),
-            Some(v) => parse_u64(v)
-                .map(Some)
-                .map_err(|e| format!("{}: field `{key}`: {e}", self.op)),
-        }
-    }
-
-    fn num_u32(&mut self, key: &'static str) -> Result<u32, String> {
-        let v = self.num(key)?;
-        u32::try_from(v).map_err(|_| self.err(key, &format!("{v:#x} does not fit in 32 bits")))
-    }
-
-    fn string(&mut self, key: &'static str) -> Result<String, String> {
-        match self.req(key)? {
-            Value::String(s) => Ok(s.clone()),
-            other => Err(self.err(key, &format!("expected a string, found {}", kind_of(other)))),
-        }
-    }
-
-    fn bytes(&mut self, key: &'static str) -> Result<Vec<u8>, String> {
-        let s = self.string(key)?;
-        parse_hex_bytes(&s).map_err(|e| format!("{}: field `{key}`: {e}", self.op))
-    }
-
-    fn access_size(&mut self) -> Result<u8, String> {
-        match self.num("size")? {
-            1 => Ok(1),
-            2 => Ok(2),
-            4 => Ok(4),
-            8 => Ok(8),
-            other => Err(self.err("size", &format!("must be 1, 2, 4 or 8, not {other}"))),
-        }
-    }
-
-    /// Reject keys no accessor asked for.
-    fn finish(self) -> Result<(), String> {
-        let mut unknown: Vec<&str> = self
-            .map
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !self.used.contains(k))
-            .collect();
-        unknown.sort_unstable();
-        match unknown.first() {
-            None => Ok(()),
-            Some(k) => Err(format!("{}: unknown field `{k}`", self.op)),
-        }
+    match name {
+        "ram" => why::<Ram>(v),
+        "device" => why::<Device>(v),
+        "write_mem" => why::<WriteMem>(v),
+        "read_mem" => why::<ReadMem>(v),
+        "mmio_write" => why::<MmioWrite>(v),
+        "mmio_read" => why::<MmioRead>(v),
+        "dma" | "translated" => why::<Dma>(v),
+        "expect_irq" => why::<ExpectIrq>(v),
+        "stall_result" => why::<StallResult>(v),
+        "page_request" => why::<PageRequest>(v),
+        "pri_response" => why::<PriResponse>(v),
+        "ats_request" => why::<AtsRequest>(v),
+        "expect_atc_inv" => why::<ExpectAtcInv>(v),
+        "comment" => why::<Comment>(v),
+        _ => None,
     }
 }
 
@@ -576,24 +618,24 @@ mod tests {
             op(
                 r#"{"op": "mmio_write", "dev": "smmu0", "offset": "0x80", "size": 8, "value": "0x4000000043bf3000"}"#
             ),
-            Op::MmioWrite {
+            Op::MmioWrite(MmioWrite {
                 dev: "smmu0".into(),
                 offset: 0x80,
                 size: 8,
                 value: 0x4000_0000_43bf_3000
-            }
+            })
         );
         assert_eq!(
             op(
                 r#"{"op": "mmio_read", "dev": "smmu0", "offset": "0x4", "size": 4, "expect": "0x2730010"}"#
             ),
-            Op::MmioRead {
+            Op::MmioRead(MmioRead {
                 dev: "smmu0".into(),
                 offset: 4,
                 size: 4,
                 expect: Some(0x273_0010),
                 mask: None
-            }
+            })
         );
     }
 
@@ -601,12 +643,12 @@ mod tests {
     #[test]
     fn test_parse_dma_expectations() {
         let base = r#""op":"dma","dev":"d","stream":8,"addr":"0x1000","size":4,"access":"write""#;
-        let Op::Dma {
+        let Op::Dma(Dma {
             expect,
             privileged,
             access,
             ..
-        } = op(&format!("{{{base},\"expect\":{{\"addr\":\"0x2000\"}}}}"))
+        }) = op(&format!("{{{base},\"expect\":{{\"addr\":\"0x2000\"}}}}"))
         else {
             panic!()
         };
@@ -614,12 +656,12 @@ mod tests {
             (expect, privileged, access),
             (Some(DmaExpect::Addr(0x2000)), false, AccessKind::Write)
         );
-        let Op::Dma { expect, .. } = op(&format!("{{{base},\"expect\":{{\"fault\":true}}}}"))
+        let Op::Dma(Dma { expect, .. }) = op(&format!("{{{base},\"expect\":{{\"fault\":true}}}}"))
         else {
             panic!()
         };
         assert_eq!(expect, Some(DmaExpect::AnyFault));
-        let Op::Dma { expect, .. } = op(&format!(
+        let Op::Dma(Dma { expect, .. }) = op(&format!(
             "{{{base},\"expect\":{{\"fault\":\"F_TRANSLATION\"}}}}"
         )) else {
             panic!()
@@ -676,7 +718,7 @@ mod tests {
             ok,
             vec![Line {
                 line: 2,
-                op: Op::Comment { text: "a".into() }
+                op: Op::Comment(Comment { text: "a".into() })
             }]
         );
     }

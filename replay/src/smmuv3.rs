@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use viommu_common::traits::{DmaFault, FaultKind};
 use viommu_common::traits::{MmioDevice, MmioError};
@@ -33,20 +35,32 @@ use viommu_smmuv3::trace::TraceLog;
 
 use super::ats::{AtcInvSpec, AtsOutcome, AtsSpec};
 use super::device::{BusOrder, ReplayDevice, ReplayIrq, ReplayMem};
+use super::engine::{ReplaySmmuV3, SmmuV3Factory, SmmuV3Setup};
 use super::iopf::{DmaOutcome, PprSpec};
-use super::num::{kind_of, parse_u64};
+use crate::num;
 
 /// Create an SMMUv3 from a replay `config` object.
 ///
 /// # Errors
 /// A malformed configuration, or one the model cannot support.
-pub fn create(
+pub(crate) fn create(
+    name: &str,
     config: &Map<String, Value>,
-    mem: &ReplayMem,
+    mem: &Arc<ReplayMem>,
     irq: Arc<ReplayIrq>,
+    factory: Option<&mut SmmuV3Factory>,
 ) -> Result<Box<dyn ReplayDevice>, String> {
     let (cfg, opts) = parse_config(config)?;
-    let dev = SmmuV3::new(&cfg, Arc::new(mem.clone()), irq).map_err(|e| e.to_string())?;
+    let dev = match factory {
+        Some(f) => f(SmmuV3Setup {
+            name,
+            config: &cfg,
+            mem,
+            irq,
+        })?,
+        None => SmmuV3::new(&cfg, Arc::clone(mem), irq).map_err(|e| e.to_string())?,
+    };
+    let dev = Arc::new(dev);
     if let Some(n) = opts.cmdq_batch_limit {
         dev.set_cmdq_batch_limit(n);
     }
@@ -61,7 +75,7 @@ pub fn create(
 
 /// An SMMUv3 on the replay's bus, with its trace collected in memory.
 struct Smmu {
-    dev: SmmuV3<Arc<ReplayMem>>,
+    dev: Arc<ReplaySmmuV3>,
     log: Arc<TraceLog>,
     /// The recording ATCs registered per StreamID (by the stream's first `ats_request`).
     atcs: Mutex<HashMap<u32, Arc<RecordingAtc>>>,
@@ -106,15 +120,15 @@ fn perms_name(p: Perms) -> String {
 
 impl ReplayDevice for Smmu {
     fn mmio_size(&self) -> u64 {
-        MmioDevice::mmio_size(&self.dev)
+        MmioDevice::mmio_size(&*self.dev)
     }
 
     fn mmio_read(&self, offset: u64, size: u8) -> Result<u64, MmioError> {
-        BusOrder::Little.read(&self.dev, offset, size)
+        BusOrder::Little.read(&*self.dev, offset, size)
     }
 
     fn mmio_write(&self, offset: u64, size: u8, value: u64) -> Result<(), MmioError> {
-        BusOrder::Little.write(&self.dev, offset, size, value)
+        BusOrder::Little.write(&*self.dev, offset, size, value)
     }
 
     fn dma(&self, req: &DmaRequest) -> Result<u64, String> {
@@ -223,6 +237,10 @@ impl ReplayDevice for Smmu {
         self.dev.finish_pending();
     }
 
+    fn smmuv3(&self) -> Option<Arc<ReplaySmmuV3>> {
+        Some(Arc::clone(&self.dev))
+    }
+
     fn take_trace(&self) -> Vec<String> {
         self.log
             .take()
@@ -251,136 +269,247 @@ pub struct DeviceOpts {
 /// Turn a replay `config` object into the model's configuration.
 ///
 /// # Errors
-/// Unknown keys, values of the wrong type, unsupported ID register values.
+/// Unknown keys, values of the wrong type, unsupported ID register values (each named as
+/// `config.KEY: ...`).
 pub fn parse_config(config: &Map<String, Value>) -> Result<(SmmuConfig, DeviceOpts), String> {
-    let mut cfg = match config.get("id_regs") {
+    let f: ConfigFields = serde_path_to_error::deserialize(Value::Object(config.clone()))
+        .map_err(|e| format!("config.{}: {}", e.path(), e.inner()))?;
+    let mut cfg = match f.id_regs {
         None => SmmuConfig::default(),
-        Some(v) => {
-            let regs = parse_id_regs(v)?;
-            SmmuConfig::from_id_regs(regs).map_err(|e| format!("config.id_regs: {e}"))?
+        Some(r) => {
+            SmmuConfig::from_id_regs(r.into()).map_err(|e| format!("config.id_regs: {e}"))?
         }
     };
-    let mut opts = DeviceOpts::default();
-    for (key, v) in config {
-        if key == "id_regs" {
-            continue;
-        }
-        set_field(&mut cfg, &mut opts, key, v).map_err(|e| format!("config.{key}: {e}"))?;
+    macro_rules! apply {
+        ($($name:ident),* $(,)?) => {
+            $(if let Some(v) = f.$name {
+                cfg.$name = v;
+            })*
+        };
     }
+    apply!(
+        stage1,
+        stage2,
+        two_level_stream_table,
+        two_level_cd_table,
+        va52,
+        range_invalidation,
+        coherent,
+        asid16,
+        vmid16,
+        msi,
+        hyp,
+        ats,
+        ns1ats,
+        pri,
+        term_model,
+        dormhint,
+        had,
+        xnx,
+        fwb,
+        pps,
+        attr_types_ovr,
+        attr_perms_ovr,
+        sid_bits,
+        ssid_bits,
+        bbml,
+        cmdq_log2,
+        evtq_log2,
+        priq_log2,
+        oas_bits,
+        idr4,
+        iidr,
+        aidr,
+        stall_max,
+    );
+    if let Some(g) = f.granules {
+        cfg.granules = GranuleSet {
+            k4: g.k4,
+            k16: g.k16,
+            k64: g.k64,
+        };
+    }
+    if let Some(m) = f.stall_model {
+        cfg.stall_model = StallModel(m);
+    }
+    if let Some(h) = f.httu {
+        cfg.httu = Httu(h);
+    }
+    let opts = DeviceOpts {
+        cmdq_batch_limit: f.cmdq_batch_limit,
+    };
     Ok((cfg, opts))
 }
 
-fn parse_id_regs(v: &Value) -> Result<IdRegs, String> {
-    let Value::Object(m) = v else {
-        return Err(format!(
-            "config.id_regs: expected an object, found {}",
-            kind_of(v)
-        ));
-    };
-    let mut r = IdRegs::default();
-    for (k, v) in m {
-        let slot = match k.as_str() {
-            "idr0" => &mut r.idr0,
-            "idr1" => &mut r.idr1,
-            "idr2" => &mut r.idr2,
-            "idr3" => &mut r.idr3,
-            "idr4" => &mut r.idr4,
-            "idr5" => &mut r.idr5,
-            "iidr" => &mut r.iidr,
-            "aidr" => &mut r.aidr,
-            other => return Err(format!("config.id_regs: unknown register {other:?}")),
-        };
-        *slot = u32_of(v).map_err(|e| format!("config.id_regs.{k}: {e}"))?;
-    }
-    Ok(r)
+/// The keys of an `smmuv3` device's `config`: `id_regs`, the [`SmmuConfig`] fields by name
+/// (applied on top of the mirrored ID registers), and `cmdq_batch_limit`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFields {
+    #[serde(default)]
+    id_regs: Option<IdRegFields>,
+    #[serde(default)]
+    stage1: Option<bool>,
+    #[serde(default)]
+    stage2: Option<bool>,
+    #[serde(default)]
+    two_level_stream_table: Option<bool>,
+    #[serde(default)]
+    two_level_cd_table: Option<bool>,
+    #[serde(default)]
+    va52: Option<bool>,
+    #[serde(default)]
+    range_invalidation: Option<bool>,
+    #[serde(default)]
+    coherent: Option<bool>,
+    #[serde(default)]
+    asid16: Option<bool>,
+    #[serde(default)]
+    vmid16: Option<bool>,
+    #[serde(default)]
+    msi: Option<bool>,
+    #[serde(default)]
+    hyp: Option<bool>,
+    #[serde(default)]
+    ats: Option<bool>,
+    #[serde(default)]
+    ns1ats: Option<bool>,
+    #[serde(default)]
+    pri: Option<bool>,
+    #[serde(default)]
+    term_model: Option<bool>,
+    #[serde(default)]
+    dormhint: Option<bool>,
+    #[serde(default)]
+    had: Option<bool>,
+    #[serde(default)]
+    xnx: Option<bool>,
+    #[serde(default)]
+    fwb: Option<bool>,
+    #[serde(default)]
+    pps: Option<bool>,
+    #[serde(default)]
+    attr_types_ovr: Option<bool>,
+    #[serde(default)]
+    attr_perms_ovr: Option<bool>,
+    #[serde(default, deserialize_with = "num::opt")]
+    sid_bits: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    ssid_bits: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    bbml: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    cmdq_log2: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    evtq_log2: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    priq_log2: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    oas_bits: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    idr4: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    iidr: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    aidr: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    stall_max: Option<u16>,
+    #[serde(default)]
+    granules: Option<GranuleFields>,
+    /// A number, or the manual's name (`"TERMINATE"`, ...).
+    #[serde(default, deserialize_with = "stall_model")]
+    stall_model: Option<u8>,
+    /// A number, or the manual's name.
+    #[serde(default, deserialize_with = "httu")]
+    httu: Option<u8>,
+    #[serde(default, deserialize_with = "num::opt")]
+    cmdq_batch_limit: Option<usize>,
 }
 
-fn bool_of(v: &Value) -> Result<bool, String> {
-    v.as_bool()
-        .ok_or_else(|| format!("expected a boolean, found {}", kind_of(v)))
+/// `config.id_regs`: raw register values; missing ones are 0.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdRegFields {
+    #[serde(default, deserialize_with = "num::opt")]
+    idr0: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    idr1: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    idr2: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    idr3: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    idr4: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    idr5: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    iidr: Option<u32>,
+    #[serde(default, deserialize_with = "num::opt")]
+    aidr: Option<u32>,
 }
 
-fn u32_of(v: &Value) -> Result<u32, String> {
-    let n = parse_u64(v)?;
-    u32::try_from(n).map_err(|_| format!("{n:#x} does not fit in 32 bits"))
-}
-
-fn u8_of(v: &Value) -> Result<u8, String> {
-    let n = parse_u64(v)?;
-    u8::try_from(n).map_err(|_| format!("{n:#x} does not fit in 8 bits"))
-}
-
-/// An open-enum field given as its raw number or as the manual's name.
-fn named_u8(v: &Value, name: impl Fn(u8) -> Option<&'static str>) -> Result<u8, String> {
-    if let Value::String(s) = v {
-        if let Some(n) = (0..=u8::MAX).find(|&n| name(n) == Some(s.as_str())) {
-            return Ok(n);
+impl From<IdRegFields> for IdRegs {
+    fn from(f: IdRegFields) -> Self {
+        IdRegs {
+            idr0: f.idr0.unwrap_or(0),
+            idr1: f.idr1.unwrap_or(0),
+            idr2: f.idr2.unwrap_or(0),
+            idr3: f.idr3.unwrap_or(0),
+            idr4: f.idr4.unwrap_or(0),
+            idr5: f.idr5.unwrap_or(0),
+            iidr: f.iidr.unwrap_or(0),
+            aidr: f.aidr.unwrap_or(0),
         }
     }
-    u8_of(v)
 }
 
-fn set_field(
-    cfg: &mut SmmuConfig,
-    opts: &mut DeviceOpts,
-    key: &str,
-    v: &Value,
-) -> Result<(), String> {
-    macro_rules! fields {
-        ($($name:ident: $conv:expr),* $(,)?) => {
-            match key {
-                $(stringify!($name) => cfg.$name = $conv(v)?,)*
-                "granules" => cfg.granules = granules(v)?,
-                "stall_max" => {
-                    let n = parse_u64(v)?;
-                    cfg.stall_max = u16::try_from(n).map_err(|_| format!("{n:#x} does not fit in 16 bits"))?;
-                }
-                "stall_model" => cfg.stall_model = StallModel(named_u8(v, |n| StallModel(n).name())?),
-                "httu" => cfg.httu = Httu(named_u8(v, |n| Httu(n).name())?),
-                "cmdq_batch_limit" => {
-                    let n = parse_u64(v)?;
-                    opts.cmdq_batch_limit = Some(usize::try_from(n).map_err(|_| "too large".to_string())?);
-                }
-                other => return Err(format!("unknown SMMUv3 configuration key {other:?}")),
-            }
-        };
-    }
-    fields! {
-        stage1: bool_of, stage2: bool_of, two_level_stream_table: bool_of,
-        two_level_cd_table: bool_of, va52: bool_of, range_invalidation: bool_of,
-        coherent: bool_of, asid16: bool_of, vmid16: bool_of, msi: bool_of, hyp: bool_of,
-        ats: bool_of, ns1ats: bool_of, pri: bool_of, term_model: bool_of, dormhint: bool_of,
-        had: bool_of, xnx: bool_of, fwb: bool_of, pps: bool_of, attr_types_ovr: bool_of,
-        attr_perms_ovr: bool_of,
-        sid_bits: u8_of, ssid_bits: u8_of, bbml: u8_of, cmdq_log2: u8_of, evtq_log2: u8_of,
-        priq_log2: u8_of,
-        oas_bits: u32_of, idr4: u32_of, iidr: u32_of, aidr: u32_of,
-    }
-    Ok(())
+/// `config.granules`: the translation granules supported (missing ones are not).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GranuleFields {
+    #[serde(default)]
+    k4: bool,
+    #[serde(default)]
+    k16: bool,
+    #[serde(default)]
+    k64: bool,
 }
 
-fn granules(v: &Value) -> Result<GranuleSet, String> {
-    let Value::Object(m) = v else {
-        return Err(format!(
-            "expected an object {{\"k4\", \"k16\", \"k64\"}}, found {}",
-            kind_of(v)
-        ));
-    };
-    let mut g = GranuleSet {
-        k4: false,
-        k16: false,
-        k64: false,
-    };
-    for (k, v) in m {
-        let slot = match k.as_str() {
-            "k4" => &mut g.k4,
-            "k16" => &mut g.k16,
-            "k64" => &mut g.k64,
-            other => return Err(format!("unknown granule {other:?}")),
-        };
-        *slot = bool_of(v)?;
+/// An open-enum field: its raw number, or the name `name` gives one of its values.
+fn named_u8<'de, D: Deserializer<'de>>(
+    d: D,
+    name: impl Fn(u8) -> Option<&'static str>,
+) -> Result<Option<u8>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Field {
+        Name(String),
+        Number(#[serde(deserialize_with = "num::de")] u8),
     }
-    Ok(g)
+    Ok(match Option::<Field>::deserialize(d)? {
+        None => None,
+        Some(Field::Number(n)) => Some(n),
+        Some(Field::Name(s)) => Some(
+            (0..=u8::MAX)
+                .find(|&n| name(n) == Some(s.as_str()))
+                .or_else(|| {
+                    num::parse_u64_str(&s)
+                        .ok()
+                        .and_then(|n| u8::try_from(n).ok())
+                })
+                .ok_or_else(|| {
+                    D::Error::custom(format!("{s:?} is not a known name or an 8-bit number"))
+                })?,
+        ),
+    })
+}
+
+fn stall_model<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    named_u8(d, |n| StallModel(n).name())
+}
+
+fn httu<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    named_u8(d, |n| Httu(n).name())
 }
 
 #[cfg(test)]

@@ -449,3 +449,89 @@ fn test_expect_irq_per_device() {
     assert_eq!(checks, [(0, true), (1, true)]);
     assert_eq!(r.outcome, Outcome::Passed);
 }
+
+/// The library API: caller-supplied guest memory (every `ram` line must lie inside it), an
+/// SMMUv3 created by the caller's factory and reachable after setup, and an observer that
+/// serves an operation itself and sees every typed result.
+#[test]
+fn test_session_builder_memory_factory_and_observer() {
+    use std::sync::{Arc, Mutex};
+    use vm_memory::{GuestAddress, GuestMemoryMmap};
+    let text = concat!(
+        "{\"op\":\"ram\",\"base\":\"0x40000000\",\"size\":\"0x10000\"}\n",
+        "{\"op\":\"device\",\"name\":\"s\",\"kind\":\"smmuv3\",\"config\":{\"cmdq_batch_limit\":2}}\n",
+        "{\"op\":\"write_mem\",\"addr\":\"0x40000010\",\"data\":\"0102\"}\n",
+        "{\"op\":\"dma\",\"dev\":\"s\",\"stream\":3,\"addr\":\"0x1000\",\"size\":4,\"access\":\"read\",\"expect\":{\"addr\":\"0x5000\"}}\n",
+        "{\"op\":\"read_mem\",\"addr\":\"0x40000010\",\"len\":2,\"expect\":\"0102\"}\n",
+    );
+    let small = Arc::new(
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0x4000_0000), 0x1000)]).unwrap(),
+    );
+    let e = Session::builder()
+        .memory(small)
+        .build(parse::parse_script(text.as_bytes()).unwrap())
+        .err()
+        .unwrap();
+    assert_eq!(e.line, 1);
+    assert!(
+        e.reason.contains("not inside the supplied guest memory"),
+        "{e}"
+    );
+
+    let mem = Arc::new(
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0x4000_0000), 0x10000)]).unwrap(),
+    );
+    let made = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&made);
+    let session = Session::builder()
+        .memory(Arc::clone(&mem))
+        .smmuv3_factory(move |s| {
+            seen.lock().unwrap().push(s.name.to_owned());
+            viommu_smmuv3::device::SmmuV3::new(s.config, Arc::clone(s.mem), s.irq)
+                .map_err(|e| e.to_string())
+        })
+        .build(parse::parse_script(text.as_bytes()).unwrap())
+        .unwrap();
+    assert_eq!(*made.lock().unwrap(), ["s"]);
+    assert!(session.smmuv3("s").is_some() && session.smmuv3("t").is_none());
+    assert!(Arc::ptr_eq(session.memory(), &mem));
+
+    struct Serve(Vec<OpResult>);
+    impl Observer for Serve {
+        fn before(&mut self, step: &parse::Line, _: &Session) -> Action {
+            match &step.op {
+                parse::Op::Dma(d) => {
+                    Action::Replace(Actual::Dma(iopf::DmaOutcome::Addr(d.addr + 0x4000)))
+                }
+                _ => Action::Run,
+            }
+        }
+        fn result(&mut self, _: &parse::Line, r: &OpResult) {
+            self.0.push(r.clone());
+        }
+    }
+    let mut obs = Serve(Vec::new());
+    let summary = session.run_with(&mut obs);
+    assert_eq!(
+        summary,
+        Summary {
+            passed: 2,
+            failed: 0
+        }
+    );
+    let lines: Vec<_> = obs.0.iter().map(|r| (r.line, r.op, r.ok)).collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "ram", None),
+            (2, "device", None),
+            (3, "write_mem", None),
+            (4, "dma", Some(true)),
+            (5, "read_mem", Some(true)),
+        ]
+    );
+    // The caller's memory is the one the file wrote.
+    let mut b = [0u8; 2];
+    viommu_common::mem::read_bytes(&*mem, 0x4000_0010, &mut b).unwrap();
+    assert_eq!(b, [1, 2]);
+}

@@ -346,12 +346,13 @@ where
         if !self.caps.ats() {
             return Err(AtsError::UnsupportedRequest("IDR0.ATS = 0"));
         }
-        if self.host.is_backed(req.stream.0) {
-            return Err(AtsError::CompleterAbort(crate::host::HOST_BACKED));
-        }
         // Taken before any configuration is read, so a route resolved across a CFGI is not
         // cached (see route.rs).
         let generation = self.routes.generation();
+        // After the generation: a stream attached since then has also bumped it.
+        if self.host.is_backed(req.stream.0) {
+            return Err(AtsError::CompleterAbort(crate::host::HOST_BACKED));
+        }
         let view = self.view.load();
         let refuse = |reason: &'static str| {
             let dma = req.as_dma(false);

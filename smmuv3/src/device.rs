@@ -427,7 +427,7 @@ where
         *lock(&self.irq) = IrqState::default();
         self.publish_view_locked(&ctrl);
         self.invalidate_all_caches();
-        self.host_configure_all_locked(&ctrl, "reset");
+        self.host_configure_all_locked(&ctrl, crate::host::HostCause::Reset);
         self.set_work_pending(false);
         // A pending CERROR_ATC_INV_SYNC is command-queue state (see crate::ats).
         self.atc.sync_error.store(false, Ordering::Release);

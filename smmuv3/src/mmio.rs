@@ -163,7 +163,7 @@ where
         }
         self.publish_view_locked(&ctrl);
         if old.smmuen() != new.smmuen() {
-            self.host_configure_all_locked(&ctrl, "SMMUEN");
+            self.host_configure_all_locked(&ctrl, crate::host::HostCause::Smmuen);
         }
         if new.cmdqen() && !old.cmdqen() {
             self.consume_locked(&mut ctrl);
@@ -191,7 +191,7 @@ where
         self.publish_view_locked(&ctrl);
         self.trace_write("GBPA", u64::from(v), None);
         if !Cr0::from_bits(ctrl.cr0).smmuen() {
-            self.host_configure_all_locked(&ctrl, "GBPA");
+            self.host_configure_all_locked(&ctrl, crate::host::HostCause::Gbpa);
         }
     }
 

@@ -350,14 +350,16 @@ where
     ) -> Result<DmaMapping, DmaFault> {
         let sid = req.stream.0;
         let ssid = req.substream.map(|s| s.0);
-        // Host-backed streams never get a route, so they always come here (crate::host).
-        if self.host.is_backed(sid) {
-            return Err(config_fault(req.addr, crate::host::HOST_BACKED));
-        }
         let route = match self.routes.get_full(sid, ssid) {
             Some(r) => r,
             None => {
                 let generation = self.routes.generation();
+                // Host-backed streams never get a route, so they always come here; checked
+                // after the generation read, which a concurrent attach has bumped if it
+                // registered the stream before (crate::host).
+                if self.host.is_backed(sid) {
+                    return Err(config_fault(req.addr, crate::host::HOST_BACKED));
+                }
                 let view = self.view.load();
                 if !view.cr0.smmuen() {
                     return self.translate_global_bypass(&view, req);

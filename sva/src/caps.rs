@@ -242,8 +242,9 @@ pub fn check_advertised(guest: &GuestIdrs, mode: Compat) -> Result<(), ClampErro
 /// - IDR3: RIL and BBML from the host (the kernel validates range fields against the host);
 ///   every other bit 0 (HAD, XNX, FWB, STT, E0PD, PBHA, MPAM, DPT are not in the kernel's list).
 /// - IDR5: GRAN4K/16K/64K and VAX from the host (the host walks the guest's tables, so the granule
-///   sets must be equal); OAS = min(host OAS, profile IPA size); DS from the host only with a
-///   52-bit OAS; STALL_MAX = 0.
+///   sets must be equal); OAS = min(host OAS, profile IPA size); STALL_MAX = 0; DS = 0 (the
+///   SMMUv3 model does not implement 52-bit addresses with 4K/16K granules, so it cannot present
+///   DS; a guest told nothing of it builds ordinary descriptors, which the host walks as well).
 /// - IDR2, IDR4, IIDR = 0 (IIDR must not claim MMU-600/700, whose errata drop nesting).
 /// - AIDR = 0x2 (v3.2) when RIL or BBML is advertised (v3.2 features), else 0 (v3.0).
 pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, ClampError> {
@@ -286,7 +287,6 @@ pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, Clamp
         .with_gran4k(h5.gran4k())
         .with_gran16k(h5.gran16k())
         .with_gran64k(h5.gran64k())
-        .with_ds(h5.ds() && oas == Oas::OAS_52)
         .with_vax(h5.vax().min(1));
     let aidr = if idr3.ril() || idr3.bbml() != 0 { 2 } else { 0 };
     Ok(GuestIdrs {
@@ -672,5 +672,23 @@ mod tests {
                 guest: 0b111
             })
         ));
+    }
+
+    #[test]
+    fn a_52_bit_host_clamps_to_registers_the_model_presents() {
+        let mut h = testbed();
+        h.raw.idr[5] = Idr5::from_bits(h.raw.idr[5])
+            .with_oas(Oas::OAS_52)
+            .with_ds(true)
+            .into_bits();
+        let p = GuestProfile {
+            ipa_bits: 52,
+            ..Default::default()
+        };
+        let g = clamp(&h, &p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.oas_bits(), 52);
+        assert!(!g.idr5().ds());
+        assert!(viommu_smmuv3::caps::SmmuConfig::from_id_regs(g.id_regs()).is_ok());
+        assert_eq!(check_guest_idrs(&g, &h, Compat::Strict), Ok(()));
     }
 }

@@ -7,7 +7,7 @@
 //! - [`accel`]: the accelerated vSMMU a VMM holds ([`accel::AcceleratedSmmu`]): the emulated
 //!   SMMUv3 with its passthrough streams backed by a host vIOMMU, emulated ones in software.
 //! - [`host`]: the trait seams a vSMMU drives ([`HostViommu`], [`HostEndpoint`],
-//!   [`HostEventSource`]) and how the future bridge calls them.
+//!   [`HostEventSource`]) and how the accelerated vSMMU's bridge calls them.
 //! - [`batch`]: splitting a guest command run into host batches and local steps.
 //! - [`canon`]: guest STE → the subset the host accepts, field by field, as a pure function.
 //! - [`caps`]: `hw_info` decoded into typed ID registers, and [`caps::clamp`], the pure function
@@ -41,6 +41,13 @@
 //! - `tests/recording.rs` snapshots the operation log of the recording backend (make-before-break
 //!   attach → replace → detach, an invalidation batch failing in the middle, an event burst with
 //!   lost events, teardown after an error).
+//! - `tests/accel.rs` runs the accelerated vSMMU under a Linux-style guest driver over the
+//!   recording backend (stream lifecycle across GBPA/SMMUEN/STE, batching and the failing index,
+//!   CMD_SYNC ordering, mixed-mode isolation, events with loss, hot attach/detach during
+//!   emulated DMA, incompatible registers, save/restore, teardown), snapshotting the host log.
+//! - `tests/accel_replay.rs` replays every SMMUv3 scenario of `tests/replay/` and the recorded
+//!   Linux bring-up through an accelerated vSMMU with some streams host-backed (a shadow SMMUv3
+//!   plays the host hardware for their DMA); every check passes; host logs are snapshots.
 //! - `tests/kernel/run.sh` (run by `.ci/run`) builds Linux 7.3 from Debian's `linux-source-7.3`
 //!   with a config fragment and a scripted `arm_smmu_v3.force_canwbs` boot parameter, boots it in
 //!   QEMU (`virt,iommu=smmuv3`, two `edu` devices) and runs `examples/kernel_guest` through this

@@ -473,6 +473,10 @@ fn save_restore_recreates_the_host_configuration() {
     let want = src.installed(PT);
     let snap = src.accel.save();
     assert_eq!(snap.host_streams, vec![PT]);
+    // it travels as JSON with the VM's other device state
+    let json = serde_json::to_string(&snap).unwrap_or_else(|e| panic!("{e}"));
+    let snap: viommu_sva::accel::AcceleratedSnapshot =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
 
     // the destination: a new vIOMMU on a new host, same guest RAM contents
     let dst = Rig::clamped();
@@ -511,4 +515,177 @@ fn teardown_runs_in_the_kernels_order() {
     assert!(matches!(rig.attach(PT, 102), Err(AttachError::TornDown)));
     assert_eq!(rig.accel.pump(), Ok(0));
     insta::assert_snapshot!("accel_teardown", rig.rec.render());
+}
+
+#[test]
+fn a_failed_first_configuration_leaves_nothing_behind() {
+    let rig = Rig::clamped();
+    // Endpoint::new attaches abort (ok); the device's first configuration (bypass) fails
+    rig.rec.fail(
+        HostOp::Attach,
+        rig.rec.calls(HostOp::Attach) + 1,
+        Errno::ENOMEM,
+    );
+    let r = rig.attach(PT, 100);
+    assert!(
+        matches!(
+            r,
+            Err(AttachError::Device(
+                viommu_smmuv3::host::HostAttachError::Configure { sid: PT, .. }
+            ))
+        ),
+        "{r:?}"
+    );
+    assert!(!rig.accel.device().is_host_backed(StreamId(PT)));
+    assert!(rig.accel.bridge().vsids().is_empty());
+    let log = rig.rec.render();
+    assert!(
+        log.ends_with("detach dev 100\ndestroy vdevice 6\n"),
+        "{log}"
+    );
+}
+
+/// A host vIOMMU that notes each invalidate call in the log the device traces into.
+#[derive(Debug)]
+struct Probe {
+    inner: RecordingViommu,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl viommu_sva::HostViommu for Probe {
+    fn caps(&self) -> &HostCaps {
+        self.inner.caps()
+    }
+    fn shared_hwpt(&self, which: viommu_sva::SharedHwpt) -> viommu_sva::HwptId {
+        self.inner.shared_hwpt(which)
+    }
+    fn alloc_nested(
+        &self,
+        dev: viommu_sva::DevId,
+        ste: &viommu_sva::CanonicalSte,
+    ) -> Result<viommu_sva::HwptId, viommu_sva::ViommuError> {
+        self.inner.alloc_nested(dev, ste)
+    }
+    fn destroy_hwpt(&self, hwpt: viommu_sva::HwptId) -> Result<(), viommu_sva::ViommuError> {
+        self.inner.destroy_hwpt(hwpt)
+    }
+    fn alloc_vdevice(
+        &self,
+        dev: viommu_sva::DevId,
+        vsid: StreamId,
+    ) -> Result<viommu_sva::VdevId, viommu_sva::ViommuError> {
+        self.inner.alloc_vdevice(dev, vsid)
+    }
+    fn destroy_vdevice(&self, vdev: viommu_sva::VdevId) -> Result<(), viommu_sva::ViommuError> {
+        self.inner.destroy_vdevice(vdev)
+    }
+    fn invalidate(
+        &self,
+        cmds: &[viommu_smmuv3::spec::cmd::CmdEntry],
+    ) -> Result<usize, viommu_sva::InvalidateError> {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("host call: {} cmds", cmds.len()));
+        // the guest must not see its CMD_SYNC complete while the host call runs
+        std::thread::sleep(Duration::from_millis(20));
+        let r = self.inner.invalidate(cmds);
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push("host call returned".into());
+        r
+    }
+    fn teardown(&self) -> Result<(), viommu_sva::error::TeardownError> {
+        self.inner.teardown()
+    }
+}
+
+#[test]
+fn cmd_sync_completes_only_after_the_host_call_returned() {
+    let ram: Mem = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let rec = Recorder::new();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let probe = Probe {
+        inner: RecordingViommu::new(&rec, testbed()).unwrap_or_else(|e| panic!("{e}")),
+        log: log.clone(),
+    };
+    let accel = AcceleratedSmmu::<Mem, Probe, RecordingPort, RecordingEvents>::new(
+        Arc::new(probe),
+        None,
+        ram.clone(),
+        Arc::new(RecordingIrq::new()),
+        GuestRegs::Clamp(GuestProfile::default()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    accel
+        .attach(RecordingPort::new(&rec, 100), StreamId(PT), &testbed())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut drv = GuestDriver::new(
+        accel.device(),
+        &*ram,
+        RAM,
+        RAM_SIZE,
+        DriverOptions::default(),
+    );
+    drv.probe().unwrap_or_else(|e| panic!("{e:?}"));
+    drv.reset().unwrap_or_else(|e| panic!("{e:?}"));
+    let tlog = log.clone();
+    accel.device().set_tracer(Some(Arc::new(
+        move |r: &viommu_smmuv3::trace::TraceRecord| {
+            let line = r.to_string();
+            if line.contains("sync:") {
+                tlog.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        },
+    )));
+    log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let run: Vec<_> = (0..8u64)
+        .map(|i| cmd::tlbi_nh_va(0, 1, 0x30_0000 + i * 0x1000, true))
+        .collect();
+    drv.issue_sync(&run).unwrap_or_else(|e| panic!("{e:?}"));
+    let log = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(log.len(), 3, "{log:#?}");
+    assert_eq!(log[0], "host call: 8 cmds");
+    assert_eq!(log[1], "host call returned");
+    assert!(log[2].contains("sync:"), "{log:#?}");
+    assert_eq!(accel.teardown(), Ok(()));
+}
+
+#[test]
+fn an_existing_device_is_accelerated_when_its_registers_fit() {
+    let ram: Mem = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
+    let rec = Recorder::new();
+    let smmu = Arc::new(
+        viommu_smmuv3::device::SmmuV3::new(
+            &SmmuConfig {
+                term_model: false,
+                oas_bits: 48,
+                ..SmmuConfig::default()
+            },
+            ram.clone(),
+            Arc::new(RecordingIrq::new()),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let viommu =
+        || Arc::new(RecordingViommu::new(&rec, rich_host()).unwrap_or_else(|e| panic!("{e}")));
+    let strict = Accel::with_device(smmu.clone(), viommu(), None, Compat::Strict);
+    assert!(matches!(
+        strict.err(),
+        Some(AccelError::Incompatible(ClampError::NotNestable {
+            field: "IDR0.S2P",
+            value: 1
+        }))
+    ));
+    let accel = Accel::with_device(smmu.clone(), viommu(), None, Compat::Mixed)
+        .unwrap_or_else(|e| panic!("{e}"));
+    accel
+        .attach(RecordingPort::new(&rec, 100), StreamId(PT), &rich_host())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(smmu.is_host_backed(StreamId(PT)));
+    assert_eq!(
+        accel.bridge().installed(StreamId(PT)),
+        Some(StreamConfig::Bypass)
+    );
 }

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::HostRecord;
+use super::{HostRecord, LostOutcome};
 use crate::device::{lock, GuestRam, SmmuV3};
 use crate::spec::evt::EvtEntry;
 use crate::trace::TraceRecord;
@@ -43,16 +43,23 @@ where
 
     /// The host lost event records: set the guest queue's overflow flag (toggle OVFLG unless an
     /// overflow is already unacknowledged). Ignored while the event queue is disabled, like the
-    /// records themselves. Returns true if OVFLG toggled.
-    pub fn host_events_lost(&self) -> bool {
-        self.trace(|| TraceRecord::Host(HostRecord::Lost));
-        let mut q = lock(&self.evtq);
-        if !q.enabled {
-            return false;
+    /// records themselves. Counted as one dropped record in [`SmmuV3::stats`] (the host may
+    /// have lost more).
+    pub fn host_events_lost(&self) -> LostOutcome {
+        let outcome = {
+            let mut q = lock(&self.evtq);
+            if !q.enabled {
+                LostOutcome::Disabled
+            } else if q.regs.signal_overflow() {
+                LostOutcome::Toggled
+            } else {
+                LostOutcome::Outstanding
+            }
+        };
+        if outcome != LostOutcome::Disabled {
+            self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
         }
-        let toggled = q.regs.signal_overflow();
-        drop(q);
-        self.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
-        toggled
+        self.trace(|| TraceRecord::Host(HostRecord::Lost(outcome)));
+        outcome
     }
 }

@@ -10,12 +10,12 @@
 //! | CMD_SYNC and everything else | local only |
 //!
 //! Forwarded commands (the raw guest entry) collect in one pending batch, which reaches the
-//! host in one [`HostBackend::invalidate`](super::HostBackend::invalidate) call:
+//! host in one [`HostBackend::invalidate`] call:
 //!
 //! - before any command that is not forwarded is executed (so CMD_SYNC completes only after
 //!   the host call for every command before it has returned, and a CFGI_STE sees earlier
 //!   invalidations done);
-//! - when it holds [`HostBackend::max_batch`](super::HostBackend::max_batch) commands;
+//! - when it holds [`HostBackend::max_batch`] commands;
 //! - at the end of a consume step (queue empty, batch limit), and before a command error is
 //!   reported.
 //!
@@ -131,7 +131,7 @@ where
                 }
             }
             Class::Streams(first, last) => {
-                self.host_configure_range_locked(ctrl, first, last, "CFGI");
+                self.host_configure_range_locked(ctrl, first, last, super::HostCause::Cfgi);
             }
             Class::Local => {}
         }

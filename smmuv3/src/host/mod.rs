@@ -165,6 +165,65 @@ pub enum HostAttachError {
     },
 }
 
+/// What made the device (re)derive a host stream's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostCause {
+    /// CFGI_STE, CFGI_STE_RANGE or CFGI_ALL covering the stream.
+    Cfgi,
+    /// A CR0.SMMUEN transition.
+    Smmuen,
+    /// A GBPA update while SMMUEN = 0.
+    Gbpa,
+    /// A system reset.
+    Reset,
+    /// A snapshot restore (every stream is sent again).
+    Restore,
+    /// [`SmmuV3::attach_host_stream`].
+    Attach,
+    /// [`SmmuV3::set_host_backend`] (every stream is sent again).
+    Backend,
+    /// The host rejected the derived configuration; abort instead.
+    Rejected,
+}
+
+impl HostCause {
+    /// Whether an STE found invalid now is reported to the guest as C_BAD_STE. Re-sending the
+    /// same guest state to a host (restore, a new backend) does not report again what the guest
+    /// was told when it programmed that state.
+    pub const fn reports_bad_ste(self) -> bool {
+        matches!(
+            self,
+            HostCause::Cfgi | HostCause::Smmuen | HostCause::Attach
+        )
+    }
+}
+
+impl fmt::Display for HostCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HostCause::Cfgi => "CFGI",
+            HostCause::Smmuen => "SMMUEN",
+            HostCause::Gbpa => "GBPA",
+            HostCause::Reset => "reset",
+            HostCause::Restore => "restore",
+            HostCause::Attach => "attach",
+            HostCause::Backend => "backend installed",
+            HostCause::Rejected => "host rejected the STE",
+        })
+    }
+}
+
+/// What [`SmmuV3::host_events_lost`] did to the guest event queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LostOutcome {
+    /// EVENTQ_PROD.OVFLG toggled.
+    Toggled,
+    /// An overflow is already signalled and not yet acknowledged (OVACKFLG): nothing changed.
+    Outstanding,
+    /// The event queue is disabled (CR0.EVENTQEN or CR0.SMMUEN is 0): ignored.
+    Disabled,
+}
+
 /// One host interaction, as the device trace shows it
 /// ([`TraceRecord::Host`](crate::trace::TraceRecord::Host)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,8 +243,8 @@ pub enum HostRecord {
         sid: u32,
         /// What was sent.
         config: HostStreamConfig,
-        /// Why it was (re)derived: a command, a register change, attach, reset, restore.
-        cause: &'static str,
+        /// Why it was (re)derived.
+        cause: HostCause,
         /// `Err(reason)` if the host did not install it.
         result: Result<(), String>,
     },
@@ -202,7 +261,7 @@ pub enum HostRecord {
         w0: u64,
     },
     /// The host reported lost event records.
-    Lost,
+    Lost(LostOutcome),
 }
 
 impl fmt::Display for HostRecord {
@@ -235,7 +294,15 @@ impl fmt::Display for HostRecord {
             HostRecord::Event { w0 } => {
                 write!(f, "HOST event id={:#04x} sid={:#x}", w0 & 0xff, w0 >> 32)
             }
-            HostRecord::Lost => f.write_str("HOST events lost"),
+            HostRecord::Lost(o) => write!(
+                f,
+                "HOST events lost: {}",
+                match o {
+                    LostOutcome::Toggled => "OVFLG toggled",
+                    LostOutcome::Outstanding => "overflow already signalled",
+                    LostOutcome::Disabled => "event queue disabled",
+                }
+            ),
         }
     }
 }
@@ -306,7 +373,7 @@ where
             for v in lock(&self.host.installed).values_mut() {
                 *v = None;
             }
-            self.host_configure_all_locked(&ctrl, "backend installed");
+            self.host_configure_all_locked(&ctrl, HostCause::Backend);
         }
     }
 
@@ -365,7 +432,7 @@ where
             })
         });
         if let Err(HostStreamError::Failed { reason }) =
-            self.host_configure_locked(&ctrl, sid, "attach")
+            self.host_configure_locked(&ctrl, sid, HostCause::Attach)
         {
             self.host_unregister(sid);
             return Err(HostAttachError::Configure { sid, reason });

@@ -16,7 +16,10 @@
 //! A configuration the backend rejects ([`HostStreamError::Rejected`], e.g. stage 2 on a
 //! stage-1-only host) also records C_BAD_STE for the StreamID and installs abort: the guest sees
 //! the architectural answer to an STE it may not use, not a command error. A configuration equal
-//! to the one last installed is not sent again (no host object churn).
+//! to the one last installed is not sent again (no host object churn). C_BAD_STE is recorded
+//! when the guest's own action exposes the STE (CFGI, SMMUEN, attach, see
+//! [`HostCause::reports_bad_ste`]), not when the same state is sent again after a restore or
+//! to a new backend.
 //!
 //! Triggers: CFGI_STE / CFGI_STE_RANGE / CFGI_ALL (the host-backed streams in range, at that
 //! point in command order), CR0.SMMUEN changes, GBPA updates while SMMUEN = 0, reset, restore,
@@ -24,7 +27,7 @@
 
 use viommu_common::id::StreamId;
 
-use super::{HostRecord, HostStreamConfig, HostStreamError};
+use super::{HostCause, HostRecord, HostStreamConfig, HostStreamError};
 use crate::config::ste::StreamTable;
 use crate::config::{ConfigError, StreamConfig};
 use crate::device::{lock, CtrlState, GuestRam, SmmuV3};
@@ -87,7 +90,7 @@ where
         &self,
         ctrl: &CtrlState,
         sid: u32,
-        cause: &'static str,
+        cause: HostCause,
     ) -> Result<(), HostStreamError> {
         let Some(backend) = self.host.backend() else {
             return Ok(());
@@ -96,18 +99,20 @@ where
             let ram = self.mem.ram();
             derive(ctrl, &self.caps, &*ram, sid)
         };
-        if bad {
+        if bad && cause.reports_bad_ste() {
             self.record(&Event::BadSte {
                 src: EventSource::stream(sid),
             });
         }
         match self.host_send(&*backend, sid, cfg, cause) {
             Err(HostStreamError::Rejected { .. }) => {
-                self.record(&Event::BadSte {
-                    src: EventSource::stream(sid),
-                });
+                if cause.reports_bad_ste() {
+                    self.record(&Event::BadSte {
+                        src: EventSource::stream(sid),
+                    });
+                }
                 // Abort is always expressible; a failure here is the host's own.
-                match self.host_send(&*backend, sid, HostStreamConfig::Abort, "rejected") {
+                match self.host_send(&*backend, sid, HostStreamConfig::Abort, HostCause::Rejected) {
                     Err(HostStreamError::Rejected { reason }) => {
                         Err(HostStreamError::Failed { reason })
                     }
@@ -124,7 +129,7 @@ where
         backend: &dyn super::HostBackend,
         sid: u32,
         cfg: HostStreamConfig,
-        cause: &'static str,
+        cause: HostCause,
     ) -> Result<(), HostStreamError> {
         {
             let installed = lock(&self.host.installed);
@@ -159,7 +164,7 @@ where
         ctrl: &CtrlState,
         first: u32,
         last: u32,
-        cause: &'static str,
+        cause: HostCause,
     ) {
         for sid in self.host.in_range(first, last) {
             let _ = self.host_configure_locked(ctrl, sid, cause);
@@ -168,7 +173,7 @@ where
 
     /// Re-configure every host-backed stream (SMMUEN and GBPA changes, reset, restore). Call
     /// with `ctrl` held, after the new register state is in place.
-    pub(crate) fn host_configure_all_locked(&self, ctrl: &CtrlState, cause: &'static str) {
+    pub(crate) fn host_configure_all_locked(&self, ctrl: &CtrlState, cause: HostCause) {
         if self.host.backend().is_none() {
             return;
         }
@@ -186,6 +191,6 @@ where
         for v in lock(&self.host.installed).values_mut() {
             *v = None;
         }
-        self.host_configure_all_locked(ctrl, "restore");
+        self.host_configure_all_locked(ctrl, HostCause::Restore);
     }
 }

@@ -141,9 +141,10 @@ pub enum RestoreError {
     Device(#[from] SnapshotError),
 }
 
-/// The saved state of an accelerated vSMMU. Host objects are not state: they are re-created on
-/// the destination (see the module documentation).
-#[derive(Debug, Clone, PartialEq)]
+/// The saved state of an accelerated vSMMU (serde: save it with the VM's other device state).
+/// Host objects are not state: they are re-created on the destination (see the module
+/// documentation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AcceleratedSnapshot {
     /// The device's architectural state.
     pub smmu: SmmuV3Snapshot,
@@ -214,12 +215,34 @@ where
         };
         let config = SmmuConfig::from_id_regs(guest.id_regs())?;
         let smmu = Arc::new(SmmuV3::new(&config, mem, sink)?);
+        Ok(Self::install(smmu, viommu, events, guest))
+    }
+
+    /// Accelerate a device the VMM already created (its ID registers are the guest's, checked
+    /// against the host under `compat`): the bridge is installed as its host backend. Call
+    /// before the guest uses it, or at least before attaching passthrough devices; the device's
+    /// state is kept, and streams attached later are configured from it.
+    ///
+    /// # Errors
+    /// [`AccelError::Incompatible`] naming the field that does not fit the host.
+    pub fn with_device(
+        smmu: Arc<SmmuV3<M>>,
+        viommu: Arc<V>,
+        events: Option<E>,
+        compat: Compat,
+    ) -> Result<Self, AccelError> {
+        let guest = GuestIdrs::from(smmu.caps().id_regs());
+        check_guest_idrs(&guest, viommu.caps(), compat)?;
+        Ok(Self::install(smmu, viommu, events, guest))
+    }
+
+    fn install(smmu: Arc<SmmuV3<M>>, viommu: Arc<V>, events: Option<E>, guest: GuestIdrs) -> Self {
         let bridge = Arc::new(HostBridge::new(viommu, guest));
         smmu.set_host_backend(Some(Arc::clone(&bridge) as Arc<dyn HostBackend>));
         let event_fd = events
             .as_ref()
             .and_then(|e| e.poll_fd().map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd)));
-        Ok(Self {
+        Self {
             smmu,
             bridge,
             guest,
@@ -227,7 +250,7 @@ where
             event_fd,
             counters: pump::PumpCounters::default(),
             torn_down: AtomicBool::new(false),
-        })
+        }
     }
 
     /// The emulated device: put it on the MMIO bus (or use this type, which forwards MMIO),

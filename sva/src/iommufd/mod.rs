@@ -7,6 +7,10 @@
 //! attached) → [`IommufdContext::hw_info`] → [`IommufdContext::create_viommu`] (NEST_PARENT,
 //! vIOMMU, shared abort/bypass HWPTs) → [`crate::Endpoint::new`] per device (vDEVICE + attach) →
 //! [`IommufdViommu::alloc_event_queue`].
+//!
+//! A VMM normally does not drive endpoints itself: it builds an [`IommufdAccelSmmu`] (the
+//! accelerated vSMMU over this backend) and attaches VFIO devices to it by guest StreamID;
+//! `examples/accel_vmm.rs` is the whole sequence.
 
 mod raw;
 
@@ -58,6 +62,11 @@ fn host(op: HostOp) -> impl Fn(iommufd_ioctls::IommufdError) -> ViommuError {
         errno: errno_of(&e),
     }
 }
+
+/// The accelerated vSMMU over iommufd: guest memory `M`, one vIOMMU, VFIO cdev devices, the
+/// vIOMMU's vEVENTQ.
+pub type IommufdAccelSmmu<M> =
+    crate::accel::AcceleratedSmmu<M, IommufdViommu, VfioPort, IommufdEventQueue>;
 
 /// An open iommufd with the IOAS holding guest RAM (IOVA = GPA).
 pub struct IommufdContext {
