@@ -40,10 +40,10 @@ fn one_run(vmm: &mut Vmm, log: &Arc<TraceLog>, round: u32) -> Result<(Duration, 
     for k in 0..RUN {
         let va = 0x1000_0000 + (u64::from(round) << 24) + (k << 12);
         let c = cmd::tlbi_nh_va(ASID, va, true);
-        write_bytes(&*vmm.mem, slot(k), c.as_bytes()).map_err(|e| e.to_string())?;
+        write_bytes(&**vmm.mem(), slot(k), c.as_bytes()).map_err(|e| e.to_string())?;
     }
     let sync = cmd::cmd_sync();
-    write_bytes(&*vmm.mem, slot(RUN), sync.as_bytes()).map_err(|e| e.to_string())?;
+    write_bytes(&**vmm.mem(), slot(RUN), sync.as_bytes()).map_err(|e| e.to_string())?;
     let prod = (prod0 + RUN as u32 + 1) & wrap_mask;
     let _ = log.take();
     let dev = vmm.accel.device().clone();

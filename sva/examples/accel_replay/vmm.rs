@@ -1,24 +1,23 @@
 //! The VMM around the accelerated vSMMU: iommufd, the VM's RAM, the vIOMMU and its vEVENTQ,
-//! the accelerated SmmuV3 presenting the trace's ID registers, and the edu device attached as
-//! the passthrough endpoint of one guest StreamID.
+//! the trace's SMMUv3 accelerated on them (presenting the trace's ID registers), and the edu
+//! device attached as the passthrough endpoint of one guest StreamID.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use viommu_common::StreamId;
-use viommu_replay::device::ReplayIrq;
-use viommu_smmuv3::caps::IdRegs;
-use viommu_sva::accel::{AcceleratedSmmu, GuestRegs};
+use viommu_replay::device::ReplayMem;
+use viommu_replay::ReplaySmmuV3;
+use viommu_sva::accel::AcceleratedSmmu;
 use viommu_sva::error::TeardownError;
 use viommu_sva::iommufd::{IommufdContext, IommufdEventQueue, IommufdViommu, VfioPort};
-use viommu_sva::{Compat, EventError, EventItem, HostCaps, HostEventSource, HostViommu};
-use vm_memory::GuestMemoryMmap;
+use viommu_sva::{Compat, EventError, EventItem, HostCaps, HostEventSource};
 
 use crate::ram::VmRam;
 use crate::verify::Vsmmu;
 
 /// Guest memory as the device sees it.
-pub type Mem = Arc<GuestMemoryMmap<()>>;
+pub type Mem = Arc<ReplayMem>;
 /// The accelerated vSMMU on the iommufd backend.
 pub type Accel = AcceleratedSmmu<Mem, IommufdViommu, VfioPort, Gate>;
 
@@ -58,26 +57,58 @@ impl HostEventSource for Gate {
     }
 }
 
-/// Everything the run needs; drop order is handled by [`Vmm::teardown`].
-pub struct Vmm {
-    /// iommufd.
-    pub ctx: IommufdContext,
-    /// The VM's RAM.
-    pub ram: VmRam,
-    /// Guest memory handed to the device.
+/// The host side, before the vSMMU exists: iommufd, the VM's RAM in the IOAS, the edu device,
+/// the vIOMMU and its vEVENTQ.
+pub struct Host {
+    ctx: IommufdContext,
+    ram: VmRam,
+    /// Guest memory (the memfds, mapped here).
     pub mem: Mem,
-    /// The passthrough device's VFIO port.
-    pub port: VfioPort,
-    /// The accelerated vSMMU.
-    pub accel: Accel,
-    /// Interrupts the vSMMU raised.
-    pub irq: Arc<ReplayIrq>,
-    /// The guest StreamID of the passthrough device.
-    pub vsid: u32,
-    /// The vEVENTQ (also inside `accel`).
+    port: VfioPort,
+    viommu: Arc<IommufdViommu>,
     gate: Gate,
     /// Host capabilities of the edu device's SMMU.
     pub caps: HostCaps,
+}
+
+impl Host {
+    /// RAM at `ram` (GPA base, size) pinned in a new IOAS, the edu device at `edu` bound, a
+    /// vIOMMU with its vEVENTQ on its SMMU.
+    ///
+    /// # Errors
+    /// The first step that failed, with the kernel's reason.
+    pub fn new(ram: &[(u64, u64)], edu: &Path) -> Result<Self, String> {
+        let ctx = IommufdContext::open().map_err(|e| format!("open /dev/iommu: {e}"))?;
+        let vm_ram = VmRam::new(&ctx, ram)?;
+        let mem: Mem = Arc::new(vm_ram.mem.clone());
+        let port = ctx
+            .bind_device(edu)
+            .map_err(|e| format!("bind {}: {e}", edu.display()))?;
+        let dev = viommu_sva::AttachPort::dev_id(&port);
+        let caps = ctx.hw_info(dev).map_err(|e| format!("hw_info: {e}"))?;
+        let viommu = Arc::new(ctx.create_viommu(dev).map_err(|e| format!("vIOMMU: {e}"))?);
+        let q = viommu
+            .alloc_event_queue(VEVENTQ_DEPTH)
+            .map_err(|e| format!("vEVENTQ: {e}"))?;
+        Ok(Self {
+            ctx,
+            ram: vm_ram,
+            mem,
+            port,
+            viommu,
+            gate: Gate(Arc::new(Mutex::new(Some(q)))),
+            caps,
+        })
+    }
+}
+
+/// The VMM: the host side and the accelerated vSMMU with edu attached.
+pub struct Vmm {
+    host: Host,
+    /// The accelerated vSMMU.
+    pub accel: Accel,
+    /// The guest StreamID of the passthrough device.
+    pub vsid: u32,
 }
 
 /// How the trace's ID registers were accepted.
@@ -90,71 +121,48 @@ pub enum Fit {
 }
 
 impl Vmm {
-    /// Build the VM: RAM at `ram` (GPA base, size), the edu device at `edu` as vSID `vsid`,
-    /// an accelerated vSMMU presenting `regs`.
+    /// Accelerate the trace's SMMUv3 `smmu` (its ID registers are the trace's) on `host`, and
+    /// attach the edu device as the passthrough endpoint of `vsid`.
     ///
     /// # Errors
-    /// The first step that failed, with the kernel's or the model's reason.
-    pub fn new(
-        ram: &[(u64, u64)],
-        edu: &Path,
-        vsid: u32,
-        regs: IdRegs,
-    ) -> Result<(Self, Fit), String> {
-        let ctx = IommufdContext::open().map_err(|e| format!("open /dev/iommu: {e}"))?;
-        let vm_ram = VmRam::new(&ctx, ram)?;
-        let mem: Mem = Arc::new(vm_ram.mem.clone());
-        let port = ctx
-            .bind_device(edu)
-            .map_err(|e| format!("bind {}: {e}", edu.display()))?;
-        let caps = ctx
-            .hw_info(viommu_sva::AttachPort::dev_id(&port))
-            .map_err(|e| format!("hw_info: {e}"))?;
-        let viommu = Arc::new(
-            ctx.create_viommu(viommu_sva::AttachPort::dev_id(&port))
-                .map_err(|e| format!("vIOMMU: {e}"))?,
-        );
-        let q = viommu
-            .alloc_event_queue(VEVENTQ_DEPTH)
-            .map_err(|e| format!("vEVENTQ: {e}"))?;
-        let gate = Gate(Arc::new(Mutex::new(Some(q))));
-        let irq = ReplayIrq::new();
-        let mut fit = Fit::Strict;
+    /// The registers do not fit the host (naming the field), or the attach failed.
+    pub fn new(host: Host, smmu: Arc<ReplaySmmuV3>, vsid: u32) -> Result<(Self, Fit), String> {
         let make = |compat| {
-            AcceleratedSmmu::new(
-                Arc::clone(&viommu),
-                Some(gate.clone()),
-                Arc::clone(&mem),
-                irq.clone(),
-                GuestRegs::Supplied { regs, compat },
+            AcceleratedSmmu::with_device(
+                Arc::clone(&smmu),
+                Arc::clone(&host.viommu),
+                Some(host.gate.clone()),
+                compat,
             )
         };
-        let accel = match make(Compat::Strict) {
-            Ok(a) => a,
-            Err(strict) => {
-                fit = Fit::Mixed;
+        let (accel, fit) = match make(Compat::Strict) {
+            Ok(a) => (a, Fit::Strict),
+            Err(strict) => (
                 make(Compat::Mixed).map_err(|e| {
                     format!("the trace's ID registers do not fit this host: {e} (strict: {strict})")
-                })?
-            }
+                })?,
+                Fit::Mixed,
+            ),
         };
         accel
-            .attach(port.clone(), StreamId(vsid), viommu.caps())
+            .attach(host.port.clone(), StreamId(vsid), &host.caps)
             .map_err(|e| format!("attach edu as vSID {vsid:#x}: {e}"))?;
-        Ok((
-            Self {
-                ctx,
-                ram: vm_ram,
-                mem,
-                port,
-                accel,
-                irq,
-                vsid,
-                gate,
-                caps,
-            },
-            fit,
-        ))
+        Ok((Self { host, accel, vsid }, fit))
+    }
+
+    /// Guest memory.
+    pub fn mem(&self) -> &Mem {
+        &self.host.mem
+    }
+
+    /// The edu device's VFIO port.
+    pub fn port(&self) -> &VfioPort {
+        &self.host.port
+    }
+
+    /// Host capabilities of the edu device's SMMU.
+    pub fn caps(&self) -> &HostCaps {
+        &self.host.caps
     }
 
     /// Tear down in the kernel's order: the vSMMU (streams, vEVENTQ, endpoint, vIOMMU), then
@@ -164,7 +172,8 @@ impl Vmm {
     /// Every step that failed.
     pub fn teardown(self) -> Result<(), String> {
         let r1 = self.accel.teardown().map_err(|e| e.to_string());
-        let r2 = self.ram.unmap(&self.ctx);
+        drop(self.accel);
+        let r2 = self.host.ram.unmap(&self.host.ctx);
         r1.and(r2)
     }
 }
@@ -182,7 +191,7 @@ impl Vsmmu for Vmm {
 
     fn discard(&mut self) -> Result<usize, String> {
         let mut items = Vec::new();
-        match self.gate.lock().as_mut() {
+        match self.host.gate.lock().as_mut() {
             Some(q) => q.read_available(&mut items).map_err(|e| e.to_string())?,
             None => 0,
         };
