@@ -181,8 +181,8 @@ kernel() {
 guest() {
 	say "cross-compiling the in-guest scenarios for $RUST_TARGET"
 	(cd "$REPO" &&
-	 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
-	 RUSTFLAGS="-C target-feature=+crt-static" \
+	 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+		RUSTFLAGS="-C target-feature=+crt-static" &&
 	 cargo build --quiet -p viommu-sva --example "$GUEST_BIN" --target "$RUST_TARGET" &&
 	 # optimised: it measures the vSMMU's command consumption around the host calls
 	 cargo build --quiet --release -p viommu-sva --example "$ACCEL_BIN" --target "$RUST_TARGET") ||
