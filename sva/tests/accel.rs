@@ -689,3 +689,83 @@ fn an_existing_device_is_accelerated_when_its_registers_fit() {
         Some(StreamConfig::Bypass)
     );
 }
+
+#[test]
+fn gbpa_updates_while_disabled_re_drive_the_stream() {
+    use viommu_smmuv3::spec::regs::{Gbpa, GBPA};
+    let rig = Rig::clamped();
+    rig.attach(PT, 100).unwrap_or_else(|e| panic!("{e}"));
+    let drv = rig.driver();
+    let gbpa = |abort: bool| {
+        Gbpa::new()
+            .with_shcfg(1)
+            .with_abort(abort)
+            .with_update(true)
+            .into_bits()
+    };
+    drv.write32(GBPA, gbpa(true));
+    assert_eq!(rig.installed(PT), Some(StreamConfig::Abort));
+    // a write without UPDATE changes nothing
+    drv.write32(GBPA, gbpa(false) & !(1 << 31));
+    assert_eq!(rig.installed(PT), Some(StreamConfig::Abort));
+    drv.write32(GBPA, gbpa(false));
+    assert_eq!(rig.installed(PT), Some(StreamConfig::Bypass));
+    let log = rig.rec.render();
+    assert!(
+        log.ends_with(
+            "attach dev 100 -> hwpt 4\nattach dev 100 -> hwpt 3\nattach dev 100 -> hwpt 4\n"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_kernel_refusal_is_c_bad_ste_and_a_host_failure_keeps_the_old_translation() {
+    let rig = Rig::clamped();
+    rig.attach(PT, 100).unwrap_or_else(|e| panic!("{e}"));
+    let mut drv = rig.brought_up();
+    let dom = drv.new_s1_domain(1);
+    drv.attach_s1(PT, &dom).unwrap_or_else(|e| panic!("{e:?}"));
+    let translating = rig.installed(PT);
+    assert!(matches!(translating, Some(StreamConfig::Translate(_))));
+    assert!(drv.read_events().is_empty());
+
+    // the host runs out of memory for the next nested HWPT: not the guest's fault, no event,
+    // and the previous translation stays installed
+    rig.rec.fail(
+        HostOp::HwptAllocNested,
+        rig.rec.calls(HostOp::HwptAllocNested),
+        Errno::ENOMEM,
+    );
+    let dom2 = drv.new_s1_domain(2);
+    // a second CD table for the stream, so the STE (its S1ContextPtr) changes
+    let (table, _, _) = drv.cd_table(PT + 1, 0);
+    let cd = drv.s1_cd(&dom2);
+    viommu_common::mem::write_bytes(
+        &*rig.ram,
+        table,
+        &cd.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ste = drv.cdtable_ste(table, 0, 0, 2);
+    drv.write_ste(PT, ste).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(rig.installed(PT), translating);
+    assert!(drv.read_events().is_empty());
+
+    // the kernel refuses the vSTE (EINVAL): the guest sees C_BAD_STE and the stream aborts
+    rig.rec.fail(
+        HostOp::HwptAllocNested,
+        rig.rec.calls(HostOp::HwptAllocNested),
+        Errno::EINVAL,
+    );
+    drv.issue_sync(&[cmd::cfgi_ste(PT)])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(rig.installed(PT), Some(StreamConfig::Abort));
+    let events = drv.read_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e[0] & 0xff == 0x04 && e[0] >> 32 == u64::from(PT)),
+        "{events:x?}"
+    );
+}
