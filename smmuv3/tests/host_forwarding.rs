@@ -350,3 +350,28 @@ fn test_host_trace_snapshot() {
     assert!(records.iter().any(|r| matches!(r, TraceRecord::Host(_))));
     insta::assert_snapshot!("host_forwarding", render(&records));
 }
+
+/// With ATS: a Translation Request for a host-backed stream is a Completer Abort named
+/// HOST_BACKED (the endpoint's ATS goes to the host SMMU), and ATC_INV of a host stream is
+/// forwarded while one of an emulated stream is not.
+#[test]
+fn test_ats_on_host_stream() {
+    use viommu_smmuv3::ats::{AtsError, AtsRequest};
+    let ram = ram();
+    let irq = Arc::new(viommu_common::testing::RecordingIrq::new());
+    let cfg = viommu_smmuv3::caps::SmmuConfig {
+        ats: true,
+        ..viommu_smmuv3::caps::SmmuConfig::default()
+    };
+    let dev = viommu_smmuv3::device::SmmuV3::new(&cfg, &ram, irq).unwrap();
+    let fake = Fake::new(128);
+    let mut drv = enabled(&ram, &dev, &fake);
+    assert_eq!(
+        dev.ats_translate(&AtsRequest::new(HOST_SID, IOVA)),
+        Err(AtsError::CompleterAbort(HOST_BACKED))
+    );
+    let host = cmd::atc_inv(HOST_SID, None, 0, 52);
+    drv.issue_sync(&[host, cmd::atc_inv(EMU_SID, None, 0, 52)])
+        .unwrap();
+    assert_eq!(fake.batches(), vec![vec![host]]);
+}

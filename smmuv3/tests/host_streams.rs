@@ -274,7 +274,7 @@ fn test_host_events_lost_overflow_protocol() {
 
 /// Hot attach and detach of a host stream while two threads DMA on emulated streams: the
 /// emulated translations never fail, and the flipping stream alternates between HOST_BACKED
-/// and its software translation.
+/// and its software translation (once attach returns, no cached route serves it).
 #[test]
 fn test_hot_attach_detach_during_emulated_dma() {
     let ram = ram();
@@ -304,6 +304,19 @@ fn test_hot_attach_detach_during_emulated_dma() {
                         .unwrap();
                     assert_eq!(m.output, PA + off);
                     n += 1;
+                }
+            });
+        }
+        // A thread racing on the flipping stream sees either result, never anything else.
+        {
+            let dev = &dev;
+            let stop = &stop;
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match dev.translate(&DmaRequest::read(HOST_SID, IOVA, 4)) {
+                        Ok(m) => assert_eq!(m.output, PA),
+                        Err(f) => assert_eq!(f.event, HOST_BACKED),
+                    }
                 }
             });
         }

@@ -393,7 +393,9 @@ where
     }
 
     /// Make `sid` host-backed: from now on its DMA is the host's, its software translation fails
-    /// with [`HOST_BACKED`], and its cached configuration and routes are dropped. The stream is
+    /// with [`HOST_BACKED`], and its cached configuration and routes are dropped (IOTLB
+    /// entries are tagged by VMID/ASID, shared with emulated streams, and unreachable without a
+    /// route, so they stay). The stream is
     /// configured on the host at once from the current state (SMMUEN = 0: GBPA.ABORT ? abort :
     /// bypass; SMMUEN = 1: the guest's STE).
     ///
