@@ -188,7 +188,7 @@ pub use engine::{
     Action, Collect, Observer, ReplaySmmuV3, Session, SessionBuilder, SmmuV3Factory, SmmuV3Setup,
 };
 pub use output::JsonPrinter;
-pub use parse::{parse_script, Line, Op, ScriptError};
+pub use parse::{parse_script, Line, Op, Script, ScriptError};
 pub use result::{Actual, OpResult, Summary};
 
 use std::io::{BufRead, Write};
