@@ -20,7 +20,7 @@ echo "=== kernel_guest exit code $?"
 if grep -q 'arm_smmu_v3.force_canwbs=1' /proc/cmdline; then
 	for t in /traces/*; do
 		[ -e "$t" ] || { echo "=== no traces in the initramfs"; break; }
-		/accel_replay --measure "$t"
+		/accel_replay --measure $(cat /accel_replay.args) "$t"
 		echo "=== accel_replay ${t##*/} exit code $?"
 	done
 fi

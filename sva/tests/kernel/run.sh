@@ -21,6 +21,8 @@
 #   JOBS=N          parallel kernel build jobs (default: nproc)
 #   SVA_ACCEL_TRACES="a.jsonl b.jsonl.xz ..."  more traces for the in-guest VMM (e.g. recordings
 #                   of the Linux driver); each must pass like the generated ones
+#   SVA_ACCEL_ARGS="--stream 0x8"  extra options of the in-guest VMM, for every trace (the
+#                   generated traces pass only without --stream or with --stream 0x10)
 # A missing prerequisite is an error with a reason, never a skip.
 set -euo pipefail
 
@@ -212,6 +214,7 @@ initramfs() {
 	install -m 0755 "$WORK/busybox" "$root/bin/busybox"
 	install -m 0755 "$TARGET_DIR/$RUST_TARGET/debug/examples/$GUEST_BIN" "$root/$GUEST_BIN"
 	install -m 0755 "$TARGET_DIR/$RUST_TARGET/release/examples/$ACCEL_BIN" "$root/$ACCEL_BIN"
+	printf '%s\n' "${SVA_ACCEL_ARGS:-}" > "$root/accel_replay.args"
 	local t n
 	while read -r t; do
 		n=$(basename "$t")
