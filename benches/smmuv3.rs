@@ -139,7 +139,8 @@ fn bench_stall(c: &mut Criterion) {
     drv.probe().unwrap();
     drv.reset().unwrap();
     let dom = drv.new_s1_domain(1);
-    // A `dma-can-stall` master: CD.S = 1, STE.S1STALLD = 0 (linux-driver.md §12, §13).
+    // A `dma-can-stall` master: CD.S = 1, STE.S1STALLD = 0 (Linux `arm_smmu_make_sva_cd()`,
+    // stall_enabled).
     let (table, fmt, cdmax) = drv.cd_table(SID, 0);
     let mut cd = drv.s1_cd(&dom);
     cd[0] |= 1 << 44;

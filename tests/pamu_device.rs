@@ -259,7 +259,7 @@ fn test_enable_gate_and_bypass() {
     assert_eq!(rd(&rig, 5, 0xABC0), Err("AV_GATE"));
 }
 
-/// Policy §17 row 14: a LIODN's faults are captured by its parent instance.
+/// policy 14: a LIODN's faults are captured by its parent instance.
 #[test]
 fn test_fault_captured_by_parent_instance() {
     let cfg = PamuConfig {
@@ -345,7 +345,7 @@ fn test_msi_through_subwindow_delivered() {
     assert!(rig.irq.take().is_empty());
 }
 
-/// Options A, B and C of `pamu.md` §15 each make a bank reachable and deliver its MSI.
+/// Options A, B and C of pamu/README.md each make a bank reachable and deliver its MSI.
 #[test]
 fn test_msi_options_a_b_c() {
     for option in ['A', 'B', 'C'] {
@@ -415,7 +415,7 @@ fn test_msi_options_a_b_c() {
     }
 }
 
-/// OTM 1 maps IOEA/IOEB and passes other operations (Policy §17 row 10); instruction fetches
+/// OTM 1 maps IOEA/IOEB and passes other operations (policy 10); instruction fetches
 /// are checked as reads.
 #[test]
 fn test_otm_immediate_and_exec() {

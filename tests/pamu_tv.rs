@@ -1,4 +1,4 @@
-//! The PAMU test vectors TV-0..TV-5 of `pamu.md` §18, exactly: entry words written by the
+//! The PAMU test vectors TV-0..TV-5 of pamu/README.md, exactly: entry words written by the
 //! Linux-shaped driver and the geometry API, translations, faults and the AVS1/AVA/PICS values
 //! the guest reads back through big-endian MMIO.
 

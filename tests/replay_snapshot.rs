@@ -361,7 +361,7 @@ fn run(s: &Scenario, split: Option<usize>) -> Outcome {
             let snap = SmmuV3Snapshot::from_json(&json).unwrap();
             let (dev, irq) = Runner::device(s, &ram);
             dev.restore(&snap).unwrap();
-            assert_eq!(dev.state(), r.dev.state(), "state after restore");
+            assert_eq!(dev.save(), r.dev.save(), "state after restore");
             r.raised.extend(r.irq.take());
             // Registered ATCs are not device state: the VMM registers its endpoints again.
             for (sid, atc) in &r.atcs {

@@ -552,7 +552,7 @@ fn pamu_no_stale_after_valid(epochs: u64, threads: usize) {
         .unwrap();
     dom.enable(t, &ram, true).unwrap();
     let entry = drv.tables.ppaace_addr(u32::from(LIODN)).unwrap();
-    // TWBAL: PAACE word 5, physical address bits [31:12] in its upper 20 bits (pamu.md TV-1).
+    // TWBAL: PAACE word 5, physical address bits [31:12] in its upper 20 bits (test vector TV-1).
     let w5 = mem::read_u32_be(&ram, entry + 20).unwrap();
 
     let ep = Epochs::new(epochs);

@@ -1,8 +1,8 @@
-//! A PAMU inside a PowerPC VMM: the PCI topology and `iommu-map` give an endpoint its LIODN,
-//! the pre-5.13 Linux window geometry API lays out the PAACE windows, and an emulated
-//! virtio-like device DMAs through `vm_memory::IommuMemory` + `EndpointIommu` over the `Pamu`.
-//! A violation is read back the way software sees it: big-endian MMIO reads of AVS1, AVAH:AVAL
-//! and PICS (offsets and field values from pamu.md §3, §17, §18), and the AV interrupt line.
+//! A PAMU inside a PowerPC VMM: the PCI topology and `iommu-map` give an endpoint its LIODN, the
+//! pre-5.13 Linux window geometry API lays out the PAACE windows, and an emulated virtio-like
+//! device DMAs through `vm_memory::IommuMemory` + `EndpointIommu` over the `Pamu`. A violation is
+//! read back the way software sees it: big-endian MMIO reads of AVS1, AVAH:AVAL and PICS (offsets
+//! and field values from Linux `fsl_pamu.h` and the crate's policies), and the AV interrupt line.
 
 #[allow(dead_code, reason = "shared by several test files; each uses a part")]
 mod vmm_support;
@@ -24,7 +24,7 @@ use viommu::pamu::testing::{GuestDriver, LinuxVersion, Rig, RigMem};
 use viommu::pamu::{Pamu, PamuConfig};
 use vmm_support::{post_request, read_pa, routed_view, Ram, ToyVirtioDevice, OP_FILL, OP_SUM};
 
-/// Register offsets inside a PAMU instance (pamu.md §3).
+/// Register offsets inside a PAMU instance (Linux `fsl_pamu.h`).
 const AVS1: u64 = 0x050;
 const AVAH: u64 = 0x058;
 const PICS: u64 = 0xC1C;

@@ -2,7 +2,7 @@
 //! Linux-shaped guest driver, and an emulated virtio-like device DMAing through
 //! `vm_memory::IommuMemory` + `viommu::common::vmm::EndpointIommu`. Only MMIO, guest memory and
 //! the device's DMA are used; results are checked in guest-physical memory and in the guest's
-//! event queue (record fields decoded with Linux's EVTQ masks, smmuv3.md §9.1).
+//! event queue (record fields decoded with Linux's EVTQ masks, IHI 0070 §7.3).
 
 #[allow(dead_code, reason = "shared by several test files; each uses a part")]
 mod vmm_support;
@@ -32,7 +32,7 @@ const DOORBELL: u64 = 0x0800_0040;
 /// EVTQ MSI data programmed by the driver (`DriverOptions::default`).
 const EVTQ_MSI_DATA: u32 = 0x21;
 
-/// Event IDs (smmuv3.md §9.2, Linux `EVT_ID_*`).
+/// Event IDs (IHI 0070 §7.3, Linux `EVT_ID_*`).
 const F_TRANSLATION: u8 = 0x10;
 const C_BAD_STREAMID: u8 = 0x02;
 const C_BAD_CD: u8 = 0x0A;
@@ -160,7 +160,7 @@ fn view(p: &Platform, sid: u32, ssid: Option<u32>) -> IommuMemory<Ram, EndpointI
     )
 }
 
-/// An event record decoded with Linux's masks (smmuv3.md §9.1).
+/// An event record decoded with Linux's masks (IHI 0070 §7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Evt {
     id: u8,
@@ -663,7 +663,7 @@ fn test_linear_stream_table_with_small_queues() {
         Prot::RW,
     );
     drv.attach_s1(0xf0, &dom).unwrap();
-    let strtab = smmu.state().ctrl.strtab_base & 0x000f_ffff_ffff_ffc0;
+    let strtab = smmu.save().ctrl.strtab_base & 0x000f_ffff_ffff_ffc0;
     let dma = IommuMemory::new(
         (*ram).clone(),
         EndpointIommu::new(Arc::new(&smmu), StreamId(0xf0), None),

@@ -1,6 +1,6 @@
 //! Shared declaration helpers for hardware-format types (the device crates' `spec` layers).
 
-/// Defines an open enum (house style §1.4): a `#[repr(transparent)]` newtype over a raw
+/// Defines an open enum: a `#[repr(transparent)]` newtype over a raw
 /// hardware field with the manual's names as SCREAMING constants, so any bit pattern a guest
 /// writes is representable and decode turns it into a closed enum.
 ///

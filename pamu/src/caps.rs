@@ -1,5 +1,5 @@
-//! Configuration of a PAMU model and the capability registers it advertises (`pamu.md` §2, §12,
-//! §17 row 17).
+//! Configuration of a PAMU model and the capability registers it advertises (Linux
+//! `fsl_pamu.h` PC2/PC3, the SoC's MPIC MSI banks; profiles: policy 17 in the crate docs).
 //!
 //! [`PamuConfig`] is plain data (serde-deserialisable, so replay files can name its fields);
 //! [`PamuConfig::caps`] validates it once and builds the typed read-only registers
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::regs::{Pc2, Pc3, Pr1};
 
 /// MPIC (interrupt controller) generation, which decides the MSI bank layout and the MSIIR
-/// encoding (`pamu.md` §12).
+/// encoding (Linux `arch/powerpc/sysdev/fsl_msi.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 pub enum MpicVersion {
     /// MPIC v4.2 (P4080 class): MSIIR at alias page + 0x140, SRS = `data[7:5]`, IBS = `data[4:0]`,
@@ -90,7 +90,7 @@ pub struct PamuConfig {
     pub av_line: u32,
     /// Interrupt-sink line number of the operation-error / ECC interrupt (DT interrupt 2).
     pub err_line: u32,
-    /// Policy (`pamu.md` §17 row 14): the instance that checks and captures faults for a LIODN
+    /// Policy 14 (crate docs): the instance that checks and captures faults for a LIODN
     /// (the device's `fsl,iommu-parent`), as `(liodn, instance)` pairs; unlisted LIODNs use
     /// instance 0.
     pub liodn_parents: Vec<(u16, u8)>,

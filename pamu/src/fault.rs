@@ -1,8 +1,9 @@
-//! PAMU faults: access violations (AVS1/AVS2/AVA) and operation errors (POES1/POES2/POEA), and
-//! the per-instance status registers that capture them (`pamu.md` §3.1, §5, §8 step 11, §9).
+//! PAMU faults: access violations (AVS1/AVS2/AVA) and operation errors (POES1/POES2/POEA), and the
+//! per-instance status registers that capture them (Linux `fsl_pamu.h` AVS1/POES1,
+//! `pamu_av_isr()`).
 //!
 //! Translation returns a typed [`PamuFault`]; [`StatusRegs::capture`] is the one place that turns
-//! it into register values (house style §1.8). The host-side cause (which rule failed, which
+//! it into register values. The host-side cause (which rule failed, which
 //! entry) is kept in the typed value even where the guest-visible register cannot show it.
 
 use viommu_common::traits::FaultKind;
@@ -20,14 +21,14 @@ pub enum WindowCause {
         subwindow: u32,
     },
     /// The access runs past the (sub)window's mapped size 2^(SWSE+1) (or crosses into the next
-    /// subwindow: Policy, `pamu.md` §17 row 7, crossing a boundary faults).
+    /// subwindow: policy 7 in the crate docs, crossing a boundary faults).
     PastMapped {
         /// Subwindow index (0 for single-window entries).
         subwindow: u32,
     },
 }
 
-/// An access violation (`pamu.md` §3.1): captured in AVS1/AVS2/AVA.
+/// An access violation (Linux `fsl_pamu.h` `PAMU_AVS1_*`): captured in AVS1/AVS2/AVA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Violation {
     /// PC.PGC = 1: the gate is closed (AVS1.GCV).
@@ -35,7 +36,7 @@ pub enum Violation {
     /// The LIODN's PPAACE lies at or beyond PPLA, or the LIODN exceeds PC2.MLIODN
     /// (AVS1.LAV = 1, "LIODN not in PPAACT").
     LiodnNotInTable,
-    /// The PPAACE has V = 0 (AVS1.PDV; Policy, §17 row 1).
+    /// The PPAACE has V = 0 (AVS1.PDV; policy 1).
     Disabled,
     /// Window access violation (AVS1.WAV = 1).
     Window(WindowCause),
@@ -45,9 +46,10 @@ pub enum Violation {
     OperationTranslation,
 }
 
-/// A malformed table: an operation error (`pamu.md` §9), captured in POES1/POES2/POEA.
+/// A malformed table: an operation error (policy 12 in the crate docs), captured in
+/// POES1/POES2/POEA.
 ///
-/// Policy (§17 rows 4, 6, 12): every malformed-table case below is an operation error, never a
+/// Policies 4, 6, 12: every malformed-table case below is an operation error, never a
 /// crash and never an access violation. POEA holds the address of the entry being processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpError {
@@ -89,7 +91,7 @@ pub enum OpError {
         /// The SPAACT index computed.
         index: u64,
     },
-    /// A valid SPAACE whose PT is 0 or whose LIODN field names another LIODN (Policy, §17 row 4).
+    /// A valid SPAACE whose PT is 0 or whose LIODN field names another LIODN (policy 4).
     SpaaceOwner {
         /// Address of the SPAACE.
         entry: u64,
@@ -98,7 +100,7 @@ pub enum OpError {
         /// The PT bit found.
         pt: bool,
     },
-    /// ATM = 2 or 3: page translation is not implemented (Policy, §17 row 6).
+    /// ATM = 2 or 3: page translation is not implemented (policy 6).
     PageTranslation {
         /// Address of the entry.
         entry: u64,
@@ -136,7 +138,8 @@ impl OpError {
         }
     }
 
-    /// POES2. Policy (§2: layout unknown): our own cause code, 1-based in declaration order.
+    /// POES2. Policy (layout unknown; Linux only dumps it): our own cause code, 1-based in
+    /// declaration order.
     pub fn poes2(&self) -> u32 {
         match self {
             OpError::Fetch { .. } => 1,
@@ -197,7 +200,7 @@ impl PamuFault {
 }
 
 impl Violation {
-    /// The AVS1 cause bits (without LIODN and AV). Policy (§17 row 1): every multi-bit field
+    /// The AVS1 cause bits (without LIODN and AV). Policy 1: every multi-bit field
     /// holds 1 whatever the sub-cause; V = 0 sets PDV.
     pub fn avs1_cause(&self) -> Avs1 {
         let a = Avs1::new();
@@ -220,7 +223,7 @@ impl Violation {
 pub struct StatusRegs {
     /// AVS1.
     pub avs1: Avs1,
-    /// AVS2. Policy (§17 row 1): bit 0 = 1 for a write, 0 for a read; other bits 0.
+    /// AVS2. Policy 1: bit 0 = 1 for a write, 0 for a read; other bits 0.
     pub avs2: u32,
     /// AVAH:AVAL: the device's I/O address before translation.
     pub ava: u64,
@@ -232,8 +235,8 @@ pub struct StatusRegs {
     pub poea: u64,
     /// PICS.
     pub pics: Pics,
-    /// EECTL (storage).
-    pub eectl: u32,
+    /// EECTL (storage, defined bits only).
+    pub eectl: crate::spec::regs::Eectl,
     /// EEDIS (storage, defined bits only).
     pub eedis: EccBits,
     /// EEINTEN (defined bits only).
@@ -250,7 +253,7 @@ pub enum Capture {
     /// The fault was latched into the status registers.
     Latched,
     /// A previous fault of the same class is pending; this one was only dropped
-    /// (Policy, §17 row 8: keep the first).
+    /// (policy 8: keep the first).
     Dropped,
 }
 
@@ -299,7 +302,7 @@ impl StatusRegs {
     }
 
     /// A guest store to PICS: AVICS and POEICS are W1C, AVIE and POEIE are plain.
-    /// Policy (§17 row 15): no errata emulation (no double-write, no set-on-1).
+    /// Policy 15: no errata emulation (no double-write, no set-on-1).
     pub fn write_pics(&mut self, v: u32) {
         let w = Pics::from_bits(v);
         let mut p = self.pics;
@@ -356,7 +359,7 @@ mod tests {
         assert_eq!(s.avs2, 1);
     }
 
-    /// Cause bits follow §17 row 1: 1 in the multi-bit fields, PDV for V = 0.
+    /// Cause bits follow policy 1: 1 in the multi-bit fields, PDV for V = 0.
     #[test]
     fn test_violation_cause_bits() {
         assert_eq!(Violation::Permission.avs1_cause().into_bits(), 0x08);

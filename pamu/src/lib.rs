@@ -2,8 +2,8 @@
 //!
 //! A register-level model of the PAMU (Peripheral Access Management Unit), the IOMMU of
 //! P4080/T4240-class PowerPC SoCs, faithful enough for Linux's `fsl_pamu` driver before and
-//! after its 5.13 simplification. Facts and test vectors: `pamu.md` (public Linux, SDK and
-//! Freescale-hypervisor sources; no public reference manual exists).
+//! after its 5.13 simplification. Sources and test vectors: pamu/README.md (public Linux, SDK
+//! and Freescale-hypervisor sources; no public reference manual exists).
 //!
 //! ## Capabilities
 //!
@@ -44,6 +44,8 @@
 //!   readable log (`tests/snapshots/pamu_bringup__linux_bringup.snap`).
 //! - Interrupts: line `av_line` (default 0) = OR over instances of PICS.AVICS && AVIE;
 //!   line `err_line` (default 1) = OR of (POEICS && POEIE) || (EEDET & EEINTEN).
+//! - Device tree (feature `fdt`, module `fdt`): the `fsl,pamu` node with one child per
+//!   instance, the GUTS node Linux's probe needs, and `fsl,liodn` / `fsl,iommu-parent` on masters.
 //!
 //! ## Caching and concurrency
 //!
@@ -54,7 +56,7 @@
 //! Translation takes no lock: control and table registers are atomics; the status registers
 //! sit behind one mutex taken only by register accesses and fault capture.
 //!
-//! ## Policies for behaviour no source documents (`pamu.md` §17)
+//! ## Policies for behaviour no source documents
 //!
 //! Each is marked "Policy:" where it is implemented:
 //! 1. AVS1 sub-codes: OTV/APV/WAV/LAV hold 1 for every cause; V = 0 sets PDV; AVS2 bit 0 = write.
@@ -87,14 +89,34 @@
 //! existing instances and a bypassed instance does no checks; POES2 holds our cause code
 //! ([`OpError::poes2`]); MSI delivery is `send_msi(MSIIR alias address, SRS·32 + IBS)`;
 //! `MemAttrs::device` encoding is documented on [`PamuAttrs`].
+//!
+//! ## Layout
+//!
+//! - [`spec`]: the hardware formats as types only (registers with their sanitisers, PAACE,
+//!   SPAACE, OME).
+//! - [`caps`]: [`PamuConfig`] -> the capability registers.
+//! - [`device`]: the device core, [`Pamu`], and DMA translation by LIODN; [`paact`]: table
+//!   fetch and decode; [`translate`]: the translation pipeline; [`fault`]: faults and the status
+//!   registers that capture them.
+//! - Private: `regfile` (register storage: lock-free translation registers, the rest behind one
+//!   mutex), `mmio` (register effects and the MMIO region), `capture` (fault capture and the
+//!   interrupt lines).
+//! - [`bypass`]: PAMUBYPENR; [`msi`]: MSI banks and delivery; [`snapshot`]: save/restore;
+//!   [`trace`]: typed trace events; [`geometry`]: the window geometry API.
 #![forbid(unsafe_code)]
 
+pub mod bypass;
 pub mod caps;
+mod capture;
 pub mod device;
 pub mod fault;
+#[cfg(feature = "fdt")]
+pub mod fdt;
 pub mod geometry;
+mod mmio;
 pub mod msi;
 pub mod paact;
+mod regfile;
 pub mod snapshot;
 pub mod spec;
 pub mod trace;
@@ -103,8 +125,9 @@ pub mod translate;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 
+pub use bypass::BypassRegion;
 pub use caps::{Caps, ConfigError, MpicVersion, PamuConfig};
-pub use device::{BypassRegion, Pamu};
+pub use device::Pamu;
 pub use fault::{OpError, PamuFault, Violation, WindowCause};
 pub use snapshot::{PamuState, RestoreError};
 pub use trace::PamuEvent;

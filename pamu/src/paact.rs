@@ -1,10 +1,11 @@
-//! PAACT / SPAACT / OMT fetch and decode (`pamu.md` §6, §7, §8 steps 3-6, §10).
+//! PAACT / SPAACT / OMT fetch and decode (Linux `fsl_pamu.h` `struct paace`, `fsl_pamu.c`
+//! `pamu_config_ppaace()` / `pamu_config_spaace()`, `setup_omt()`).
 //!
 //! Fetch reads big-endian entries from guest memory ([`fetch_entry`], [`fetch_moe`]); decode is
 //! pure: raw words plus the advertised capabilities in, a typed window configuration or a typed
 //! fault out ([`decode_primary`], [`decode_spaace`], [`decode_mapping`], [`locate`]).
 //!
-//! Policy (§17 row 13, table caching): nothing is cached. Every translation re-reads the 32
+//! Policy 13 (table caching): nothing is cached. Every translation re-reads the 32
 //! window-mode bytes of the PPAACE (and of the SPAACE it selects) from guest memory, so the Linux
 //! driver's "clear V, update, set V" sequence and the hypervisor's in-place AP toggling are
 //! observed immediately without any invalidation; PC.PPCC/SPCC/OCE are stored and ignored.
@@ -17,7 +18,7 @@ use crate::caps::Caps;
 use crate::fault::{OpError, PamuFault, Violation, WindowCause};
 use crate::spec::paace::{Ap, Atm, Moe, Otm, PaaceWin, MIN_WSE, OME_SIZE, PAACE_SIZE};
 
-/// The table base/limit registers one translation uses (limits exclusive, Policy §17 row 11).
+/// The table base/limit registers one translation uses (limits exclusive, policy 11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TableRegs {
     /// PPBA: primary PAACT base.
@@ -63,12 +64,12 @@ pub struct WindowConfig {
     pub layout: Layout,
 }
 
-/// Operation translation of a (sub)window (`pamu.md` §10).
+/// Operation translation of a (sub)window (Linux `fsl_pamu.h` `PAACE_OTM_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpMap {
     /// OTM = 0.
     None,
-    /// OTM = 1: IOEA -> MOEA, IOEB -> MOEB, others unchanged (Policy, §17 row 10).
+    /// OTM = 1: IOEA -> MOEA, IOEB -> MOEB, others unchanged (policy 10).
     Immediate {
         /// Inbound operation A.
         ioea: u8,
@@ -220,7 +221,7 @@ pub fn ppaace_addr(regs: &TableRegs, caps: &Caps, liodn: u32) -> Result<u64, Vio
     }
 }
 
-/// Decode a PPAACE (§8 step 4 and the static checks of steps 5-6).
+/// Decode a PPAACE (step 4 of `translate::translate` and the static checks of steps 5-6).
 ///
 /// # Errors
 /// [`Violation::Disabled`] for V = 0; operation errors for PT = 1, WSE < 11, WCE above
@@ -242,7 +243,7 @@ pub fn decode_primary(raw: &PaaceWin, entry: u64, caps: &Caps) -> Result<WindowC
     let layout = if w1.mw() {
         let wce = raw.w3().wce();
         let count_log2 = wce + 1;
-        // Policy (§17 row 12): WCE above PC3.MWCE, or subwindows below 4 KiB, is an operation
+        // Policy 12: WCE above PC3.MWCE, or subwindows below 4 KiB, is an operation
         // error rather than a clamp.
         if wce > caps.max_wce() || size_log2 < count_log2 + 12 {
             return Err(PamuFault::Operation(OpError::SubwindowCount { entry, wce }));
@@ -262,7 +263,7 @@ pub fn decode_primary(raw: &PaaceWin, entry: u64, caps: &Caps) -> Result<WindowC
     })
 }
 
-/// Find the (sub)window of the access `[addr, addr + len)` (§8 steps 5-6).
+/// Find the (sub)window of the access `[addr, addr + len)` (steps 5-6 of `translate::translate`).
 ///
 /// # Errors
 /// [`Violation::Window`] if any byte is outside the window.
@@ -319,7 +320,7 @@ pub fn spaace_addr(regs: &TableRegs, w: &WindowConfig, fspi: u32, i: u32) -> Res
 ///
 /// # Errors
 /// [`WindowCause::SubwindowInvalid`] for V = 0; [`OpError::SpaaceOwner`] for PT = 0 or a LIODN
-/// field naming another LIODN (Policy, §17 row 4); then as [`decode_mapping`].
+/// field naming another LIODN (policy 4); then as [`decode_mapping`].
 #[inline(always)]
 pub fn decode_spaace(
     raw: &PaaceWin,
@@ -556,8 +557,8 @@ mod tests {
         ));
     }
 
-    /// Outcome-first: random valid primary configurations encoded into words by hand (from
-    /// the digest's masks, not our bitfield types) decode back to exactly those values.
+    /// Outcome-first: random valid primary configurations encoded into words by hand (from the
+    /// masks of Linux `fsl_pamu.h`, not our bitfield types) decode back to exactly those values.
     #[test]
     fn test_decode_primary_outcome_first_random() {
         use rand::{Rng, SeedableRng};

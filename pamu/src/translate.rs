@@ -1,5 +1,5 @@
 //! The translation pipeline: LIODN -> PPAACE -> window/subwindow -> output + access check
-//! (`pamu.md` §8).
+//! (the window arithmetic of Linux `fsl_pamu.c` `pamu_config_ppaace()` / `pamu_config_spaace()`).
 //!
 //! [`translate`] is lock-free and allocation-free: it reads the instance's control and table
 //! registers (passed in by value) and the table entries from guest memory, and returns either a
@@ -85,7 +85,7 @@ impl PamuAttrs {
 pub enum Path {
     /// PAMUBYPENR bypass: no checks.
     Bypass,
-    /// PC.PE = 0 (Policy, §17 row 3: pass through like bypass).
+    /// PC.PE = 0 (policy 3: pass through like bypass).
     Disabled,
     /// Checked and translated by a (sub)window.
     Window {
@@ -152,13 +152,17 @@ fn ap_perms(ap: Ap) -> Perms {
     p
 }
 
-/// Translate one access of `len` bytes at `addr` by LIODN `liodn` (`pamu.md` §8).
+/// Translate one access of `len` bytes at `addr` by LIODN `liodn` (the steps are numbered in the
+/// body).
 ///
 /// `ioe` is the inbound operation index used by OTM (see [`default_ioe`]).
 ///
 /// # Errors
 /// The [`PamuFault`] the PAMU would raise; nothing is recorded here.
-#[expect(clippy::too_many_arguments, reason = "one argument per input of §8")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per input of the translation"
+)]
 #[inline(always)]
 pub fn translate<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
@@ -235,7 +239,7 @@ pub fn translate<M: GuestMemoryBackend + ?Sized>(
     if !allowed {
         return Err(PamuFault::Violation(Violation::Permission));
     }
-    // Step 8: address translation. Policy (§17 row 2): a TWBA misaligned to the mapped size is
+    // Step 8: address translation. Policy 2: a TWBA misaligned to the mapped size is
     // masked, not added.
     let output = match map.addr_map {
         AddrMap::Identity => addr,
@@ -244,7 +248,7 @@ pub fn translate<M: GuestMemoryBackend + ?Sized>(
     // Step 9: operation translation.
     let (op, otm) = match map.op_map {
         OpMap::None => (ioe, Otm::NONE),
-        // Policy (§17 row 10): an operation that is neither IOEA nor IOEB passes unchanged.
+        // Policy 10: an operation that is neither IOEA nor IOEB passes unchanged.
         OpMap::Immediate {
             ioea,
             moea,
@@ -415,7 +419,7 @@ mod tests {
         assert_eq!((t.output, t.len), (0, u64::MAX));
     }
 
-    /// Policies §17 row 2 and WBA alignment: a misaligned TWBA is masked to the mapped size, a
+    /// Policy 2 and WBA alignment: a misaligned TWBA is masked to the mapped size, a
     /// misaligned WBA to the window size; a SWSE larger than the subwindow is clamped.
     #[test]
     fn test_misaligned_bases_are_masked() {

@@ -1,5 +1,5 @@
 //! PCIe ATS: translation requests, translated transactions and endpoint ATC invalidation
-//! (IHI 0070 §3.9.1, §4.5.1 CMD_ATC_INV; smmuv3.md §11).
+//! (IHI 0070 §3.9.1, §4.5.1 CMD_ATC_INV).
 //!
 //! A VMM whose emulated PCIe function implements ATS uses three entry points:
 //!
@@ -54,7 +54,7 @@ use viommu_common::walk::{walk_stage2, Stage, Stage2Config, WalkFault, WalkFault
 
 use crate::config::ste::StreamTable;
 use crate::config::{AtsMode, ConfigError, StreamAttrs, StreamConfig};
-use crate::device::{lock, GuestRam, SmmuV3, View};
+use crate::device::{lock, GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventAccess, EventSource};
 use crate::trace::Effect;
 use crate::translate::{walk_route, Route, S1Ctx};
@@ -323,7 +323,11 @@ where
     }
 
     /// The STE of `sid`: cached, or fetched and decoded.
-    fn ats_stream_config(&self, view: &View, sid: u32) -> Result<StreamConfig, ConfigError> {
+    fn ats_stream_config(
+        &self,
+        view: &TranslationRegs,
+        sid: u32,
+    ) -> Result<StreamConfig, ConfigError> {
         if let Some(sc) = self.config.ste(sid) {
             return Ok(sc);
         }

@@ -15,7 +15,7 @@ const REPLAY_REGS: IdRegs = IdRegs {
     aidr: 0x1,
 };
 
-/// Defaults equal the recommended profile of smmuv3.md §2.3 register for register.
+/// Defaults equal the profile README.md lists ("Default ID registers") register for register.
 #[test]
 fn test_default_profile_matches_recommended_values() {
     let r = SmmuConfig::default().caps().unwrap().id_regs();

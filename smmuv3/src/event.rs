@@ -1,4 +1,4 @@
-//! Typed events and their one encoder into event-queue records (IHI 0070 §7.3; smmuv3.md §9).
+//! Typed events and their one encoder into event-queue records (IHI 0070 §7.3).
 //!
 //! Decoders and the translation pipeline produce an [`Event`]; [`Event::encode`] is the only
 //! place that writes an [`EvtEntry`]. Walker faults convert with [`Event::from_walk_fault`].
@@ -405,7 +405,7 @@ impl Event {
             | Event::Access(t)
             | Event::Permission(t) => {
                 // Policy: TTRnW is written for all four translation-fault records when
-                // CLASS = TT (smmuv3.md §9.1). IHI 0070 §7.3.16 defines it explicitly for
+                // CLASS = TT (IHI 0070 §7.3). IHI 0070 §7.3.16 defines it explicitly for
                 // F_PERMISSION; Linux reads it only there.
                 w1 = w1
                     .with_s2(t.s2)

@@ -1,4 +1,4 @@
-//! The event-queue producer (IHI 0070 §7.2, §7.4; smmuv3.md §9).
+//! The event-queue producer (IHI 0070 §7.2, §7.4).
 //!
 //! Writes 32-byte event records into the guest's event queue and maintains EVENTQ_PROD:
 //!
@@ -22,8 +22,7 @@ use std::sync::atomic::Ordering;
 use crate::device::{lock, GuestRam, SmmuV3};
 use crate::queue::QueueGeometry;
 use crate::regs::IrqSource;
-use crate::spec::regs::Gerror;
-use crate::spec::regs::{QueueBase, QueueIndex};
+use crate::spec::regs::{Gerror, QueueBase, QueueIndex};
 use crate::trace::TraceRecord;
 
 /// Bytes per event record.
@@ -81,8 +80,10 @@ impl EvtqState {
     /// Records were lost: toggle OVFLG, but only when the previous overflow has been
     /// acknowledged (OVFLG == OVACKFLG, IHI 0070 §7.4). Returns whether it toggled.
     pub fn signal_overflow(&mut self) -> bool {
+        // IHI 0070 §7.4: overflow is signalled by toggling OVFLG only when the previous
+        // overflow has been acknowledged (OVFLG == OVACKFLG).
         let prod = QueueIndex::from_bits(self.prod);
-        let toggled = prod.ovflg() == QueueIndex::from_bits(self.cons).ovflg();
+        let toggled = !QueueIndex::overflow_pending(prod, QueueIndex::from_bits(self.cons));
         if toggled {
             self.prod = prod.with_ovflg(!prod.ovflg()).into_bits();
         }
@@ -133,7 +134,7 @@ where
         self.record_event(&bytes, || event.to_string());
     }
 
-    /// Write a 32-byte event record to the event queue and signal EVENTQ (smmuv3.md §9).
+    /// Write a 32-byte event record to the event queue and signal EVENTQ (IHI 0070 §3.5, §7.2).
     ///
     /// `describe` renders the event for the trace. Records are discarded while the queue is
     /// disabled; a full queue drops the record and sets the overflow flag; a write outside guest
@@ -158,7 +159,7 @@ where
             Produced::Written { old_prod, .. } => {
                 self.counters.events.fetch_add(1, Ordering::Relaxed);
                 self.trace(|| TraceRecord::Event {
-                    pos: old_prod & 0xF_FFFF,
+                    pos: QueueIndex::from_bits(old_prod).wrap_index(),
                     event: describe(),
                 });
                 self.signal(IrqSource::Eventq);

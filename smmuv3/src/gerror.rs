@@ -1,4 +1,4 @@
-//! Interrupts and global errors (IHI 0070 §7.5, §6.3.23-§6.3.30; smmuv3.md §1.6-§1.8):
+//! Interrupts and global errors (IHI 0070 §7.5, §6.3.23-§6.3.30, §3.18):
 //! IRQ_CTRL gating, MSI versus wired delivery, CMD_SYNC completion signals, and the GERROR
 //! toggle protocol.
 
@@ -6,7 +6,7 @@ use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 use crate::device::{lines, lock, GuestRam, IrqState, SmmuV3};
 use crate::regs::IrqSource;
-use crate::spec::regs::{defined, Gerror, IrqCtrl};
+use crate::spec::regs::{Gerror, IrqCfg0, IrqCtrl};
 use crate::trace::{Delivery, Signal, TraceRecord};
 
 impl<M> SmmuV3<M>
@@ -14,7 +14,7 @@ where
     M: GuestRam,
 {
     /// Signal `source` if enabled in IRQ_CTRL: MSI when IDR0.MSI and its CFG0 address is set,
-    /// the wired line otherwise (smmuv3.md §1.8). A disabled source sends nothing, and enabling
+    /// the wired line otherwise (IHI 0070 §3.18). A disabled source sends nothing, and enabling
     /// it later sends nothing retrospectively.
     pub(crate) fn signal(&self, source: IrqSource) {
         let irq = lock(&self.irq);
@@ -32,7 +32,7 @@ where
             Delivery::Suppressed
         } else {
             let cfg = irq.cfg.get(idx).copied().unwrap_or_default();
-            let addr = cfg.cfg0 & defined::IRQ_CFG0;
+            let addr = IrqCfg0::from_bits(cfg.cfg0).addr();
             if self.caps.idr0.msi() && addr != 0 {
                 self.sink.send_msi(addr, cfg.cfg1);
                 Delivery::Msi {
@@ -50,7 +50,7 @@ where
         });
     }
 
-    /// Complete a CMD_SYNC with CS = SIG_IRQ (smmuv3.md §8.4).
+    /// Complete a CMD_SYNC with CS = SIG_IRQ (IHI 0070 §4.7.3).
     ///
     /// Policy: with IDR0.MSI and a non-zero MSIAddr, an address inside guest RAM is written as a
     /// 32-bit little-endian guest-memory store (the MSIPOLL pattern: Linux polls the SYNC slot's
@@ -90,8 +90,7 @@ where
     /// toggles its GERROR bit; if any toggled, the GERROR interrupt is signalled (§7.5).
     pub(crate) fn raise_gerror(&self, bits: u32) {
         let mut irq = lock(&self.irq);
-        let active = irq.gerror ^ irq.gerrorn;
-        let toggle = bits & defined::GERROR & !active;
+        let toggle = Gerror::to_raise(irq.gerror, irq.gerrorn, Gerror::from_bits(bits)).into_bits();
         if toggle == 0 {
             return;
         }
@@ -105,6 +104,6 @@ where
     /// True while GERROR.CMDQ_ERR is active (the command queue is stopped).
     pub(crate) fn cmdq_error_active(&self) -> bool {
         let irq = lock(&self.irq);
-        Gerror::from_bits(irq.gerror ^ irq.gerrorn).cmdq_err()
+        Gerror::active(irq.gerror, irq.gerrorn).cmdq_err()
     }
 }

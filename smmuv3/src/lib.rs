@@ -33,6 +33,8 @@
 //! - [`trace`]: the decision trace (the text of the insta snapshots and `viommu replay --trace`).
 //! - `testing` (feature `test-utils`): a `GuestDriver` that programs the SMMU exactly the way
 //!   Linux does, io-pgtable page tables, raw command encoders.
+//! - `fdt` (feature `fdt`): the `arm,smmu-v3` device-tree node and its masters' properties;
+//!   `iort` (feature `acpi`): the ACPI IORT (SMMUv3, root complexes, ITS group).
 //!
 //! ## Work per MMIO access and continuing it
 //! Commands are consumed synchronously in the CMDQ_PROD write (and on CMDQEN 0 -> 1 and the
@@ -58,8 +60,8 @@
 //!   ones (VMW without IDR0.VMW, DPT_WALK_EN) are dropped; PRIQ_IRQEN is dropped without PRI.
 //! - GBPA resets to 0x1000 (bypass, SHCFG incoming); a write without UPDATE is ignored; an update
 //!   completes within the write.
-//! - Registers written while their enable forbids it (smmuv3.md §1.10; CR1/CR2 while SMMUEN) are
-//!   ignored, and the trace says so. CR2.E2H only with IDR0.HYP.
+//! - Registers written while their enable forbids it (IHI 0070 §6.3; CR1/CR2 while SMMUEN: policy)
+//!   are ignored, and the trace says so. CR2.E2H only with IDR0.HYP.
 //! - GERRORN writes change only active error bits. Acknowledging CMDQ_ERR clears CMDQ_CONS.ERR
 //!   and resumes consumption by re-fetching the entry at CONS.
 //! - Every cache (configuration, routes, IOTLB) is dropped on an SMMUEN transition and reset.
@@ -95,7 +97,7 @@
 //!   architectural state, including the stall table (held transactions keep their STAG and
 //!   original request, so a RESUME after the restore re-translates or aborts them on the new
 //!   device) and the outstanding Page Request Groups.
-//! - Not modelled (issue 4): CR2.REC_CFG_ATS and IDR3.PASIDTT (ATS configuration errors are
+//! - Not modelled: CR2.REC_CFG_ATS and IDR3.PASIDTT (ATS configuration errors are
 //!   never recorded; Translated transactions carry no PASID); STE.PPAR (see below); the
 //!   SIG_SEV wake-up event. Not state: registered endpoint ATCs (re-registered by the VMM
 //!   after a restore) and interrupt-controller state.
@@ -147,8 +149,12 @@ pub mod config;
 pub mod device;
 pub mod event;
 pub mod evtq;
+#[cfg(feature = "fdt")]
+pub mod fdt;
 mod gerror;
 pub mod host;
+#[cfg(feature = "acpi")]
+pub mod iort;
 pub mod mmio;
 pub mod priq;
 pub mod queue;

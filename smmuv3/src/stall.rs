@@ -1,4 +1,4 @@
-//! The stall model (IHI 0070 §3.12.2, §4.7.1, §4.7.2; smmuv3.md §12).
+//! The stall model (IHI 0070 §3.12.2, §4.7.1, §4.7.2).
 //!
 //! With IDR0.STALL_MODEL = 0 or 2 and a stream configured to stall (CD.S = 1 for stage-1 faults,
 //! STE.S2S = 1 for stage-2 faults), a transaction that takes a *Translation-related* fault
@@ -64,7 +64,7 @@ use crate::device::{lock, GuestRam, SmmuV3};
 use crate::event::{Event, EventAccess, EventSource};
 use crate::evtq::Produced;
 use crate::regs::IrqSource;
-use crate::spec::regs::Gerror;
+use crate::spec::regs::{Gerror, QueueIndex};
 use crate::trace::{Effect, TraceRecord};
 
 /// Stall table size when IDR5.STALL_MAX is 0.
@@ -472,7 +472,7 @@ where
                     .events
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.trace(|| TraceRecord::Event {
-                    pos: old_prod & 0xF_FFFF,
+                    pos: QueueIndex::from_bits(old_prod).wrap_index(),
                     event: ev.to_string(),
                 });
                 self.signal(IrqSource::Eventq);

@@ -1,4 +1,4 @@
-//! The translation pipeline (IHI 0070 §3.2, §3.4, §3.12; smmuv3.md §3-7, §9.3).
+//! The translation pipeline (IHI 0070 §3.2, §3.3, §3.4, §3.12, §7.2).
 //!
 //! `translate(req)`:
 //!
@@ -17,7 +17,7 @@
 //!    with a fill token taken before the walk, so an invalidation racing with the walk wins.
 //! 5. **Faults**: the walker's typed fault becomes an [`Event`] (CLASS, S2, IPA, InD/PnU/RnW,
 //!    SSID); translation-class faults are recorded only when CD.R (stage 1) / STE.S2R (stage 2)
-//!    allow, F_WALK_EABT always (smmuv3.md §9.3).
+//!    allow, F_WALK_EABT always (IHI 0070 §5.5, §7.2).
 //!
 //! Policy: a request's `len` beyond the mapping is not an error: the returned
 //! [`DmaMapping::len`] says how much is contiguous and the caller translates the rest.
@@ -36,7 +36,7 @@ use viommu_common::walk::{
 use vm_memory::GuestMemoryBackend;
 
 use crate::config::StreamAttrs;
-use crate::device::{GuestRam, SmmuV3, View};
+use crate::device::{GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventAccess, EventSource};
 
 /// Stage-1 context of a translating route: both TTB regions of the CD.
@@ -169,10 +169,10 @@ impl<M> SmmuV3<M>
 where
     M: GuestRam,
 {
-    /// SMMUEN = 0: GBPA routes the transaction (smmuv3.md §1.5).
+    /// SMMUEN = 0: GBPA routes the transaction (IHI 0070 §6.3, SMMU_GBPA).
     fn translate_global_bypass(
         &self,
-        view: &View,
+        view: &TranslationRegs,
         req: &DmaRequest,
     ) -> Result<DmaMapping, DmaFault> {
         if view.gbpa.abort() {
@@ -279,7 +279,7 @@ where
         }
     }
 
-    /// smmuv3.md §9.3: translation-class faults are recorded per CD.R / STE.S2R, external
+    /// IHI 0070 §5.5, §7.2: translation-class faults are recorded per CD.R / STE.S2R, external
     /// aborts always.
     fn walk_fault_recorded(&self, f: &WalkFault, s1_record: Option<bool>, s2_record: bool) -> bool {
         use viommu_common::walk::WalkFaultKind as K;

@@ -37,11 +37,11 @@ fn enabled<'a>(
 }
 
 fn cons(dev: &Dev<'_>) -> u32 {
-    dev.state().ctrl.cmdq.cons
+    dev.save().ctrl.cmdq.cons
 }
 
 fn prod(dev: &Dev<'_>) -> u32 {
-    dev.state().ctrl.cmdq.prod
+    dev.save().ctrl.cmdq.prod
 }
 
 /// A run of forwardable commands is one host call; a command that is not forwarded (CFGI_CD
@@ -196,7 +196,7 @@ fn test_batch_failure_blocks_following_sync() {
 
 /// The command-queue slot of queue position `pos`.
 fn slot(dev: &Dev<'_>, pos: u32) -> u64 {
-    let base = dev.state().ctrl.cmdq.base;
+    let base = dev.save().ctrl.cmdq.base;
     let log2 = base & 0x1F;
     (base & 0x000F_FFFF_FFFF_FFE0) + 16 * (u64::from(pos) & ((1 << log2) - 1))
 }

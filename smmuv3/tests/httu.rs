@@ -1,4 +1,4 @@
-//! Hardware translation table updates through the device (IHI 0070 §3.13; smmuv3.md §6.6):
+//! Hardware translation table updates through the device (IHI 0070 §3.13):
 //! CD.HA/HD and STE.S2HA/S2HD set the access flag and the dirty state in guest page tables with
 //! compare-and-swap, the IOTLB re-walks a cached writable-clean entry on a write, and the CD/STE
 //! decoder accepts the bits only when IDR0.HTTU advertises them.
@@ -23,7 +23,7 @@ const SID: u32 = 0x10;
 const IOVA: u64 = 0x1000_0000;
 const PA: u64 = RAM + 0x0200_0000;
 
-/// Descriptor bits (smmuv3.md §6.4).
+/// Descriptor bits (Arm ARM D8.3).
 const AF: u64 = 1 << 10;
 const AP_RO: u64 = 1 << 7;
 const S2AP_W: u64 = 1 << 7;

@@ -38,7 +38,7 @@ fn wr64(d: &impl MmioDevice, off: u64, v: u64) {
     d.mmio_write(off, &v.to_le_bytes()).unwrap();
 }
 
-/// The default ID registers are the digest's recommended profile and Linux-acceptable.
+/// The default ID registers are the profile README.md lists and Linux-acceptable.
 #[test]
 fn test_id_registers_default_profile() {
     let ram = guest_ram(RAM, 0x10_0000);

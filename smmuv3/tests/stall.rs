@@ -1,6 +1,6 @@
-//! The stall model driven the way Linux's SVA/IOPF path uses it (linux-driver.md §13): a
-//! `dma-can-stall` master with CD.S = 1 faults, the event carries Stall = 1 and an STAG, the
-//! "OS" maps the page and answers CMD_RESUME without a CMD_SYNC.
+//! The stall model driven the way Linux's SVA/IOPF path uses it (Linux `arm_smmu_handle_event()`):
+//! a `dma-can-stall` master with CD.S = 1 faults, the event carries Stall = 1 and an STAG, the "OS"
+//! maps the page and answers CMD_RESUME without a CMD_SYNC.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,7 +23,7 @@ mod vmm {
     use viommu_common::traits::{InterruptSink, MmioDevice};
     use viommu_common::StreamId;
     use viommu_sva::accel::GuestRegs;
-    use viommu_sva::iommufd::{GuestRam, IommufdAccelSmmu, IommufdContext};
+    use viommu_sva::iommufd::{IommufdAccelSmmu, IommufdContext, MappedRam};
     use viommu_sva::{AttachPort, GuestProfile};
 
     /// Where a VMM would inject interrupts into its guest (KVM_SIGNAL_MSI, an irqfd, a GIC line).
@@ -52,7 +52,7 @@ mod vmm {
 
         // 1. iommufd, guest RAM pinned in the IOAS at IOVA = GPA
         let ctx = IommufdContext::open()?;
-        let ram = GuestRam::new(&ctx, RAM_GPA, RAM_LEN)?;
+        let ram = MappedRam::new(&ctx, RAM_GPA, RAM_LEN)?;
 
         // 2. the VFIO device, bound to the iommufd but not attached
         let port = ctx.bind_device(&sysfs)?;

@@ -1,7 +1,7 @@
 //! Planning how a run of guest commands reaches the host: consecutive forwardable commands become
 //! one [`HostViommu::invalidate`](crate::host::HostViommu::invalidate) call; CMD_SYNC,
 //! CFGI_STE(_RANGE), PREFETCH and illegal commands end a batch and are handled by the vSMMU
-//! itself, in guest order (iommufd-nesting.md §7, §9).
+//! itself, in guest order (Linux arm-smmu-v3-iommufd.c `arm_vsmmu_cache_invalidate()`).
 
 use core::ops::Range;
 

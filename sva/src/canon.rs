@@ -1,4 +1,5 @@
-//! Guest STE words 0–1 → the configuration installed on the host (iommufd-nesting.md §5).
+//! Guest STE words 0–1 → the configuration installed on the host (Linux arm-smmu-v3-iommufd.c
+//! `arm_smmu_validate_vste()`).
 //!
 //! The kernel accepts only V, Config, S1Fmt, S1ContextPtr, S1CDMax in word 0 and S1DSS, S1CIR,
 //! S1COR, S1CSH, S1STALLD, EATS in word 1 (anything else: EIO). What we do with each guest field:
@@ -15,7 +16,7 @@
 //! | S1CDMax > SSIDSIZE | **rejected** |
 //! | S1DSS | kept when S1CDMax > 0; cleared when S1CDMax = 0 (IGNORED by the SMMU then) |
 //! | S1CIR, S1COR, S1CSH, S1STALLD | kept |
-//! | EATS | kept as 0/1 when ATS is advertised for the endpoint, cleared otherwise (policy, §4.2); 2/3 **rejected** |
+//! | EATS | kept as 0/1 when ATS is advertised for the endpoint, cleared otherwise (policy); 2/3 **rejected** |
 //! | STRW ≠ 0 | **rejected**: EL2 needs HYP, which is not advertised; 1/3 are reserved |
 //! | PRIVCFG, INSTCFG ≠ 0 | **rejected**: they change permission checks; the host cannot express them |
 //! | SHCFG, MTCFG, MemAttr, ALLOCCFG, NSCFG | cleared: attribute overrides; the host requires a coherent path (CANWBS or S2FWB) and installs its own. Linux guests set SHCFG = 1, which the kernel would refuse |

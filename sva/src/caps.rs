@@ -377,7 +377,7 @@ pub fn check_compatible(frozen: &GuestIdrs, host: &HostCaps) -> Result<(), Clamp
 mod tests {
     use super::*;
 
-    /// The testbed host (QEMU 10.0.2 virt,iommu=smmuv3 under Linux 7.3, kernel-testbed.md).
+    /// The testbed host (QEMU 10.0.2 virt,iommu=smmuv3 under Linux 7.3, sva/tests/kernel/).
     fn testbed() -> HostCaps {
         HostCaps::new(
             HwInfoArmSmmuv3 {
@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn testbed_host_idr0_decodes_field_by_field() {
-        // QEMU 10.0 virt,iommu=smmuv3 as seen through hw_info (kernel-testbed.md)
+        // QEMU 10.0 virt,iommu=smmuv3 as seen through hw_info (sva/tests/kernel/)
         let i = Idr0::from_bits(0x0d44_101b);
         assert!(i.s2p() && i.s1p());
         assert_eq!(i.ttf(), Ttf::AARCH64);

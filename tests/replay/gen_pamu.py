@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Generate the PAMU replay scenarios tests/replay/pamu_*.jsonl (pamu.md §18 test vectors and a
-Linux-like bring-up). Entry words are written here from the digest's field definitions, not by
+"""Generate the PAMU replay scenarios tests/replay/pamu_*.jsonl (the test vectors of
+pamu/README.md and a Linux-like bring-up). Entry words are written here from the PAACE field
+definitions of Linux drivers/iommu/fsl_pamu.h, not by
 the model, so the replays check the model independently. Run from the repository root."""
 import json
 
@@ -58,7 +59,7 @@ class F:
 
     def probe(self, instances=5, pc3=0x00E00000):
         self.c("fsl_pamu_probe: PC3, then per instance PPBA/PPLA, SPBA/SPLA, OBA/OLA, PICS = AVIE, "
-               "PC = PE|OCE|SPCC|PPCC (pamu.md §4, §13.1)")
+               "PC = PE|OCE|SPCC|PPCC (fsl_pamu.c setup_one_pamu)")
         self.r(0, "PC3", pc3)
         for i in range(instances):
             for reg, v in [("PPBAH", 0), ("PPBAL", PPBA), ("PPLAH", 0), ("PPLAL", PPLA),
@@ -94,7 +95,7 @@ def spaace(i):
 
 
 def tv0():
-    f = F("TV-0: capability and control registers after the Linux probe (pamu.md §18 TV-0)")
+    f = F("TV-0: capability and control registers after the Linux probe")
     f.c("reset: PE = 0, PICS = 0, capability registers from the P4080 profile")
     f.r(0, "PC", 0)
     f.r(0, "PICS", 0)
@@ -117,7 +118,7 @@ def tv0():
 
 
 def tv1():
-    f = F("TV-1: single translated window [0x8000_0000, 0x9000_0000) -> 0x1_2000_0000 (pamu.md §18)")
+    f = F("TV-1: single translated window [0x8000_0000, 0x9000_0000) -> 0x1_2000_0000")
     f.probe()
     L = 0x30
     f.entry(ppaace(L), [0, 0x800006D9, 0x80, 4, 1, 0x20000000, 0, 0])
@@ -139,7 +140,7 @@ def tv1():
 
 
 def tv2():
-    f = F("TV-2: 1 GiB aperture, 8 subwindows, FSPI 0x10, LIODN 0x21 (pamu.md §18)")
+    f = F("TV-2: 1 GiB aperture, 8 subwindows, FSPI 0x10, LIODN 0x21")
     f.probe()
     f.entry(ppaace(0x21), [0, 0x779, 0x80, 0x24, 2, 0x680, 0x10, 0])
     f.entry(spaace(0x10), [0, 0x0021000B, 0x80, 4, 1, 0x080003C0, 0, 0])
@@ -177,7 +178,7 @@ def tv2():
 
 
 def tv3():
-    f = F("TV-3: boot default (ATM 0) and post-5.13 identity (ATM 1, TWBA 0) (pamu.md §18)")
+    f = F("TV-3: boot default (ATM 0) and post-5.13 identity (ATM 1, TWBA 0)")
     f.probe()
     L = 0x40
     f.c("setup_liodns: WSE 35, AP 3, CR, ATM 0, then V = 1")
@@ -207,7 +208,7 @@ def tv3():
 
 
 def tv4():
-    f = F("TV-4: LIODN 0x500 is outside the PPAACT: AVS1 = 0x0500_0401 (pamu.md §18)")
+    f = F("TV-4: LIODN 0x500 is outside the PPAACT: AVS1 = 0x0500_0401")
     f.probe()
     f.dma(0x500, 0x1000, "read", "AV_LIODN")
     f.irq(0)
@@ -227,7 +228,7 @@ def tv4():
 
 def tv5():
     f = F("TV-5: VFIO geometry [0, 0x7FFF_FFFF], 256 windows of 8 MiB, MAP_DMA 0..1 GiB, "
-          "MSI banks at windows 253-255 (pamu.md §18, §14)")
+          "MSI banks at windows 253-255 (test vector TV-5)")
     f.probe()
     L = 0x10
     ram = 0x100000000

@@ -3,12 +3,13 @@
 
 Run from the repository root: `python3 tests/replay/gen_smmuv3.py`. The generated files are
 committed; this script documents how every value in them was derived. Each expected value comes
-from ../shared/reference/smmuv3.md (architecture) and linux-driver.md (what Linux 6.x writes),
-never from running our model: the section is cited next to the value.
+from Arm IHI 0070 (architecture) and the Linux arm-smmu-v3 driver (what Linux 6.x writes, in
+drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c), never from running our model: the source is cited
+next to the value.
 
-The scenarios drive the device the way the Linux arm-smmu-v3 driver does (linux-driver.md §4):
+The scenarios drive the device the way the Linux arm-smmu-v3 driver does (arm_smmu_device_reset):
 probe reads, reset writes and polls, 2-level stream table, MSI-polled CMD_SYNC (the default
-configuration advertises MSI and coherency, so Linux uses MSIPOLL, §5 item 4), EVTQ/GERROR MSIs.
+configuration advertises MSI and coherency, so Linux uses MSIPOLL), EVTQ/GERROR MSIs.
 """
 
 import json
@@ -31,7 +32,7 @@ DOORBELL = 0x0802_0040  # a GIC ITS GITS_TRANSLATER-like doorbell outside RAM
 EVTQ_MSI_DATA = 0x21
 GERROR_MSI_DATA = 0x22
 
-# Register offsets (smmuv3.md §1.3)
+# Register offsets (IHI 0070 §6.2)
 IDR0, IDR1, IDR3, IDR5, IIDR = 0x00, 0x04, 0x0C, 0x14, 0x18
 CR0, CR0ACK, CR1, CR2 = 0x20, 0x24, 0x28, 0x2C
 GBPA = 0x44
@@ -41,25 +42,25 @@ GERROR_IRQ_CFG0, GERROR_IRQ_CFG1, GERROR_IRQ_CFG2 = 0x68, 0x70, 0x74
 STRTAB_BASE, STRTAB_BASE_CFG = 0x80, 0x88
 CMDQ_BASE, CMDQ_PROD, CMDQ_CONS = 0x90, 0x98, 0x9C
 EVTQ_BASE = 0xA0
-EVTQ_PROD, EVTQ_CONS = 0x100A8, 0x100AC  # page 1 (linux-driver.md §1)
+EVTQ_PROD, EVTQ_CONS = 0x100A8, 0x100AC  # page 1 (arm-smmu-v3.h ARM_SMMU_EVTQ_PROD)
 EVTQ_IRQ_CFG0, EVTQ_IRQ_CFG1, EVTQ_IRQ_CFG2 = 0xB0, 0xB8, 0xBC
 
-# Commands (smmuv3.md §8.2, linux-driver.md §7.4)
+# Commands (IHI 0070 chapter 4, arm_smmu_cmdq_build_cmd)
 SYNC_MSIPOLL = 0x0FC0_1046  # CS = SIG_IRQ, MSH = ISH, MSIAttr = 0xF, MSIData = 0
 SYNC_SEV = 0x0FC0_2046  # CS = SIG_SEV
 
-# STE / CD values (linux-driver.md §7.1, §7.3)
+# STE / CD values (arm_smmu_make_*_ste, arm_smmu_make_s1_cd)
 STE_ABORT = 0x1
 STE_BYPASS = 0x9
-CD_W0_ASID1 = 0x0001_E205_C000_3510  # 4K, ias = oas = 48, coherent, ASID 1 (§7.3)
-MAIR = 0x0000_0000_F404_FF44  # io-pgtable MAIR (§15.3)
-# io-pgtable leaves (linux-driver.md §15.3): R|W|NOEXEC|CACHE
+CD_W0_ASID1 = 0x0001_E205_C000_3510  # 4K, ias = oas = 48, coherent, ASID 1 (arm_smmu_make_s1_cd)
+MAIR = 0x0000_0000_F404_FF44  # io-pgtable MAIR (arm_64_lpae_alloc_pgtable_s1)
+# io-pgtable leaves (arm_lpae_prot_to_pte): R|W|NOEXEC|CACHE
 S1_PAGE = 0x0060_0000_0000_0F47
 S1_BLOCK = 0x0060_0000_0000_0F45
 S1_RDONLY = 0x80  # AP[2]
 S2_PAGE = 0x0060_0000_0000_07FF
 TABLE = 0x3
-VTCR_4K_48 = 0x53590  # linux-driver.md §7.1
+VTCR_4K_48 = 0x53590  # arm_smmu_make_s2_domain_ste
 
 
 def h(v):
@@ -82,7 +83,7 @@ class Scenario:
         self.lines = []
         self.prod = 0  # CMDQ producer, index + wrap (2^CMDQ_LOG2 entries)
         self.evt_cons = 0
-        self.gbpa = 0x1000  # reset value (smmuv3.md §1.5 policy)
+        self.gbpa = 0x1000  # reset value (IMPLEMENTATION DEFINED; our default)
         self.pt_next = PT_POOL
         self.comment(title)
         self.op("ram", base=h(RAM_BASE), size=h(RAM_SIZE))
@@ -153,7 +154,7 @@ class Scenario:
         self.mw(CMDQ_PROD, self.prod_reg(self.prod))
 
     def sync(self):
-        """CMD_SYNC with MSIPOLL (MSI + coherent, linux-driver.md §5 item 4): the device
+        """CMD_SYNC with MSIPOLL (MSI + coherent, __arm_smmu_cmdq_poll_until_msi): the device
         writes MSIData = 0 over the first word of the SYNC's own slot."""
         slot = self.slot(self.prod)
         self.cmd(SYNC_MSIPOLL, slot)
@@ -163,20 +164,20 @@ class Scenario:
 
     # -- driver operations ----------------------------------------------------------------
     def bringup(self, cr0=0):
-        """linux-driver.md §2 probe reads and §4 reset sequence, default configuration.
+        """arm_smmu_device_hw_probe reads and the arm_smmu_device_reset sequence, default config.
         `cr0` is what the first CR0 read returns (0xD for a kexec'd kernel finding the SMMU
-        enabled: then GBPA is first switched to abort, §4 step 1)."""
+        enabled: then GBPA is first switched to abort)."""
         self.prod = 0
-        self.comment("probe: ID registers of the default profile (smmuv3.md §2.3)")
+        self.comment("probe: ID registers of the default profile (README.md)")
         self.mr(IDR0, 0x094C_301B)
         self.mr(IDR1, 0x0273_0510)
         self.mr(IDR3, 0x0000_0404)
         self.mr(IDR5, 0x0000_0075)
         self.mr(IIDR, 0)
-        self.comment("reset (linux-driver.md §4)")
+        self.comment("reset (arm_smmu_device_reset)")
         self.mr(CR0, cr0)
         if cr0 & 1:
-            self.comment("SMMU currently enabled! Resetting...: GBPA update to ABORT (§1.5)")
+            self.comment("SMMU currently enabled! Resetting...: GBPA update to ABORT (SMMU_GBPA)")
             self.mr(GBPA, 0, mask=1 << 31)
             self.gbpa = self.gbpa | (1 << 20)
             self.mw(GBPA, self.gbpa | (1 << 31))
@@ -185,7 +186,7 @@ class Scenario:
         self.mr(CR0ACK, 0)
         self.mw(CR1, 0xD75)
         self.mw(CR2, 0x6)
-        # Level-1 descriptor for SIDs 0..255: Span 9 (256 STEs) | L2Ptr (§7.2); all STEs abort (§3)
+        # L1 descriptor for SIDs 0..255: Span 9 (256 STEs) | L2Ptr; STEs abort (arm_smmu_init_l2_strtab)
         self.wmem(L2_BASE, le64(*([STE_ABORT] + [0] * 7)) * 256)
         self.wq(STRTAB, L2_BASE | 9)
         self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
@@ -208,7 +209,7 @@ class Scenario:
         self.mr(IRQ_CTRLACK, 0)
         self.mw(GERROR_IRQ_CFG0, 0, size=8)
         self.mw(EVTQ_IRQ_CFG0, 0, size=8)
-        # MSI write_msg (§4 step 14c): doorbell, data, Device-nGnRE
+        # MSI write_msg (arm_smmu_write_msi_msg): doorbell, data, Device-nGnRE
         self.mw(EVTQ_IRQ_CFG0, DOORBELL, size=8)
         self.mw(EVTQ_IRQ_CFG1, EVTQ_MSI_DATA)
         self.mw(EVTQ_IRQ_CFG2, 0x1)
@@ -231,7 +232,7 @@ class Scenario:
 
     def write_ste(self, sid, words):
         """A whole-entry write into an entry that is not live (then CFGI + SYNC +
-        PREFETCH_CFG, §9)."""
+        PREFETCH_CFG, as arm_smmu_write_ste does)."""
         self.wmem(self.ste_addr(sid), le64(*(list(words) + [0] * (8 - len(words)))))
         self.ste_sync(sid)
         self.cmd(0x1 | (sid << 32))  # PREFETCH_CFG, no SYNC
@@ -254,7 +255,7 @@ class Scenario:
 
     def map(self, root, va, desc, level=3, tables=None):
         """Install leaf `desc` for `va` at `level` in the 4K 4-level tables under `root`
-        (smmuv3.md §6.1: shifts 39/30/21/12)."""
+        (Arm ARM D8.2: shifts 39/30/21/12)."""
         tables = tables if tables is not None else self.tables
         t = root
         for lvl in range(0, level):
@@ -273,7 +274,7 @@ class Scenario:
         return EVTQ + 32 * (n % (1 << EVTQ_LOG2))
 
     def expect_event(self, n, event_id, sid, addr, rnw=True, ssid=None):
-        """Check the fields of event record n that smmuv3.md §9.1 fixes: w0 (ID, SSV, SSID,
+        """Check the fields of event record n that IHI 0070 §7.3 fixes: w0 (ID, SSV, SSID,
         SID), w1 bits [39:32] (PnU, InD, RnW, S2 for a stage-1 unprivileged data access) and
         w2 (input address)."""
         rec = self.evt_addr(n)
@@ -285,7 +286,7 @@ class Scenario:
         self.rmem(rec + 16, le64(addr))
 
     def consume_events(self, upto):
-        """The EVTQ thread: read PROD, consume, write CONS (linux-driver.md §6)."""
+        """The EVTQ thread: read PROD, consume, write CONS (arm_smmu_evtq_thread)."""
         wrap = 1 << (EVTQ_LOG2 + 1)
         self.mr(EVTQ_PROD, upto % wrap, mask=0x7FFF_FFFF)
         self.evt_cons = upto
@@ -301,16 +302,16 @@ def linux_bringup():
     s = Scenario("linux_bringup", "Linux arm-smmu-v3 probe + reset on the default profile; "
                  "a bypass STE for an RMR-like device; C_BAD_STREAMID for an SID without L2")
     s.bringup()
-    s.comment("SID 8: abort STE from the initial table: terminated, no event (smmuv3.md §4.1)")
+    s.comment("SID 8: abort STE from the initial table: terminated, no event (IHI 0070 §5.2)")
     s.dma_fault(8, 0x1234_5000)
     s.mr(EVTQ_PROD, 0)
     s.expect_msi(EVTQ_MSI_DATA, count=0)
-    s.comment("SID 8 gets a bypass STE (w0 = 0x9, linux-driver.md §7.1): DMA is untranslated")
+    s.comment("SID 8 gets a bypass STE (w0 = 0x9, arm_smmu_make_bypass_ste): DMA is untranslated")
     s.write_ste(8, [STE_BYPASS])
     s.dma_ok(8, 0x1234_5678, 0x1234_5678)
     s.dma_ok(8, 0x4080_0000, 0x4080_0000, access="write")
     s.comment("SID 0x300: L1 descriptor 3 has Span 0 -> C_BAD_STREAMID, recorded because "
-              "CR2.RECINVSID = 1 (smmuv3.md §3), EVTQ MSI sent (§9.4)")
+              "CR2.RECINVSID = 1 (IHI 0070 §7.3 C_BAD_STREAMID), EVTQ MSI sent (IHI 0070 §3.18)")
     s.dma_fault(0x300, 0x1000, "C_BAD_STREAMID")
     s.rmem(s.evt_addr(0), le64(0x02 | (0x300 << 32)))
     s.mr(EVTQ_PROD, 1, mask=0x7FFF_FFFF)
@@ -321,7 +322,7 @@ def linux_bringup():
 
 def attach_s1(s, sid=0x10, asid=1):
     """Attach a PCI device the way arm_smmu_attach_dev does for an S1 domain: page tables,
-    CD 0, then a CD-table STE with S1CDMax = 0 (linux-driver.md §11)."""
+    CD 0, then a CD-table STE with S1CDMax = 0 (arm_smmu_make_cdtable_ste)."""
     s.tables = {}
     root = s.alloc_table()
     s.root = root
@@ -338,7 +339,7 @@ def attach_s1_dma():
     s.bringup()
     sid = 0x10
     root = attach_s1(s, sid)
-    s.comment("io-pgtable mappings (linux-driver.md §15.3): two 4K pages and a 2M block")
+    s.comment("io-pgtable mappings (arm_lpae_prot_to_pte): two 4K pages and a 2M block")
     s.map(root, 0x1000_0000, (DATA + 0x0000) | S1_PAGE)
     s.map(root, 0x1000_1000, (DATA + 0x1000) | S1_PAGE | S1_RDONLY)
     s.map(root, 0x4000_0000, 0x4060_0000 | S1_BLOCK, level=2)
@@ -357,7 +358,7 @@ def attach_s1_dma():
     s.expect_msi(EVTQ_MSI_DATA)
     s.consume_events(3)
     s.comment("unmap page 0x1000_0000: clear the PTE, TLBI_NH_VA (RIL form: 1 page, TG 4K, "
-              "TTL 3, leaf; linux-driver.md §10) + CMD_SYNC")
+              "TTL 3, leaf; __arm_smmu_tlb_inv_range) + CMD_SYNC")
     s.map(root, 0x1000_0000, 0)
     s.cmd(0x12 | (1 << 48), 0x1000_0000 | 0x701)
     s.sync()
@@ -381,7 +382,7 @@ def attach_s1_dma():
 
 def hitless():
     s = Scenario("hitless", "STE/CD updates as arm_smmu_write_entry performs them "
-                 "(linux-driver.md §8): DMA checked after every CFGI + SYNC step")
+                 "(arm_smmu_write_entry): DMA checked after every CFGI + SYNC step")
     s.bringup()
     sid = 0x20
     s.tables = {}
@@ -423,7 +424,7 @@ def hitless():
     s.ste_sync(sid)
     s.dma_ok(sid, 0x1000_0000, xlate)
 
-    s.comment("CD 0 ASID 778 -> 1997 (hitless, 1 sync, linux-driver.md §8.4)")
+    s.comment("CD 0 ASID 778 -> 1997 (hitless, 1 sync, as in arm-smmu-v3-test.c)")
     s.wq(CDTAB, cd_w0(1997))
     s.cd_sync(sid, 0)
     s.dma_ok(sid, 0x1000_0000, xlate)
@@ -483,7 +484,7 @@ def hitless():
 
 def range_invalidation():
     s = Scenario("range_invalidation", "range TLBI batches as __arm_smmu_tlb_inv_range "
-                 "issues them with RIL (smmuv3.md §10 worked examples)")
+                 "issues them with RIL (__arm_smmu_tlb_inv_range; IHI 0070 §4.4.1.1)")
     s.bringup()
     sid = 0x30
     asid = 5
@@ -502,7 +503,7 @@ def range_invalidation():
         s.dma_ok(sid, base + i * 0x1000 + 8, DATA + i * 0x1000 + 8)
     for i in range(3):
         s.dma_ok(sid, 0x4000_0000 + i * 0x20_0000 + 0x10, 0x4020_0000 + i * 0x20_0000 + 0x10)
-    s.comment("unmap 37 pages: clear PTEs, then the two-command batch of smmuv3.md §10 + SYNC")
+    s.comment("unmap 37 pages: clear PTEs, two RIL commands (NUM 4/SCALE 0, NUM 0/SCALE 5) + SYNC")
     for i in range(37):
         s.map(root, base + i * 0x1000, 0)
     s.cmd(0x0005_0000_0000_4012, 0x0000_0000_1000_0701)  # NUM 4, SCALE 0: 5 pages
@@ -513,7 +514,7 @@ def range_invalidation():
     for i in (37, 39):
         s.dma_ok(sid, base + i * 0x1000, DATA + i * 0x1000)
     s.consume_events(5)
-    s.comment("unmap the three 2M blocks: SCALE 9, NUM 2, TTL 2 (smmuv3.md §10)")
+    s.comment("unmap the three 2M blocks: SCALE 9, NUM 2, TTL 2 (IHI 0070 §4.4.1.1)")
     for i in range(3):
         s.map(root, 0x4000_0000 + i * 0x20_0000, 0, level=2)
     s.cmd(0x0005_0000_0090_2012, 0x0000_0000_4000_0601)
@@ -537,7 +538,7 @@ def range_invalidation():
 def command_errors():
     s = Scenario("command_errors", "command errors: CERROR_ILL stops the queue, toggles "
                  "GERROR.CMDQ_ERR with a GERROR MSI, and resumes at CONS after the GERRORN "
-                 "acknowledge (smmuv3.md §8.5, linux-driver.md §6)")
+                 "acknowledge (IHI 0070 §7.1, __arm_smmu_cmdq_skip_err)")
     s.bringup()
 
     def illegal(c0, c1, why):
@@ -575,10 +576,10 @@ def command_errors():
     bad, idx = illegal(0x20, 0, "TLBI_EL2_ALL without IDR0.HYP -> CERROR_ILL")
     recover(bad, idx, 0x1)
 
-    bad, idx = illegal(0x07, 0, "opcode 0x07 is not CFGI_ALL (smmuv3.md §8.2) -> CERROR_ILL")
+    bad, idx = illegal(0x07, 0, "opcode 0x07 is not CFGI_ALL (IHI 0070 §4.3) -> CERROR_ILL")
     recover(bad, idx, 0x0)
 
-    s.comment("a stray GERRORN write with no active error fabricates nothing (policy, §1.7)")
+    s.comment("a stray GERRORN write with no active error fabricates nothing (policy; IHI 0070 §7.5)")
     s.mw(GERRORN, 0x1)
     s.mr(GERROR, 0x0)
     s.mr(GERRORN, 0x0)
@@ -611,12 +612,12 @@ def dma_fault_event():
     s.expect_event(1, 0x10, sid, 0x9000_0000, rnw=False)
     s.expect_msi(EVTQ_MSI_DATA)
     s.consume_events(2)
-    s.comment("an SSID on a stream whose STE has S1CDMax = 0: C_BAD_SUBSTREAMID (smmuv3.md §5.3)")
+    s.comment("an SSID on a stream whose STE has S1CDMax = 0: C_BAD_SUBSTREAMID (IHI 0070 §7.3)")
     s.dma_fault(sid, 0x8000_0010, "C_BAD_SUBSTREAMID", ssid=3)
     s.rmem(s.evt_addr(2), le64(0x08 | (1 << 11) | (3 << 12) | (sid << 32)))
     s.expect_msi(EVTQ_MSI_DATA)
     s.consume_events(3)
-    s.comment("with EVTQ interrupts disabled the record is still written, no MSI (§1.6)")
+    s.comment("with EVTQ interrupts disabled the record is still written, no MSI (SMMU_IRQ_CTRL)")
     s.mw(IRQ_CTRL, 0x1)
     s.mr(IRQ_CTRLACK, 0x1)
     s.dma_fault(sid, 0xA000_0000, "F_TRANSLATION")
@@ -624,7 +625,7 @@ def dma_fault_event():
     s.mr(EVTQ_PROD, 4, mask=0x7FFF_FFFF)
     s.expect_msi(EVTQ_MSI_DATA, count=0)
 
-    s.comment("overflow (smmuv3.md §9.4): a 2-entry queue, reprogrammed with EVENTQEN = 0")
+    s.comment("overflow (IHI 0070 §7.4): a 2-entry queue, reprogrammed with EVENTQEN = 0")
     evtq2 = EVTQ + 0x1000
     s.mw(CR0, 0x9)
     s.mr(CR0ACK, 0x9)
@@ -652,7 +653,7 @@ def dma_fault_event():
 def pasid_cd2l():
     s = Scenario("pasid_cd2l", "PASIDs through a 2-level CD table (S1Fmt = 64K leaves, "
                  "S1CDMax = 11), installed the way Linux does (CFGI_CD leaf 0 after the L1 "
-                 "descriptor; smmuv3.md §5.2, linux-driver.md §7.2, §9)")
+                 "descriptor; IHI 0070 §5.3, arm_smmu_write_cd_l1_desc)")
     s.bringup()
     sid = 0x28
     s.tables = {}
@@ -677,7 +678,7 @@ def pasid_cd2l():
     s.dma_ok(sid, 0x1000_0020, DATA + 0x20)
     s.comment("PASID 1500: leaf 1 index 476 holds no valid CD -> C_BAD_CD")
     s.dma_fault(sid, 0x1000_0020, "C_BAD_CD", ssid=1500)
-    s.comment("PASID 2048 >= 2^S1CDMax -> C_BAD_SUBSTREAMID (smmuv3.md §5.3)")
+    s.comment("PASID 2048 >= 2^S1CDMax -> C_BAD_SUBSTREAMID (IHI 0070 §7.3)")
     s.dma_fault(sid, 0x1000_0020, "C_BAD_SUBSTREAMID", ssid=2048)
     s.rmem(s.evt_addr(0), le64(0x0A | (1 << 11) | (1500 << 12) | (sid << 32)))
     s.rmem(s.evt_addr(1), le64(0x08 | (1 << 11) | (2048 << 12) | (sid << 32)))
@@ -692,7 +693,7 @@ def pasid_cd2l():
 
 def nested():
     s = Scenario("nested", "nested translation (STE Config 7): CD, stage-1 tables and output "
-                 "are IPAs translated by stage 2 (smmuv3.md §7); stage-2 faults report S2, "
+                 "are IPAs translated by stage 2 (IHI 0070 §5.2 Config 0b111); stage-2 faults report S2, "
                  "CLASS and the IPA")
     s.bringup()
     sid = 0x38
@@ -730,7 +731,7 @@ def nested():
     s.expect_msi(EVTQ_MSI_DATA)
     s.consume_events(2)
     s.comment("stage-2 unmap of IPA 0x8000_0000: TLBI_S2_IPA + SYNC, then TLBI_NH_ALL(vmid) + "
-              "SYNC as Linux does for nest parents (linux-driver.md §10)")
+              "SYNC as Linux does for nest parents (arm_smmu_tlb_inv_range_domain)")
     s.map(s2root, 0x8000_0000, 0, tables=s2t)
     s.cmd(0x2A | (1 << 32), 0x8000_0000 | 1)
     s.sync()
@@ -741,7 +742,7 @@ def nested():
 
 
 def gbpa():
-    s = Scenario("gbpa", "SMMUEN = 0 routes traffic by GBPA (smmuv3.md §1.5): bypass at reset, "
+    s = Scenario("gbpa", "SMMUEN = 0 routes traffic by GBPA (IHI 0070 §6.3, SMMU_GBPA): bypass at reset, "
                  "the UPDATE protocol, and a kexec'd kernel resetting an enabled SMMU")
     sid = 5
     s.comment("reset value 0x1000 (policy): bypass with SHCFG = incoming")

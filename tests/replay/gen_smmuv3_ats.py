@@ -4,7 +4,7 @@ extension documented in replay/src/ats.rs: ats_request, translated, expect_atc_i
 
 Run from the repository root: `python3 tests/replay/gen_smmuv3_ats.py`. Builds on
 gen_smmuv3.py / gen_smmuv3_iopf.py (same bring-up, queues and tables). Expected values come from
-../shared/reference/smmuv3.md (§4 STE.EATS, §8.2 CMD_ATC_INV, §9.1 event records, §11 ATS) and
+IHI 0070 (§5.2 STE.EATS, §4.5.1 CMD_ATC_INV, §7.3 event records, §3.9.1 ATS) and
 IHI 0070 §3.9 (Translation Completions: the translated address is the output of the walk, the
 permissions those of the page, W withheld when NW = 1; an unmapped page answers R = W = 0;
 EATS = 0 answers UR with F_BAD_ATS_TREQ; Translated traffic passes unchecked with CR0.ATSCHK = 0,
@@ -26,7 +26,7 @@ IOVA = 0x5000_0000
 
 
 def ats():
-    # IDR0 default 0x094C_301B + ATS 0x400 (smmuv3.md §2.3).
+    # IDR0 default 0x094C_301B + ATS 0x400 (IDR0.ATS).
     s = Scenario("ats", "ATS: Translation Requests (full ATS, NW, read-only page, unmapped page, "
                  "EATS = 0), Translated transactions with ATSCHK = 0/1 and SMMUEN = 0, "
                  "unmap + TLBI + CMD_ATC_INV + SYNC reaching the endpoint's ATC",
@@ -39,7 +39,7 @@ def ats():
     s.write_cd(g.CDTAB, 1, root)
     s.map(root, IOVA, g.DATA | g.S1_PAGE)
     s.map(root, IOVA + 0x1000, (g.DATA + 0x1000) | g.S1_PAGE | g.S1_RDONLY)
-    s.comment("CD-table STEs (linux-driver.md §11); SID 0x10 with EATS = 0b01 [29:28] of "
+    s.comment("CD-table STEs (arm_smmu_make_cdtable_ste); SID 0x10 with EATS = 0b01 [29:28] of "
               "word 1 (arm_smmu_enable_ats), SID 0x11 without")
     s.write_ste(ATS_SID, [g.CDTAB | 0xB, 0xD6 | (1 << 28)])
     s.write_ste(PLAIN_SID, [g.CDTAB | 0xB, 0xD6])
@@ -59,8 +59,8 @@ def ats():
     s.comment("an unmapped page: successful completion with R = W = 0 (the endpoint may then "
               "issue a page request), no event")
     req(IOVA + 0x5000, {"perms": ""})
-    s.comment("EATS = 0: Unsupported Request and F_BAD_ATS_TREQ (0x05) recorded (smmuv3.md §9, "
-              "§11)")
+    s.comment("EATS = 0: Unsupported Request and F_BAD_ATS_TREQ (0x05) recorded (IHI 0070 §7.3, "
+              "§3.9.1)")
     req(IOVA, {"error": "UR"}, sid=PLAIN_SID)
     s.rmem(s.evt_addr(0), le64(0x05 | (PLAIN_SID << 32)))
     s.expect_msi(g.EVTQ_MSI_DATA)

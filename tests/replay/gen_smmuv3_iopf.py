@@ -4,8 +4,8 @@ smmuv3_pri_*.jsonl (stall model and PRI; the replay extension documented in repl
 
 Run from the repository root: `python3 tests/replay/gen_smmuv3_iopf.py`. Builds on
 gen_smmuv3.py (same bring-up, queues and tables). Expected values come from
-../shared/reference/smmuv3.md (§9.1 event record, §11 PRI record, §8.2 commands, §12 stall
-model) and IHI 0070 §3.12.2, §4.7, chapter 8, never from running the model. STAGs are the
+IHI 0070 (§7.3 event record, chapter 8 PRI record, §4.5.2 and §4.7 commands, §3.12.2 stall
+model), never from running the model. STAGs are the
 model's documented allocation order (0, 1, 2, ... on a fresh device).
 """
 
@@ -45,13 +45,13 @@ class Scenario(g.Scenario):
         self.op("stall_result", dev="smmu0", stream=sid, stag=stag, expect=expect)
 
     def resume(self, stag, resp, sid=SID):
-        """CMD_RESUME (smmuv3.md §8.2): Resp [13:12] (1 retry, 2 abort), SID [63:32], STAG in
-        cmd1 [15:0]. Linux sends it without a CMD_SYNC (linux-driver.md §9)."""
+        """CMD_RESUME (IHI 0070 §4.7.1): Resp [13:12] (1 retry, 2 abort), SID [63:32], STAG in
+        cmd1 [15:0]. Linux sends it without a CMD_SYNC (arm_smmu_page_response)."""
         self.cmd(0x44 | (resp << 12) | (sid << 32), stag)
         self.submit()
 
     def expect_stall_event(self, n, addr, stag, rnw=True):
-        """Event record n of a stalled stage-1 F_TRANSLATION (smmuv3.md §9.1): w0 ID 0x10, SID;
+        """Event record n of a stalled stage-1 F_TRANSLATION (IHI 0070 §7.3): w0 ID 0x10, SID;
         w1 STAG [15:0], Stall [31], RnW [35], CLASS = IN (2) [41:40]; w2 the input address."""
         rec = self.evt_addr(n)
         self.rmem(rec, le64(0x10 | (SID << 32)))
@@ -61,19 +61,19 @@ class Scenario(g.Scenario):
 
 
 def stall_sva():
-    # IDR0 default 0x094C_301B with STALL_MODEL = 0 (clear 0x0100_0000, smmuv3.md §2.3).
+    # IDR0 default 0x094C_301B with STALL_MODEL = 0 (clear 0x0100_0000, IDR0.STALL_MODEL).
     s = Scenario("stall_sva", "stall model: Linux SVA/IOPF flow on a dma-can-stall master "
                  "(CD.S = 1, STE.S1STALLD = 0): stall, map, RESUME retry; abort; STALL_TERM; "
                  "hostile RESUMEs; SMMUEN clear", {"stall_model": 0}, 0x084C_301B)
     s.bringup()
     s.tables = {}
     root = s.alloc_table()
-    s.comment("CD 0 with S = 1 [44] (arm_smmu_make_sva_cd with stall_enabled, linux-driver.md "
-              "§12); CD-table STE without S1STALLD (§13)")
+    s.comment("CD 0 with S = 1 [44] (arm_smmu_make_sva_cd with stall_enabled); "
+              "CD-table STE without S1STALLD (arm_smmu_make_cdtable_ste)")
     s.wmem(g.CDTAB, le64(g.cd_w0(1) | (1 << 44), root, 0, g.MAIR, 0, 0, 0, 0))
     s.write_ste(SID, [g.CDTAB | 0xB, 0xD6])
 
-    s.comment("DMA to an unmapped page stalls: record with Stall = 1, STAG 0 (smmuv3.md §12)")
+    s.comment("DMA to an unmapped page stalls: record with Stall = 1, STAG 0 (IHI 0070 §3.12.2)")
     s.dma(SID, 0x5000_0010, expect={"stalled": True})
     s.expect_stall_event(0, 0x5000_0010, 0)
     s.expect_msi(g.EVTQ_MSI_DATA)
@@ -115,13 +115,13 @@ def stall_sva():
 
 
 def pri_roundtrip():
-    # +ATS 0x400, +PRI 0x1_0000 (smmuv3.md §2.3); IDR1.PRIQS = 1 [15:11] (a 2-entry queue).
+    # +ATS 0x400, +PRI 0x1_0000 (IDR0.ATS, IDR0.PRI); IDR1.PRIQS = 1 [15:11] (a 2-entry queue).
     s = Scenario("pri_roundtrip", "PRI: page request group to the guest's PRI queue, PRIQ MSI, "
                  "CMD_PRI_RESP back to the endpoint; overflow with automatic responses; "
                  "PRIQEN = 0", {"ats": True, "pri": True, "priq_log2": 1},
                  0x094D_341B, 0x0273_0D10)
     s.bringup()
-    s.comment("PRI queue (linux-driver.md §4 step 12; LOG2SIZE 8 is clamped to PRIQS = 1), "
+    s.comment("PRI queue (arm_smmu_device_reset; LOG2SIZE 8 is clamped to PRIQS = 1), "
               "PRIQ MSI, IRQ_CTRL = 0x7, CR0 |= PRIQEN")
     s.mw(PRIQ_BASE, (1 << 62) | PRIQ | 8, size=8)
     s.mw(PRIQ_PROD, 0)
@@ -147,7 +147,7 @@ def pri_roundtrip():
     s.comment("a two-request group (PRGI 0x42, PASID 5)")
     ppr(0x42, 0x7000_1000, False, "queued")
     ppr(0x42, 0x7000_2000, True, "queued")
-    s.comment("records (smmuv3.md §11): w0 SID | SSID << 32 | READ 60 | WRITE 61 | LAST 62 | "
+    s.comment("records (IHI 0070 chapter 8): w0 SID | SSID << 32 | READ 60 | WRITE 61 | LAST 62 | "
               "SSID_V 63; w1 PRG_INDEX | ADDR")
     s.rmem(PRIQ, le64(0xB000_0005_0000_0010, 0x7000_1042))
     s.rmem(PRIQ + 16, le64(0xF000_0005_0000_0010, 0x7000_2042))

@@ -1,5 +1,5 @@
 //! Read-side guards for translations in use: the IOTLB half of "translate and use the result
-//! under one guard" (house style §11) and of CMD_SYNC's completion rule that a TLB invalidation
+//! under one guard" and of CMD_SYNC's completion rule that a TLB invalidation
 //! is complete only once transactions that used the old translation have completed.
 //!
 //! A DMA path that holds a [`TranslationGuard`] from before its lookup (or walk) until its memory

@@ -1,9 +1,9 @@
-//! Lock-free, bounded, tagged IOTLB with linearizable invalidation (issue 2, part 4).
+//! Lock-free, bounded, tagged IOTLB with linearizable invalidation.
 //!
 //! Caches the *leaf results* of table walks (stage 1, stage 2 or nested stage 1+2 combined) so a
 //! DMA hit costs a few loads. Architecture: Arm IHI 0070 (SMMUv3), TLB tagging by VMID/ASID and
-//! the `TLBI_*` commands of chapter 4, as summarised in the digest `smmuv3.md` §8.3 (command
-//! semantics), §10 (range invalidation) and §13 (caches and what invalidates them).
+//! the `TLBI_*` commands of chapter 4: §4.4 (TLB invalidation), §4.4.1.1 (range invalidation)
+//! and §3.21 (structure update procedures: what an invalidation must remove).
 //!
 //! # Design
 //!
@@ -60,7 +60,7 @@
 //! Never cache faults or partial walks. Tag choice: stage-1 (and nested) results by
 //! `(VMID, ASID)` (VMID 0 without stage 2), stage-2-only results by VMID, anything else by
 //! stream. Streams sharing an ASID/VMID share entries, as in hardware; a device that tags by
-//! stream instead must fan a `TLBI_*` out to every stream using the ASID (digest §13).
+//! stream instead must fan a `TLBI_*` out to every stream using the ASID (IHI 0070 §3.17, §4.4).
 //!
 //! # Why invalidation is linearizable
 //!
@@ -78,7 +78,7 @@
 //! - Stamps cannot repeat (64-bit counters that only grow), so no ABA.
 //!
 //! Lookups return entries by value (`TlbEntry: Copy`), so nothing borrowed from the table can be
-//! freed under a caller (digest §14 item 4).
+//! freed under a caller (QEMU once read a cached entry after unlocking).
 
 mod epoch;
 mod guard;
@@ -329,8 +329,8 @@ impl TlbEntry {
 
 /// The address range of a range invalidation (`TLBI_*_VA{A}`, `TLBI_S2_IPA`).
 ///
-/// Every entry whose block *overlaps* `[addr, addr + size)` is removed (digest §10: whatever its
-/// own size), except that a leaf invalidation with a TTL hint spares entries of other levels.
+/// Every entry whose block *overlaps* `[addr, addr + size)` is removed (IHI 0070 §4.4.1.1: whatever
+/// its own size), except that a leaf invalidation with a TTL hint spares entries of other levels.
 ///
 /// Leaf versus non-leaf: the IOTLB holds only complete (leaf) translations, no walk cache, so
 /// both remove the leaf results overlapping the range. That is also all a non-leaf invalidation
@@ -390,7 +390,7 @@ impl InvRange {
     }
 }
 
-/// What to invalidate. Removing more than asked is always allowed (digest §10); each scope
+/// What to invalidate. Removing more than asked is always allowed (IHI 0070 §4.4); each scope
 /// documents where this IOTLB does so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Invalidation {

@@ -400,9 +400,9 @@ fn test_iotlb_invalidate_huge_range_in_huge_table_falls_back_to_whole_asid() {
     assert!(hit(&tlb, s1(2), 0x1000));
 }
 
-/// The digest's worked example (smmuv3.md §10): Linux unmaps 37 pages at 0x1000_0000 in ASID 5
-/// with two range commands, (NUM 4, SCALE 0) and (NUM 0, SCALE 5), 4 KiB granule, TTL 3, Leaf.
-/// Exactly those 37 pages go.
+/// Linux `__arm_smmu_tlb_inv_range()` with RIL (IHI 0070 §4.4.1.1): Linux unmaps 37 pages at
+/// 0x1000_0000 in ASID 5 with two range commands, (NUM 4, SCALE 0) and (NUM 0, SCALE 5), 4 KiB
+/// granule, TTL 3, Leaf. Exactly those 37 pages go.
 #[test]
 fn test_iotlb_linux_37_page_unmap_removes_exactly_those_pages() {
     let tlb = Iotlb::new(1024);
@@ -428,7 +428,7 @@ fn test_iotlb_linux_37_page_unmap_removes_exactly_those_pages() {
     }
 }
 
-/// The digest's block example: three 2 MiB blocks at 0x4000_0000 (SCALE 9, NUM 2, TTL 2, Leaf)
+/// Linux's RIL block unmap: three 2 MiB blocks at 0x4000_0000 (SCALE 9, NUM 2, TTL 2, Leaf)
 /// remove those blocks and keep the fourth.
 #[test]
 fn test_iotlb_linux_three_block_unmap() {

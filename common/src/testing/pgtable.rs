@@ -1,5 +1,5 @@
 //! A page-table builder that lays out VMSAv8-64 tables in guest memory exactly as Linux's
-//! io-pgtable-arm does (formats ARM_64_LPAE_S1 and ARM_64_LPAE_S2; linux-driver.md §15): the
+//! io-pgtable-arm does (formats ARM_64_LPAE_S1 and ARM_64_LPAE_S2 of io-pgtable-arm.c): the
 //! same geometry (start level, PGD size, mandatory stage-2 concatenation), the same PTE bits for
 //! each `IOMMU_*` protection, the same map/unmap rules (-EEXIST on a mapped slot, no block
 //! splitting). Tests, benches and device scenarios use it to play the guest driver.
@@ -292,7 +292,7 @@ impl<'m, M: GuestMemoryBackend + ?Sized> LpaeBuilder<'m, M> {
         }
     }
 
-    /// The PTE io-pgtable writes for a leaf at `level` (linux-driver.md §15.3).
+    /// The PTE io-pgtable writes for a leaf at `level` (`arm_lpae_prot_to_pte()`).
     pub const fn leaf_pte(&self, pa: u64, prot: u32, level: u8) -> u64 {
         leaf_bits(self.fmt, prot, level == 3) | self.paddr_to_pte(pa)
     }
@@ -421,7 +421,7 @@ mod tests {
     use super::*;
     use crate::testing::guest_ram;
 
-    /// PTE values match linux-driver.md §15.3 exactly.
+    /// PTE values match io-pgtable-arm.c's `arm_lpae_prot_to_pte()` exactly.
     #[test]
     fn test_pgtable_linux_pte_values() {
         let m = guest_ram(0, 1 << 20);
@@ -436,8 +436,8 @@ mod tests {
         assert_eq!(s2.leaf_pte(0, IOMMU_WRITE, 3), 0x697);
     }
 
-    /// Stage-2 geometry follows linux-driver.md §15.2 (4K 48-bit: L0, SL0 2; 4K 40-bit: two
-    /// concatenated tables at L1, SL0 1; 64K 48-bit: L1, 64 entries).
+    /// Stage-2 geometry follows `arm_64_lpae_alloc_pgtable_s2()` (4K 48-bit: L0, SL0 2; 4K 40-bit:
+    /// two concatenated tables at L1, SL0 1; 64K 48-bit: L1, 64 entries).
     #[test]
     fn test_pgtable_s2_geometry() {
         let m = guest_ram(0, 1 << 22);

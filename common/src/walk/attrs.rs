@@ -157,7 +157,8 @@ pub const fn combine(s1: MemAttrs, s2: MemAttrs) -> MemAttrs {
 mod tests {
     use super::*;
 
-    /// Linux's MAIR 0xF404_FF44 (linux-driver.md §15.3): idx0 NC, idx1 WB, idx2 device nGnRE.
+    /// Linux's MAIR 0xF404_FF44 (`arm_64_lpae_alloc_pgtable_s1()`): idx0 NC, idx1 WB, idx2 device
+    /// nGnRE.
     #[test]
     fn test_attrs_s1_linux_mair() {
         let mair = 0x0000_0000_F404_FF44;

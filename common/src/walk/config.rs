@@ -104,7 +104,7 @@ impl TableGeometry {
     }
 
     /// Stage-1 geometry for an input size: the architectural start level
-    /// `4 - ceil((ia - g) / s)` (Arm ARM D8.2.1; linux-driver.md §15.1).
+    /// `4 - ceil((ia - g) / s)` (Arm ARM D8.2.1; io-pgtable-arm.c `ARM_LPAE_START_LVL`).
     ///
     /// Returns `None` if `ia_bits` is not in `(g, 48]` (`(g, 52]` for 64K).
     pub const fn stage1(granule: Granule, ia_bits: u32) -> Option<Self> {
@@ -399,8 +399,8 @@ impl Stage2Config {
 mod tests {
     use super::*;
 
-    /// Stage-1 start levels follow smmuv3.md §6.2: 4K ia 48 -> L0 (512), 4K ia 39 -> L1,
-    /// 16K ia 48 -> L0 with 2 entries, 64K ia 48 -> L1 with 64 entries.
+    /// Stage-1 start levels follow Arm ARM D8.2 (IHI 0070 §5.4 CD.T0SZ): 4K ia 48 -> L0 (512), 4K
+    /// ia 39 -> L1, 16K ia 48 -> L0 with 2 entries, 64K ia 48 -> L1 with 64 entries.
     #[test]
     fn test_stage1_start_level() {
         let g = |gr, txsz| Stage1Config::new(gr, txsz, 0, 48).validate().unwrap();
@@ -451,8 +451,8 @@ mod tests {
             .is_err());
     }
 
-    /// SL0 decoding and concatenation follow linux-driver.md §15.2: 4K 48-bit SL0 2 -> L0;
-    /// 4K 40-bit T0SZ 24 SL0 1 -> L1 with 2 tables; 64K 48-bit SL0 2 -> L1 with 64 entries.
+    /// SL0 decoding and concatenation follow `arm_64_lpae_alloc_pgtable_s2()`: 4K 48-bit SL0 2 ->
+    /// L0; 4K 40-bit T0SZ 24 SL0 1 -> L1 with 2 tables; 64K 48-bit SL0 2 -> L1 with 64 entries.
     #[test]
     fn test_stage2_sl0_and_concatenation() {
         let a = Stage2Config::new(Granule::K4, 16, 2, 0, 48)

@@ -1,5 +1,5 @@
 //! VMSAv8-64 translation table descriptors (Arm ARM D8.3 "Translation table descriptor
-//! formats"; IHI 0070 §3.4, smmuv3.md §6.4, linux-driver.md §15.3).
+//! formats"; IHI 0070 §3.4; Linux io-pgtable-arm.c `ARM_LPAE_PTE_*`).
 //!
 //! The descriptor words are `#[bitfield(u64)]` types named after the architecture.
 //! [`Descriptor::decode`] classifies a raw word for a lookup level and granule into
@@ -202,7 +202,8 @@ impl Descriptor {
 mod tests {
     use super::*;
 
-    /// Field offsets match smmuv3.md §6.4 / linux-driver.md §15.3 (not our own round trips).
+    /// Field offsets match Arm ARM D8.3 / io-pgtable-arm.c `ARM_LPAE_PTE_*` (not our own round
+    /// trips).
     #[test]
     fn test_desc_bit_positions() {
         assert_eq!(TableDesc::PXN_TABLE_OFFSET, 59);
@@ -232,7 +233,7 @@ mod tests {
         assert_eq!((S2Leaf::XN_OFFSET, S2Leaf::XN_BITS), (53, 2));
     }
 
-    /// Linux's reference PTEs (linux-driver.md §15.3) decode to the documented fields.
+    /// Linux's reference PTEs (`arm_lpae_prot_to_pte()`) decode to the documented fields.
     #[test]
     fn test_desc_linux_reference_ptes() {
         // S1 R|W|NOEXEC|CACHE page at PA 0x1234_5000.

@@ -1,7 +1,7 @@
 //! VMSAv8-64 page-table walker: stage 1, stage 2 and nested (Arm ARM DDI 0487 chapter D8
 //! "The AArch64 Virtual Memory System Architecture"; IHI 0070 SMMUv3 §3.4 (address sizes), §3.13
-//! (HTTU), §5.2/§5.4 (STE/CD walk fields), §13 (attributes and permissions); digests
-//! smmuv3.md §6-7 and linux-driver.md §15).
+//! (HTTU), §5.2/§5.4 (STE/CD walk fields), §13 (attributes and permissions); Linux
+//! drivers/iommu/io-pgtable-arm.c for the tables the Linux driver builds).
 //!
 //! # Shape
 //! - [`config`]: [`Stage1Config`] (one TTBx region of a CD) and [`Stage2Config`] (STE S2

@@ -2,7 +2,7 @@
 //! AP\[2:1\]/PXN/UXN permissions with hierarchical controls, WXN and PAN, access flag and dirty
 //! state (Arm ARM D8.2, D8.4.1 "Stage 1 data access permissions", D8.4.2 hierarchical
 //! permissions, D8.4.4 execute-never, D8.4.6 HTTU, D8.8 TBI; IHI 0070 §3.4, §3.13,
-//! smmuv3.md §6.2, §6.5-6.6, §7).
+//! §5.4 CD fields, §5.2 STE.Config = 0b111 for nesting).
 
 use vm_memory::GuestMemoryBackend;
 
@@ -18,7 +18,7 @@ use super::fault::{FaultClass, Stage, WalkFault, WalkFaultKind};
 use super::{PrivPerms, Stage2Hook, WalkResult, HTTU_MAX_ATTEMPTS};
 
 /// True if `va` lies in the region: bits \[63:ia\] (\[55:ia\] with TBI) all equal to the
-/// region's selector (0 for TTB0, 1 for TTB1). IHI 0070 §3.4.1, smmuv3.md §6.2.
+/// region's selector (0 for TTB0, 1 for TTB1). IHI 0070 §3.4.1, Arm ARM D8.2.
 pub(crate) const fn va_in_range(cfg: &Stage1Config, ia_bits: u32, va: u64) -> bool {
     let top = if cfg.tbi { 56 } else { 64 };
     // Bits [top-1 : ia_bits]; ia_bits < 56 is guaranteed by validate().

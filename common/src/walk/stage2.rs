@@ -1,6 +1,6 @@
 //! Stage-2 walk: IPA range check, table walk from S2TTB, S2AP/XN permissions, access flag and
 //! dirty state (Arm ARM D8.2, D8.4.3 "Stage 2 data access permissions", D8.4.4 execute-never
-//! with FEAT_XNX, D8.4.6 HTTU; IHI 0070 §3.13, smmuv3.md §6.3-6.6).
+//! with FEAT_XNX, D8.4.6 HTTU; IHI 0070 §3.13, §5.2 STE.S2*).
 
 use vm_memory::GuestMemoryBackend;
 

@@ -1,5 +1,6 @@
 //! The window geometry API: a programming model mirroring the Linux (pre-5.13) PAMU domain
-//! attributes and the NXP VFIO-PAMU proposal (`pamu.md` §7, §13.2-§13.3, §14, §15).
+//! attributes and the NXP VFIO-PAMU proposal (Linux pre-5.13
+//! `fsl_pamu_domain.c`, the NXP SDK's `vfio_iommu_fsl_pamu.c`; MSI options in pamu/README.md).
 //!
 //! A [`Domain`] owns an aperture (a naturally aligned power of two ≥ 4 KiB), a power-of-two
 //! window count up to the PC3 maximum, per-window mappings and the LIODNs attached to it. Every
@@ -9,7 +10,7 @@
 //! write into the tables in guest memory. The translation path reads those entries back, so the
 //! two sides share one arithmetic (round-trip tests in `tests/pamu_geometry.rs`).
 //!
-//! MSI windows (§15): [`Domain::reserve_msi_windows`] is option A (top k windows),
+//! MSI windows (pamu/README.md): [`Domain::reserve_msi_windows`] is option A (top k windows),
 //! [`Domain::map_msi_bank`] option B (a chosen bank at a chosen window), and option C is
 //! [`crate::msi::MsiBankRegion`] mapped with [`Domain::window_enable`] like memory. The
 //! VFIO-style whole-window layer and the geometry solver are in `vfio.rs`; table placement and

@@ -1,5 +1,5 @@
 //! The VFIO-style layer over [`Domain`]: whole-window DMA map/unmap, MSI bank windows
-//! (options A and B, `pamu.md` §14-§15) and the geometry solver.
+//! (options A and B, pamu/README.md) and the geometry solver.
 
 use viommu_common::access::Perms;
 use vm_memory::GuestMemoryBackend;
@@ -74,10 +74,10 @@ pub fn plan(
 }
 
 impl Domain {
-    /// VFIO MAP_DMA (clean semantics, `pamu.md` §14.1/TV-5): `iova` must be a window start and
-    /// `len` a non-zero whole number of windows inside the aperture, each window free; every
-    /// window is mapped whole to the physically contiguous range at `paddr`, then the domain is
-    /// enabled. All checks happen before anything is written.
+    /// VFIO MAP_DMA (clean semantics, test vector TV-5 in pamu/README.md): `iova` must be a window
+    /// start and `len` a non-zero whole number of windows inside the aperture, each window free;
+    /// every window is mapped whole to the physically contiguous range at `paddr`, then the domain
+    /// is enabled. All checks happen before anything is written.
     ///
     /// # Errors
     /// [`GeometryError::NotWindowStart`], [`GeometryError::NotWholeWindows`], and the

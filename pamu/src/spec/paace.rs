@@ -1,4 +1,4 @@
-//! PAACE / SPAACE table entries and the OMT (`pamu.md` §6, §10; Linux `fsl_pamu.h`).
+//! PAACE / SPAACE table entries and the OMT (Linux `fsl_pamu.h`).
 //!
 //! An entry is 64 bytes = sixteen big-endian 32-bit words. Window translation only uses words
 //! 0-7 ([`PaaceWin`]); words 8-15 ([`PaacePage`]) belong to page translation, which the model
@@ -373,7 +373,7 @@ pub struct Moe {
     pub op: u8,
 }
 
-/// Inbound I/O operation indexes into an OME (`IOE_*_IDX`, `pamu.md` §10).
+/// Inbound I/O operation indexes into an OME (`IOE_*_IDX`, Linux `fsl_pamu.h`).
 pub mod ioe {
     /// Read.
     pub const READ: u8 = 0x00;
@@ -393,7 +393,7 @@ pub mod ioe {
     pub const DIRECT1: u8 = 0x07;
 }
 
-/// Outbound CoreNet operation codes (`EOE_*`, `pamu.md` §10).
+/// Outbound CoreNet operation codes (`EOE_*`, Linux `fsl_pamu.h`).
 pub mod eoe {
     /// Read.
     pub const READ: u8 = 0x00;
@@ -417,7 +417,7 @@ pub mod eoe {
 mod tests {
     use super::*;
 
-    /// Word-1 fields sit at the masks of `pamu.md` §6, checked against TV-1's `800006D9`.
+    /// Word-1 fields sit at the masks of `fsl_pamu.h`, checked against TV-1's `800006D9`.
     #[test]
     fn test_paace_w1_bit_positions() {
         let w = PaaceW1::from_bits(0x8000_06D9);
@@ -438,7 +438,7 @@ mod tests {
         assert!(s.pt() && s.v());
     }
 
-    /// The generated offset/width consts agree with the digest's LSB-0 bit ranges (§6).
+    /// The generated offset/width consts agree with the LSB-0 masks of Linux `fsl_pamu.h`.
     #[test]
     fn test_paace_offsets_and_widths() {
         assert_eq!((PaaceW1::WBAL_OFFSET, PaaceW1::WBAL_BITS), (12, 20));
@@ -466,7 +466,7 @@ mod tests {
         assert_eq!((PaaceW7Idx::OMI_OFFSET, PaaceW7Idx::OMI_BITS), (0, 16));
     }
 
-    /// Words 2, 3, 5, 7 sit at the masks of `pamu.md` §6.
+    /// Words 2, 3, 5, 7 sit at the masks of `fsl_pamu.h`.
     #[test]
     fn test_paace_other_words_bit_positions() {
         assert_eq!(PaaceW2::new().with_cr(true).into_bits(), 0x80);

@@ -1,12 +1,12 @@
-//! The per-instance PAMU register block: offsets and bit layouts (`pamu.md` §2, §3).
+//! The per-instance PAMU register block: offsets and bit layouts (Linux `fsl_pamu.h`).
 //!
 //! One 4 KiB block per instance at stride 0x1000, 32-bit big-endian registers. Bit numbering in
-//! the `///` of each field is the manual's (bit 0 = MSB of the 32-bit word); the digest's LSB-0
-//! mask is given next to it so the two can be checked against each other.
+//! the `///` of each field is the manual's (bit 0 = MSB of the 32-bit word); the LSB-0 mask of
+//! Linux `fsl_pamu.h` is given next to it so the two can be checked against each other.
 
 use bitfield_struct::bitfield;
 
-/// Register offsets inside one instance's 4 KiB block (`pamu.md` §2).
+/// Register offsets inside one instance's 4 KiB block (Linux `fsl_pamu.h`).
 pub mod offset {
     /// Primary PAACT base, high word.
     pub const PPBAH: u64 = 0x000;
@@ -103,14 +103,14 @@ pub mod offset {
 /// Size of one instance's register block; instance *i* sits at `i * INSTANCE_STRIDE`.
 pub const INSTANCE_STRIDE: u64 = 0x1000;
 
-/// PAMUBYPENR: offset of the PAMU bypass-enable register inside the SoC's GUTS/DCFG block
-/// (`pamu.md` §11). PAMU *i* is bypassed while bit `0x8000_0000 >> i` is set.
+/// PAMUBYPENR: offset of the PAMU bypass-enable register inside the SoC's GUTS/DCFG block (Linux
+/// `fsl_pamu.c` `fsl_pamu_probe()`). PAMU *i* is bypassed while bit `0x8000_0000 >> i` is set.
 pub const PAMUBYPENR_OFFSET: u64 = 0x604;
 
 /// Every named register of an instance, decoded from its offset.
 ///
 /// Decoding is pure: [`Reg::decode`] never has side effects, so the device's MMIO path can
-/// decode first and apply the effect separately (house style §1.6).
+/// decode first and apply the effect separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[expect(
     missing_docs,
@@ -323,7 +323,7 @@ impl Reg {
     }
 }
 
-/// AVS1: access violation status 1 (0x050, `pamu.md` §3.1).
+/// AVS1: access violation status 1 (0x050, Linux `PAMU_AVS1_*`).
 #[bitfield(u32, order = Msb)]
 #[derive(PartialEq, Eq)]
 pub struct Avs1 {
@@ -356,9 +356,33 @@ pub struct Avs1 {
 impl Avs1 {
     /// The flag bits software clears by writing them back (`PAMU_AV_MASK`, bits 17-31).
     pub const FLAGS_MASK: u32 = 0x7FFF;
+
+    /// `raw` with the reserved bit 16 cleared: the value the register can hold.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & !0x8000)
+    }
 }
 
-/// PC: PAMU control (0xC10, `pamu.md` §3.2).
+/// AVS2: access violation status 2 (0x054). Its layout is not public; the model defines only
+/// the transaction direction (Policy 1 in the crate documentation).
+#[bitfield(u32, order = Msb)]
+#[derive(PartialEq, Eq)]
+pub struct Avs2 {
+    /// Not defined by the model (bits 0-30); read as zero.
+    #[bits(31)]
+    __: u32,
+    /// Direction (bit 31; mask 0x1): 1 for a write, 0 for a read.
+    pub write: bool,
+}
+
+impl Avs2 {
+    /// `raw` with every bit but the direction cleared.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & 1)
+    }
+}
+
+/// PC: PAMU control (0xC10, Linux `PAMU_PC_*`).
 #[bitfield(u32, order = Msb)]
 #[derive(PartialEq, Eq)]
 pub struct Pc {
@@ -386,9 +410,15 @@ pub struct Pc {
 impl Pc {
     /// Bits that exist; every other bit reads as zero.
     pub const WRITABLE: u32 = 0xC000_1011;
+
+    /// The value a write of `raw` leaves: reserved bits read as zero; the cache enables are
+    /// stored (and have no effect on the model).
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & Self::WRITABLE)
+    }
 }
 
-/// PICS: interrupt control and status (0xC1C, `pamu.md` §3.3).
+/// PICS: interrupt control and status (0xC1C, Linux `fsl_pamu.h` `PAMU_PICS`).
 #[bitfield(u32, order = Msb)]
 #[derive(PartialEq, Eq)]
 pub struct Pics {
@@ -405,6 +435,14 @@ pub struct Pics {
     pub poeie: bool,
 }
 
+impl Pics {
+    /// `raw` with the reserved bits cleared (a restored state; a guest write goes through the
+    /// W1C rules instead).
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & 0xF)
+    }
+}
+
 /// POES1: operation error status 1 (0x040).
 #[bitfield(u32, order = Msb)]
 #[derive(PartialEq, Eq)]
@@ -414,6 +452,13 @@ pub struct Poes1 {
     __: u32,
     /// POED (bit 31; mask 0x1): operation error detected, write 1 to clear.
     pub poed: bool,
+}
+
+impl Poes1 {
+    /// `raw` with the reserved bits cleared.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & 1)
+    }
 }
 
 /// PC2: capabilities 2 (0xC04).
@@ -488,6 +533,40 @@ pub struct EccBits {
 impl EccBits {
     /// The defined bits.
     pub const MASK: u32 = 0xC;
+
+    /// `raw` with the reserved bits cleared: what a write to EEDIS or EEINTEN stores.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & Self::MASK)
+    }
+
+    /// EEDET after a write of `raw`: the bits written as 1 are cleared (W1C).
+    pub const fn write_one_to_clear(self, raw: u32) -> Self {
+        Self::from_bits(self.into_bits() & !raw)
+    }
+}
+
+/// EECTL: ECC control (0x060). Storage only: the model never detects an ECC error.
+#[bitfield(u32, order = Msb)]
+#[derive(PartialEq, Eq)]
+pub struct Eectl {
+    /// Threshold (bits 0-15; mask 0xFFFF_0000): errors counted before one is reported.
+    #[bits(16)]
+    pub threshold: u16,
+    /// Reserved (bits 16-23).
+    #[bits(8)]
+    __: u8,
+    /// Count (bits 24-31; mask 0xFF): errors counted so far.
+    pub count: u8,
+}
+
+impl Eectl {
+    /// The defined bits.
+    pub const MASK: u32 = 0xFFFF_00FF;
+
+    /// `raw` with the reserved bits cleared: what a write stores.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & Self::MASK)
+    }
 }
 
 /// EEATTR: ECC capture attributes (0x070).
@@ -501,11 +580,86 @@ pub struct Eeattr {
     pub valid: bool,
 }
 
+impl Eeattr {
+    /// `raw` with the reserved bits cleared.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & 1)
+    }
+
+    /// EEATTR after a guest write of `raw`: writing 1 to the valid bit clears it (re-arms
+    /// capture); other bits are read-only.
+    pub const fn write(self, raw: u32) -> Self {
+        if Self::from_bits(raw).valid() {
+            self.with_valid(false)
+        } else {
+            self
+        }
+    }
+}
+
+/// PAMUBYPENR: the PAMU bypass-enable register in the GUTS/DCFG block
+/// ([`PAMUBYPENR_OFFSET`]); bit *i* (manual numbering, mask `0x8000_0000 >> i`) bypasses
+/// PAMU instance *i*.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(transparent)]
+pub struct Pamubypenr(pub u32);
+
+impl Pamubypenr {
+    /// The value a write of `raw` leaves on a SoC with `instances` PAMUs: only the bits of
+    /// existing instances are writable, the others read as zero.
+    pub const fn sanitise(raw: u32, instances: u8) -> Self {
+        let mask = if instances >= 32 {
+            u32::MAX
+        } else {
+            !(u32::MAX >> instances)
+        };
+        Self(raw & mask)
+    }
+
+    /// Whether instance `inst` is bypassed (instances past 31 never are).
+    #[inline]
+    pub const fn bypasses(self, inst: u8) -> bool {
+        inst < 32 && self.0 & (0x8000_0000 >> inst) != 0
+    }
+}
+
+/// MSIIR: the MPIC 4.2 shared message-signalled interrupt index register (bank offset 0x140).
+/// A store of a vector sets bit IBS of MSIR\[SRS\] (Linux `fsl_msi.c`, `fsl_compose_msi_msg`
+/// and `fsl_msi_cascade`).
+#[bitfield(u32, order = Msb)]
+#[derive(PartialEq, Eq)]
+pub struct Msiir {
+    /// Ignored (bits 0-23).
+    #[bits(24)]
+    __: u32,
+    /// SRS (bits 24-26; mask 0xE0): shared-register select, MSIR0..MSIR7.
+    #[bits(3)]
+    pub srs: u8,
+    /// IBS (bits 27-31; mask 0x1F): interrupt bit select inside the MSIR.
+    #[bits(5)]
+    pub ibs: u8,
+}
+
+/// MSIIR1: the MPIC 4.3 form of the same register (bank offset 0x148), with 16 MSIRs.
+#[bitfield(u32, order = Msb)]
+#[derive(PartialEq, Eq)]
+pub struct Msiir1 {
+    /// Ignored (bits 0-22).
+    #[bits(23)]
+    __: u32,
+    /// IBS (bits 23-27; mask 0x1F0): interrupt bit select inside the MSIR.
+    #[bits(5)]
+    pub ibs: u8,
+    /// SRS (bits 28-31; mask 0xF): shared-register select, MSIR0..MSIR15.
+    #[bits(4)]
+    pub srs: u8,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// AVS1 fields sit at the masks of `pamu.md` §3.1 (LSB-0 numbering there).
+    /// AVS1 fields sit at the masks of Linux `fsl_pamu.h` (`PAMU_AVS1_*`, LSB-0 masks).
     #[test]
     fn test_avs1_bit_positions() {
         assert_eq!(Avs1::new().with_av(true).into_bits(), 0x0000_0001);
@@ -523,7 +677,7 @@ mod tests {
         assert_eq!(tv4.into_bits() & Avs1::FLAGS_MASK, 0x0401);
     }
 
-    /// The generated offset/width consts agree with the digest's LSB-0 bit ranges.
+    /// The generated offset/width consts agree with the LSB-0 masks of Linux `fsl_pamu.h`.
     #[test]
     fn test_avs1_offsets_and_widths() {
         assert_eq!((Avs1::LIODN_OFFSET, Avs1::LIODN_BITS), (16, 16));
@@ -537,7 +691,7 @@ mod tests {
         assert_eq!((Pc2::MLIODN_OFFSET, Pc2::MLIODN_BITS), (16, 16));
     }
 
-    /// PC, PICS, PC2, PC3 and the ECC bits sit at the masks of `pamu.md` §2/§3.
+    /// PC, PICS, PC2, PC3 and the ECC bits sit at the masks of Linux `fsl_pamu.h`.
     #[test]
     fn test_control_bit_positions() {
         assert_eq!(Pc::new().with_pgc(true).into_bits(), 0x8000_0000);
@@ -559,6 +713,48 @@ mod tests {
         assert_eq!(EccBits::new().with_mbe(true).into_bits(), 0x8);
         assert_eq!(Pr1::from_bits(0xABCD_1234).version(), 0x1234);
         assert_eq!(Pfa1::from_bits(0x1122_3344).pdid(), 0x11);
+    }
+
+    /// The sanitisers keep exactly the defined bits.
+    #[test]
+    fn test_sanitisers_keep_defined_bits() {
+        assert_eq!(Pc::sanitise(u32::MAX).into_bits(), Pc::WRITABLE);
+        assert_eq!(Eectl::sanitise(u32::MAX).into_bits(), 0xFFFF_00FF);
+        let e = Eectl::sanitise(0x0003_AB07);
+        assert_eq!((e.threshold(), e.count()), (3, 7));
+        assert_eq!(EccBits::sanitise(u32::MAX).into_bits(), 0xC);
+        assert_eq!(
+            EccBits::sanitise(0xC).write_one_to_clear(0x4).into_bits(),
+            0x8
+        );
+        assert_eq!(Avs1::sanitise(u32::MAX).into_bits(), 0xFFFF_7FFF);
+        assert_eq!(Avs2::sanitise(u32::MAX).into_bits(), 1);
+        assert!(Avs2::sanitise(1).write());
+        assert_eq!(Poes1::sanitise(u32::MAX).into_bits(), 1);
+        assert_eq!(Pics::sanitise(u32::MAX).into_bits(), 0xF);
+        assert_eq!(Eeattr::sanitise(u32::MAX).into_bits(), 1);
+        let armed = Eeattr::new().with_valid(true);
+        assert_eq!(armed.write(0).into_bits(), 1);
+        assert_eq!(armed.write(1).into_bits(), 0);
+    }
+
+    /// PAMUBYPENR: only existing instances' bits are writable; bit 0x8000_0000 >> i is instance i.
+    #[test]
+    fn test_pamubypenr() {
+        assert_eq!(Pamubypenr::sanitise(u32::MAX, 5).0, 0xF800_0000);
+        assert_eq!(Pamubypenr::sanitise(u32::MAX, 0).0, 0);
+        assert_eq!(Pamubypenr::sanitise(u32::MAX, 32).0, u32::MAX);
+        let b = Pamubypenr::sanitise(0x4000_0001, 6);
+        assert!(b.bypasses(1) && !b.bypasses(0) && !b.bypasses(31) && !b.bypasses(200));
+    }
+
+    /// MSIIR: SRS = data[7:5], IBS = data[4:0]; MSIIR1: SRS = data[3:0], IBS = data[8:4].
+    #[test]
+    fn test_msiir_fields() {
+        let m = Msiir::from_bits((5 << 5) | 3 | 0xFF00);
+        assert_eq!((m.srs(), m.ibs()), (5, 3));
+        let m1 = Msiir1::from_bits((0x1F << 4) | 0xE | 0xFE00);
+        assert_eq!((m1.srs(), m1.ibs()), (0xE, 0x1F));
     }
 
     /// Register offsets decode back to the same register and nothing else decodes.

@@ -1,4 +1,4 @@
-//! The command-queue consumer (IHI 0070 §3.5, §4, §7.1; smmuv3.md §8).
+//! The command-queue consumer (IHI 0070 §3.5, §4, §7.1).
 //!
 //! Commands are consumed synchronously, inside the MMIO access that makes work available:
 //! a CMDQ_PROD write, CR0.CMDQEN 0 -> 1, and the GERRORN write that acknowledges a command

@@ -1,6 +1,6 @@
 //! The configuration cache: decoded STEs keyed by StreamID and decoded CDs keyed by
-//! (StreamID, CD index), invalidated exactly by the CFGI_* commands (IHI 0070 §4.3, §16.2;
-//! smmuv3.md §8.3, §13).
+//! (StreamID, CD index), invalidated exactly by the CFGI_* commands (IHI 0070 §4.3, §16.2,
+//! §3.21).
 //!
 //! Concurrency: lookups take no locks and write no shared memory beyond an [`ArcSwap`] load;
 //! STEs and CDs each live in [`SHARDS`] shards (STEs chosen by StreamID, CDs by a hash of

@@ -1,4 +1,4 @@
-//! Substream selection, CD table fetch and CD decode (IHI 0070 §5.3, §5.4; smmuv3.md §5).
+//! Substream selection, CD table fetch and CD decode (IHI 0070 §5.3, §5.4).
 //!
 //! CD-table addresses are IPAs when the stream is nested: the device passes a stage-2
 //! translation ([`CdTranslate`]) for S1ContextPtr, the L1 CD descriptor's L2Ptr and the CD
@@ -54,7 +54,7 @@ pub enum Substream {
 }
 
 impl S1Config {
-    /// Select the CD for a transaction with `ssid` (smmuv3.md §5.3, §5.4).
+    /// Select the CD for a transaction with `ssid` (IHI 0070 §5.2 S1CDMax and S1DSS, §5.3).
     ///
     /// # Errors
     /// [`ConfigError::BadSubstreamId`] when the stream has no substreams but the transaction
@@ -189,7 +189,7 @@ fn bad_cd(why: &'static str) -> ConfigError {
     ConfigError::BadCd { why }
 }
 
-/// Decode and validate a CD (smmuv3.md §5.5) for a stream whose stage-1 STE part is `s1`.
+/// Decode and validate a CD (IHI 0070 §5.4) for a stream whose stage-1 STE part is `s1`.
 ///
 /// # Errors
 /// [`ConfigError::BadCd`] for V = 0 or an illegal CD.

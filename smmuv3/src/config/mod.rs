@@ -1,14 +1,14 @@
-//! Decoded configuration: what an STE and a CD mean, as typed values (IHI 0070 §5; smmuv3.md
-//! §3..§5, §13).
+//! Decoded configuration: what an STE and a CD mean, as typed values (IHI 0070 §3.3,
+//! chapter 5, §3.21).
 //!
 //! - [`ste`]: stream table fetch (linear and 2-level) and [`decode_ste`](ste::decode_ste).
 //! - [`cd`]: substream selection, CD table fetch (linear and 2-level, through stage 2 when
 //!   nested) and [`decode_cd`](cd::decode_cd).
 //! - [`cache`]: the lock-free configuration cache with CFGI_* invalidation.
 //!
-//! Decode is pure and reads only the *used bits* of each configuration (linux-driver.md §8.2),
-//! so the mixed old/new entries the Linux driver leaves in memory between the steps of a
-//! hitless update decode to either the old or the new configuration.
+//! Decode is pure and reads only the *used bits* of each configuration (Linux
+//! `arm_smmu_get_ste_used()`), so the mixed old/new entries the Linux driver leaves in memory
+//! between the steps of a hitless update decode to either the old or the new configuration.
 //!
 //! The translation pipeline never interprets raw STE or CD bytes: it gets a [`StreamConfig`]
 //! and a [`ContextConfig`], or a [`ConfigError`] that converts into the architectural event

@@ -1,4 +1,4 @@
-//! Stream table walk and STE decode (IHI 0070 §3.3, §5.2; smmuv3.md §3, §4).
+//! Stream table walk and STE decode (IHI 0070 §3.3, §5.1, §5.2).
 //!
 //! [`StreamTable`] turns STRTAB_BASE / STRTAB_BASE_CFG into a lookup; [`StreamTable::fetch_ste`]
 //! reads the STE of a StreamID (each word with one 64-bit single-copy-atomic load);
@@ -331,7 +331,7 @@ fn decode_s2(ste: &Ste, caps: &Caps) -> Result<S2Config, ConfigError> {
     })
 }
 
-/// Decode and validate an STE (smmuv3.md §4.2), reading only the bits its Config uses.
+/// Decode and validate an STE (IHI 0070 §5.2), reading only the bits its Config uses.
 ///
 /// # Errors
 /// [`ConfigError::BadSte`] for V = 0 or any illegal combination.

@@ -225,7 +225,7 @@ impl Cd {
 mod tests {
     use super::*;
 
-    /// Field positions from smmuv3.md §5.1 and Linux `CTXDESC_CD_0_*`.
+    /// Field positions from IHI 0070 §5.4 and Linux `CTXDESC_CD_0_*`.
     #[test]
     fn test_cd_bit_positions() {
         assert_eq!((CdW0::T0SZ_OFFSET, CdW0::T0SZ_BITS), (0, 6));
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(128 + CdW2::TTB1_HI_OFFSET, 132);
     }
 
-    /// The KUnit S1 CD (ASID 1997, linux-driver.md §8.3) decodes to what Linux composed.
+    /// The KUnit S1 CD (ASID 1997, Linux arm-smmu-v3-test.c) decodes to what Linux composed.
     #[test]
     fn test_cd_kunit_s1() {
         let cd = Cd::from_words([
@@ -283,7 +283,8 @@ mod tests {
         assert_eq!(CdW0::from_raw(0x030A_E201_C000_3684).asid(), 778);
     }
 
-    /// Linux's 4K/48-bit coherent CD w0 with ASID 1 is 0x0001_E205_C000_3510 (§7.3).
+    /// Linux's 4K/48-bit coherent CD w0 with ASID 1 is 0x0001_E205_C000_3510
+    /// (`arm_smmu_make_s1_cd()`).
     #[test]
     fn test_cd_linux_4k_example() {
         let w0 = CdW0::from_raw(0x0001_E205_C000_3510);

@@ -102,6 +102,19 @@ open_enum! {
     }
 }
 
+/// Word 0 as every command shares it: the opcode in bits \[7:0\], the rest given by the
+/// command's family (the `Cmd*W0` types below).
+#[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
+pub struct CmdHeaderW0 {
+    /// Opcode (bits \[7:0\]).
+    #[bits(8)]
+    pub opcode: Opcode,
+    /// Bits \[63:8\]: the family's fields.
+    #[bits(56)]
+    pub family_fields: u64,
+}
+
 /// Word 0 of stream-addressed commands (PREFETCH_*, CFGI_*, PRI_RESP, STALL_TERM).
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
@@ -396,6 +409,7 @@ impl CmdSyncW1 {
 }
 
 le_word!(
+    CmdHeaderW0,
     CmdStreamW0,
     CmdTlbiW0,
     CmdAtcInvW0,
@@ -446,7 +460,7 @@ impl CmdEntry {
 
     /// The opcode (word 0 bits \[7:0\]).
     pub const fn opcode(&self) -> Opcode {
-        Opcode((self.w0.get() & 0xff) as u8)
+        CmdHeaderW0::from_bits(self.w0).opcode()
     }
 }
 
@@ -454,7 +468,7 @@ impl CmdEntry {
 mod tests {
     use super::*;
 
-    /// Common fields: SSec \[10\], SSV \[11\], SSID \[31:12\], SID \[63:32\] (smmuv3.md §8.1).
+    /// Common fields: SSec \[10\], SSV \[11\], SSID \[31:12\], SID \[63:32\] (IHI 0070 §4.1).
     #[test]
     fn test_cmd_common_bit_positions() {
         assert_eq!(CmdStreamW0::SSEC_OFFSET, 10);
@@ -476,7 +490,7 @@ mod tests {
         assert_eq!(CmdTlbiW1::TTL_OFFSET, 8);
         assert_eq!(CmdTlbiW1::TG_OFFSET, 10);
         assert_eq!(CmdTlbiW1::ADDR_HI_OFFSET, 12);
-        // smmuv3.md §10 worked example, command 1.
+        // Linux's RIL split of 37 pages at 0x1000_0000, ASID 5: command 1 (NUM 4, SCALE 0).
         let w0 = CmdTlbiW0::from_raw(0x0005_0000_0000_4012);
         let w1 = CmdTlbiW1::from_raw(0x0000_0000_1000_0701);
         assert_eq!(w0.opcode(), Opcode::TLBI_NH_VA);

@@ -191,7 +191,7 @@ impl EvtEntry {
 mod tests {
     use super::*;
 
-    /// Field positions match smmuv3.md §9.1 and Linux `EVTQ_*` masks (decode_event).
+    /// Field positions match IHI 0070 §7.3 and Linux `EVTQ_*` masks (decode_event).
     #[test]
     fn test_evt_bit_positions() {
         assert_eq!((EvtW0::EVENT_ID_OFFSET, EvtW0::EVENT_ID_BITS), (0, 8));

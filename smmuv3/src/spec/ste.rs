@@ -355,7 +355,7 @@ impl Ste {
 mod tests {
     use super::*;
 
-    /// Absolute bit positions from smmuv3.md §4 (bit = 64 * word + offset).
+    /// Absolute bit positions from IHI 0070 §5.2 (bit = 64 * word + offset).
     #[test]
     fn test_ste_bit_positions() {
         assert_eq!(SteW0::V_OFFSET, 0);
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(192 + SteW3::S2TTB_HI_OFFSET, 196);
     }
 
-    /// The KUnit S1 CD-table STE (linux-driver.md §8.3) decodes to the fields Linux composed.
+    /// The KUnit S1 CD-table STE (Linux arm-smmu-v3-test.c) decodes to the fields Linux composed.
     #[test]
     fn test_ste_kunit_cdtable_ssid0() {
         let s = Ste::from_words([
@@ -466,7 +466,8 @@ mod tests {
         assert_eq!(s.s2ttb(), 0x000D_BEEF_DEAD_BEE0);
     }
 
-    /// Linux's 4K/48-bit S2 w2 with VMID 1 is 0x044D_3590_0000_0001 (linux-driver.md §7.1).
+    /// Linux's 4K/48-bit S2 w2 with VMID 1 is 0x044D_3590_0000_0001
+    /// (`arm_smmu_make_s2_domain_ste()`).
     #[test]
     fn test_ste_linux_vtcr_example() {
         let w2 = SteW2::from_raw(0x044D_3590_0000_0001);

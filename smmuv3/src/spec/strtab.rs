@@ -80,7 +80,8 @@ impl L1Cd {
 mod tests {
     use super::*;
 
-    /// L1STD: Span \[4:0\], L2Ptr \[51:6\]; Linux writes Span 9 (linux-driver.md §7.2).
+    /// L1STD: Span \[4:0\], L2Ptr \[51:6\]; Linux writes Span 9
+    /// (`arm_smmu_write_strtab_l1_desc()`).
     #[test]
     fn test_l1std_fields() {
         assert_eq!((L1Std::SPAN_OFFSET, L1Std::SPAN_BITS), (0, 5));

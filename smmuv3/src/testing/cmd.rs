@@ -1,4 +1,5 @@
-//! Raw command encoders, with the values the Linux driver writes (linux-driver.md §7.4, §10).
+//! Raw command encoders, with the values the Linux driver writes (`arm_smmu_cmdq_build_cmd()`,
+//! `__arm_smmu_tlb_inv_range()`).
 
 /// A raw command: two little-endian words.
 pub type Cmd = [u64; 2];
@@ -119,7 +120,7 @@ pub const fn stall_term(sid: u32) -> Cmd {
 }
 
 /// The TLBI commands `__arm_smmu_tlb_inv_range` issues for `[iova, iova + size)` with leaf
-/// granule `granule`, 4 KiB pages (linux-driver.md §10).
+/// granule `granule`, 4 KiB pages (`__arm_smmu_tlb_inv_range()`).
 #[expect(clippy::too_many_arguments, reason = "one argument per command field")]
 pub fn tlbi_range_cmds(
     op: u8,

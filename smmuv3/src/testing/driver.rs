@@ -1,9 +1,11 @@
 //! [`GuestDriver`]: the Linux arm-smmu-v3 driver's register and memory traffic, reproduced.
 //!
-//! Every access follows linux-driver.md: probe reads (§2), structures (§3), the reset sequence
-//! with its polls (§4, §5), command batches with MSIPOLL or CONS polling (§6), STE/CD values
-//! (§7), the hitless `arm_smmu_write_entry` algorithm (§8), range invalidation (§10) and the
-//! GERROR / event-queue handlers (§6, §14).
+//! Every access follows drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c: probe reads
+//! (`arm_smmu_device_hw_probe()`), structures (`arm_smmu_init_structures()`), the reset sequence
+//! with its polls (`arm_smmu_device_reset()`), command batches with MSIPOLL or CONS polling
+//! (`arm_smmu_cmdq_issue_cmdlist()`), STE/CD values (`arm_smmu_make_*`), the hitless
+//! `arm_smmu_write_entry` algorithm, range invalidation (`__arm_smmu_tlb_inv_range()`) and the
+//! GERROR / event-queue handlers (`arm_smmu_gerror_handler()`, `arm_smmu_evtq_thread()`).
 
 use std::collections::BTreeMap;
 
@@ -316,7 +318,7 @@ impl<'a, M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'a, M, G> {
 
     // ------------------------------------------------------------------ structures + reset
 
-    /// `arm_smmu_init_structures` then `arm_smmu_device_reset` (linux-driver.md §3, §4).
+    /// `arm_smmu_init_structures` then `arm_smmu_device_reset` (Linux arm-smmu-v3.c).
     ///
     /// # Errors
     /// A poll timed out (Linux fails probe or warns).

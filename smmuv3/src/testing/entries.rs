@@ -1,7 +1,7 @@
-//! Used-bits of STEs and CDs (`arm_smmu_get_ste_used`, `arm_smmu_get_cd_used`;
-//! linux-driver.md §8.2): what decides whether an update is hitless.
+//! Used-bits of STEs and CDs (Linux `arm_smmu_get_ste_used`, `arm_smmu_get_cd_used`):
+//! what decides whether an update is hitless.
 
-/// The used-bits masks of an STE (`arm_smmu_get_ste_used`, linux-driver.md §8.2).
+/// The used-bits masks of an STE (Linux `arm_smmu_get_ste_used`).
 pub fn ste_used(w: &[u64; 8]) -> [u64; 8] {
     let mut u = [0u64; 8];
     u[0] = 1;

@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use viommu_common::mem;
 
-    /// Leaf values match linux-driver.md §15.3 (io-pgtable-arm output).
+    /// Leaf values match io-pgtable-arm.c's `arm_lpae_prot_to_pte()` output.
     #[test]
     fn test_io_pgtable_leaf_values() {
         assert_eq!(
@@ -196,8 +196,8 @@ mod tests {
         assert_eq!(leaf_bits(PgFormat::Stage2, wo.0, true), 0x697);
     }
 
-    /// 4K, ias 48: start level 0, VTCR 0x53590 (linux-driver.md §7.1); tables come from the
-    /// driver's allocator.
+    /// 4K, ias 48: start level 0, VTCR 0x53590 (`arm_smmu_make_s2_domain_ste()`); tables come from
+    /// the driver's allocator.
     #[test]
     fn test_io_pgtable_geometry() {
         let m = viommu_common::testing::guest_ram(0x4000_0000, 0x10_0000);

@@ -1,6 +1,6 @@
 //! The driver's stream-table, CD and domain operations: L2 stream tables installed without
 //! CFGI, STE/CD values as `arm_smmu_make_*` builds them, the hitless `arm_smmu_write_entry`
-//! algorithm (linux-driver.md §7, §8), attach and unmap with range invalidation (§10, §11).
+//! algorithm, attach and unmap with range invalidation (`__arm_smmu_tlb_inv_range()`).
 
 use vm_memory::GuestMemoryBackend;
 
@@ -158,7 +158,7 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
     }
 
     /// `arm_smmu_write_entry`: update an STE/CD in place, hitlessly when only one qword's used
-    /// bits change, otherwise with a breaking V = 0 step (linux-driver.md §8.1). `on_sync` runs
+    /// bits change, otherwise with a breaking V = 0 step (`arm_smmu_write_entry()`). `on_sync` runs
     /// after every CFGI + CMD_SYNC. Returns the number of syncs.
     fn write_entry(
         &mut self,
@@ -305,7 +305,7 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
     }
 
     /// Attach `sid` (a master without PASIDs) to a stage-1 domain: CD 0, then a CD-table STE
-    /// with S1DSS = SSID0 (linux-driver.md §11).
+    /// with S1DSS = SSID0 (`arm_smmu_make_cdtable_ste()`).
     ///
     /// # Errors
     /// A CMD_SYNC timed out.

@@ -9,7 +9,7 @@ use viommu_common::id::{Asid, StreamId, SubstreamId, Vmid};
 use viommu_smmuv3::cmdq::command::{Command, SyncCmd, SyncSignal, TlbiRange};
 use viommu_smmuv3::spec::cmd::{CmdEntry, Opcode};
 
-/// How the iommufd nesting interface treats a guest command (iommufd-nesting.md §7, §9).
+/// How the iommufd nesting interface treats a guest command (Linux `arm_vsmmu_convert_user_cmd()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Forwarding {
     /// Forward through `IOMMU_HWPT_INVALIDATE` (TLBI_NH_*, TLBI_NSNH_ALL, CFGI_CD(_ALL), ATC_INV).

@@ -1,6 +1,7 @@
-//! Reference vectors: tables built exactly as Linux io-pgtable-arm builds them, exercised with
-//! the shape of its self-test (linux-driver.md §16), for stage 1 and stage 2, every granule and
-//! input sizes {32, 36, 40, 42, 44, 48} with every output size >= the input size.
+//! Reference vectors: tables built exactly as Linux io-pgtable-arm builds them, exercised with the
+//! shape of its self-test (io-pgtable-arm-selftests.c `arm_lpae_run_tests()`), for stage 1 and
+//! stage 2, every granule and input sizes {32, 36, 40, 42, 44, 48} with every output size >= the
+//! input size.
 
 use crate::access::{AccessKind, Perms};
 use crate::addr::Granule;
@@ -77,7 +78,7 @@ fn assert_fault(
     }
 }
 
-/// One io-pgtable self-test run (linux-driver.md §16 steps 1-7, new version).
+/// One io-pgtable self-test run (`arm_lpae_run_tests()`, new version).
 fn selftest(fmt: PgFormat, granule: Granule, ias: u32, oas: u32) {
     let m = guest_ram(TABLE_RAM, TABLE_RAM_SIZE);
     let mut b = LpaeBuilder::new(&m, fmt, granule, ias, oas, TABLE_RAM, TABLE_RAM_SIZE as u64)

@@ -1,4 +1,4 @@
-//! Nested translation: stage-1 tables and output through a stage-2 walk (smmuv3.md §7).
+//! Nested translation: stage-1 tables and output through a stage-2 walk (IHI 0070 §5.2, §7.3).
 //! Stage-2 faults on stage-1 descriptor fetches are CLASS = TT with the descriptor's IPA; on
 //! the output CLASS = IN with the output IPA; HTTU updates of stage-1 descriptors need stage-2
 //! write permission.

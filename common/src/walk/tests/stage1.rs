@@ -143,7 +143,7 @@ fn test_walk_s1_input_range_and_tbi() {
     );
 }
 
-/// AP[2:1] per smmuv3.md §6.5: 00 priv RW / unpriv none; 01 RW/RW; 10 priv RO; 11 RO/RO.
+/// AP[2:1] per Arm ARM D8.4.1: 00 priv RW / unpriv none; 01 RW/RW; 10 priv RO; 11 RO/RO.
 /// Unprivileged-writable pages are never privileged-executable.
 #[test]
 fn test_walk_s1_ap_permissions() {

@@ -14,7 +14,7 @@ const S2AP_R: u64 = 1 << 6;
 const S2AP_W: u64 = 1 << 7;
 
 /// S2AP: read needs bit 6, write bit 7; without XNX only XN[1] (bit 54) forbids execution,
-/// with XNX the four XN[1:0] values distinguish privilege (smmuv3.md §6.4-6.5).
+/// with XNX the four XN[1:0] values distinguish privilege (Arm ARM D8.4.4).
 #[test]
 fn test_walk_s2_permissions_and_xnx() {
     let m = ram();
@@ -98,7 +98,7 @@ fn test_walk_s2_ipa_range_and_attrs() {
 }
 
 /// Concatenated root: 4K, 40-bit IPA from level 1 uses two tables; IPA bit 39 selects the
-/// second (linux-driver.md §15.2).
+/// second (`arm_64_lpae_alloc_pgtable_s2()`).
 #[test]
 fn test_walk_s2_concatenated_root() {
     let m = ram();

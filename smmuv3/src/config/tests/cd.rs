@@ -110,7 +110,7 @@ fn test_cd_epd0_is_legal_and_ignores_fields() {
     assert_eq!(dec(w2, &caps()), Ok(c));
 }
 
-/// Illegal CDs are C_BAD_CD (smmuv3.md §5.5).
+/// Illegal CDs are C_BAD_CD (IHI 0070 §5.4, §7.3).
 #[test]
 fn test_cd_illegal_cases() {
     let base = s1_cd(1, 0x1000, 16, 5);
@@ -194,7 +194,7 @@ fn test_cd_httu_term_stall_rules() {
     assert!(dec(with(|w| w.with_endi(true).with_epd0(true)), &caps()).is_ok());
 }
 
-/// Substream selection (smmuv3.md §5.3, §5.4).
+/// Substream selection (IHI 0070 §5.2 S1CDMax and S1DSS, §5.3).
 #[test]
 fn test_cd_substream_selection() {
     let one = single();

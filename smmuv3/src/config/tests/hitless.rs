@@ -1,8 +1,8 @@
-//! Hitless STE/CD updates (linux-driver.md §8): the Linux driver's `arm_smmu_write_entry`
+//! Hitless STE/CD updates (Linux arm-smmu-v3.c): the Linux driver's `arm_smmu_write_entry`
 //! algorithm replayed step by step, decoding the entry at every CFGI + CMD_SYNC. In a hitless
-//! transition every intermediate decodes to the old or the new configuration; in a breaking one
-//! the only other allowed state is the V = 0 entry. Sync counts match the KUnit table (§8.4),
-//! which cross-checks the used-bits model below against Linux's.
+//! transition every intermediate decodes to the old or the new configuration; in a breaking one the
+//! only other allowed state is the V = 0 entry. Sync counts match Linux's KUnit tests
+//! (arm-smmu-v3-test.c), which cross-checks the used-bits model below against Linux's.
 
 use super::*;
 use crate::config::cd::decode_cd;
@@ -11,7 +11,7 @@ use crate::config::{CdTableFormat, ConfigError, S1Config, S1Dss as Dss};
 use crate::spec::cd::{Cd, CdW1};
 use crate::spec::ste::{Ste, SteW3};
 
-/// `arm_smmu_get_ste_used` as linux-driver.md §8.2 tabulates it.
+/// `arm_smmu_get_ste_used` as the Linux driver computes it.
 pub(super) fn ste_used(e: &[u64; 8]) -> [u64; 8] {
     let mut u = [0u64; 8];
     let w0 = SteW0::from_raw(e[0]);

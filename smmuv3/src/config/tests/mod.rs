@@ -1,5 +1,6 @@
-//! Unit tests of configuration decode, table walks, the cache, hitless updates, and property
-//! tests. Fixtures are built the way the Linux driver composes entries (linux-driver.md §7).
+//! Unit tests of configuration decode, table walks, the cache, hitless updates, and property tests.
+//! Fixtures are built the way the Linux driver composes entries (`arm_smmu_make_*_ste()`,
+//! `arm_smmu_make_s1_cd()`).
 
 mod cache;
 mod cd;

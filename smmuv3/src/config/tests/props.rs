@@ -1,4 +1,4 @@
-//! Outcome-first property tests (style.md habit 17): generate the expected typed configuration,
+//! Outcome-first property tests: generate the expected typed configuration,
 //! encode it into STE/CD words with random garbage in every *unused* bit, decode, compare. And
 //! garbage-input tests: random words and tables never panic.
 

@@ -133,7 +133,7 @@ fn test_ste_nested_decode() {
     assert!(is_bad_ste(dec(cdt.words(), &caps())));
 }
 
-/// Each illegal STE is C_BAD_STE (smmuv3.md §4.2), never a panic.
+/// Each illegal STE is C_BAD_STE (IHI 0070 §5.2, §7.3), never a panic.
 #[test]
 fn test_ste_illegal_cases() {
     let c = caps();
