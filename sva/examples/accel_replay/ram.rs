@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use viommu_sva::iommufd::{GuestRam, IommufdContext};
+use viommu_sva::iommufd::{IommufdContext, MappedRam};
 use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
 
 /// Largest total RAM a trace may ask for here: every page is pinned by IOAS_MAP, inside a test
@@ -16,7 +16,7 @@ const SW_MSI: (u64, u64) = (0x0800_0000, 0x0810_0000);
 /// Guest RAM over memfds, mapped in the IOAS.
 pub struct VmRam {
     /// The regions as the IOAS sees them (kept for unmapping).
-    regions: Vec<GuestRam>,
+    regions: Vec<MappedRam>,
     /// All regions in one guest address space, over the same memfds.
     pub mem: GuestMemoryMmap<()>,
 }
@@ -46,7 +46,7 @@ impl VmRam {
                     SW_MSI.0, SW_MSI.1
                 ));
             }
-            let r = GuestRam::new(ctx, base, size as usize)
+            let r = MappedRam::new(ctx, base, size as usize)
                 .map_err(|e| format!("RAM {base:#x}+{size:#x}: {e}"))?;
             let f = r.file().try_clone().map_err(|e| e.to_string())?;
             files.push((
