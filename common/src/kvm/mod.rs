@@ -4,12 +4,14 @@
 //! [`KvmInterruptSink`] implements [`InterruptSink`] for one device. The VMM tells it, per
 //! device line, how the line reaches KVM, and how MSIs do:
 //!
-//! | device signal | mechanism | set up with |
-//! |---|---|---|
-//! | wired line, level or edge | `KVM_IRQ_LINE` (the kernel holds the level) | [`KvmInterruptSink::wire_irq_line`] |
-//! | wired line, edge | irqfd: an eventfd registered on a GSI with `KVM_IRQFD` | [`KvmInterruptSink::wire_irqfd`] |
-//! | MSI, any doorbell | `KVM_SIGNAL_MSI`, with the ITS DeviceID on arm64 | default; [`KvmInterruptSink::msi_devid`] |
-//! | MSI, a known (address, data) | an MSI GSI route plus an irqfd on it | [`KvmInterruptSink::route_msi`], [`KvmInterruptSink::install_routing`] |
+//! - a wired line, level or edge: `KVM_IRQ_LINE`, the kernel holding the level
+//!   ([`KvmInterruptSink::wire_irq_line`]);
+//! - a wired line, edge: an irqfd, an eventfd registered on a GSI with `KVM_IRQFD`
+//!   ([`KvmInterruptSink::wire_irqfd`]);
+//! - an MSI to any doorbell: `KVM_SIGNAL_MSI`, with the ITS DeviceID on arm64 (the default;
+//!   [`KvmInterruptSink::msi_devid`]);
+//! - an MSI with a known (address, data) pair: an MSI GSI route plus an irqfd on it
+//!   ([`KvmInterruptSink::route_msi`], [`KvmInterruptSink::install_routing`]).
 //!
 //! `KVM_IRQ_LINE`'s `irq` is a GSI on x86 (an IOAPIC pin under the default routing) and an
 //! [`arm::ArmIrqLine`] on arm64 (SPI *n* is `ArmIrqLine::spi(n)`). An irqfd's GSI on arm64 is
