@@ -6,6 +6,7 @@
 //! which makes a missing or unusable KVM a failure.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,11 @@ fn kvm_or_skip(test: &str) -> Option<Kvm> {
                 std::env::var_os("VIOMMU_REQUIRE_KVM").is_none_or(|v| v != "1"),
                 "{test}: {reason} (VIOMMU_REQUIRE_KVM=1 requires KVM)"
             );
-            eprintln!("{test}: SKIPPED, {reason} (set VIOMMU_REQUIRE_KVM=1 to fail instead)");
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: SKIPPED, {reason} (set VIOMMU_REQUIRE_KVM=1 to fail instead)"
+            );
             None
         }
     }
