@@ -3,11 +3,20 @@
 //! for every LIODN of a device-tree-like list, a VFIO-style geometry and window configuration,
 //! DMA through it, an MSI through a bank window, and an access violation handled by the
 //! Linux ISR.
+//!
+//! Next to the snapshot the test asserts the behaviour it records: the DMA and MSI results,
+//! the fault capture registers, the interrupt lines and the register values. Register values
+//! are checked through `Pamu::save`, which does not trace, so the log stays as recorded.
 
 use viommu_common::access::{DmaRequest, Perms};
-use viommu_common::traits::DmaTranslator;
-use viommu_pamu::testing::{DtDevice, DtKind, LinuxVersion, PaactBuilder, Rig};
+use viommu_common::testing::Irq;
+use viommu_common::traits::{DmaTranslator, FaultKind};
+use viommu_pamu::msi::MsiVector;
+use viommu_pamu::testing::{AvReport, DtDevice, DtKind, LinuxVersion, PaactBuilder, Rig};
 use viommu_pamu::PamuConfig;
+
+/// P4080 bank 0's MSIIR through its alias page.
+const MSIIR_BANK0: u64 = 0xF_FE04_4140;
 
 fn note(rig: &Rig, s: impl Into<String>) {
     rig.log.lock().unwrap().push(format!("# {}", s.into()));
@@ -25,6 +34,19 @@ fn test_linux_bringup_log() {
     );
     let max = drv.probe().unwrap();
     note(&rig, format!("max subwindows from PC3: {max}"));
+    // Every instance holds the same tables, AVIE and PC = PE | OCE | SPCC | PPCC; probe
+    // cleared PAMUBYPENR.
+    assert_eq!(max, 256);
+    let state = rig.pamu.save();
+    assert_eq!(state.bypass, 0);
+    assert_eq!(state.instances.len(), 5);
+    for st in &state.instances {
+        assert_eq!(
+            st.tables,
+            [0x100_0000, 0x101_4000, 0x101_4000, 0x103_4000, 0x103_4000, 0x103_4800]
+        );
+        assert_eq!((st.pc, st.pics), (0x4000_1011, 0x4));
+    }
 
     let dt = [
         DtDevice {
@@ -79,16 +101,22 @@ fn test_linux_bringup_log() {
     note(&rig, "---- probe done ----");
 
     note(&rig, "boot-default DMA (identity, ATM 0)");
-    let _ = rig
+    let m = rig
         .pamu
-        .translate(&DmaRequest::write(0x48, 0x1234_5000, 64));
+        .translate(&DmaRequest::write(0x48, 0x1234_5000, 64))
+        .expect("identity entry maps the boot-default DMA");
+    assert_eq!((m.output, m.perms), (0x1234_5000, Perms::RWX));
+    assert_eq!(m.attrs.device, 0x0100_0001);
     note(
         &rig,
         "QMan portal enhanced read (IOE_EREAD0) through OMT[0]: RSA",
     );
-    let _ = rig
+    let t = rig
         .pamu
-        .translate_op(0x30, 0x8000, 64, viommu_common::access::AccessKind::Read, 2);
+        .translate_op(0x30, 0x8000, 64, viommu_common::access::AccessKind::Read, 2)
+        .expect("QMan portal read maps through OMT[0]");
+    assert_eq!((t.output, t.perms), (0x8000, Perms::RWX));
+    assert_eq!(t.attrs.device_bits(), 0x0900_1C16);
 
     note(
         &rig,
@@ -112,24 +140,101 @@ fn test_linux_bringup_log() {
         &rig,
         format!("PPAACE[0x10] = {}", w.map(|x| format!("{x:08X}")).join(" ")),
     );
-    let _ = rig
+    let r = rig
         .pamu
-        .translate(&DmaRequest::read(0x10, 0x0000_1000, 4096));
-    let _ = rig
+        .translate(&DmaRequest::read(0x10, 0x0000_1000, 4096))
+        .expect("window 0 is mapped");
+    assert_eq!((r.output, r.perms), (0x2_0000_1000, Perms::RWX));
+    let w = rig
         .pamu
-        .translate(&DmaRequest::write(0x10, 0x3FFF_FFC0, 64));
+        .translate(&DmaRequest::write(0x10, 0x3FFF_FFC0, 64))
+        .expect("window 3 is mapped");
+    assert_eq!((w.output, w.perms), (0x2_3FFF_FFC0, Perms::RWX));
     note(&rig, format!("device MSI to {msi:#x}, data 0x23"));
-    let _ = rig.pamu.msi_write(0x10, msi, 0x23);
+    assert!(rig.irq.take().is_empty(), "no interrupt before the MSI");
+    let (t, vector) = rig
+        .pamu
+        .msi_write(0x10, msi, 0x23)
+        .expect("the MSI window maps bank 0's MSIIR");
+    assert_eq!(
+        (msi, t.output, t.perms),
+        (0x7000_0140, MSIIR_BANK0, Perms::W)
+    );
+    // MPIC 4.2 MSIIR 0x23: SRS 1, IBS 3, delivered as vector 1 * 32 + 3.
+    assert_eq!(
+        vector,
+        Some(MsiVector {
+            bank: 0,
+            srs: 1,
+            ibs: 3
+        })
+    );
+    assert_eq!(
+        rig.irq.take(),
+        vec![Irq::Msi {
+            addr: MSIIR_BANK0,
+            data: 35
+        }]
+    );
 
     note(
         &rig,
         "device DMA into unmapped window 5 -> access violation, pamu_av_isr",
     );
-    let _ = rig.pamu.translate(&DmaRequest::read(0x10, 0x5000_0000, 4));
+    let f = rig
+        .pamu
+        .translate(&DmaRequest::read(0x10, 0x5000_0000, 4))
+        .expect_err("window 5 is not mapped");
+    assert_eq!((f.kind, f.addr), (FaultKind::Translation, 0x5000_0000));
+    // Captured by instance 0: AVS1 = LIODN 0x10 | WAV | AV, a read, AVA = the input address,
+    // PICS.AVICS | AVIE, and the AV line (0) is raised.
+    let st = rig.pamu.save().instances[0];
+    assert_eq!(
+        (st.avs1, st.avs2, st.ava, st.pics),
+        (0x0010_0081, 0, 0x5000_0000, 0xC)
+    );
+    assert!(rig.pamu.av_line_level() && !rig.pamu.err_line_level());
+    assert_eq!(
+        rig.irq.take(),
+        vec![Irq::Line {
+            line: 0,
+            level: true
+        }]
+    );
+
     let reports = drv.av_isr().unwrap();
     note(&rig, format!("ISR handled {reports:x?}"));
+    assert_eq!(
+        reports,
+        vec![AvReport {
+            instance: 0,
+            avs1: 0x0010_0081,
+            ava: 0x5000_0000,
+            av_disabled: false
+        }]
+    );
+    // The ISR cleared the AVS1 flags (LIODN kept) and AVICS, and the line dropped.
+    let st = rig.pamu.save().instances[0];
+    assert_eq!((st.avs1, st.pics), (0x0010_0000, 0x4));
+    assert!(!rig.pamu.av_line_level());
+    assert_eq!(
+        rig.irq.take(),
+        vec![Irq::Line {
+            line: 0,
+            level: false
+        }]
+    );
+
     note(&rig, "the LIODN is now disabled by the ISR");
-    let _ = rig.pamu.translate(&DmaRequest::read(0x10, 0x0000_1000, 4));
+    let f = rig
+        .pamu
+        .translate(&DmaRequest::read(0x10, 0x0000_1000, 4))
+        .expect_err("the ISR cleared V in the LIODN's entry");
+    assert_eq!((f.kind, f.addr), (FaultKind::Translation, 0x1000));
+    // AVS1 = LIODN 0x10 | PDV | AV.
+    let st = rig.pamu.save().instances[0];
+    assert_eq!((st.avs1, st.ava, st.pics), (0x0010_4001, 0x1000, 0xC));
+    assert!(rig.pamu.av_line_level());
 
     let log = rig.take_log().join("\n");
     insta::assert_snapshot!("linux_bringup", log);

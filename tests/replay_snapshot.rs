@@ -13,105 +13,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
 use viommu::common::testing::{Irq, RecordingIrq};
 use viommu::common::traits::FaultKind;
 use viommu::common::traits::{DmaTranslator, MmioDevice};
-use viommu::common::{mem, AccessKind, DmaRequest, StreamId, SubstreamId};
+use viommu::common::{mem, DmaRequest, StreamId, SubstreamId};
 use viommu::smmuv3::ats::{AtcEndpoint, AtcError, AtcInvalidation, AtsRequest};
 use viommu::smmuv3::caps::SmmuConfig;
 use viommu::smmuv3::cmdq::command::PriResponse;
 use viommu::smmuv3::device::SmmuV3;
 use viommu::smmuv3::priq::{PageRequest, PageRequestOutcome};
 use viommu::smmuv3::snapshot::SmmuV3Snapshot;
-use viommu::smmuv3::spec::idr::StallModel;
 use viommu::smmuv3::stall::StallStatus;
+use viommu_replay::ats::AtsExpect;
+use viommu_replay::parse::{DmaExpect, IrqMatch};
+use viommu_replay::smmuv3::parse_config;
+use viommu_replay::{parse_script, Line, Op};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 type Dev<'a> = SmmuV3<&'a GuestMemoryMmap>;
-
-/// What a `dma` line expects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum DmaExpect {
-    Addr(u64),
-    /// A fault of this name ("" for any fault).
-    Fault(String),
-    /// Held by the stall model.
-    Stalled,
-}
-
-/// The interrupt an `expect_irq` line looks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IrqMatch {
-    Msi { addr: u64, data: u32 },
-    Wired { line: u32 },
-}
-
-/// The operations of replay-format.md that a single-SMMUv3 scenario uses after its setup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Op {
-    WriteMem {
-        addr: u64,
-        data: Vec<u8>,
-    },
-    ReadMem {
-        addr: u64,
-        len: u64,
-        expect: Option<Vec<u8>>,
-    },
-    MmioWrite {
-        offset: u64,
-        size: u8,
-        value: u64,
-    },
-    MmioRead {
-        offset: u64,
-        size: u8,
-        expect: Option<u64>,
-        mask: Option<u64>,
-    },
-    Dma {
-        req: DmaRequest,
-        expect: Option<DmaExpect>,
-    },
-    ExpectIrq {
-        irq: IrqMatch,
-        count: Option<u64>,
-    },
-    /// I/O page fault extension: what the endpoint of a stalled DMA sees now.
-    StallResult {
-        stream: u32,
-        stag: u16,
-        expect: Option<DmaExpect>,
-    },
-    /// I/O page fault extension: an endpoint's page request.
-    PageRequest {
-        stream: u32,
-        req: PageRequest,
-        expect: Option<String>,
-    },
-    /// I/O page fault extension: the PRG response the endpoint received.
-    PriResponse {
-        stream: u32,
-        group: u16,
-        expect: Option<String>,
-    },
-    /// ATS extension: a Translation Request (`expect` kept as JSON, compared field by field).
-    AtsRequest {
-        req: AtsRequest,
-        expect: Option<Value>,
-    },
-    /// ATS extension: a Translated transaction.
-    Translated {
-        req: DmaRequest,
-        expect: Option<DmaExpect>,
-    },
-    /// ATS extension: the invalidations the stream's ATC received.
-    ExpectAtcInv {
-        stream: u32,
-        expect: Vec<Value>,
-    },
-}
 
 /// An endpoint ATC that records the invalidations it receives.
 #[derive(Debug, Default)]
@@ -134,40 +53,6 @@ fn perms_name(p: viommu::common::Perms) -> String {
         .collect()
 }
 
-/// An operation and its line number in the file.
-struct Line {
-    line: usize,
-    op: Op,
-}
-
-/// A number: a JSON integer or a hex/decimal string.
-fn num(v: &Value) -> u64 {
-    match v {
-        Value::Number(n) => n.as_u64().expect("unsigned integer"),
-        Value::String(s) => match s.strip_prefix("0x") {
-            Some(h) => u64::from_str_radix(h, 16).expect("hex number"),
-            None => s.parse().expect("decimal number"),
-        },
-        other => panic!("not a number: {other}"),
-    }
-}
-
-fn field(o: &Value, k: &str) -> u64 {
-    num(o.get(k).unwrap_or_else(|| panic!("missing {k} in {o}")))
-}
-
-fn opt(o: &Value, k: &str) -> Option<u64> {
-    o.get(k).map(num)
-}
-
-fn hex_bytes(v: &Value) -> Vec<u8> {
-    let s = v.as_str().expect("hex byte string");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex byte"))
-        .collect()
-}
-
 /// A scenario with one SMMUv3: its RAM, configuration and operations after the setup lines.
 struct Scenario {
     ram: Vec<(u64, u64)>,
@@ -176,193 +61,31 @@ struct Scenario {
     ops: Vec<Line>,
 }
 
-/// A `dma`-shaped expectation: `{"addr"}`, `{"fault": NAME | true}` or `{"stalled": true}`.
-fn dma_expect(e: &Value) -> DmaExpect {
-    if let Some(a) = e.get("addr") {
-        DmaExpect::Addr(num(a))
-    } else if e.get("stalled").is_some() {
-        DmaExpect::Stalled
-    } else {
-        DmaExpect::Fault(
-            e.get("fault")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-        )
-    }
-}
-
-fn flag(o: &Value, k: &str) -> bool {
-    o.get(k).and_then(Value::as_bool).unwrap_or(false)
-}
-
-/// Parse a replay file; `None` if it is not a single-SMMUv3 scenario with a configuration this
-/// test understands (default, `cmdq_batch_limit`, and the keys the I/O page fault scenarios
-/// use).
+/// Parse a replay file with the replay library; `None` if it is not a single-SMMUv3 scenario.
 fn load(path: &Path) -> Option<Scenario> {
     let text = std::fs::read_to_string(path).expect("read scenario");
+    let lines = parse_script(text.as_bytes()).expect("scenario parses");
     let mut ram = Vec::new();
-    let mut batch_limit = None;
-    let mut config = SmmuConfig::default();
-    let mut device = false;
+    let mut device = None;
     let mut ops = Vec::new();
-    for (i, t) in text.lines().enumerate() {
-        let t = t.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let o: Value = serde_json::from_str(t).expect("JSON line");
-        let op = match o["op"].as_str().expect("op") {
-            "comment" => continue,
-            "ram" => {
-                ram.push((field(&o, "base"), field(&o, "size")));
-                continue;
-            }
-            "device" => {
-                if o["kind"] != "smmuv3" || device {
+    for l in lines {
+        match l.op {
+            Op::Comment(_) => {}
+            Op::Ram(r) => ram.push((r.base, r.size)),
+            Op::Device(d) => {
+                if d.kind != "smmuv3" || device.is_some() {
                     return None;
                 }
-                device = true;
-                if let Some(c) = o.get("config").and_then(Value::as_object) {
-                    for (k, v) in c {
-                        match k.as_str() {
-                            "cmdq_batch_limit" => {
-                                batch_limit = Some(usize::try_from(num(v)).unwrap());
-                            }
-                            "stall_model" => {
-                                config.stall_model = StallModel(u8::try_from(num(v)).ok()?);
-                            }
-                            "stall_max" => config.stall_max = u16::try_from(num(v)).ok()?,
-                            "priq_log2" => config.priq_log2 = u8::try_from(num(v)).ok()?,
-                            "ats" => config.ats = v.as_bool()?,
-                            "pri" => config.pri = v.as_bool()?,
-                            _ => return None,
-                        }
-                    }
-                }
-                continue;
+                device = Some(parse_config(&d.config).expect("SMMUv3 configuration"));
             }
-            "write_mem" => Op::WriteMem {
-                addr: field(&o, "addr"),
-                data: hex_bytes(&o["data"]),
-            },
-            "read_mem" => Op::ReadMem {
-                addr: field(&o, "addr"),
-                len: field(&o, "len"),
-                expect: o.get("expect").map(hex_bytes),
-            },
-            "mmio_write" => Op::MmioWrite {
-                offset: field(&o, "offset"),
-                size: u8::try_from(field(&o, "size")).unwrap(),
-                value: field(&o, "value"),
-            },
-            "mmio_read" => Op::MmioRead {
-                offset: field(&o, "offset"),
-                size: u8::try_from(field(&o, "size")).unwrap(),
-                expect: opt(&o, "expect"),
-                mask: opt(&o, "mask"),
-            },
-            "dma" => {
-                let access = match o["access"].as_str().expect("access") {
-                    "read" => AccessKind::Read,
-                    "write" => AccessKind::Write,
-                    _ => AccessKind::Exec,
-                };
-                let stream = u32::try_from(field(&o, "stream")).unwrap();
-                let mut req = DmaRequest::new(stream, field(&o, "addr"), field(&o, "size"), access);
-                if let Some(s) = opt(&o, "substream") {
-                    req = req.with_substream(u32::try_from(s).unwrap());
-                }
-                req.privileged = o
-                    .get("privileged")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let expect = o.get("expect").map(dma_expect);
-                Op::Dma { req, expect }
-            }
-            "expect_irq" => Op::ExpectIrq {
-                irq: if o["kind"] == "msi" {
-                    IrqMatch::Msi {
-                        addr: field(&o, "addr"),
-                        data: u32::try_from(field(&o, "data")).unwrap(),
-                    }
-                } else {
-                    IrqMatch::Wired {
-                        line: u32::try_from(field(&o, "line")).unwrap(),
-                    }
-                },
-                count: opt(&o, "count"),
-            },
-            "stall_result" => Op::StallResult {
-                stream: u32::try_from(field(&o, "stream")).unwrap(),
-                stag: u16::try_from(field(&o, "stag")).unwrap(),
-                expect: o.get("expect").map(dma_expect),
-            },
-            "page_request" => {
-                let access = o["access"].as_str().expect("access");
-                Op::PageRequest {
-                    stream: u32::try_from(field(&o, "stream")).unwrap(),
-                    req: PageRequest {
-                        substream: opt(&o, "substream")
-                            .map(|s| SubstreamId(u32::try_from(s).unwrap())),
-                        addr: field(&o, "addr"),
-                        read: access.contains('r'),
-                        write: access.contains('w'),
-                        exec: access.contains('x'),
-                        privileged: flag(&o, "privileged"),
-                        last: flag(&o, "last"),
-                        group: u16::try_from(field(&o, "group")).unwrap(),
-                    },
-                    expect: o.get("expect").and_then(Value::as_str).map(str::to_owned),
-                }
-            }
-            "pri_response" => Op::PriResponse {
-                stream: u32::try_from(field(&o, "stream")).unwrap(),
-                group: u16::try_from(field(&o, "group")).unwrap(),
-                expect: o.get("expect").and_then(Value::as_str).map(str::to_owned),
-            },
-            "ats_request" => {
-                let mut req = AtsRequest::new(
-                    u32::try_from(field(&o, "stream")).unwrap(),
-                    field(&o, "addr"),
-                );
-                req.no_write = flag(&o, "read_only");
-                req.substream =
-                    opt(&o, "substream").map(|s| SubstreamId(u32::try_from(s).unwrap()));
-                Op::AtsRequest {
-                    req,
-                    expect: o.get("expect").cloned(),
-                }
-            }
-            "translated" => {
-                let access = match o["access"].as_str().expect("access") {
-                    "read" => AccessKind::Read,
-                    "write" => AccessKind::Write,
-                    _ => AccessKind::Exec,
-                };
-                Op::Translated {
-                    req: DmaRequest::new(
-                        u32::try_from(field(&o, "stream")).unwrap(),
-                        field(&o, "addr"),
-                        field(&o, "size"),
-                        access,
-                    ),
-                    expect: o.get("expect").map(dma_expect),
-                }
-            }
-            "expect_atc_inv" => Op::ExpectAtcInv {
-                stream: u32::try_from(field(&o, "stream")).unwrap(),
-                expect: o["expect"].as_array().expect("list").clone(),
-            },
-            // Other extensions are not replayed here.
-            _ => return None,
-        };
-        ops.push(Line { line: i + 1, op });
+            _ => ops.push(l),
+        }
     }
-    device.then_some(Scenario {
+    let (config, opts) = device?;
+    Some(Scenario {
         ram,
         config,
-        batch_limit,
+        batch_limit: opts.cmdq_batch_limit,
         ops,
     })
 }
@@ -418,48 +141,40 @@ impl<'a> Runner<'a> {
 
     fn step(&mut self, l: &Line) {
         let n = l.line;
-        let expect_irq = matches!(l.op, Op::ExpectIrq { .. });
+        let expect_irq = matches!(l.op, Op::ExpectIrq(_));
         match &l.op {
-            Op::WriteMem { addr, data } => {
-                mem::write_bytes(self.ram, *addr, data).unwrap();
+            Op::Ram(_) | Op::Device(_) | Op::Comment(_) => {}
+            Op::WriteMem(w) => {
+                mem::write_bytes(self.ram, w.addr, &w.data).unwrap();
             }
-            Op::ReadMem { addr, len, expect } => {
+            Op::ReadMem(r) => {
                 self.dev.finish_pending();
-                let mut b = vec![0u8; usize::try_from(*len).unwrap()];
-                mem::read_bytes(self.ram, *addr, &mut b).unwrap();
-                let ok = expect.as_ref().is_none_or(|e| *e == b);
+                let mut b = vec![0u8; usize::try_from(r.len).unwrap()];
+                mem::read_bytes(self.ram, r.addr, &mut b).unwrap();
+                let ok = r.expect.as_ref().is_none_or(|e| *e == b);
                 self.check(n, ok, format!("read_mem {b:02x?}"));
             }
-            Op::MmioWrite {
-                offset,
-                size,
-                value,
-            } => {
-                let ok = mmio_write(&self.dev, *offset, *size, *value);
+            Op::MmioWrite(w) => {
+                let ok = mmio_write(&self.dev, w.offset, w.size, w.value);
                 self.out.results.push(format!("{n}: mmio_write {ok}"));
             }
-            Op::MmioRead {
-                offset,
-                size,
-                expect,
-                mask,
-            } => {
+            Op::MmioRead(r) => {
                 self.dev.finish_pending();
-                let v = mmio_read(&self.dev, *offset, *size).unwrap_or(0);
-                let m = mask.unwrap_or(u64::MAX);
-                let ok = expect.is_none_or(|e| v & m == e & m);
+                let v = mmio_read(&self.dev, r.offset, r.size).unwrap_or(0);
+                let m = r.mask.unwrap_or(u64::MAX);
+                let ok = r.expect.is_none_or(|e| v & m == e & m);
                 self.check(n, ok, format!("mmio_read {v:#x}"));
             }
-            Op::Dma { req, expect } => {
+            Op::Dma(d) => {
                 self.dev.finish_pending();
-                let req = *req;
-                let r = self.dev.translate(&req);
-                let ok = match (expect, &r) {
+                let r = self.dev.translate(&d.request());
+                let ok = match (&d.expect, &r) {
                     (None, _) => true,
                     (Some(DmaExpect::Addr(a)), Ok(m)) => m.output == *a,
                     (Some(DmaExpect::Stalled), Err(f)) => f.kind == FaultKind::Stalled,
+                    (Some(DmaExpect::AnyFault), Err(f)) => f.kind != FaultKind::Stalled,
                     (Some(DmaExpect::Fault(name)), Err(f)) => {
-                        f.kind != FaultKind::Stalled && (name.is_empty() || f.event == name)
+                        f.kind != FaultKind::Stalled && f.event == name
                     }
                     _ => false,
                 };
@@ -469,32 +184,38 @@ impl<'a> Runner<'a> {
                 };
                 self.check(n, ok, what);
             }
-            Op::StallResult {
-                stream,
-                stag,
-                expect,
-            } => {
-                let s = self.dev.stall_status(StreamId(*stream), *stag);
-                let ok = match (expect, &s) {
+            Op::StallResult(st) => {
+                let s = self.dev.stall_status(StreamId(st.stream), st.stag);
+                let ok = match (&st.expect, &s) {
                     (None, _) => true,
                     (Some(DmaExpect::Stalled), StallStatus::Pending) => true,
                     (Some(DmaExpect::Addr(a)), StallStatus::Resolved { result: Ok(m), .. }) => {
                         m.output == *a
                     }
+                    (Some(DmaExpect::AnyFault), StallStatus::Resolved { result: Err(_), .. }) => {
+                        true
+                    }
                     (
                         Some(DmaExpect::Fault(name)),
                         StallStatus::Resolved { result: Err(f), .. },
-                    ) => name.is_empty() || f.event == name,
+                    ) => f.event == name,
                     _ => false,
                 };
                 self.check(n, ok, format!("stall_result {s:?}"));
             }
-            Op::PageRequest {
-                stream,
-                req,
-                expect,
-            } => {
-                let got = match self.dev.page_request(StreamId(*stream), req) {
+            Op::PageRequest(p) => {
+                let spec = p.spec();
+                let req = PageRequest {
+                    substream: spec.substream.map(SubstreamId),
+                    addr: spec.addr,
+                    read: spec.read,
+                    write: spec.write,
+                    exec: spec.exec,
+                    privileged: spec.privileged,
+                    last: spec.last,
+                    group: spec.group,
+                };
+                let got = match self.dev.page_request(StreamId(p.stream), &req) {
                     Ok(PageRequestOutcome::Queued) => "queued".to_owned(),
                     Ok(PageRequestOutcome::Discarded { response: None }) => "dropped".to_owned(),
                     Ok(PageRequestOutcome::Discarded { response: Some(p) }) => {
@@ -502,22 +223,22 @@ impl<'a> Runner<'a> {
                     }
                     Err(e) => format!("error {e}"),
                 };
-                let ok = expect.as_ref().is_none_or(|e| *e == got);
+                let ok = p.expect.as_ref().is_none_or(|e| *e == got);
                 self.check(n, ok, format!("page_request {got}"));
             }
-            Op::PriResponse {
-                stream,
-                group,
-                expect,
-            } => {
+            Op::PriResponse(p) => {
                 let got = self
                     .dev
-                    .pri_response(StreamId(*stream), *group)
+                    .pri_response(StreamId(p.stream), p.group)
                     .map_or("none", |p| code_name(p.code));
-                let ok = expect.as_ref().is_none_or(|e| e == got);
+                let ok = p.expect.as_ref().is_none_or(|e| e == got);
                 self.check(n, ok, format!("pri_response {got}"));
             }
-            Op::AtsRequest { req, expect } => {
+            Op::AtsRequest(a) => {
+                let mut req = AtsRequest::new(a.stream, a.addr);
+                req.no_write = a.read_only;
+                req.substream = a.substream.map(SubstreamId);
+                let req = &req;
                 // The endpoint's ATC, registered at its first Translation Request.
                 if let std::collections::btree_map::Entry::Vacant(v) = self.atcs.entry(req.stream.0)
                 {
@@ -526,55 +247,55 @@ impl<'a> Runner<'a> {
                     v.insert(atc);
                 }
                 let r = self.dev.ats_translate(req);
-                let ok = expect.as_ref().is_none_or(|e| match (&r, e.get("error")) {
-                    (Err(err), Some(status)) => {
+                let ok = a.expect.as_ref().is_none_or(|e| match (&r, e) {
+                    (Err(err), AtsExpect::Error(status)) => {
                         let got = match err {
                             viommu::smmuv3::ats::AtsError::UnsupportedRequest(_) => "UR",
                             viommu::smmuv3::ats::AtsError::CompleterAbort(_) => "CA",
                         };
                         status == got
                     }
-                    (Ok(c), None) => {
-                        e.get("addr")
-                            .is_none_or(|a| c.translate(req.addr) == Some(num(a)))
-                            && e.get("perms").is_none_or(|p| {
-                                let mut want: Vec<char> = p.as_str().unwrap().chars().collect();
-                                want.sort_unstable_by_key(|c| "rwx".find(*c));
-                                want.into_iter().collect::<String>() == perms_name(c.perms)
-                            })
+                    (Ok(c), AtsExpect::Granted { addr, perms }) => {
+                        addr.is_none_or(|a| c.translate(req.addr) == Some(a))
+                            && perms.as_ref().is_none_or(|p| *p == perms_name(c.perms))
                     }
                     _ => false,
                 });
                 self.check(n, ok, format!("ats_request {r:?}"));
             }
-            Op::Translated { req, expect } => {
-                let r = self.dev.translated_access(req);
-                let ok = match (expect, &r) {
+            Op::Translated(d) => {
+                // Translated transactions are unprivileged data without a PASID.
+                let req = DmaRequest::new(d.stream, d.addr, d.size, d.access);
+                let r = self.dev.translated_access(&req);
+                let ok = match (&d.expect, &r) {
                     (None, _) => true,
                     (Some(DmaExpect::Addr(a)), Ok(m)) => m.output == *a,
-                    (Some(DmaExpect::Fault(name)), Err(f)) => name.is_empty() || f.event == name,
+                    (Some(DmaExpect::AnyFault), Err(_)) => true,
+                    (Some(DmaExpect::Fault(name)), Err(f)) => f.event == name,
                     _ => false,
                 };
                 self.check(n, ok, format!("translated {r:?}"));
             }
-            Op::ExpectAtcInv { stream, expect } => {
+            Op::ExpectAtcInv(x) => {
                 let got: Vec<AtcInvalidation> = self
                     .atcs
-                    .get(stream)
+                    .get(&x.stream)
                     .map(|a| std::mem::take(&mut *a.0.lock().unwrap()))
                     .unwrap_or_default();
-                let want: Vec<AtcInvalidation> = expect
+                let want: Vec<AtcInvalidation> = x
+                    .expect
                     .iter()
                     .map(|e| AtcInvalidation {
-                        ssid: opt(e, "ssid").map(|s| u32::try_from(s).unwrap()),
-                        global: flag(e, "global"),
-                        start: field(e, "start"),
-                        last: field(e, "last"),
+                        ssid: e.ssid,
+                        global: e.global,
+                        start: e.start,
+                        last: e.last,
                     })
                     .collect();
                 self.check(n, got == want, format!("expect_atc_inv {got:?}"));
             }
-            Op::ExpectIrq { irq, count } => {
+            Op::ExpectIrq(x) => {
+                let (irq, count) = (&x.irq, &x.count);
                 self.dev.finish_pending();
                 self.raised.extend(self.irq.take());
                 if !self.in_window {
@@ -640,7 +361,7 @@ fn run(s: &Scenario, split: Option<usize>) -> Outcome {
             let snap = SmmuV3Snapshot::from_json(&json).unwrap();
             let (dev, irq) = Runner::device(s, &ram);
             dev.restore(&snap).unwrap();
-            assert_eq!(dev.state(), r.dev.state(), "state after restore");
+            assert_eq!(dev.save(), r.dev.save(), "state after restore");
             r.raised.extend(r.irq.take());
             // Registered ATCs are not device state: the VMM registers its endpoints again.
             for (sid, atc) in &r.atcs {

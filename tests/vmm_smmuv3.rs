@@ -663,7 +663,7 @@ fn test_linear_stream_table_with_small_queues() {
         Prot::RW,
     );
     drv.attach_s1(0xf0, &dom).unwrap();
-    let strtab = smmu.state().ctrl.strtab_base & 0x000f_ffff_ffff_ffc0;
+    let strtab = smmu.save().ctrl.strtab_base & 0x000f_ffff_ffff_ffc0;
     let dma = IommuMemory::new(
         (*ram).clone(),
         EndpointIommu::new(Arc::new(&smmu), StreamId(0xf0), None),

@@ -5,6 +5,7 @@
 //!
 //! - [`mem`]: bounds-checked, typed guest-memory access through `vm-memory`
 //!   (little- and big-endian words, zerocopy records, atomic compare-and-swap for HTTU);
+//! - [`reg64`]: 64-bit registers a guest accesses as two 32-bit halves;
 //! - [`walk`]: the VMSAv8-64 page-table walker (Arm ARM D8), stage 1, stage 2 and nested;
 //! - [`iotlb`]: a bounded, lock-free, tagged IOTLB with linearizable invalidation;
 //! - [`topology`]: PCI requester-ID to StreamID/LIODN maps, bridge aliasing, explicit bypass;
@@ -30,6 +31,7 @@ pub mod iotlb;
 ))]
 pub mod kvm;
 pub mod mem;
+pub mod reg64;
 pub mod spec_macros;
 pub mod topology;
 pub mod traits;

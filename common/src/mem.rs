@@ -16,6 +16,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryBackend, VolatileMemory};
+use zerocopy::byteorder::{BigEndian, LittleEndian, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// A guest-memory access failed.
@@ -72,7 +73,8 @@ where
     }
 }
 
-fn oor(addr: u64, len: usize) -> MemError {
+/// The error for an access of `len` bytes at `addr` that leaves guest RAM.
+fn out_of_range(addr: u64, len: usize) -> MemError {
     MemError::OutOfRange {
         addr,
         len: len as u64,
@@ -89,10 +91,10 @@ pub fn read_bytes<M: GuestMemoryBackend + ?Sized>(
     buf: &mut [u8],
 ) -> Result<(), MemError> {
     if addr.checked_add(buf.len() as u64).is_none() {
-        return Err(oor(addr, buf.len()));
+        return Err(out_of_range(addr, buf.len()));
     }
     mem.read_slice(buf, GuestAddress(addr))
-        .map_err(|_| oor(addr, buf.len()))
+        .map_err(|_| out_of_range(addr, buf.len()))
 }
 
 /// Write `buf` at `addr`.
@@ -107,10 +109,10 @@ pub fn write_bytes<M: GuestMemoryBackend + ?Sized>(
     buf: &[u8],
 ) -> Result<(), MemError> {
     if addr.checked_add(buf.len() as u64).is_none() {
-        return Err(oor(addr, buf.len()));
+        return Err(out_of_range(addr, buf.len()));
     }
     mem.write_slice(buf, GuestAddress(addr))
-        .map_err(|_| oor(addr, buf.len()))
+        .map_err(|_| out_of_range(addr, buf.len()))
 }
 
 /// Read a zerocopy record at `addr`.
@@ -138,16 +140,17 @@ pub fn write_obj<T: IntoBytes + Immutable, M: GuestMemoryBackend + ?Sized>(
     write_bytes(mem, addr, v.as_bytes())
 }
 
+/// Typed word accessors: each reads or writes a zerocopy byte-order type
+/// ([`zerocopy::byteorder`]) through [`read_obj`]/[`write_obj`], so the conversion is
+/// zerocopy's and the bounds checks are those of every other access.
 macro_rules! word_access {
-    ($read:ident, $write:ident, $t:ty, $from:ident, $to:ident, $doc:literal) => {
+    ($read:ident, $write:ident, $t:ty, $wire:ty, $doc:literal) => {
         #[doc = concat!("Read a ", $doc, " at `addr`.")]
         ///
         /// # Errors
         /// [`MemError::OutOfRange`] if any byte is outside guest RAM.
         pub fn $read<M: GuestMemoryBackend + ?Sized>(mem: &M, addr: u64) -> Result<$t, MemError> {
-            let mut b = [0u8; core::mem::size_of::<$t>()];
-            read_bytes(mem, addr, &mut b)?;
-            Ok(<$t>::$from(b))
+            read_obj::<$wire, M>(mem, addr).map(<$wire>::get)
         }
 
         #[doc = concat!("Write a ", $doc, " at `addr`.")]
@@ -159,7 +162,7 @@ macro_rules! word_access {
             addr: u64,
             v: $t,
         ) -> Result<(), MemError> {
-            write_bytes(mem, addr, &v.$to())
+            write_obj(mem, addr, &<$wire>::new(v))
         }
     };
 }
@@ -168,32 +171,28 @@ word_access!(
     read_u32_le,
     write_u32_le,
     u32,
-    from_le_bytes,
-    to_le_bytes,
+    U32<LittleEndian>,
     "little-endian u32"
 );
 word_access!(
     read_u64_le,
     write_u64_le,
     u64,
-    from_le_bytes,
-    to_le_bytes,
+    U64<LittleEndian>,
     "little-endian u64"
 );
 word_access!(
     read_u32_be,
     write_u32_be,
     u32,
-    from_be_bytes,
-    to_be_bytes,
+    U32<BigEndian>,
     "big-endian u32"
 );
 word_access!(
     read_u64_be,
     write_u64_be,
     u64,
-    from_be_bytes,
-    to_be_bytes,
+    U64<BigEndian>,
     "big-endian u64"
 );
 
@@ -210,7 +209,7 @@ pub fn load_u64_le<M: GuestMemoryBackend + ?Sized>(mem: &M, addr: u64) -> Result
     }
     let v: u64 = mem
         .load(GuestAddress(addr), Ordering::Acquire)
-        .map_err(|_| oor(addr, 8))?;
+        .map_err(|_| out_of_range(addr, 8))?;
     Ok(u64::from_le(v))
 }
 
@@ -233,8 +232,8 @@ pub fn cmpxchg_u64_le<M: GuestMemoryBackend + ?Sized>(
     }
     let slice = mem
         .get_slice(GuestAddress(addr), 8)
-        .map_err(|_| oor(addr, 8))?;
-    let atomic: &AtomicU64 = slice.get_atomic_ref(0).map_err(|_| oor(addr, 8))?;
+        .map_err(|_| out_of_range(addr, 8))?;
+    let atomic: &AtomicU64 = slice.get_atomic_ref(0).map_err(|_| out_of_range(addr, 8))?;
     Ok(atomic
         .compare_exchange(
             old.to_le(),
@@ -261,8 +260,8 @@ pub fn cmpxchg_u32_be<M: GuestMemoryBackend + ?Sized>(
     }
     let slice = mem
         .get_slice(GuestAddress(addr), 4)
-        .map_err(|_| oor(addr, 4))?;
-    let atomic: &AtomicU32 = slice.get_atomic_ref(0).map_err(|_| oor(addr, 4))?;
+        .map_err(|_| out_of_range(addr, 4))?;
+    let atomic: &AtomicU32 = slice.get_atomic_ref(0).map_err(|_| out_of_range(addr, 4))?;
     Ok(atomic
         .compare_exchange(
             old.to_be(),
@@ -278,8 +277,7 @@ pub fn cmpxchg_u32_be<M: GuestMemoryBackend + ?Sized>(
 mod tests {
     use super::*;
     use vm_memory::GuestMemoryMmap;
-    use zerocopy::byteorder::{BigEndian, LittleEndian, U32, U64};
-    use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+    use zerocopy::KnownLayout;
 
     fn ram() -> GuestMemoryMmap<()> {
         GuestMemoryMmap::from_ranges(&[(GuestAddress(0x1000), 0x2000)]).unwrap()

@@ -235,8 +235,8 @@ pub struct StatusRegs {
     pub poea: u64,
     /// PICS.
     pub pics: Pics,
-    /// EECTL (storage).
-    pub eectl: u32,
+    /// EECTL (storage, defined bits only).
+    pub eectl: crate::spec::regs::Eectl,
     /// EEDIS (storage, defined bits only).
     pub eedis: EccBits,
     /// EEINTEN (defined bits only).

@@ -87,14 +87,32 @@
 //! existing instances and a bypassed instance does no checks; POES2 holds our cause code
 //! ([`OpError::poes2`]); MSI delivery is `send_msi(MSIIR alias address, SRS·32 + IBS)`;
 //! `MemAttrs::device` encoding is documented on [`PamuAttrs`].
+//!
+//! ## Layout
+//!
+//! - [`spec`]: the hardware formats as types only (registers with their sanitisers, PAACE,
+//!   SPAACE, OME).
+//! - [`caps`]: [`PamuConfig`] -> the capability registers.
+//! - [`device`]: the device core, [`Pamu`], and DMA translation by LIODN; [`paact`]: table
+//!   fetch and decode; [`translate`]: the translation pipeline; [`fault`]: faults and the status
+//!   registers that capture them.
+//! - Private: `regfile` (register storage: lock-free translation registers, the rest behind one
+//!   mutex), `mmio` (register effects and the MMIO region), `capture` (fault capture and the
+//!   interrupt lines).
+//! - [`bypass`]: PAMUBYPENR; [`msi`]: MSI banks and delivery; [`snapshot`]: save/restore;
+//!   [`trace`]: typed trace events; [`geometry`]: the window geometry API.
 #![forbid(unsafe_code)]
 
+pub mod bypass;
 pub mod caps;
+mod capture;
 pub mod device;
 pub mod fault;
 pub mod geometry;
+mod mmio;
 pub mod msi;
 pub mod paact;
+mod regfile;
 pub mod snapshot;
 pub mod spec;
 pub mod trace;
@@ -103,8 +121,9 @@ pub mod translate;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 
+pub use bypass::BypassRegion;
 pub use caps::{Caps, ConfigError, MpicVersion, PamuConfig};
-pub use device::{BypassRegion, Pamu};
+pub use device::Pamu;
 pub use fault::{OpError, PamuFault, Violation, WindowCause};
 pub use snapshot::{PamuState, RestoreError};
 pub use trace::PamuEvent;

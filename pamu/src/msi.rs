@@ -14,9 +14,16 @@
 
 use std::sync::Arc;
 
+use viommu_common::access::AccessKind;
+use viommu_common::mem::GuestRam;
 use viommu_common::traits::{InterruptSink, MmioDevice, MmioError};
 
 use crate::caps::{Caps, MpicVersion};
+use crate::device::Pamu;
+use crate::fault::PamuFault;
+use crate::spec::regs::{Msiir, Msiir1};
+use crate::trace::PamuEvent;
+use crate::translate::{default_ioe, PamuTranslation};
 
 /// Offset of the first bank's register block inside CCSR.
 pub const BANK_REGS_OFFSET: u64 = 0x41600;
@@ -110,18 +117,20 @@ impl MsiBanks {
             .find(|&b| self.msiir_alias(b) == Some(addr) || self.msiir_canonical(b) == Some(addr))
     }
 
-    /// Decode the value written to bank `bank`'s MSIIR.
+    /// Decode the value written to bank `bank`'s MSIIR (MPIC 4.2, [`Msiir`]) or MSIIR1
+    /// (MPIC 4.3, [`Msiir1`]).
     pub fn decode(&self, bank: u8, data: u32) -> MsiVector {
-        // Both values are masked to at most 5 bits, so the narrowing is exact.
         let (srs, ibs) = match self.version {
-            MpicVersion::V4_2 => ((data >> 5) & 0x7, data & 0x1F),
-            MpicVersion::V4_3 => (data & 0xF, (data >> 4) & 0x1F),
+            MpicVersion::V4_2 => {
+                let r = Msiir::from_bits(data);
+                (r.srs(), r.ibs())
+            }
+            MpicVersion::V4_3 => {
+                let r = Msiir1::from_bits(data);
+                (r.srs(), r.ibs())
+            }
         };
-        MsiVector {
-            bank,
-            srs: srs as u8,
-            ibs: ibs as u8,
-        }
+        MsiVector { bank, srs, ibs }
     }
 
     /// Deliver `v` through `irq` (see the module's delivery policy).
@@ -184,6 +193,43 @@ impl MmioDevice for MsiBankRegion {
             self.banks.deliver(vec, &*self.irq);
         }
         Ok(())
+    }
+}
+
+impl<M: GuestRam> Pamu<M> {
+    /// An MSI: a 4-byte write of `data` at I/O address `iova` by LIODN `liodn`. It is translated
+    /// like any DMA write; if the output lands on a bank's MSIIR (alias or canonical) the MSI
+    /// is decoded and delivered through the interrupt sink and returned, otherwise
+    /// `Ok(None)` with the translation left for the caller to perform the write.
+    ///
+    /// # Errors
+    /// The [`PamuFault`] (captured as for [`Pamu::translate_op`]).
+    pub fn msi_write(
+        &self,
+        liodn: u32,
+        iova: u64,
+        data: u32,
+    ) -> Result<(PamuTranslation, Option<MsiVector>), PamuFault> {
+        let t = self.translate_op(
+            liodn,
+            iova,
+            4,
+            AccessKind::Write,
+            default_ioe(AccessKind::Write),
+        )?;
+        let Some(bank) = self.banks.bank_at(t.output) else {
+            return Ok((t, None));
+        };
+        let v = self.banks.decode(bank, data);
+        self.trace(PamuEvent::Msi {
+            liodn,
+            iova,
+            output: t.output,
+            data,
+            vector: v,
+        });
+        self.banks.deliver(v, &*self.irq);
+        Ok((t, Some(v)))
     }
 }
 

@@ -4,12 +4,15 @@
 //! adding a register is a compile error here until someone decides whether it migrates. Table
 //! contents live in guest memory and migrate with it; the model keeps no other state (no cache).
 
+use std::sync::atomic::Ordering;
+
 use serde::{Deserialize, Serialize};
 use viommu_common::mem::GuestRam;
 
 use crate::device::Pamu;
 use crate::fault::StatusRegs;
-use crate::spec::regs::{Avs1, EccBits, Eeattr, Pics, Poes1};
+use crate::regfile::LockedRegs;
+use crate::spec::regs::{Avs1, Avs2, EccBits, Eeattr, Eectl, Pamubypenr, Pc, Pics, Poes1};
 
 /// One instance's registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -105,7 +108,7 @@ impl InstanceState {
             poes2,
             poea,
             pics: pics.into_bits(),
-            eectl,
+            eectl: eectl.into_bits(),
             eedis: eedis.into_bits(),
             eeinten: eeinten.into_bits(),
             eedet: eedet.into_bits(),
@@ -120,18 +123,18 @@ impl InstanceState {
     /// too).
     pub(crate) fn status(&self) -> StatusRegs {
         StatusRegs {
-            avs1: Avs1::from_bits(self.avs1 & !0x8000),
-            avs2: self.avs2 & 1,
+            avs1: Avs1::sanitise(self.avs1),
+            avs2: Avs2::sanitise(self.avs2).into_bits(),
             ava: self.ava,
-            poes1: Poes1::from_bits(self.poes1 & 1),
+            poes1: Poes1::sanitise(self.poes1),
             poes2: self.poes2,
             poea: self.poea,
-            pics: Pics::from_bits(self.pics & 0xF),
-            eectl: self.eectl & 0xFFFF_00FF,
-            eedis: EccBits::from_bits(self.eedis & EccBits::MASK),
-            eeinten: EccBits::from_bits(self.eeinten & EccBits::MASK),
-            eedet: EccBits::from_bits(self.eedet & EccBits::MASK),
-            eeattr: Eeattr::from_bits(self.eeattr & 1),
+            pics: Pics::sanitise(self.pics),
+            eectl: Eectl::sanitise(self.eectl),
+            eedis: EccBits::sanitise(self.eedis),
+            eeinten: EccBits::sanitise(self.eeinten),
+            eedet: EccBits::sanitise(self.eedet),
+            eeattr: Eeattr::sanitise(self.eeattr),
         }
     }
 }
@@ -139,7 +142,33 @@ impl InstanceState {
 impl<M: GuestRam> Pamu<M> {
     /// Capture the device state.
     pub fn save(&self) -> PamuState {
-        self.save_state()
+        let s = self.lock();
+        let instances = self
+            .translation
+            .iter()
+            .zip(s.regs.iter())
+            .map(|(h, r)| {
+                let LockedRegs {
+                    status,
+                    pfa1,
+                    pfa2,
+                    pd,
+                } = *r;
+                let t = h.table_regs();
+                InstanceState::from_parts(
+                    h.pc.load(Ordering::Acquire),
+                    [t.ppba, t.ppla, t.spba, t.spla, t.oba, t.ola],
+                    &status,
+                    pfa1,
+                    pfa2,
+                    pd,
+                )
+            })
+            .collect();
+        PamuState {
+            instances,
+            bypass: self.bypass_register(),
+        }
     }
 
     /// Restore a saved state (registers, PAMUBYPENR), then drive the interrupt lines to match.
@@ -147,6 +176,34 @@ impl<M: GuestRam> Pamu<M> {
     /// # Errors
     /// [`RestoreError::Instances`] if the instance counts differ; nothing changes then.
     pub fn restore(&self, state: &PamuState) -> Result<(), RestoreError> {
-        self.restore_state(state)
+        let mut s = self.lock();
+        if state.instances.len() != self.translation.len() {
+            return Err(RestoreError::Instances {
+                state: state.instances.len(),
+                device: self.translation.len(),
+            });
+        }
+        for ((h, r), st) in self
+            .translation
+            .iter()
+            .zip(s.regs.iter_mut())
+            .zip(&state.instances)
+        {
+            // Release: pairs with the Acquire loads of a translation (`Pamu::probe`).
+            h.pc.store(Pc::sanitise(st.pc).into_bits(), Ordering::Release);
+            for (a, v) in h.tables.iter().zip(st.tables) {
+                a.store(v, Ordering::Release);
+            }
+            *r = LockedRegs {
+                status: st.status(),
+                pfa1: st.pfa1,
+                pfa2: st.pfa2,
+                pd: st.pd,
+            };
+        }
+        let bypass = Pamubypenr::sanitise(state.bypass, self.caps.instances);
+        self.bypass.store(bypass.0, Ordering::Release);
+        self.update_lines_locked(&mut s);
+        Ok(())
     }
 }

@@ -54,7 +54,7 @@ use viommu_common::walk::{walk_stage2, Stage, Stage2Config, WalkFault, WalkFault
 
 use crate::config::ste::StreamTable;
 use crate::config::{AtsMode, ConfigError, StreamAttrs, StreamConfig};
-use crate::device::{lock, GuestRam, SmmuV3, View};
+use crate::device::{lock, GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventAccess, EventSource};
 use crate::trace::Effect;
 use crate::translate::{walk_route, Route, S1Ctx};
@@ -323,7 +323,11 @@ where
     }
 
     /// The STE of `sid`: cached, or fetched and decoded.
-    fn ats_stream_config(&self, view: &View, sid: u32) -> Result<StreamConfig, ConfigError> {
+    fn ats_stream_config(
+        &self,
+        view: &TranslationRegs,
+        sid: u32,
+    ) -> Result<StreamConfig, ConfigError> {
         if let Some(sc) = self.config.ste(sid) {
             return Ok(sc);
         }
@@ -349,6 +353,10 @@ where
         // Taken before any configuration is read, so a route resolved across a CFGI is not
         // cached (see route.rs).
         let generation = self.routes.generation();
+        // After the generation: a stream attached since then has also bumped it.
+        if self.host.is_backed(req.stream.0) {
+            return Err(AtsError::CompleterAbort(crate::host::HOST_BACKED));
+        }
         let view = self.view.load();
         let refuse = |reason: &'static str| {
             let dma = req.as_dma(false);

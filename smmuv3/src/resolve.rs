@@ -10,7 +10,7 @@ use viommu_common::walk::walk_stage2;
 use crate::config::cd::Substream;
 use crate::config::ste::StreamTable;
 use crate::config::{ConfigError, Regime, StreamConfig};
-use crate::device::{GuestRam, SmmuV3, View};
+use crate::device::{GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventSource};
 use crate::route::TagKey;
 use crate::translate::{event_access, Route, S1Ctx};
@@ -21,7 +21,11 @@ where
 {
     /// Resolve a request's stream configuration: a route, or a configuration event and whether
     /// it is recorded.
-    pub(crate) fn resolve(&self, view: &View, req: &DmaRequest) -> Result<Route, (Event, bool)> {
+    pub(crate) fn resolve(
+        &self,
+        view: &TranslationRegs,
+        req: &DmaRequest,
+    ) -> Result<Route, (Event, bool)> {
         let src = EventSource::of(req);
         let table = StreamTable::new(view.strtab_base, view.strtab_cfg, &self.caps);
         let ram = self.mem.ram();

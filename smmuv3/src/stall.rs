@@ -64,7 +64,7 @@ use crate::device::{lock, GuestRam, SmmuV3};
 use crate::event::{Event, EventAccess, EventSource};
 use crate::evtq::Produced;
 use crate::regs::IrqSource;
-use crate::spec::regs::Gerror;
+use crate::spec::regs::{Gerror, QueueIndex};
 use crate::trace::{Effect, TraceRecord};
 
 /// Stall table size when IDR5.STALL_MAX is 0.
@@ -472,7 +472,7 @@ where
                     .events
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.trace(|| TraceRecord::Event {
-                    pos: old_prod & 0xF_FFFF,
+                    pos: QueueIndex::from_bits(old_prod).wrap_index(),
                     event: ev.to_string(),
                 });
                 self.signal(IrqSource::Eventq);

@@ -174,6 +174,8 @@ pub enum TraceRecord {
         /// How it went out.
         delivery: Delivery,
     },
+    /// An interaction with the host backend of host-backed streams (see [`crate::host`]).
+    Host(crate::host::HostRecord),
 }
 
 fn gerror_names(bits: u32) -> String {
@@ -267,6 +269,7 @@ impl fmt::Display for TraceRecord {
             ),
             TraceRecord::GerrorAck { gerrorn } => write!(f, "GERRN <- {gerrorn:#010x}"),
             TraceRecord::Irq { signal, delivery } => write!(f, "IRQ  {signal} {delivery}"),
+            TraceRecord::Host(h) => write!(f, "{h}"),
         }
     }
 }

@@ -36,7 +36,7 @@ use viommu_common::walk::{
 use vm_memory::GuestMemoryBackend;
 
 use crate::config::StreamAttrs;
-use crate::device::{GuestRam, SmmuV3, View};
+use crate::device::{GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventAccess, EventSource};
 
 /// Stage-1 context of a translating route: both TTB regions of the CD.
@@ -172,7 +172,7 @@ where
     /// SMMUEN = 0: GBPA routes the transaction (IHI 0070 §6.3, SMMU_GBPA).
     fn translate_global_bypass(
         &self,
-        view: &View,
+        view: &TranslationRegs,
         req: &DmaRequest,
     ) -> Result<DmaMapping, DmaFault> {
         if view.gbpa.abort() {
@@ -354,6 +354,12 @@ where
             Some(r) => r,
             None => {
                 let generation = self.routes.generation();
+                // Host-backed streams never get a route, so they always come here; checked
+                // after the generation read, which a concurrent attach has bumped if it
+                // registered the stream before (crate::host).
+                if self.host.is_backed(sid) {
+                    return Err(config_fault(req.addr, crate::host::HOST_BACKED));
+                }
                 let view = self.view.load();
                 if !view.cr0.smmuen() {
                     return self.translate_global_bypass(&view, req);

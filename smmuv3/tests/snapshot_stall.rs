@@ -72,7 +72,7 @@ fn migrate(from: &Smmu<'_>, to: &Smmu<'_>) {
     let snap = SmmuV3Snapshot::from_json(&from.save().to_json()).unwrap();
     assert_eq!(snap, from.save());
     to.restore(&snap).unwrap();
-    assert_eq!(to.state(), from.state());
+    assert_eq!(to.save(), from.save());
 }
 
 /// The Linux SVA flow across a migration: a write stalls on the old device; after the restore
@@ -218,7 +218,7 @@ fn test_restore_refuses_stall_tables_that_do_not_fit() {
         .entries
         .iter()
         .all(|e| e.progress == ProgressSnapshot::Held));
-    let before = new.state();
+    let before = new.save();
 
     let mut s = good.clone();
     let extra = s.stalls.entries[0].clone();
@@ -233,7 +233,7 @@ fn test_restore_refuses_stall_tables_that_do_not_fit() {
     s.stalls.entries[0].fault.event = "F_MADE_UP".into();
     assert!(matches!(new.restore(&s), Err(SnapshotError::StallTable(_))));
 
-    assert_eq!(new.state(), before);
+    assert_eq!(new.save(), before);
     new.restore(&good).unwrap();
     assert_eq!(new.stalled_transactions(), 2);
 }

@@ -123,8 +123,9 @@ impl VeventDecoder {
     }
 }
 
-/// Encode a vEVENTQ stream (for tests and the recording backend): `(sequence, Some(record))` for
+/// Encode a vEVENTQ stream (feature `test-utils`: tests and the recording backend): `(sequence, Some(record))` for
 /// an event, `(sequence, None)` for a LOST_EVENTS header.
+#[cfg(any(test, feature = "test-utils"))]
 pub fn encode_stream(items: &[(u32, Option<EvtEntry>)]) -> Vec<u8> {
     let mut v = Vec::with_capacity(items.len() * (HDR + REC));
     for (seq, rec) in items {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generate the SMMUv3 ATS replay scenario tests/replay/smmuv3_ats.jsonl (the replay ATS
-extension documented in src/replay/ats.rs: ats_request, translated, expect_atc_inv).
+extension documented in replay/src/ats.rs: ats_request, translated, expect_atc_inv).
 
 Run from the repository root: `python3 tests/replay/gen_smmuv3_ats.py`. Builds on
 gen_smmuv3.py / gen_smmuv3_iopf.py (same bring-up, queues and tables). Expected values come from

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generate the SMMUv3 I/O-page-fault replay scenarios tests/replay/smmuv3_stall_*.jsonl and
-smmuv3_pri_*.jsonl (stall model and PRI; the replay extension documented in src/replay/iopf.rs).
+smmuv3_pri_*.jsonl (stall model and PRI; the replay extension documented in replay/src/iopf.rs).
 
 Run from the repository root: `python3 tests/replay/gen_smmuv3_iopf.py`. Builds on
 gen_smmuv3.py (same bring-up, queues and tables). Expected values come from

@@ -2,6 +2,7 @@
 
 use crate::spec::paace::{OME_SIZE, OMT_ENTRIES, PAACE_SIZE};
 use crate::spec::regs::Reg;
+use viommu_common::reg64::Half;
 
 use super::GeometryError;
 
@@ -62,7 +63,7 @@ impl Tables {
 
     /// The base/limit register values, in the order PPBAH..OLAL, as the driver writes them.
     pub fn register_values(&self) -> [(Reg, u32); 12] {
-        let hl = |v: u64| ((v >> 32) as u32, v as u32);
+        let hl = |v: u64| (Half::High.read(v), Half::Low.read(v));
         let (a, b) = hl(self.ppba);
         let (c, d) = hl(self.ppla());
         let (e, f) = hl(self.spba);

@@ -356,6 +356,30 @@ pub struct Avs1 {
 impl Avs1 {
     /// The flag bits software clears by writing them back (`PAMU_AV_MASK`, bits 17-31).
     pub const FLAGS_MASK: u32 = 0x7FFF;
+
+    /// `raw` with the reserved bit 16 cleared: the value the register can hold.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & !0x8000)
+    }
+}
+
+/// AVS2: access violation status 2 (0x054). Its layout is not public; the model defines only
+/// the transaction direction (Policy 1 in the crate documentation).
+#[bitfield(u32, order = Msb)]
+#[derive(PartialEq, Eq)]
+pub struct Avs2 {
+    /// Not defined by the model (bits 0-30); read as zero.
+    #[bits(31)]
+    __: u32,
+    /// Direction (bit 31; mask 0x1): 1 for a write, 0 for a read.
+    pub write: bool,
+}
+
+impl Avs2 {
+    /// `raw` with every bit but the direction cleared.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & 1)
+    }
 }
 
 /// PC: PAMU control (0xC10, Linux `PAMU_PC_*`).
@@ -386,6 +410,12 @@ pub struct Pc {
 impl Pc {
     /// Bits that exist; every other bit reads as zero.
     pub const WRITABLE: u32 = 0xC000_1011;
+
+    /// The value a write of `raw` leaves: reserved bits read as zero; the cache enables are
+    /// stored (and have no effect on the model).
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & Self::WRITABLE)
+    }
 }
 
 /// PICS: interrupt control and status (0xC1C, Linux `fsl_pamu.h` `PAMU_PICS`).
@@ -405,6 +435,14 @@ pub struct Pics {
     pub poeie: bool,
 }
 
+impl Pics {
+    /// `raw` with the reserved bits cleared (a restored state; a guest write goes through the
+    /// W1C rules instead).
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & 0xF)
+    }
+}
+
 /// POES1: operation error status 1 (0x040).
 #[bitfield(u32, order = Msb)]
 #[derive(PartialEq, Eq)]
@@ -414,6 +452,13 @@ pub struct Poes1 {
     __: u32,
     /// POED (bit 31; mask 0x1): operation error detected, write 1 to clear.
     pub poed: bool,
+}
+
+impl Poes1 {
+    /// `raw` with the reserved bits cleared.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & 1)
+    }
 }
 
 /// PC2: capabilities 2 (0xC04).
@@ -488,6 +533,40 @@ pub struct EccBits {
 impl EccBits {
     /// The defined bits.
     pub const MASK: u32 = 0xC;
+
+    /// `raw` with the reserved bits cleared: what a write to EEDIS or EEINTEN stores.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & Self::MASK)
+    }
+
+    /// EEDET after a write of `raw`: the bits written as 1 are cleared (W1C).
+    pub const fn write_one_to_clear(self, raw: u32) -> Self {
+        Self::from_bits(self.into_bits() & !raw)
+    }
+}
+
+/// EECTL: ECC control (0x060). Storage only: the model never detects an ECC error.
+#[bitfield(u32, order = Msb)]
+#[derive(PartialEq, Eq)]
+pub struct Eectl {
+    /// Threshold (bits 0-15; mask 0xFFFF_0000): errors counted before one is reported.
+    #[bits(16)]
+    pub threshold: u16,
+    /// Reserved (bits 16-23).
+    #[bits(8)]
+    __: u8,
+    /// Count (bits 24-31; mask 0xFF): errors counted so far.
+    pub count: u8,
+}
+
+impl Eectl {
+    /// The defined bits.
+    pub const MASK: u32 = 0xFFFF_00FF;
+
+    /// `raw` with the reserved bits cleared: what a write stores.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & Self::MASK)
+    }
 }
 
 /// EEATTR: ECC capture attributes (0x070).
@@ -499,6 +578,81 @@ pub struct Eeattr {
     __: u32,
     /// Capture valid (bit 31; mask 0x1); writing 1 re-arms capture.
     pub valid: bool,
+}
+
+impl Eeattr {
+    /// `raw` with the reserved bits cleared.
+    pub const fn sanitise(raw: u32) -> Self {
+        Self::from_bits(raw & 1)
+    }
+
+    /// EEATTR after a guest write of `raw`: writing 1 to the valid bit clears it (re-arms
+    /// capture); other bits are read-only.
+    pub const fn write(self, raw: u32) -> Self {
+        if Self::from_bits(raw).valid() {
+            self.with_valid(false)
+        } else {
+            self
+        }
+    }
+}
+
+/// PAMUBYPENR: the PAMU bypass-enable register in the GUTS/DCFG block
+/// ([`PAMUBYPENR_OFFSET`]); bit *i* (manual numbering, mask `0x8000_0000 >> i`) bypasses
+/// PAMU instance *i*.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(transparent)]
+pub struct Pamubypenr(pub u32);
+
+impl Pamubypenr {
+    /// The value a write of `raw` leaves on a SoC with `instances` PAMUs: only the bits of
+    /// existing instances are writable, the others read as zero.
+    pub const fn sanitise(raw: u32, instances: u8) -> Self {
+        let mask = if instances >= 32 {
+            u32::MAX
+        } else {
+            !(u32::MAX >> instances)
+        };
+        Self(raw & mask)
+    }
+
+    /// Whether instance `inst` is bypassed (instances past 31 never are).
+    #[inline]
+    pub const fn bypasses(self, inst: u8) -> bool {
+        inst < 32 && self.0 & (0x8000_0000 >> inst) != 0
+    }
+}
+
+/// MSIIR: the MPIC 4.2 shared message-signalled interrupt index register (bank offset 0x140).
+/// A store of a vector sets bit IBS of MSIR\[SRS\] (Linux `fsl_msi.c`, `fsl_compose_msi_msg`
+/// and `fsl_msi_cascade`).
+#[bitfield(u32, order = Msb)]
+#[derive(PartialEq, Eq)]
+pub struct Msiir {
+    /// Ignored (bits 0-23).
+    #[bits(24)]
+    __: u32,
+    /// SRS (bits 24-26; mask 0xE0): shared-register select, MSIR0..MSIR7.
+    #[bits(3)]
+    pub srs: u8,
+    /// IBS (bits 27-31; mask 0x1F): interrupt bit select inside the MSIR.
+    #[bits(5)]
+    pub ibs: u8,
+}
+
+/// MSIIR1: the MPIC 4.3 form of the same register (bank offset 0x148), with 16 MSIRs.
+#[bitfield(u32, order = Msb)]
+#[derive(PartialEq, Eq)]
+pub struct Msiir1 {
+    /// Ignored (bits 0-22).
+    #[bits(23)]
+    __: u32,
+    /// IBS (bits 23-27; mask 0x1F0): interrupt bit select inside the MSIR.
+    #[bits(5)]
+    pub ibs: u8,
+    /// SRS (bits 28-31; mask 0xF): shared-register select, MSIR0..MSIR15.
+    #[bits(4)]
+    pub srs: u8,
 }
 
 #[cfg(test)]
@@ -559,6 +713,48 @@ mod tests {
         assert_eq!(EccBits::new().with_mbe(true).into_bits(), 0x8);
         assert_eq!(Pr1::from_bits(0xABCD_1234).version(), 0x1234);
         assert_eq!(Pfa1::from_bits(0x1122_3344).pdid(), 0x11);
+    }
+
+    /// The sanitisers keep exactly the defined bits.
+    #[test]
+    fn test_sanitisers_keep_defined_bits() {
+        assert_eq!(Pc::sanitise(u32::MAX).into_bits(), Pc::WRITABLE);
+        assert_eq!(Eectl::sanitise(u32::MAX).into_bits(), 0xFFFF_00FF);
+        let e = Eectl::sanitise(0x0003_AB07);
+        assert_eq!((e.threshold(), e.count()), (3, 7));
+        assert_eq!(EccBits::sanitise(u32::MAX).into_bits(), 0xC);
+        assert_eq!(
+            EccBits::sanitise(0xC).write_one_to_clear(0x4).into_bits(),
+            0x8
+        );
+        assert_eq!(Avs1::sanitise(u32::MAX).into_bits(), 0xFFFF_7FFF);
+        assert_eq!(Avs2::sanitise(u32::MAX).into_bits(), 1);
+        assert!(Avs2::sanitise(1).write());
+        assert_eq!(Poes1::sanitise(u32::MAX).into_bits(), 1);
+        assert_eq!(Pics::sanitise(u32::MAX).into_bits(), 0xF);
+        assert_eq!(Eeattr::sanitise(u32::MAX).into_bits(), 1);
+        let armed = Eeattr::new().with_valid(true);
+        assert_eq!(armed.write(0).into_bits(), 1);
+        assert_eq!(armed.write(1).into_bits(), 0);
+    }
+
+    /// PAMUBYPENR: only existing instances' bits are writable; bit 0x8000_0000 >> i is instance i.
+    #[test]
+    fn test_pamubypenr() {
+        assert_eq!(Pamubypenr::sanitise(u32::MAX, 5).0, 0xF800_0000);
+        assert_eq!(Pamubypenr::sanitise(u32::MAX, 0).0, 0);
+        assert_eq!(Pamubypenr::sanitise(u32::MAX, 32).0, u32::MAX);
+        let b = Pamubypenr::sanitise(0x4000_0001, 6);
+        assert!(b.bypasses(1) && !b.bypasses(0) && !b.bypasses(31) && !b.bypasses(200));
+    }
+
+    /// MSIIR: SRS = data[7:5], IBS = data[4:0]; MSIIR1: SRS = data[3:0], IBS = data[8:4].
+    #[test]
+    fn test_msiir_fields() {
+        let m = Msiir::from_bits((5 << 5) | 3 | 0xFF00);
+        assert_eq!((m.srs(), m.ibs()), (5, 3));
+        let m1 = Msiir1::from_bits((0x1F << 4) | 0xE | 0xFE00);
+        assert_eq!((m1.srs(), m1.ibs()), (0xE, 0x1F));
     }
 
     /// Register offsets decode back to the same register and nothing else decodes.
