@@ -188,7 +188,11 @@ fn test_irq_line_wired_lines() {
     let (vm, vcpu) = vm_with_vcpu(&kvm);
     program_ioapic(&vm, &[(20, 0x60), (21, 0x61)]);
     let mut sink = KvmInterruptSink::new(vm);
-    sink.wire_irq_line(0, 20).wire_irq_line(3, 21);
+    sink.wire_irq_line(0, 20)
+        .expect("line 0")
+        .wire_irq_line(3, 21)
+        .expect("line 3");
+    assert!(sink.wire_irq_line(3, 22).is_err(), "line 3 wired twice");
     sink.pulse(0);
     assert!(irr_has(&vcpu, 0x60), "pulsed line: vector 0x60 not pending");
     assert!(!irr_has(&vcpu, 0x61));
