@@ -31,6 +31,9 @@
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
+// Shared with the kernel_guest example, which also uses the items this program does not.
+#[allow(dead_code)]
+#[path = "../common/edu.rs"]
 mod edu;
 #[cfg(all(
     target_os = "linux",
