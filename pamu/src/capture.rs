@@ -37,23 +37,16 @@ impl<M: GuestRam> Pamu<M> {
     pub(crate) fn update_lines_locked(&self, s: &mut LockedState) {
         let av = s.regs.iter().any(|r| r.status.av_level());
         let err = s.regs.iter().any(|r| r.status.err_level());
-        if av != s.av_level {
-            s.av_level = av;
-            self.irq.set_line(self.caps.av_line, av);
-            self.trace(PamuEvent::Line {
-                line: self.caps.av_line,
-                name: "AV",
-                level: av,
-            });
-        }
-        if err != s.err_level {
-            s.err_level = err;
-            self.irq.set_line(self.caps.err_line, err);
-            self.trace(PamuEvent::Line {
-                line: self.caps.err_line,
-                name: "ERR",
-                level: err,
-            });
+        self.set_line_if_changed(&mut s.av_level, av, self.caps.av_line, "AV");
+        self.set_line_if_changed(&mut s.err_level, err, self.caps.err_line, "ERR");
+    }
+
+    /// Drive `line` (`name` in the trace) to `level` if that differs from `current`.
+    fn set_line_if_changed(&self, current: &mut bool, level: bool, line: u32, name: &'static str) {
+        if level != *current {
+            *current = level;
+            self.irq.set_line(line, level);
+            self.trace(PamuEvent::Line { line, name, level });
         }
     }
 

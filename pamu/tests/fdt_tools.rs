@@ -7,24 +7,14 @@
 
 use std::process::Command;
 
+use viommu_common::testing::tools::on_path;
+
 use viommu_pamu::fdt::{add_iommu_parent, add_liodn, GutsNode, PamuNode};
 use viommu_pamu::PamuConfig;
 use vm_fdt::FdtWriter;
 
 fn dtc_present() -> bool {
-    let found = Command::new("sh")
-        .args(["-c", "command -v dtc"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        let msg = "dtc not available (not on PATH); install device-tree-compiler or see .ci/run";
-        assert!(
-            std::env::var("VIOMMU_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{msg} [VIOMMU_REQUIRE_TOOLS=1]"
-        );
-        eprintln!("skipping: {msg}");
-    }
-    found
+    on_path("dtc", "install device-tree-compiler")
 }
 
 fn qoriq_tree() -> Vec<u8> {

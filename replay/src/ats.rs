@@ -249,12 +249,8 @@ fn normalise_perms(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::{AtcInvSpec, AtsExpect, AtsRequest, ExpectAtcInv};
-    use crate::parse::{parse_line, DmaExpect, Op};
+    use crate::parse::{parse_line, parse_op as op, DmaExpect, Op};
     use viommu_common::AccessKind;
-
-    fn op(s: &str) -> Op {
-        parse_line(s).expect("parses").expect("an op")
-    }
 
     /// The three ATS ops parse their fields; permissions are normalised to `rwx` order.
     #[test]

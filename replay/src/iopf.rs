@@ -219,11 +219,7 @@ fn one_of(expect: Option<&str>, allowed: &[&str]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::{PprSpec, PriResponse, StallResult};
-    use crate::parse::{parse_line, DmaExpect, Op};
-
-    fn op(s: &str) -> Op {
-        parse_line(s).expect("parses").expect("an op")
-    }
+    use crate::parse::{parse_line, parse_op as op, DmaExpect, Op};
 
     /// `dma` accepts `{"stalled": true}`; the three new ops parse their fields.
     #[test]

@@ -171,6 +171,16 @@
 //!   the operation's line as a failed check with `"error": "device model panicked: ..."`, and
 //!   the run stops there (exit status 1).
 
+/// For each listed field, `$to.NAME = v` where `$from.NAME` is `Some(v)`: a replay `config`
+/// object overriding the defaults of a device configuration.
+macro_rules! override_some {
+    ($to:ident, $from:ident; $($name:ident),* $(,)?) => {
+        $(if let Some(v) = $from.$name {
+            $to.$name = v;
+        })*
+    };
+}
+
 pub mod ats;
 pub mod device;
 pub mod engine;

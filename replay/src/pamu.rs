@@ -53,14 +53,9 @@ pub fn parse_config(config: &Map<String, Value>) -> Result<PamuConfig, String> {
     let f: ConfigFields = serde_path_to_error::deserialize(Value::Object(config.clone()))
         .map_err(|e| format!("config: {}: {}", e.path(), e.inner()))?;
     let mut cfg = PamuConfig::p4080();
-    macro_rules! apply {
-        ($($name:ident),* $(,)?) => {
-            $(if let Some(v) = f.$name {
-                cfg.$name = v;
-            })*
-        };
-    }
-    apply!(
+    override_some!(
+        cfg,
+        f;
         instances,
         max_liodn,
         max_subwindows_log2,

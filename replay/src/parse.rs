@@ -585,16 +585,20 @@ fn explain(name: &str, mut v: Value) -> Option<String> {
     }
 }
 
+/// Parse `s`, which must be one op (a test helper; panics naming the line otherwise).
+#[cfg(test)]
+pub(crate) fn parse_op(s: &str) -> Op {
+    match parse_line(s) {
+        Ok(Some(op)) => op,
+        other => panic!("{s}: {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn op(s: &str) -> Op {
-        match parse_line(s) {
-            Ok(Some(op)) => op,
-            other => panic!("{s}: {other:?}"),
-        }
-    }
+    use super::parse_op as op;
 
     fn bad(s: &str) -> String {
         match parse_line(s) {

@@ -282,14 +282,9 @@ pub fn parse_config(config: &Map<String, Value>) -> Result<(SmmuConfig, DeviceOp
             SmmuConfig::from_id_regs(r.into()).map_err(|e| format!("config.id_regs: {e}"))?
         }
     };
-    macro_rules! apply {
-        ($($name:ident),* $(,)?) => {
-            $(if let Some(v) = f.$name {
-                cfg.$name = v;
-            })*
-        };
-    }
-    apply!(
+    override_some!(
+        cfg,
+        f;
         stage1,
         stage2,
         two_level_stream_table,

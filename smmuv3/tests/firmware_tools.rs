@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use viommu_common::testing::tools::{on_path, prerequisite};
 use viommu_common::topology::{IdMap, IdMapRange};
 use viommu_smmuv3::fdt::{add_iommu_map, add_iommus, SmmuIrq, SmmuV3Node};
 use viommu_smmuv3::iort::{Iort, IortItsGroup, IortRootComplex, IortSmmuV3};
@@ -27,26 +28,8 @@ const SMMU_BASE: u64 = 0x0905_0000;
 const GIC_SPI: u32 = 0;
 const EDGE_RISING: u32 = 1;
 
-/// Whether a prerequisite is present; if not, explain, and fail only when CI requires tools.
-fn available(what: &str, ok: bool, why: &str) -> bool {
-    if ok {
-        return true;
-    }
-    let msg = format!("{what} not available ({why}); install it or see .ci/run");
-    assert!(
-        std::env::var("VIOMMU_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "{msg} [VIOMMU_REQUIRE_TOOLS=1]"
-    );
-    eprintln!("skipping: {msg}");
-    false
-}
-
 fn tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    available(name, found, "not on PATH")
+    on_path(name, "install it")
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -200,7 +183,7 @@ fn linux_src() -> Option<PathBuf> {
     );
     let bindings = path.join("Documentation/devicetree/bindings");
     let ok = bindings.join("iommu/arm,smmu-v3.yaml").is_file();
-    available(
+    prerequisite(
         "Linux device-tree bindings",
         ok,
         &format!(
@@ -208,6 +191,7 @@ fn linux_src() -> Option<PathBuf> {
              sva/tests/kernel/run.sh fetch",
             bindings.display()
         ),
+        "install it",
     )
     .then_some(bindings)
 }

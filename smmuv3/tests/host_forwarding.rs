@@ -13,29 +13,13 @@ use viommu_common::id::StreamId;
 use viommu_common::mem;
 use viommu_common::traits::DmaTranslator;
 use viommu_common::DmaRequest;
-use viommu_smmuv3::host::{HostAttachError, HostBackend, HOST_BACKED};
+use viommu_smmuv3::host::{HostAttachError, HOST_BACKED};
 use viommu_smmuv3::spec::regs as r;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
+use viommu_smmuv3::testing::{cmd, Prot};
 use viommu_smmuv3::trace::{render, TraceRecord};
-use vm_memory::GuestMemoryMmap;
 
 const IOVA: u64 = 0x1000_0000;
 const PA: u64 = RAM + 0x0200_0000;
-
-/// A probed and enabled device with `fake` installed and [`HOST_SID`] host-backed.
-fn enabled<'a>(
-    ram: &'a GuestMemoryMmap,
-    dev: &'a Dev<'a>,
-    fake: &Arc<Fake>,
-) -> GuestDriver<'a, &'a GuestMemoryMmap, GuestMemoryMmap> {
-    let mut drv = GuestDriver::new(dev, ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
-    dev.set_host_backend(Some(fake.clone() as Arc<dyn HostBackend>));
-    dev.attach_host_stream(StreamId(HOST_SID)).unwrap();
-    fake.take();
-    drv
-}
 
 fn cons(dev: &Dev<'_>) -> u32 {
     dev.save().ctrl.cmdq.cons

@@ -6,7 +6,6 @@
 mod host_support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use host_support::*;
 use viommu_common::id::StreamId;
@@ -14,7 +13,7 @@ use viommu_common::mem;
 use viommu_common::testing::Irq;
 use viommu_common::traits::DmaTranslator;
 use viommu_common::DmaRequest;
-use viommu_smmuv3::host::{HostBackend, HostStreamConfig, LostOutcome, HOST_BACKED};
+use viommu_smmuv3::host::{HostStreamConfig, LostOutcome, HOST_BACKED};
 use viommu_smmuv3::spec::regs as r;
 use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
 
@@ -39,7 +38,7 @@ fn test_smmuen_gbpa_reset_reconfigure() {
     let ram = ram();
     let (dev, _irq) = device(&ram);
     let fake = Fake::new(128);
-    dev.set_host_backend(Some(fake.clone() as Arc<dyn HostBackend>));
+    install(&dev, &fake);
     dev.attach_host_stream(StreamId(HOST_SID)).unwrap();
     assert_eq!(
         fake.take(),
@@ -92,10 +91,8 @@ fn test_cfgi_range_and_all_reach_every_host_stream() {
     let ram = ram();
     let (dev, _irq) = device(&ram);
     let fake = Fake::new(128);
-    let mut drv = GuestDriver::new(&dev, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
-    dev.set_host_backend(Some(fake.clone() as Arc<dyn HostBackend>));
+    let mut drv = probed(&ram, &dev, DriverOptions::default());
+    install(&dev, &fake);
     for sid in [0x20, 0x21, 0x140] {
         dev.attach_host_stream(StreamId(sid)).unwrap();
     }
@@ -131,10 +128,8 @@ fn test_host_rejected_ste_is_c_bad_ste_and_abort() {
     let ram = ram();
     let (dev, _irq) = device(&ram);
     let fake = Fake::new(128);
-    let mut drv = GuestDriver::new(&dev, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
-    dev.set_host_backend(Some(fake.clone() as Arc<dyn HostBackend>));
+    let mut drv = probed(&ram, &dev, DriverOptions::default());
+    install(&dev, &fake);
     dev.attach_host_stream(StreamId(HOST_SID)).unwrap();
     *fake.reject_translate.lock().unwrap() = true;
     let dom = drv.new_s1_domain(1);
@@ -165,12 +160,7 @@ fn test_locally_invalid_ste_is_c_bad_ste_and_abort() {
     let ram = ram();
     let (dev, _irq) = device(&ram);
     let fake = Fake::new(128);
-    let mut drv = GuestDriver::new(&dev, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
-    dev.set_host_backend(Some(fake.clone() as Arc<dyn HostBackend>));
-    dev.attach_host_stream(StreamId(HOST_SID)).unwrap();
-    fake.take();
+    let mut drv = enabled(&ram, &dev, &fake);
     // V = 1, Config = S1 translate, S1CDMax = 31 (SSIDSIZE is 20).
     let a = drv.ste_addr(HOST_SID);
     mem::write_u64_le(&ram, a, 1 | 0b101 << 1 | 0x4000_0000 | 31 << 59).unwrap();
@@ -188,14 +178,12 @@ fn test_restore_replays_host_streams() {
     let ram = ram();
     let (dev, _irq) = device(&ram);
     let fake = Fake::new(128);
-    let mut drv = GuestDriver::new(&dev, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = probed(&ram, &dev, DriverOptions::default());
     let dom = drv.new_s1_domain(1);
     drv.attach_s1(HOST_SID, &dom).unwrap();
     let snap = dev.save();
     let (new, _irq2) = device(&ram);
-    new.set_host_backend(Some(fake.clone() as Arc<dyn HostBackend>));
+    install(&new, &fake);
     new.attach_host_stream(StreamId(HOST_SID)).unwrap();
     assert_eq!(
         fake.take(),
@@ -222,9 +210,7 @@ fn test_inject_host_event_with_interrupt() {
     let rec = [0x10 | u64::from(HOST_SID) << 32, 1 << 35, IOVA + 0x40, 0];
     dev.inject_host_event(rec);
     assert_eq!(dev.host_events_lost(), LostOutcome::Disabled);
-    let mut drv = GuestDriver::new(&dev, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = probed(&ram, &dev, DriverOptions::default());
     assert!(drv.read_events().is_empty());
     irq.take();
     dev.inject_host_event(rec);
@@ -248,9 +234,7 @@ fn test_host_events_lost_overflow_protocol() {
         evtq_max_log2: 1,
         ..DriverOptions::default()
     };
-    let mut drv = GuestDriver::new(&dev, &ram, RAM, RAM_SIZE / 2, opts);
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = probed(&ram, &dev, opts);
     let rec = |n: u64| [0x10 | u64::from(HOST_SID) << 32, 0, n << 12, 0];
     assert_eq!(dev.host_events_lost(), LostOutcome::Toggled);
     assert_eq!(dev.host_events_lost(), LostOutcome::Outstanding);
@@ -280,16 +264,14 @@ fn test_hot_attach_detach_during_emulated_dma() {
     let ram = ram();
     let (dev, _irq) = device(&ram);
     let fake = Fake::new(128);
-    let mut drv = GuestDriver::new(&dev, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = probed(&ram, &dev, DriverOptions::default());
     let dom = drv.new_s1_domain(1);
     dom.pgtable
         .map_pages(&ram, &mut drv.alloc, IOVA, PA, 0x4000, Prot::RW);
     for sid in [EMU_SID, EMU_SID + 1, HOST_SID] {
         drv.attach_s1(sid, &dom).unwrap();
     }
-    dev.set_host_backend(Some(fake.clone() as Arc<dyn HostBackend>));
+    install(&dev, &fake);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         for sid in [EMU_SID, EMU_SID + 1] {

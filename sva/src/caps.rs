@@ -377,19 +377,16 @@ pub fn check_compatible(frozen: &GuestIdrs, host: &HostCaps) -> Result<(), Clamp
 mod tests {
     use super::*;
 
-    /// The testbed host (QEMU 10.0.2 virt,iommu=smmuv3 under Linux 7.3, sva/tests/kernel/).
-    fn testbed() -> HostCaps {
-        HostCaps::new(
-            HwInfoArmSmmuv3 {
-                flags: 0,
-                reserved: 0,
-                idr: [0x0d44_101b, 0x0273_0010, 0, 0x1414, 0, 0x74],
-                iidr: 0,
-                aidr: 1,
-            },
-            0,
-            hw_cap::PCI_ATS_NOT_SUPPORTED,
-        )
+    use crate::recording::testbed_caps as testbed;
+
+    /// The testbed host with a 52-bit OAS (and DS).
+    fn host_52_bit() -> HostCaps {
+        let mut h = testbed();
+        h.raw.idr[5] = Idr5::from_bits(h.raw.idr[5])
+            .with_oas(Oas::OAS_52)
+            .with_ds(true)
+            .into_bits();
+        h
     }
 
     #[test]
@@ -495,11 +492,7 @@ mod tests {
 
     #[test]
     fn oas_is_bounded_by_the_vm_ipa_size() {
-        let mut h = testbed();
-        h.raw.idr[5] = Idr5::from_bits(h.raw.idr[5])
-            .with_oas(Oas::OAS_52)
-            .with_ds(true)
-            .into_bits();
+        let h = host_52_bit();
         let p = GuestProfile {
             ipa_bits: 40,
             ..Default::default()
@@ -676,11 +669,7 @@ mod tests {
 
     #[test]
     fn a_52_bit_host_clamps_to_registers_the_model_presents() {
-        let mut h = testbed();
-        h.raw.idr[5] = Idr5::from_bits(h.raw.idr[5])
-            .with_oas(Oas::OAS_52)
-            .with_ds(true)
-            .into_bits();
+        let h = host_52_bit();
         let p = GuestProfile {
             ipa_bits: 52,
             ..Default::default()

@@ -20,7 +20,24 @@ use crate::host::{
     AttachPort, DevId, HostEventSource, HostViommu, HwptId, SharedHwpt, VdevId, MAX_BATCH,
 };
 use crate::spec::cmd::{forwarding, opcode_name, Forwarding};
+use crate::spec::hwinfo::{hw_cap, HwInfoArmSmmuv3};
 use viommu_smmuv3::spec::cmd::{CmdEntry, Opcode};
+
+/// The kernel testbed's host SMMU as `hw_info` reports it (QEMU 10.0.2 virt,iommu=smmuv3 under
+/// Linux 7.3, sva/tests/kernel/): S1+S2, no CD2L, SSIDSIZE 0, RIL, 4K/16K/64K, OAS 44, no ATS.
+pub fn testbed_caps() -> HostCaps {
+    HostCaps::new(
+        HwInfoArmSmmuv3 {
+            flags: 0,
+            reserved: 0,
+            idr: [0x0d44_101b, 0x0273_0010, 0, 0x1414, 0, 0x74],
+            iidr: 0,
+            aidr: 1,
+        },
+        0,
+        hw_cap::PCI_ATS_NOT_SUPPORTED,
+    )
+}
 
 /// One recorded host operation.
 #[derive(Debug, Clone, PartialEq, Eq)]

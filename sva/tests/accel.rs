@@ -16,8 +16,9 @@ use viommu_sva::accel::{AccelError, AcceleratedSmmu, AttachError, GuestRegs, Res
 use viommu_sva::caps::Compat;
 use viommu_sva::error::ClampError;
 use viommu_sva::events::encode_stream;
-use viommu_sva::recording::{Recorder, RecordingEvents, RecordingPort, RecordingViommu};
-use viommu_sva::spec::hwinfo::HwInfoArmSmmuv3;
+use viommu_sva::recording::{
+    testbed_caps as testbed, Recorder, RecordingEvents, RecordingPort, RecordingViommu,
+};
 use viommu_sva::{Errno, GuestProfile, HostCaps, HostOp, StreamConfig};
 use vm_memory::GuestMemoryMmap;
 
@@ -30,22 +31,6 @@ const EMU: u32 = 0x20;
 
 type Mem = Arc<GuestMemoryMmap>;
 type Accel = AcceleratedSmmu<Mem, RecordingViommu, RecordingPort, RecordingEvents>;
-
-/// The testbed host (QEMU virt,iommu=smmuv3 under Linux, through `hw_info`): S1+S2, no CD2L,
-/// SSIDSIZE 0, RIL, 4K/16K/64K, OAS 44.
-fn testbed() -> HostCaps {
-    HostCaps::new(
-        HwInfoArmSmmuv3 {
-            flags: 0,
-            reserved: 0,
-            idr: [0x0d44_101b, 0x0273_0010, 0, 0x1414, 0, 0x74],
-            iidr: 0,
-            aidr: 1,
-        },
-        0,
-        8,
-    )
-}
 
 /// A richer host: CD2L, SSIDSIZE 20 with 20-bit PASIDs, TERM_MODEL 0, OAS 48.
 fn rich_host() -> HostCaps {
@@ -112,6 +97,16 @@ impl Rig {
         drv.probe().unwrap_or_else(|e| panic!("{e:?}"));
         drv.reset().unwrap_or_else(|e| panic!("{e:?}"));
         drv
+    }
+
+    /// The passthrough device (dev 100) attached at [`PT`], the driver brought up, and [`PT`]
+    /// given a stage-1 domain with ASID 1.
+    fn translating_pt(&self) -> (GuestDriver<'_, Mem, GuestMemoryMmap>, S1Domain) {
+        self.attach(PT, 100).unwrap_or_else(|e| panic!("{e}"));
+        let mut drv = self.brought_up();
+        let dom = drv.new_s1_domain(1);
+        drv.attach_s1(PT, &dom).unwrap_or_else(|e| panic!("{e:?}"));
+        (drv, dom)
     }
 
     fn attach(&self, vsid: u32, dev: u32) -> Result<(), AttachError> {
@@ -333,11 +328,7 @@ fn event_thread_pumps_until_stopped() {
 #[test]
 fn mixed_mode_keeps_emulated_dma_in_software_and_host_streams_out_of_it() {
     let rig = Rig::clamped();
-    rig.attach(PT, 100).unwrap_or_else(|e| panic!("{e}"));
-    let mut drv = rig.brought_up();
-    let pt_dom = drv.new_s1_domain(1);
-    drv.attach_s1(PT, &pt_dom)
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let (mut drv, _pt_dom) = rig.translating_pt();
     let emu = Rig::emulated_s1(&mut drv, EMU, 2, 0x10_0000, RAM + 0x80_0000);
     let smmu = rig.accel.device();
     let ok = smmu.translate(&DmaRequest::read(EMU, 0x10_0010, 4));
@@ -466,10 +457,7 @@ fn failed_host_attach_leaves_nothing_behind() {
 #[test]
 fn save_restore_recreates_the_host_configuration() {
     let src = Rig::clamped();
-    src.attach(PT, 100).unwrap_or_else(|e| panic!("{e}"));
-    let mut drv = src.brought_up();
-    let dom = drv.new_s1_domain(1);
-    drv.attach_s1(PT, &dom).unwrap_or_else(|e| panic!("{e:?}"));
+    let (_drv, _dom) = src.translating_pt();
     let want = src.installed(PT);
     let snap = src.accel.save();
     assert_eq!(snap.host_streams, vec![PT]);
@@ -722,10 +710,7 @@ fn gbpa_updates_while_disabled_re_drive_the_stream() {
 #[test]
 fn a_kernel_refusal_is_c_bad_ste_and_a_host_failure_keeps_the_old_translation() {
     let rig = Rig::clamped();
-    rig.attach(PT, 100).unwrap_or_else(|e| panic!("{e}"));
-    let mut drv = rig.brought_up();
-    let dom = drv.new_s1_domain(1);
-    drv.attach_s1(PT, &dom).unwrap_or_else(|e| panic!("{e:?}"));
+    let (mut drv, _dom) = rig.translating_pt();
     let translating = rig.installed(PT);
     assert!(matches!(translating, Some(StreamConfig::Translate(_))));
     assert!(drv.read_events().is_empty());

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use viommu_common::StreamId;
 use viommu_smmuv3::spec::evt::EvtEntry;
-use viommu_sva::recording::{Recorder, RecordingEvents, RecordingPort, RecordingViommu};
+use viommu_sva::recording::{
+    testbed_caps, Recorder, RecordingEvents, RecordingPort, RecordingViommu,
+};
 use viommu_sva::spec::cmd;
-use viommu_sva::spec::hwinfo::HwInfoArmSmmuv3;
 use viommu_sva::{
     canonicalise, events::encode_stream, teardown_all, ConfigChange, Endpoint, Errno, EventItem,
-    HostCaps, HostEndpoint, HostEventSource, HostOp, HostViommu, InvalidateError, SteContext,
-    StreamConfig,
+    HostEndpoint, HostEventSource, HostOp, HostViommu, InvalidateError, SteContext, StreamConfig,
 };
 
 const CTX: SteContext = SteContext {
@@ -20,26 +20,12 @@ const CTX: SteContext = SteContext {
     ats: false,
 };
 
-fn caps() -> HostCaps {
-    HostCaps::new(
-        HwInfoArmSmmuv3 {
-            flags: 0,
-            reserved: 0,
-            idr: [0x0d44_101b, 0x0273_0010, 0, 0x1414, 0, 0x74],
-            iidr: 0,
-            aidr: 1,
-        },
-        0,
-        8,
-    )
-}
-
 fn s1(ctxptr: u64) -> StreamConfig {
     canonicalise([0xb | ctxptr, 0], &CTX).unwrap_or(StreamConfig::Abort)
 }
 
 fn setup(rec: &Recorder) -> Arc<RecordingViommu> {
-    Arc::new(RecordingViommu::new(rec, caps()).unwrap_or_else(|e| panic!("{e}")))
+    Arc::new(RecordingViommu::new(rec, testbed_caps()).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[test]

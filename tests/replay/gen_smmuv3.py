@@ -168,13 +168,8 @@ class Scenario:
         `cr0` is what the first CR0 read returns (0xD for a kexec'd kernel finding the SMMU
         enabled: then GBPA is first switched to abort)."""
         self.prod = 0
-        self.comment("probe: ID registers of the default profile (README.md)")
-        self.mr(IDR0, 0x094C_301B)
-        self.mr(IDR1, 0x0273_0510)
-        self.mr(IDR3, 0x0000_0404)
-        self.mr(IDR5, 0x0000_0075)
-        self.mr(IIDR, 0)
-        self.comment("reset (arm_smmu_device_reset)")
+        self.probe()
+        self.comment(self.reset_comment)
         self.mr(CR0, cr0)
         if cr0 & 1:
             self.comment("SMMU currently enabled! Resetting...: GBPA update to ABORT (SMMU_GBPA)")
@@ -186,11 +181,7 @@ class Scenario:
         self.mr(CR0ACK, 0)
         self.mw(CR1, 0xD75)
         self.mw(CR2, 0x6)
-        # L1 descriptor for SIDs 0..255: Span 9 (256 STEs) | L2Ptr; STEs abort (arm_smmu_init_l2_strtab)
-        self.wmem(L2_BASE, le64(*([STE_ABORT] + [0] * 7)) * 256)
-        self.wq(STRTAB, L2_BASE | 9)
-        self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
-        self.mw(STRTAB_BASE_CFG, 0x0001_0210)
+        self.init_strtab()
         self.mw(CMDQ_BASE, (1 << 62) | CMDQ | CMDQ_LOG2, size=8)
         self.mw(CMDQ_PROD, 0)
         self.mw(CMDQ_CONS, 0)
@@ -221,6 +212,26 @@ class Scenario:
         self.mw(CR0, 0xD)
         self.mr(CR0ACK, 0xD)
         self.mr(GERROR, 0)
+
+    # the comment line bringup() writes before the reset sequence
+    reset_comment = "reset (arm_smmu_device_reset)"
+
+    def probe(self):
+        """The ID register reads of arm_smmu_device_hw_probe."""
+        self.comment("probe: ID registers of the default profile (README.md)")
+        self.mr(IDR0, 0x094C_301B)
+        self.mr(IDR1, 0x0273_0510)
+        self.mr(IDR3, 0x0000_0404)
+        self.mr(IDR5, 0x0000_0075)
+        self.mr(IIDR, 0)
+
+    def init_strtab(self):
+        """The stream table: a 2-level table, SPLIT 8, one L1 descriptor for SIDs 0..255."""
+        # L1 descriptor for SIDs 0..255: Span 9 (256 STEs) | L2Ptr; STEs abort (arm_smmu_init_l2_strtab)
+        self.wmem(L2_BASE, le64(*([STE_ABORT] + [0] * 7)) * 256)
+        self.wq(STRTAB, L2_BASE | 9)
+        self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
+        self.mw(STRTAB_BASE_CFG, 0x0001_0210)
 
     def ste_addr(self, sid):
         assert sid < 256
@@ -840,7 +851,11 @@ class AccelScenario(Scenario):
         back exactly as configured, and the stream table follows IDR0.ST_LEVEL (2-level with
         SPLIT 8 for SIDSIZE 16, else linear with LOG2SIZE = SIDSIZE)."""
         assert cr0 == 0
-        self.prod = 0
+        super().bringup(cr0)
+
+    reset_comment = "reset, as arm_smmu_device_reset() does it"
+
+    def probe(self):
         self.comment("probe: the stage-1-only ID registers (S1P, no S2P/VMID16/HTTU; "
                      "SSIDSIZE 0; OAS 44)")
         self.mr(IDR0, ACCEL_LINEAR_IDR0 if self.linear else ACCEL_IDR0)
@@ -848,51 +863,15 @@ class AccelScenario(Scenario):
         self.mr(IDR3, ACCEL_LINEAR_IDR3 if self.linear else ACCEL_IDR3)
         self.mr(IDR5, ACCEL_IDR5)
         self.mr(IIDR, 0)
-        self.comment("reset, as arm_smmu_device_reset() does it")
-        self.mr(CR0, 0)
-        self.mw(CR0, 0)
-        self.mr(CR0ACK, 0)
-        self.mw(CR1, 0xD75)
-        self.mw(CR2, 0x6)
+
+    def init_strtab(self):
         if self.linear:
             # 256 STEs (SIDSIZE 8), all abort; STRTAB_BASE_CFG FMT linear, LOG2SIZE 8
             self.wmem(STRTAB, le64(*([STE_ABORT] + [0] * 7)) * 256)
             self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
             self.mw(STRTAB_BASE_CFG, 0x8)
         else:
-            self.wmem(L2_BASE, le64(*([STE_ABORT] + [0] * 7)) * 256)
-            self.wq(STRTAB, L2_BASE | 9)
-            self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
-            self.mw(STRTAB_BASE_CFG, 0x0001_0210)
-        self.mw(CMDQ_BASE, (1 << 62) | CMDQ | CMDQ_LOG2, size=8)
-        self.mw(CMDQ_PROD, 0)
-        self.mw(CMDQ_CONS, 0)
-        self.mw(CR0, 0x8)
-        self.mr(CR0ACK, 0x8)
-        self.cmd(0x4, 0x1F)  # CFGI_ALL
-        self.sync()
-        self.cmd(0x30)  # TLBI_NSNH_ALL
-        self.sync()
-        self.mw(EVTQ_BASE, (1 << 62) | EVTQ | EVTQ_LOG2, size=8)
-        self.mw(EVTQ_PROD, 0)
-        self.mw(EVTQ_CONS, 0)
-        self.mw(CR0, 0xC)
-        self.mr(CR0ACK, 0xC)
-        self.mw(IRQ_CTRL, 0)
-        self.mr(IRQ_CTRLACK, 0)
-        self.mw(GERROR_IRQ_CFG0, 0, size=8)
-        self.mw(EVTQ_IRQ_CFG0, 0, size=8)
-        self.mw(EVTQ_IRQ_CFG0, DOORBELL, size=8)
-        self.mw(EVTQ_IRQ_CFG1, EVTQ_MSI_DATA)
-        self.mw(EVTQ_IRQ_CFG2, 0x1)
-        self.mw(GERROR_IRQ_CFG0, DOORBELL, size=8)
-        self.mw(GERROR_IRQ_CFG1, GERROR_MSI_DATA)
-        self.mw(GERROR_IRQ_CFG2, 0x1)
-        self.mw(IRQ_CTRL, 0x5)
-        self.mr(IRQ_CTRLACK, 0x5)
-        self.mw(CR0, 0xD)
-        self.mr(CR0ACK, 0xD)
-        self.mr(GERROR, 0)
+            super().init_strtab()
 
     def ste_addr(self, sid):
         if self.linear:

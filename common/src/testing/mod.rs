@@ -1,6 +1,7 @@
 //! Test helpers shared by unit tests, integration tests, benches and users (feature `test-utils`).
 
 pub mod pgtable;
+pub mod tools;
 
 use std::sync::Mutex;
 

@@ -11,6 +11,7 @@ use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::host::{HostBackend, HostBatchError, HostStreamConfig, HostStreamError};
 use viommu_smmuv3::spec::cmd::CmdEntry;
+use viommu_smmuv3::testing::{DriverOptions, GuestDriver};
 use viommu_smmuv3::trace::TraceRecord;
 use vm_memory::GuestMemoryMmap;
 
@@ -143,6 +144,32 @@ pub fn device(ram: &GuestMemoryMmap) -> (Dev<'_>, Arc<RecordingIrq>) {
     let irq = Arc::new(RecordingIrq::new());
     let smmu = SmmuV3::new(&SmmuConfig::default(), ram, irq.clone()).unwrap();
     (smmu, irq)
+}
+
+/// The Linux-style driver of these tests.
+pub type Driver<'a> = GuestDriver<'a, &'a GuestMemoryMmap, GuestMemoryMmap>;
+
+/// A driver allocating from the lower half of RAM, probed and reset (SMMUEN = 1).
+pub fn probed<'a>(ram: &'a GuestMemoryMmap, dev: &'a Dev<'a>, opts: DriverOptions) -> Driver<'a> {
+    let mut drv = GuestDriver::new(dev, ram, RAM, RAM_SIZE / 2, opts);
+    drv.probe().unwrap();
+    drv.reset().unwrap();
+    drv
+}
+
+/// Install `fake` as the device's host backend.
+pub fn install(dev: &Dev<'_>, fake: &Arc<Fake>) {
+    dev.set_host_backend(Some(fake.clone() as Arc<dyn HostBackend>));
+}
+
+/// A probed and enabled device with `fake` installed and [`HOST_SID`] host-backed; the calls
+/// made so far are taken.
+pub fn enabled<'a>(ram: &'a GuestMemoryMmap, dev: &'a Dev<'a>, fake: &Arc<Fake>) -> Driver<'a> {
+    let drv = probed(ram, dev, DriverOptions::default());
+    install(dev, fake);
+    dev.attach_host_stream(StreamId(HOST_SID)).unwrap();
+    fake.take();
+    drv
 }
 
 /// Install a tracer collecting every record.

@@ -27,36 +27,30 @@
 //! `ACCEL-CHECK`, `ACCEL-DMA`, `ACCEL-OP`, `ACCEL-INFO` and `SVA-MEASURE` lines before it.
 //! Exit status 0 on PASS, 1 on FAIL, 2 on a usage error.
 
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod edu;
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod measure;
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod ram;
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod run;
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod verify;
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-mod vmm;
+/// The items it wraps exist only where the program runs (Linux on x86_64 or aarch64).
+macro_rules! where_supported {
+    ($($item:item)*) => {
+        $(
+            #[cfg(all(
+                target_os = "linux",
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            ))]
+            $item
+        )*
+    };
+}
+
+where_supported! {
+    // Shared with the kernel_guest example, which also uses the items this program does not.
+    #[allow(dead_code)]
+    #[path = "../common/edu.rs"]
+    mod edu;
+    mod measure;
+    mod ram;
+    mod run;
+    mod verify;
+    mod vmm;
+}
 
 #[cfg(all(
     target_os = "linux",

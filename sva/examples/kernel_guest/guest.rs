@@ -1,6 +1,5 @@
 //! The scenarios (see `main.rs`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,8 @@ use viommu_sva::{
     HostEventSource, HostOp, HostViommu, InvalidateError, SteContext, StreamConfig, ViommuError,
 };
 
+use crate::edu::{self, Dir, Edu};
+
 const RAM_BASE: u64 = 0x0100_0000;
 const RAM_SIZE: usize = 4 << 20;
 const SRC: u64 = 0x0110_0000;
@@ -28,7 +29,6 @@ const PAGE_B: u64 = 0x0114_0000;
 const VA_SRC: u64 = 0x0020_0000;
 const VA_DST: u64 = 0x0030_0000;
 const VA_UNMAPPED: u64 = 0x0040_0000;
-const EDU_BUF: u64 = 0x4_0000;
 const VSID_A: u32 = 0x42;
 const VSID_B: u32 = 0x43;
 const ASID_A: u16 = 1;
@@ -49,85 +49,6 @@ impl Report {
                 println!("SVA-TEST {name} FAIL: {e}");
             }
         }
-    }
-}
-
-fn edu_devices() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/sys/bus/pci/devices")
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    v.retain(|p| {
-        let r = |f: &str| {
-            std::fs::read_to_string(p.join(f))
-                .unwrap_or_default()
-                .trim()
-                .to_string()
-        };
-        r("vendor") == "0x1234" && r("device") == "0x11e8"
-    });
-    v.sort();
-    v
-}
-
-/// The `edu` DMA engine through its VFIO regions.
-struct Edu<'a> {
-    port: &'a VfioPort,
-}
-
-impl Edu<'_> {
-    fn enable_bus_master(&self) {
-        let dev = self.port.device();
-        let mut cmd = [0u8; 2];
-        dev.region_read(7, &mut cmd, 4);
-        let v = u16::from_le_bytes(cmd) | 0x6;
-        dev.region_write(7, &v.to_le_bytes(), 4);
-    }
-
-    fn w64(&self, off: u64, v: u64) {
-        self.port.device().region_write(0, &v.to_le_bytes(), off);
-    }
-
-    fn r32(&self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.port.device().region_read(0, &mut b, off);
-        u32::from_le_bytes(b)
-    }
-
-    /// Start a DMA: `to_ram` false reads `addr` into the device buffer, true writes it back.
-    fn start(&self, addr: u64, len: u64, to_ram: bool) {
-        let (src, dst) = if to_ram {
-            (EDU_BUF, addr)
-        } else {
-            (addr, EDU_BUF)
-        };
-        self.w64(0x80, src);
-        self.w64(0x88, dst);
-        self.w64(0x90, len);
-        self.port
-            .device()
-            .region_write(0, &(1u32 | (u32::from(to_ram) << 1)).to_le_bytes(), 0x98);
-    }
-
-    fn wait(&self) -> Result<(), String> {
-        let t = Instant::now();
-        while self.r32(0x98) & 1 != 0 {
-            if t.elapsed() > Duration::from_secs(5) {
-                return Err("edu DMA did not complete in 5 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(())
-    }
-
-    fn dma(&self, addr: u64, len: u64, to_ram: bool) -> Result<(), String> {
-        self.start(addr, len, to_ram);
-        self.wait()
-    }
-
-    /// Copy `len` bytes from IOVA `from` to IOVA `to` through the device buffer.
-    fn copy(&self, from: u64, to: u64, len: u64) -> Result<(), String> {
-        self.dma(from, len, false)?;
-        self.dma(to, len, true)
     }
 }
 
@@ -257,7 +178,7 @@ pub fn run() -> i32 {
 }
 
 fn setup(forced: bool, rep: &mut Report) -> Result<(), String> {
-    let edus = edu_devices();
+    let edus = edu::devices();
     if edus.len() < 2 {
         return Err(format!(
             "need 2 edu devices bound to vfio-pci, found {}",
@@ -311,10 +232,8 @@ fn setup(forced: bool, rep: &mut Report) -> Result<(), String> {
         StreamConfig::Bypass,
     )
     .map_err(|e| e.to_string())?;
-    let edu_a = Edu { port: &pa };
-    let edu_b = Edu { port: &pb };
-    edu_a.enable_bus_master();
-    edu_b.enable_bus_master();
+    let edu_a = Edu::new(&pa);
+    let edu_b = Edu::new(&pb);
 
     rep.check("s2_only_dma_bypass_vste", s2_only(&ram, &edu_a));
     let mut s1a = S1::new(&ram, 0x0120_1000);
@@ -418,7 +337,7 @@ fn stale_until_tlbi(
 
 fn unmapped(edu: &Edu<'_>, q: &mut IommufdEventQueue) -> Result<(), String> {
     let _ = drain(q, Duration::from_millis(0))?;
-    edu.dma(VA_UNMAPPED, 16, false)?;
+    edu.dma(VA_UNMAPPED, 16, Dir::Read)?;
     let ev = drain(q, Duration::from_millis(300))?;
     let recs: Vec<_> = ev
         .iter()
@@ -518,7 +437,7 @@ fn isolation(
     expect_eq("device B page", &read(ram, PAGE_B, 128), &want)?;
     let _ = drain(q, Duration::from_millis(0))?;
     // B reading A's VA_SRC faults, and the event carries B's vSID
-    edu_b.dma(VA_SRC, 4, false)?;
+    edu_b.dma(VA_SRC, 4, Dir::Read)?;
     let ev = drain(q, Duration::from_millis(300))?;
     let recs: Vec<_> = ev
         .iter()
@@ -570,7 +489,7 @@ fn replace_under_dma(
     for round in 0..8u8 {
         let want = fill(ram, SRC, 10 + round, 512);
         fill(ram, DST, 0, 512);
-        edu.start(SRC, 512, false);
+        edu.start(SRC, 512, Dir::Read)?;
         for cfg in [StreamConfig::Bypass, c1, c2] {
             a.set_config(cfg).map_err(|e| e.to_string())?;
             replaced += 1;
@@ -578,7 +497,7 @@ fn replace_under_dma(
         edu.wait()?;
         a.set_config(StreamConfig::Bypass)
             .map_err(|e| e.to_string())?;
-        edu.start(DST, 512, true);
+        edu.start(DST, 512, Dir::Write)?;
         for cfg in [c1, c2, StreamConfig::Bypass] {
             a.set_config(cfg).map_err(|e| e.to_string())?;
             replaced += 1;
@@ -638,7 +557,7 @@ fn lost_events(
     if let Err(e) = a.apply_guest_ste([0xb | 0x0121_0000, 0], sctx) {
         return Err((Some(q), e.to_string()));
     }
-    if let Err(e) = edu.dma(VA_UNMAPPED, 256, false) {
+    if let Err(e) = edu.dma(VA_UNMAPPED, 256, Dir::Read) {
         return Err((Some(q), e));
     }
     let items = match drain(&mut q, Duration::from_millis(300)) {

@@ -9,6 +9,12 @@
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
+#[path = "../common/edu.rs"]
+mod edu;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 mod guest;
 
 fn main() {

@@ -3,6 +3,8 @@
 //! BAR0 registers: DMA source 0x80, destination 0x88, count 0x90, command 0x98 (bit 0 start and
 //! busy, bit 1 direction: 0 = RAM to device, 1 = device to RAM). The device-side buffer is
 //! 0x40000..0x41000; a range outside it stops the emulator, so every transfer is bounded here.
+//!
+//! Shared by the `kernel_guest` and `accel_replay` examples (each includes it with `#[path]`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -78,12 +80,12 @@ impl<'a> Edu<'a> {
         u32::from_le_bytes(b)
     }
 
-    /// Move `len` bytes (at most [`BUF_LEN`]) between bus address `addr` and the start of the
-    /// device buffer, and wait for completion (edu completes on a 100 ms virtual-clock timer).
+    /// Start moving `len` bytes (at most [`BUF_LEN`]) between bus address `addr` and the start of
+    /// the device buffer, without waiting; [`Edu::wait`] waits for completion.
     ///
     /// # Errors
-    /// `len` is 0 or larger than the buffer, or the transfer did not complete within 5 s.
-    pub fn dma(&self, addr: u64, len: u64, dir: Dir) -> Result<(), String> {
+    /// `len` is 0 or larger than the buffer (nothing is started).
+    pub fn start(&self, addr: u64, len: u64, dir: Dir) -> Result<(), String> {
         if len == 0 || len > BUF_LEN {
             return Err(format!("edu transfer of {len} bytes (1..={BUF_LEN})"));
         }
@@ -97,6 +99,15 @@ impl<'a> Edu<'a> {
         self.port
             .device()
             .region_write(0, &cmd.to_le_bytes(), REG_CMD);
+        Ok(())
+    }
+
+    /// Wait for the transfer in flight to complete (edu completes on a 100 ms virtual-clock
+    /// timer).
+    ///
+    /// # Errors
+    /// The transfer did not complete within 5 s.
+    pub fn wait(&self) -> Result<(), String> {
         let t = Instant::now();
         while self.r32(REG_CMD) & CMD_START != 0 {
             if t.elapsed() > Duration::from_secs(5) {
@@ -105,5 +116,25 @@ impl<'a> Edu<'a> {
             std::thread::sleep(Duration::from_millis(2));
         }
         Ok(())
+    }
+
+    /// Move `len` bytes (at most [`BUF_LEN`]) between bus address `addr` and the start of the
+    /// device buffer, and wait for completion.
+    ///
+    /// # Errors
+    /// `len` is 0 or larger than the buffer, or the transfer did not complete within 5 s.
+    pub fn dma(&self, addr: u64, len: u64, dir: Dir) -> Result<(), String> {
+        self.start(addr, len, dir)?;
+        self.wait()
+    }
+
+    /// Copy `len` bytes (at most [`BUF_LEN`]) from bus address `from` to bus address `to`
+    /// through the device buffer.
+    ///
+    /// # Errors
+    /// As [`Edu::dma`], for either half.
+    pub fn copy(&self, from: u64, to: u64, len: u64) -> Result<(), String> {
+        self.dma(from, len, Dir::Read)?;
+        self.dma(to, len, Dir::Write)
     }
 }
