@@ -8,6 +8,7 @@
 //! - [`reg64`]: 64-bit registers a guest accesses as two 32-bit halves;
 //! - [`walk`]: the VMSAv8-64 page-table walker (Arm ARM D8), stage 1, stage 2 and nested;
 //! - [`iotlb`]: a bounded, lock-free, tagged IOTLB with linearizable invalidation;
+//! - `fdt` (feature `fdt`): device-tree `iommus` / `iommu-map` properties from a topology map;
 //! - [`topology`]: PCI requester-ID to StreamID/LIODN maps, bridge aliasing, explicit bypass;
 //! - [`traits`]: what a VMM needs from a device: MMIO, interrupts, DMA translation;
 //! - [`vmm`]: a vm-memory [`Iommu`](vm_memory::Iommu) adapter so rust-vmm devices DMA through us.
@@ -17,6 +18,8 @@
 
 pub mod access;
 pub mod addr;
+#[cfg(feature = "fdt")]
+pub mod fdt;
 pub mod id;
 pub mod iotlb;
 pub mod mem;

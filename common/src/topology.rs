@@ -155,6 +155,40 @@ impl IdMap {
             _ => Err(TopologyError::Unmapped(rid)),
         }
     }
+
+    /// The declared ranges in requester-ID order: every `iommu-map` range and every bypass
+    /// range. Gaps (denied requesters) are simply absent. Firmware-table generators
+    /// (device tree `iommu-map`, ACPI IORT ID mappings) describe the map from this list.
+    pub fn entries(&self) -> impl Iterator<Item = IdMapEntry> + '_ {
+        self.ranges.iter().map(|&(first, last, out)| {
+            let len = u32::from(last) - u32::from(first) + 1;
+            match out {
+                Some(out_base) => IdMapEntry::Map(IdMapRange {
+                    rid_base: first,
+                    out_base,
+                    len,
+                }),
+                None => IdMapEntry::Bypass {
+                    rid_base: first,
+                    len,
+                },
+            }
+        })
+    }
+}
+
+/// One declared range of an [`IdMap`], as [`IdMap::entries`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdMapEntry {
+    /// Requester IDs translated with identifiers from `out_base`.
+    Map(IdMapRange),
+    /// Requester IDs `rid_base..rid_base+len` declared to bypass the IOMMU.
+    Bypass {
+        /// First requester ID.
+        rid_base: u16,
+        /// Number of requester IDs (1..=0x10000).
+        len: u32,
+    },
 }
 
 /// A node of a [`PciTopology`].

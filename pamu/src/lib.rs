@@ -44,6 +44,8 @@
 //!   readable log (`tests/snapshots/pamu_bringup__linux_bringup.snap`).
 //! - Interrupts: line `av_line` (default 0) = OR over instances of PICS.AVICS && AVIE;
 //!   line `err_line` (default 1) = OR of (POEICS && POEIE) || (EEDET & EEINTEN).
+//! - Device tree (feature `fdt`, module `fdt`): the `fsl,pamu` node with one child per
+//!   instance, the GUTS node Linux's probe needs, and `fsl,liodn` / `fsl,iommu-parent` on masters.
 //!
 //! ## Caching and concurrency
 //!
@@ -108,6 +110,8 @@ pub mod caps;
 mod capture;
 pub mod device;
 pub mod fault;
+#[cfg(feature = "fdt")]
+pub mod fdt;
 pub mod geometry;
 mod mmio;
 pub mod msi;

@@ -33,6 +33,8 @@
 //! - [`trace`]: the decision trace (the text of the insta snapshots and `viommu replay --trace`).
 //! - `testing` (feature `test-utils`): a `GuestDriver` that programs the SMMU exactly the way
 //!   Linux does, io-pgtable page tables, raw command encoders.
+//! - `fdt` (feature `fdt`): the `arm,smmu-v3` device-tree node and its masters' properties;
+//!   `iort` (feature `acpi`): the ACPI IORT (SMMUv3, root complexes, ITS group).
 //!
 //! ## Work per MMIO access and continuing it
 //! Commands are consumed synchronously in the CMDQ_PROD write (and on CMDQEN 0 -> 1 and the
@@ -128,7 +130,11 @@ pub mod config;
 pub mod device;
 pub mod event;
 pub mod evtq;
+#[cfg(feature = "fdt")]
+pub mod fdt;
 mod gerror;
+#[cfg(feature = "acpi")]
+pub mod iort;
 pub mod mmio;
 pub mod priq;
 pub mod queue;
