@@ -11,17 +11,28 @@
 //! - `fdt` (feature `fdt`): device-tree `iommus` / `iommu-map` properties from a topology map;
 //! - [`topology`]: PCI requester-ID to StreamID/LIODN maps, bridge aliasing, explicit bypass;
 //! - [`traits`]: what a VMM needs from a device: MMIO, interrupts, DMA translation;
-//! - [`vmm`]: a vm-memory [`Iommu`](vm_memory::Iommu) adapter so rust-vmm devices DMA through us.
+//! - [`vmm`]: a vm-memory [`Iommu`](vm_memory::Iommu) adapter so rust-vmm devices DMA through us;
+//! - [`bus`]: adapters from [`MmioDevice`] to VMM bus traits (Cloud Hypervisor's shape; rust-vmm
+//!   `vm-device` with feature `vm-device`);
+//! - `kvm` (feature `kvm`, Linux x86_64/aarch64): [`InterruptSink`]s over KVM (`KVM_IRQ_LINE`,
+//!   irqfd, `KVM_SIGNAL_MSI`, MSI routing).
 //!
 //! The crate knows no device: SMMUv3 and PAMU specifics live in their own crates.
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod addr;
+pub mod bus;
 #[cfg(feature = "fdt")]
 pub mod fdt;
 pub mod id;
 pub mod iotlb;
+#[cfg(all(
+    feature = "kvm",
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub mod kvm;
 pub mod mem;
 pub mod reg64;
 pub mod spec_macros;
