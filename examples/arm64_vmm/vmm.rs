@@ -215,13 +215,11 @@ fn guest_ram(vm: &VmFd, size: u64) -> Result<Ram, Error> {
         memory_size: size,
         userspace_addr: host as u64,
     };
-    // SAFETY: the region is a live mmap of `size` bytes owned by `ram`, which outlives the VM
-    // (the VM fd is dropped first: `run` returns before `ram` goes out of scope, and KVM only
-    // accesses the mapping while vCPUs run).
-    ctx(
-        unsafe { vm.set_user_memory_region(region) },
-        "KVM_SET_USER_MEMORY_REGION",
-    )?;
+    // SAFETY: the region is a live, exclusively owned mmap of `size` bytes (`ram`); callers
+    // keep `ram` alive until the vCPU loop has returned, and KVM touches the mapping only
+    // inside KVM_RUN.
+    let set = unsafe { vm.set_user_memory_region(region) };
+    ctx(set, "KVM_SET_USER_MEMORY_REGION")?;
     Ok(Arc::new(ram))
 }
 

@@ -18,7 +18,7 @@ for mode in lazy strict noiommu unmapped; do
 	case $mode in
 	strict) extra="iommu.strict=1" ;;
 	noiommu) flags="--no-iommu" ;;
-	unmapped) flags="--unmapped-disk" timeout=${VMM_FAULT_TIMEOUT:-150} ;;
+	unmapped) flags="--unmapped-disk" timeout=45 ;;
 	esac
 	cp /disk.img /tmp/disk.img
 	echo "=== VMM-RUN $mode start $(cut -d' ' -f1 /proc/uptime)"

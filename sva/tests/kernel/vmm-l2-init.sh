@@ -11,7 +11,9 @@ arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^vmmtest\.$1=//p"; }
 echo "L2-UP $(up)s mode=$(arg mode): $(cat /proc/cmdline)"
 dmesg | grep -i -E 'smmu|iommu|virtio' | sed 's/^/L2-DMESG /'
 [ -b /dev/vda ] || { echo "L2-CHECK disk FAIL no /dev/vda"; poweroff -f; }
-echo "L2-IOMMU-GROUP $(basename "$(readlink /sys/block/vda/device/iommu_group 2>/dev/null || readlink /sys/bus/virtio/devices/virtio0/../iommu_group 2>/dev/null)" 2>/dev/null)"
+for g in /sys/kernel/iommu_groups/*; do
+	[ -d "$g/devices" ] && echo "L2-IOMMU-GROUP ${g##*/} type=$(cat $g/type) devices=$(ls $g/devices | tr '\n' ' ')"
+done
 bytes=$(( $(cat /sys/block/vda/size) * 512 ))
 
 # read throughput: the whole disk, page cache dropped first
@@ -27,7 +29,8 @@ sum=$(sha256sum /dev/vda | cut -d' ' -f1)
 if [ "$sum" = "$(arg sha)" ]; then echo "L2-CHECK read PASS $sum"; else echo "L2-CHECK read FAIL got $sum want $(arg sha)"; fi
 
 # write a pattern at 1 MiB, drop the cache, read it back
-seq -f 'viommu-pattern-%011g' 0 32767 > /tmp/pattern
+dd if=/dev/urandom of=/tmp/pattern bs=64k count=16 2>/dev/null
+[ "$(wc -c < /tmp/pattern)" = 1048576 ] || echo "L2-CHECK write FAIL could not make a 1 MiB pattern"
 dd if=/tmp/pattern of=/dev/vda bs=64k seek=16 conv=fsync 2>/dev/null
 blockdev --flushbufs /dev/vda
 want=$(sha256sum < /tmp/pattern | cut -d' ' -f1)
