@@ -1,14 +1,16 @@
 //! Deliver an emulated SMMUv3's MSIs into a real KVM VM (Linux x86_64 only).
 //!
-//! A VMM implements [`InterruptSink`] over its hypervisor. This example does it over
-//! kvm-ioctls: a VM with the in-kernel irqchip (PIC, IOAPIC, local APICs) and one vCPU whose
-//! local APIC is software-enabled. MSIs reach KVM two ways:
+//! A VMM gives the device an [`InterruptSink`] over its hypervisor. This example uses the one
+//! viommu ships for KVM, `viommu_common::kvm::KvmInterruptSink` (feature `kvm`), on a VM with
+//! the in-kernel irqchip (PIC, IOAPIC, local APICs) and one vCPU whose local APIC is
+//! software-enabled. MSIs reach KVM two ways:
 //!
 //! - `KVM_SIGNAL_MSI` (the default): the SMMU's doorbell address/data pair is injected as is;
 //!   the ioctl returns the number of vCPUs that accepted it (0: blocked by the guest).
 //! - irqfd routing: a GSI routing entry of type MSI plus an eventfd registered with
-//!   `KVM_IRQFD`; the sink only writes the eventfd, and KVM injects without an ioctl on the
-//!   interrupt path (what a VMM uses when the SMMU runs on a worker thread).
+//!   `KVM_IRQFD` (`KvmInterruptSink::route_msi`); the sink only writes the eventfd, and KVM
+//!   injects without an ioctl on the interrupt path (what a VMM uses when the SMMU runs on a
+//!   worker thread).
 //!
 //! The example brings an SMMUv3 up the way Linux does (with the x86 MSI doorbell 0xFEE0_0000,
 //! APIC ID 0), provokes a translation fault (EVTQ MSI, vector 0x21, through `KVM_SIGNAL_MSI`)
@@ -16,20 +18,17 @@
 //! local APIC IRR to show both vectors pending. Run: `cargo run --example kvm_msi` (needs
 //! /dev/kvm). `tests/vmm_kvm.rs` runs the same and checks the result.
 
-/// The KVM interrupt sink and the scenario (shared with `tests/vmm_kvm.rs`).
+/// The scenario (shared with `tests/vmm_kvm.rs`).
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub mod kvm {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use kvm_bindings::{
-        kvm_irq_routing_entry, kvm_irq_routing_msi, kvm_msi, KvmIrqRouting, KVM_IRQ_ROUTING_MSI,
-    };
-    use kvm_ioctls::{Kvm, VcpuFd, VmFd};
-    use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+    use kvm_ioctls::{Kvm, VcpuFd};
 
+    use viommu::common::kvm::{KvmInterruptSink, KvmSinkStats};
     use viommu::common::testing::guest_ram;
-    use viommu::common::traits::{DmaTranslator, InterruptSink};
+    use viommu::common::traits::DmaTranslator;
     use viommu::common::DmaRequest;
     use viommu::smmuv3::caps::SmmuConfig;
     use viommu::smmuv3::device::SmmuV3;
@@ -47,138 +46,13 @@ pub mod kvm {
     const RAM: u64 = 0x4000_0000;
     const RAM_SIZE: u64 = 16 << 20;
 
-    /// One interrupt the sink delivered.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum Delivery {
-        /// `KVM_SIGNAL_MSI`: its return value, or the errno.
-        SignalMsi {
-            /// Doorbell address.
-            addr: u64,
-            /// MSI data.
-            data: u32,
-            /// vCPUs that accepted the MSI, or the errno of a failed ioctl.
-            ret: Result<i32, i32>,
-        },
-        /// Written to the irqfd of `gsi` (`ok`: the eventfd write succeeded).
-        Irqfd {
-            /// GSI.
-            gsi: u32,
-            /// The eventfd write succeeded.
-            ok: bool,
-        },
-        /// A wired line changed (unused here: the SMMU signals by MSI).
-        Line {
-            /// Line number.
-            line: u32,
-            /// New level.
-            level: bool,
-        },
-    }
-
-    struct IrqfdRoute {
-        addr: u64,
-        data: u32,
-        gsi: u32,
-        fd: EventFd,
-    }
-
-    /// An [`InterruptSink`] delivering MSIs into a KVM VM.
-    pub struct KvmMsiSink {
-        vm: VmFd,
-        irqfds: Vec<IrqfdRoute>,
-        log: Mutex<Vec<Delivery>>,
-    }
-
-    impl KvmMsiSink {
-        /// A sink injecting every MSI with `KVM_SIGNAL_MSI`.
-        pub fn new(vm: VmFd) -> Self {
-            Self {
-                vm,
-                irqfds: Vec::new(),
-                log: Mutex::new(Vec::new()),
-            }
-        }
-
-        /// Route the MSI `(addr, data)` through GSI `gsi` and an irqfd instead.
-        ///
-        /// # Errors
-        /// The failing KVM or eventfd call.
-        pub fn with_irqfd(mut self, addr: u64, data: u32, gsi: u32) -> Result<Self, String> {
-            let fd = EventFd::new(EFD_NONBLOCK).map_err(|e| format!("eventfd: {e}"))?;
-            let mut entry = kvm_irq_routing_entry {
-                gsi,
-                type_: KVM_IRQ_ROUTING_MSI,
-                ..Default::default()
-            };
-            entry.u.msi = kvm_irq_routing_msi {
-                address_lo: addr as u32,
-                address_hi: (addr >> 32) as u32,
-                data,
-                ..Default::default()
-            };
-            let routing = KvmIrqRouting::from_entries(&[entry])
-                .map_err(|e| format!("routing table: {e:?}"))?;
-            self.vm
-                .set_gsi_routing(&routing)
-                .map_err(|e| format!("KVM_SET_GSI_ROUTING: {e}"))?;
-            self.vm
-                .register_irqfd(&fd, gsi)
-                .map_err(|e| format!("KVM_IRQFD: {e}"))?;
-            self.irqfds.push(IrqfdRoute {
-                addr,
-                data,
-                gsi,
-                fd,
-            });
-            Ok(self)
-        }
-
-        /// Everything delivered so far.
-        pub fn deliveries(&self) -> Vec<Delivery> {
-            self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-        }
-
-        /// True once KVM has consumed every irqfd signal (the eventfd counter reads empty).
-        pub fn irqfds_drained(&self) -> bool {
-            self.irqfds.iter().all(|r| r.fd.read().is_err())
-        }
-
-        fn record(&self, d: Delivery) {
-            self.log.lock().unwrap_or_else(|e| e.into_inner()).push(d);
-        }
-    }
-
-    impl InterruptSink for KvmMsiSink {
-        fn set_line(&self, line: u32, level: bool) {
-            self.record(Delivery::Line { line, level });
-        }
-
-        fn send_msi(&self, addr: u64, data: u32) {
-            if let Some(r) = self
-                .irqfds
-                .iter()
-                .find(|r| r.addr == addr && r.data == data)
-            {
-                let ok = r.fd.write(1).is_ok();
-                self.record(Delivery::Irqfd { gsi: r.gsi, ok });
-                return;
-            }
-            let msi = kvm_msi {
-                address_lo: addr as u32,
-                address_hi: (addr >> 32) as u32,
-                data,
-                ..Default::default()
-            };
-            let ret = self.vm.signal_msi(msi).map_err(|e| e.errno());
-            self.record(Delivery::SignalMsi { addr, data, ret });
-        }
-    }
-
     /// What [`run`] observed.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Report {
-        /// Every delivery, in order.
-        pub deliveries: Vec<Delivery>,
+        /// What the sink had delivered after the translation fault.
+        pub after_fault: KvmSinkStats,
+        /// What the sink had delivered after the command error as well.
+        pub after_gerror: KvmSinkStats,
         /// Raw event records the guest driver read from its event queue.
         pub events: Vec<[u64; 4]>,
         /// The vCPU's local APIC has [`EVTQ_VECTOR`] pending in IRR.
@@ -227,7 +101,13 @@ pub mod kvm {
         vcpu.set_lapic(&lapic)
             .map_err(|e| format!("KVM_SET_LAPIC: {e}"))?;
 
-        let sink = Arc::new(KvmMsiSink::new(vm).with_irqfd(MSI_ADDR, GERROR_VECTOR, GERROR_GSI)?);
+        let mut sink = KvmInterruptSink::new(Arc::new(vm));
+        sink.route_msi(MSI_ADDR, GERROR_VECTOR, GERROR_GSI)
+            .map_err(|e| format!("GERROR route: {e}"))?;
+        // This VM routes nothing else, so the table holds just the GERROR route.
+        sink.install_routing(&[])
+            .map_err(|e| format!("GERROR route: {e}"))?;
+        let sink = Arc::new(sink);
         let ram = Arc::new(guest_ram(RAM, RAM_SIZE as usize));
         let smmu = SmmuV3::new(&SmmuConfig::default(), ram.clone(), sink.clone())
             .map_err(|e| format!("SMMU config: {e}"))?;
@@ -254,18 +134,22 @@ pub mod kvm {
             return Err("DMA to an unmapped IOVA was translated".into());
         }
         let events = drv.read_events();
+        let after_fault = sink.stats();
         // An illegal command: CERROR_ILL -> GERROR.CMDQ_ERR -> GERROR MSI (irqfd).
         drv.issue(&[[0xFF, 0]])
             .map_err(|e| format!("SMMU command: {e}"))?;
         drv.handle_gerror();
 
-        // irqfd injection may complete asynchronously: wait (bounded) for KVM to consume it.
+        let after_gerror = sink.stats();
+
+        // irqfd injection may complete asynchronously: wait (bounded) for the vector.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !sink.irqfds_drained() && Instant::now() < deadline {
+        while !irr_has(&vcpu, GERROR_VECTOR)? && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(Report {
-            deliveries: sink.deliveries(),
+            after_fault,
+            after_gerror,
             events,
             evtq_pending: irr_has(&vcpu, EVTQ_VECTOR)?,
             gerror_pending: irr_has(&vcpu, GERROR_VECTOR)?,
@@ -277,14 +161,8 @@ pub mod kvm {
 fn main() {
     match kvm::run() {
         Ok(r) => {
-            for d in &r.deliveries {
-                match d {
-                    kvm::Delivery::SignalMsi { addr, data, ret } => {
-                        println!("KVM_SIGNAL_MSI addr={addr:#x} data={data:#x} -> {ret:?}")
-                    }
-                    other => println!("{other:?}"),
-                }
-            }
+            println!("after the translation fault: {:?}", r.after_fault);
+            println!("after the command error:     {:?}", r.after_gerror);
             for e in &r.events {
                 println!(
                     "guest EVTQ record: id={:#x} sid={:#x} addr={:#x}",

@@ -2,7 +2,8 @@
 //!
 //! This crate re-exports the device crates a VMM uses; it has no other code and pulls in no
 //! test helpers, command-line or compression crates. Features: `smmuv3` and `pamu` (default),
-//! `sva` (SVA passthrough onto Linux iommufd nesting).
+//! `sva` (SVA passthrough onto Linux iommufd nesting), `fdt` (device-tree writers) and `acpi`
+//! (the SMMUv3's ACPI IORT).
 
 pub use viommu_common as common;
 #[cfg(feature = "pamu")]

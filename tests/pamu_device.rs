@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use viommu_common::access::{AccessKind, DmaRequest, Perms};
+use viommu_common::fault::{FaultId, PamuFaultId};
 use viommu_common::testing::Irq;
 use viommu_common::traits::{DmaTranslator, FaultKind, MmioDevice};
 use viommu_pamu::fault::{OpError, PamuFault};
@@ -17,14 +18,14 @@ fn rd(rig: &Rig, liodn: u32, addr: u64) -> Result<u64, &'static str> {
     rig.pamu
         .translate(&DmaRequest::read(liodn, addr, 4))
         .map(|m| m.output)
-        .map_err(|f| f.event)
+        .map_err(|f| f.event.name())
 }
 
 fn wr(rig: &Rig, liodn: u32, addr: u64) -> Result<u64, &'static str> {
     rig.pamu
         .translate(&DmaRequest::write(liodn, addr, 4))
         .map(|m| m.output)
-        .map_err(|f| f.event)
+        .map_err(|f| f.event.name())
 }
 
 const WIN: [u32; 8] = [0, 0x8000_06D9, 0x80, 4, 1, 0x2000_0000, 0, 0];
@@ -160,7 +161,10 @@ fn test_operation_errors() {
         .unwrap_err();
     assert_eq!(
         (e.event, e.kind),
-        ("OPERATION_ERROR", FaultKind::Configuration)
+        (
+            FaultId::Pamu(PamuFaultId::OperationError),
+            FaultKind::Configuration
+        )
     );
     assert_eq!(drv.read(0, Reg::Poes1), 1);
     assert_eq!(drv.read(0, Reg::Poes2), 8);
@@ -410,7 +414,7 @@ fn test_msi_options_a_b_c() {
                 .translate(&DmaRequest::read(0x11, msi_addr, 4))
                 .unwrap_err()
                 .event,
-            "AV_PERMISSION"
+            PamuFaultId::AvPermission
         );
     }
 }

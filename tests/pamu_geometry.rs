@@ -91,7 +91,7 @@ fn test_geometry_roundtrip_random() {
                 .pamu
                 .probe(u32::from(liodn), a, 1, acc, 0)
                 .map(|t| t.output)
-                .map_err(|f| f.event());
+                .map_err(|f| f.event().name());
             assert_eq!(
                 got,
                 model(&d, a, acc),

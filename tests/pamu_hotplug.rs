@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use viommu_common::access::DmaRequest;
+use viommu_common::fault::PamuFaultId;
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::DmaTranslator;
 use viommu_pamu::spec::regs::{Pc, Reg};
@@ -44,7 +45,10 @@ fn test_paact_in_hot_added_memory_translates() {
     }
     drv.write(0, Reg::Pc, Pc::new().with_pe(true).into_bits());
     let hit = DmaRequest::read(0x30, 0x8123_4560, 8);
-    assert_eq!(pamu.translate(&hit).unwrap_err().event, "OPERATION_ERROR");
+    assert_eq!(
+        pamu.translate(&hit).unwrap_err().event,
+        PamuFaultId::OperationError
+    );
 
     // The VMM hot-adds RAM; the guest onlines it, probes and writes its entries there.
     let region = GuestRegionMmap::from_range(GuestAddress(HOT), HOT_SIZE, None).unwrap();

@@ -18,7 +18,7 @@ fn dma(rig: &Rig, liodn: u32, addr: u64, access: AccessKind) -> Result<u64, &'st
     rig.pamu
         .translate(&DmaRequest::new(liodn, addr, 1, access))
         .map(|m| m.output)
-        .map_err(|f| f.event)
+        .map_err(|f| f.event.name())
 }
 
 fn r(rig: &Rig, liodn: u32, addr: u64) -> Result<u64, &'static str> {

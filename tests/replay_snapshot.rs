@@ -174,7 +174,7 @@ impl<'a> Runner<'a> {
                     (Some(DmaExpect::Stalled), Err(f)) => f.kind == FaultKind::Stalled,
                     (Some(DmaExpect::AnyFault), Err(f)) => f.kind != FaultKind::Stalled,
                     (Some(DmaExpect::Fault(name)), Err(f)) => {
-                        f.kind != FaultKind::Stalled && f.event == name
+                        f.kind != FaultKind::Stalled && f.event.name() == name
                     }
                     _ => false,
                 };
@@ -198,7 +198,7 @@ impl<'a> Runner<'a> {
                     (
                         Some(DmaExpect::Fault(name)),
                         StallStatus::Resolved { result: Err(f), .. },
-                    ) => f.event == name,
+                    ) => f.event.name() == name,
                     _ => false,
                 };
                 self.check(n, ok, format!("stall_result {s:?}"));
@@ -271,7 +271,7 @@ impl<'a> Runner<'a> {
                     (None, _) => true,
                     (Some(DmaExpect::Addr(a)), Ok(m)) => m.output == *a,
                     (Some(DmaExpect::AnyFault), Err(_)) => true,
-                    (Some(DmaExpect::Fault(name)), Err(f)) => f.event == name,
+                    (Some(DmaExpect::Fault(name)), Err(f)) => f.event.name() == name,
                     _ => false,
                 };
                 self.check(n, ok, format!("translated {r:?}"));
@@ -361,7 +361,7 @@ fn run(s: &Scenario, split: Option<usize>) -> Outcome {
             let snap = SmmuV3Snapshot::from_json(&json).unwrap();
             let (dev, irq) = Runner::device(s, &ram);
             dev.restore(&snap).unwrap();
-            assert_eq!(dev.state(), r.dev.state(), "state after restore");
+            assert_eq!(dev.save(), r.dev.save(), "state after restore");
             r.raised.extend(r.irq.take());
             // Registered ATCs are not device state: the VMM registers its endpoints again.
             for (sid, atc) in &r.atcs {

@@ -571,7 +571,7 @@ fn pamu_no_stale_after_valid(epochs: u64, threads: usize) {
                         let off = (i * 8) & 0xff8;
                         pamu.translate(&DmaRequest::read(u32::from(LIODN), WINDOW + off, 8))
                             .map(|m| (m.output - off - pamu_pa(0)) / 0x1000)
-                            .map_err(|f| (transient(f.event), f.event.to_string()))
+                            .map_err(|f| (transient(f.event.name()), f.event.to_string()))
                     });
                 }
             });

@@ -11,6 +11,7 @@
 //! - `fdt` (feature `fdt`): device-tree `iommus` / `iommu-map` properties from a topology map;
 //! - [`topology`]: PCI requester-ID to StreamID/LIODN maps, bridge aliasing, explicit bypass;
 //! - [`traits`]: what a VMM needs from a device: MMIO, interrupts, DMA translation;
+//! - [`fault`]: typed fault identities (the architectural names of SMMUv3 and PAMU faults);
 //! - [`vmm`]: a vm-memory [`Iommu`](vm_memory::Iommu) adapter so rust-vmm devices DMA through us;
 //! - [`bus`]: adapters from [`MmioDevice`] to VMM bus traits (Cloud Hypervisor's shape; rust-vmm
 //!   `vm-device` with feature `vm-device`);
@@ -23,6 +24,7 @@
 pub mod access;
 pub mod addr;
 pub mod bus;
+pub mod fault;
 #[cfg(feature = "fdt")]
 pub mod fdt;
 pub mod id;
@@ -46,6 +48,7 @@ pub mod testing;
 
 pub use access::{AccessKind, DmaRequest, Perms};
 pub use addr::Granule;
+pub use fault::FaultId;
 pub use id::{Asid, Liodn, RequesterId, StreamId, SubstreamId, Vmid};
 pub use mem::{GuestRam, MemError};
 pub use traits::{DmaFault, DmaMapping, DmaTranslator, InterruptSink, MmioDevice};

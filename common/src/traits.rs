@@ -6,6 +6,7 @@
 //! threads translating DMA.
 
 use crate::access::{DmaRequest, Perms};
+use crate::fault::FaultId;
 use crate::iotlb::TranslationGuard;
 
 /// An MMIO access was refused by the device.
@@ -122,9 +123,10 @@ pub enum FaultKind {
 pub struct DmaFault {
     /// Architecture-neutral class.
     pub kind: FaultKind,
-    /// The architectural name of the fault/event (`"F_TRANSLATION"`, `"C_BAD_STE"`, PAMU
-    /// `"AV_WINDOW"`, ...), as replay files and logs spell it.
-    pub event: &'static str,
+    /// Which fault or event it is, per device; [`FaultId::name`] gives the architectural name
+    /// (`"F_TRANSLATION"`, `"C_BAD_STE"`, PAMU `"AV_WINDOW"`, ...) that replay files and logs
+    /// use.
+    pub event: FaultId,
     /// The input address that faulted.
     pub addr: u64,
     /// For [`FaultKind::Stalled`]: the stall tag the guest will RESUME.

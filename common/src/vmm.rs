@@ -9,6 +9,7 @@
 //! use std::sync::Arc;
 //! use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap, IommuMemory};
 //! use viommu_common::{DmaFault, DmaMapping, DmaRequest, DmaTranslator, Perms, StreamId};
+//! use viommu_common::fault::Smmuv3FaultId;
 //! use viommu_common::traits::{FaultKind, MemAttrs};
 //! use viommu_common::vmm::EndpointIommu;
 //!
@@ -20,7 +21,8 @@
 //!             Ok(DmaMapping { output: req.addr + 0x1_0000, len: 0x1_0000 - req.addr,
 //!                             perms: Perms::RW, attrs: MemAttrs::default() })
 //!         } else {
-//!             Err(DmaFault { kind: FaultKind::Translation, event: "F_TRANSLATION",
+//!             Err(DmaFault { kind: FaultKind::Translation,
+//!                            event: Smmuv3FaultId::Translation.into(),
 //!                            addr: req.addr, stall_tag: None })
 //!         }
 //!     }
@@ -235,6 +237,7 @@ impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::Smmuv3FaultId;
     use crate::traits::{DmaFault, DmaMapping, FaultKind, MemAttrs};
     use std::sync::Mutex;
     use vm_memory::{Bytes, GuestMemoryMmap, IommuMemory};
@@ -256,13 +259,19 @@ mod tests {
                 addr: req.addr,
                 stall_tag: None,
             };
-            let (_, pa, perms) = self
-                .pages
-                .iter()
-                .find(|(iova, _, _)| *iova == page)
-                .ok_or(fault(FaultKind::Translation, "F_TRANSLATION"))?;
+            let (_, pa, perms) =
+                self.pages
+                    .iter()
+                    .find(|(iova, _, _)| *iova == page)
+                    .ok_or(fault(
+                        FaultKind::Translation,
+                        Smmuv3FaultId::Translation.into(),
+                    ))?;
             if !perms.allows(req.access) {
-                return Err(fault(FaultKind::Permission, "F_PERMISSION"));
+                return Err(fault(
+                    FaultKind::Permission,
+                    Smmuv3FaultId::Permission.into(),
+                ));
             }
             Ok(DmaMapping {
                 output: pa + (req.addr & 0xfff),

@@ -6,6 +6,7 @@
 //! which makes a missing or unusable KVM a failure.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,11 @@ fn kvm_or_skip(test: &str) -> Option<Kvm> {
                 std::env::var_os("VIOMMU_REQUIRE_KVM").is_none_or(|v| v != "1"),
                 "{test}: {reason} (VIOMMU_REQUIRE_KVM=1 requires KVM)"
             );
-            eprintln!("{test}: SKIPPED, {reason} (set VIOMMU_REQUIRE_KVM=1 to fail instead)");
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: SKIPPED, {reason} (set VIOMMU_REQUIRE_KVM=1 to fail instead)"
+            );
             None
         }
     }
@@ -183,7 +188,11 @@ fn test_irq_line_wired_lines() {
     let (vm, vcpu) = vm_with_vcpu(&kvm);
     program_ioapic(&vm, &[(20, 0x60), (21, 0x61)]);
     let mut sink = KvmInterruptSink::new(vm);
-    sink.wire_irq_line(0, 20).wire_irq_line(3, 21);
+    sink.wire_irq_line(0, 20)
+        .expect("line 0")
+        .wire_irq_line(3, 21)
+        .expect("line 3");
+    assert!(sink.wire_irq_line(3, 22).is_err(), "line 3 wired twice");
     sink.pulse(0);
     assert!(irr_has(&vcpu, 0x60), "pulsed line: vector 0x60 not pending");
     assert!(!irr_has(&vcpu, 0x61));

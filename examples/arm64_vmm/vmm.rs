@@ -334,7 +334,10 @@ fn run(args: Args) -> Result<ExitCode, Error> {
     let mut sink = KvmInterruptSink::new(vm.clone());
     for line in [lines::EVENTQ, lines::PRIQ, lines::CMD_SYNC, lines::GERROR] {
         let irq = ArmIrqLine::spi(SMMU_SPI_BASE + line).ok_or("SMMU SPI out of range")?;
-        sink.wire_irq_line(line, irq.into_bits());
+        ctx(
+            sink.wire_irq_line(line, irq.into_bits()),
+            "wiring the SMMU's SPIs",
+        )?;
     }
     let sink = Arc::new(sink);
     let smmu = Arc::new(ctx(
@@ -350,7 +353,7 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         let mut a = act.lock().unwrap_or_else(|e| e.into_inner());
         match rec {
             TraceRecord::Command { command, .. } => {
-                *a.commands.entry(first_word(command)).or_default() += 1
+                *a.commands.entry(command.name().to_owned()).or_default() += 1
             }
             TraceRecord::CommandError { .. } => a.command_errors += 1,
             TraceRecord::Event { event, .. } | TraceRecord::EventDropped { event, .. } => {

@@ -53,7 +53,7 @@ use crate::translate::{default_ioe, translate, Control, PamuTranslation};
 /// // Enable the PAMU (big-endian register value 0x4000_1011 at PC, 0xC10).
 /// pamu.mmio_write(0xC10, &0x4000_1011u32.to_be_bytes()).unwrap();
 /// // No table yet: LIODN 7 is outside the (empty) PPAACT.
-/// assert_eq!(pamu.translate(&DmaRequest::read(7, 0x1234, 4)).unwrap_err().event, "AV_LIODN");
+/// assert_eq!(pamu.translate(&DmaRequest::read(7, 0x1234, 4)).unwrap_err().event.name(), "AV_LIODN");
 /// ```
 pub struct Pamu<M> {
     mem: M,

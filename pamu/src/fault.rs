@@ -6,6 +6,7 @@
 //! it into register values. The host-side cause (which rule failed, which
 //! entry) is kept in the typed value even where the guest-visible register cannot show it.
 
+use viommu_common::fault::{FaultId, PamuFaultId};
 use viommu_common::traits::FaultKind;
 
 use crate::spec::regs::{Avs1, EccBits, Eeattr, Pics, Poes1};
@@ -166,19 +167,19 @@ pub enum PamuFault {
 }
 
 impl PamuFault {
-    /// The name replay files and logs use (`DmaFault::event`): `AV_GATE` (GCV), `AV_LIODN`
-    /// (LAV), `AV_DISABLED` (PDV), `AV_WINDOW` (WAV), `AV_PERMISSION` (APV), `AV_OPERATION`
-    /// (OTV), `OPERATION_ERROR` (POES1.POED).
-    pub fn event(&self) -> &'static str {
-        match self {
-            PamuFault::Violation(Violation::GateClosed) => "AV_GATE",
-            PamuFault::Violation(Violation::LiodnNotInTable) => "AV_LIODN",
-            PamuFault::Violation(Violation::Disabled) => "AV_DISABLED",
-            PamuFault::Violation(Violation::Window(_)) => "AV_WINDOW",
-            PamuFault::Violation(Violation::Permission) => "AV_PERMISSION",
-            PamuFault::Violation(Violation::OperationTranslation) => "AV_OPERATION",
-            PamuFault::Operation(_) => "OPERATION_ERROR",
-        }
+    /// The identity a [`DmaFault`](viommu_common::DmaFault) reports (`DmaFault::event`), named
+    /// `AV_GATE` (GCV), `AV_LIODN` (LAV), `AV_DISABLED` (PDV), `AV_WINDOW` (WAV),
+    /// `AV_PERMISSION` (APV), `AV_OPERATION` (OTV) or `OPERATION_ERROR` (POES1.POED).
+    pub fn event(&self) -> FaultId {
+        FaultId::Pamu(match self {
+            PamuFault::Violation(Violation::GateClosed) => PamuFaultId::AvGate,
+            PamuFault::Violation(Violation::LiodnNotInTable) => PamuFaultId::AvLiodn,
+            PamuFault::Violation(Violation::Disabled) => PamuFaultId::AvDisabled,
+            PamuFault::Violation(Violation::Window(_)) => PamuFaultId::AvWindow,
+            PamuFault::Violation(Violation::Permission) => PamuFaultId::AvPermission,
+            PamuFault::Violation(Violation::OperationTranslation) => PamuFaultId::AvOperation,
+            PamuFault::Operation(_) => PamuFaultId::OperationError,
+        })
     }
 
     /// The architecture-neutral class.

@@ -22,6 +22,8 @@
 
 use vm_fdt::FdtWriter;
 
+/// The `vm-fdt` these writers take, so a VMM can name the exact `FdtWriter` type.
+pub use viommu_common::fdt::vm_fdt;
 pub use viommu_common::fdt::FdtError;
 
 use crate::caps::PamuConfig;

@@ -140,7 +140,7 @@ impl ReplayDevice for PamuDev {
         self.dev
             .translate(req)
             .map(|m| m.output)
-            .map_err(|f| f.event.to_owned())
+            .map_err(|f| f.event.name().to_owned())
     }
 
     /// The PAMU does all its work synchronously inside the access; nothing is ever pending.

@@ -135,7 +135,7 @@ impl ReplayDevice for Smmu {
         self.dev
             .translate(req)
             .map(|m| m.output)
-            .map_err(|f| f.event.to_owned())
+            .map_err(|f| f.event.name().to_owned())
     }
 
     fn dma_outcome(&self, req: &DmaRequest) -> DmaOutcome {
@@ -148,9 +148,9 @@ impl ReplayDevice for Smmu {
                 ..
             }) => DmaOutcome::Stalled {
                 stag,
-                fault: Some(event.to_owned()),
+                fault: Some(event.name().to_owned()),
             },
-            Err(f) => DmaOutcome::Fault(f.event.to_owned()),
+            Err(f) => DmaOutcome::Fault(f.event.name().to_owned()),
         }
     }
 
@@ -158,7 +158,9 @@ impl ReplayDevice for Smmu {
         Ok(match self.dev.stall_status(StreamId(stream), stag) {
             StallStatus::Pending => DmaOutcome::Stalled { stag, fault: None },
             StallStatus::Resolved { result: Ok(m), .. } => DmaOutcome::Addr(m.output),
-            StallStatus::Resolved { result: Err(f), .. } => DmaOutcome::Fault(f.event.to_owned()),
+            StallStatus::Resolved { result: Err(f), .. } => {
+                DmaOutcome::Fault(f.event.name().to_owned())
+            }
             StallStatus::Unknown => DmaOutcome::Unknown,
         })
     }
@@ -220,7 +222,7 @@ impl ReplayDevice for Smmu {
     fn translated(&self, req: &DmaRequest) -> Result<DmaOutcome, String> {
         Ok(match self.dev.translated_access(req) {
             Ok(m) => DmaOutcome::Addr(m.output),
-            Err(f) => DmaOutcome::Fault(f.event.to_owned()),
+            Err(f) => DmaOutcome::Fault(f.event.name().to_owned()),
         })
     }
 

@@ -34,7 +34,7 @@
 //!   the request. STE.PRIVCFG/INSTCFG override both.
 //! - The STU (smallest translation unit) is the smallest granule in IDR5.
 //! - IMPLEMENTATION DEFINED (§3.9.1.1): a translated transaction whose address has bits above
-//!   the OAS set is terminated without an event (fault name [`names::ATS_ADDR_SIZE`]).
+//!   the OAS set is terminated without an event (fault [`Smmuv3FaultId::AtsAddrSize`]).
 //! - Translated transactions carry no PASID semantics (IDR3.PASIDTT = 0): PnU = InD = 0 before
 //!   the STE overrides (used only by split-stage ATS).
 //! - CMD_ATC_INV to a StreamID without a registered ATC completes at once. An endpoint's
@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use viommu_common::access::{AccessKind, DmaRequest, Perms};
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::{StreamId, SubstreamId};
 use viommu_common::iotlb::TlbEntry;
 use viommu_common::traits::{DmaFault, DmaMapping, FaultKind, MemAttrs};
@@ -54,16 +55,10 @@ use viommu_common::walk::{walk_stage2, Stage, Stage2Config, WalkFault, WalkFault
 
 use crate::config::ste::StreamTable;
 use crate::config::{AtsMode, ConfigError, StreamAttrs, StreamConfig};
-use crate::device::{lock, GuestRam, SmmuV3, View};
+use crate::device::{lock, GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventAccess, EventSource};
-use crate::trace::Effect;
+use crate::trace::{AtcOutcome, Effect, Effects};
 use crate::translate::{walk_route, Route, S1Ctx};
-
-/// Fault names of translated-transaction terminations that record no event.
-pub mod names {
-    /// A translated address with bits above the OAS (IMPLEMENTATION DEFINED: abort, no event).
-    pub const ATS_ADDR_SIZE: &str = "ATS_ADDR_SIZE";
-}
 
 /// An ATS Translation Request from a PCIe function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -323,7 +318,11 @@ where
     }
 
     /// The STE of `sid`: cached, or fetched and decoded.
-    fn ats_stream_config(&self, view: &View, sid: u32) -> Result<StreamConfig, ConfigError> {
+    fn ats_stream_config(
+        &self,
+        view: &TranslationRegs,
+        sid: u32,
+    ) -> Result<StreamConfig, ConfigError> {
         if let Some(sc) = self.config.ste(sid) {
             return Ok(sc);
         }
@@ -349,6 +348,10 @@ where
         // Taken before any configuration is read, so a route resolved across a CFGI is not
         // cached (see route.rs).
         let generation = self.routes.generation();
+        // After the generation: a stream attached since then has also bumped it.
+        if self.host.is_backed(req.stream.0) {
+            return Err(AtsError::CompleterAbort(crate::host::HOST_BACKED.name()));
+        }
         let view = self.view.load();
         let refuse = |reason: &'static str| {
             let dma = req.as_dma(false);
@@ -556,7 +559,7 @@ where
             });
             Err(DmaFault {
                 kind: FaultKind::Configuration,
-                event: "F_TRANSL_FORBIDDEN",
+                event: Smmuv3FaultId::TranslForbidden.into(),
                 addr: req.addr,
                 stall_tag: None,
             })
@@ -570,7 +573,7 @@ where
                 self.fault_counted();
                 return Err(DmaFault {
                     kind: FaultKind::Configuration,
-                    event: names::ATS_ADDR_SIZE,
+                    event: Smmuv3FaultId::AtsAddrSize.into(),
                     addr: req.addr,
                     stall_tag: None,
                 });
@@ -591,7 +594,7 @@ where
                 self.fault_counted();
                 return Err(DmaFault {
                     kind: FaultKind::Configuration,
-                    event: crate::translate::names::STE_ABORT,
+                    event: Smmuv3FaultId::SteAbort.into(),
                     addr: req.addr,
                     stall_tag: None,
                 });
@@ -603,7 +606,7 @@ where
                 let ev = e.to_event(EventSource::of(&plain), EventAccess::of(&plain), None);
                 return Err(DmaFault {
                     kind: ev.fault_kind(),
-                    event: ev.name(),
+                    event: ev.fault_id().into(),
                     addr: req.addr,
                     stall_tag: None,
                 });
@@ -651,7 +654,7 @@ where
                         }
                         Err(DmaFault {
                             kind: ev.fault_kind(),
-                            event: ev.name(),
+                            event: ev.fault_id().into(),
                             addr: req.addr,
                             stall_tag: None,
                         })
@@ -673,7 +676,8 @@ where
         ssid: Option<u32>,
         global: bool,
         span: Option<(u64, u64)>,
-    ) -> Vec<Effect> {
+        fx: &mut Effects,
+    ) {
         let (start, size) = span.unwrap_or((0, u64::MAX));
         let inv = AtcInvalidation {
             ssid,
@@ -687,17 +691,17 @@ where
             },
         };
         let ep = lock(&self.atc.endpoints).get(&sid).cloned();
-        let text = match ep {
-            None => format!("SID={sid:#x} {inv}: no ATC registered"),
+        let outcome = match ep {
+            None => AtcOutcome::NoAtc,
             Some(ep) => match ep.invalidate(&inv) {
-                Ok(()) => format!("SID={sid:#x} {inv}: completed"),
+                Ok(()) => AtcOutcome::Completed,
                 Err(e) => {
                     self.atc.sync_error.store(true, Ordering::Release);
-                    format!("SID={sid:#x} {inv}: {e}; the next CMD_SYNC fails")
+                    AtcOutcome::Failed(e)
                 }
             },
         };
-        vec![Effect::Atc(text)]
+        fx.push(|| Effect::Atc { sid, inv, outcome });
     }
 
     /// For CMD_SYNC: take the "an earlier ATC_INV failed" flag (CERROR_ATC_INV_SYNC).

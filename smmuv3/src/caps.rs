@@ -319,7 +319,7 @@ impl SmmuConfig {
             return Err(invalid("IDR3.BBML", self.bbml.into(), "reserved"));
         }
         let aidr = Aidr::from_bits(self.aidr);
-        if aidr.arch_major_rev() != 0 || aidr.arch_minor_rev() > 3 || self.aidr >> 8 != 0 {
+        if aidr.smmuv3_minor_rev().is_none() {
             return Err(invalid("AIDR", self.aidr, "must be SMMUv3.0..v3.3"));
         }
 
@@ -461,7 +461,7 @@ impl SmmuConfig {
         }
 
         // IDR3.
-        if regs.idr3 & (0b11 | 1 << 6 | 0xFFFF_0000) != 0 {
+        if i3.res0_bits() != 0 {
             return Err(invalid("IDR3", regs.idr3, "reserved bits set"));
         }
         refuse(i3.pbha(), "IDR3.PBHA", "page-based hardware attributes")?;
@@ -472,9 +472,14 @@ impl SmmuConfig {
         refuse(i3.dpt(), "IDR3.DPT", "device permission tables")?;
 
         // IDR5.
-        if regs.idr5 & (1 << 3 | 0b111 << 7 | 0xF << 12) != 0 {
+        if i5.res0_bits() != 0 {
             return Err(invalid("IDR5", regs.idr5, "reserved bits set"));
         }
+        refuse(
+            i5.ds(),
+            "IDR5.DS",
+            "52-bit addresses with 4K and 16K granules",
+        )?;
         let Some(oas_bits) = i5.oas().bits() else {
             return Err(invalid("IDR5.OAS", i5.oas().0.into(), "reserved"));
         };

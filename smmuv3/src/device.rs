@@ -21,7 +21,7 @@
 //!
 //! Lock order is `ctrl` -> `evtq` -> `irq`; no lock is held while taking one earlier in that
 //! order. Translation takes **none** of them on its success path: it reads an immutable
-//! [`View`] of the translation-relevant registers (published with `arc-swap` by every writer
+//! [`TranslationRegs`] of the translation-relevant registers (published with `arc-swap` by every writer
 //! of those registers, under `ctrl`), the configuration cache and the IOTLB, both lock-free for
 //! readers. Only a fault that must be recorded takes `evtq` (then `irq`).
 //!
@@ -34,9 +34,9 @@
 //! # Saving state
 //!
 //! Every architectural register lives in plain types ([`CtrlState`], [`EvtqState`],
-//! [`IrqState`]) gathered in [`SmmuV3State`], which also holds the stall table ([`StallState`]);
-//! see [`SmmuV3::state`]. Caches are never part of the state: they are rebuilt on
-//! demand.
+//! [`IrqState`]) gathered in [`SmmuV3State`], which also holds the stall table ([`StallState`]).
+//! A VMM saves and restores them through [`SmmuV3::save`] and [`SmmuV3::restore`]
+//! ([`crate::snapshot`]). Caches are never part of the state: they are rebuilt on demand.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -103,7 +103,7 @@ pub struct CtrlState {
     pub strtab_base_cfg: u32,
     /// CMDQ_BASE/PROD/CONS.
     pub cmdq: CmdqState,
-    /// PRIQ_BASE/PROD/CONS (stored; the PRI queue producer comes with issue 4).
+    /// PRIQ_BASE/PROD/CONS (the PRI queue producer is [`crate::priq`]).
     pub priq: EvtqState,
 }
 
@@ -140,7 +140,7 @@ pub struct SmmuV3State {
 
 /// The registers translation needs, published as an immutable snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct View {
+pub struct TranslationRegs {
     /// CR0 as accepted.
     pub cr0: Cr0,
     /// CR2.
@@ -153,9 +153,10 @@ pub struct View {
     pub strtab_cfg: StrtabBaseCfg,
 }
 
-impl View {
-    fn of(c: &CtrlState) -> Self {
-        View {
+impl TranslationRegs {
+    /// The translation-relevant registers of `c`, typed.
+    fn from_ctrl(c: &CtrlState) -> Self {
+        TranslationRegs {
             cr0: Cr0::from_bits(c.cr0),
             cr2: Cr2::from_bits(c.cr2),
             gbpa: Gbpa::from_bits(c.gbpa),
@@ -227,7 +228,7 @@ pub struct SmmuV3<M: GuestRam> {
     /// decision to signal atomic.
     pub(crate) irq: Mutex<IrqState>,
     /// Translation's lock-free snapshot of CR0/CR2/GBPA/STRTAB_*; replaced under `ctrl`.
-    pub(crate) view: ArcSwap<View>,
+    pub(crate) view: ArcSwap<TranslationRegs>,
     /// Set when a command batch stopped at its limit with commands left (see
     /// [`SmmuV3::process_pending`]).
     work_pending: AtomicBool,
@@ -246,6 +247,8 @@ pub struct SmmuV3<M: GuestRam> {
     pub(crate) pri: crate::priq::PriTable,
     /// Registered endpoint ATCs and the pending CERROR_ATC_INV_SYNC flag (see [`crate::ats`]).
     pub(crate) atc: crate::ats::AtcRegistry,
+    /// Host backend and host-backed StreamIDs (see [`crate::host`]).
+    pub(crate) host: crate::host::HostState,
 }
 
 impl<M: GuestRam> std::fmt::Debug for SmmuV3<M> {
@@ -304,7 +307,7 @@ where
             mem,
             sink,
             tracer: ArcSwapOption::empty(),
-            view: ArcSwap::from_pointee(View::of(&ctrl)),
+            view: ArcSwap::from_pointee(TranslationRegs::from_ctrl(&ctrl)),
             ctrl: Mutex::new(ctrl),
             evtq: Mutex::new(EvtqProducer::default()),
             irq: Mutex::new(IrqState::default()),
@@ -317,6 +320,7 @@ where
             stalls: crate::stall::StallTable::new(caps.idr5.stall_max()),
             pri: crate::priq::PriTable::default(),
             atc: crate::ats::AtcRegistry::default(),
+            host: crate::host::HostState::default(),
         }
     }
 
@@ -328,6 +332,11 @@ where
     /// Install (or with `None` remove) the trace hook. See [`crate::trace`].
     pub fn set_tracer(&self, tracer: Option<Tracer>) {
         self.tracer.store(tracer.map(|t| Arc::new(TracerBox(t))));
+    }
+
+    /// True if a tracer is installed (worth building records for).
+    pub(crate) fn tracing(&self) -> bool {
+        self.tracer.load().is_some()
     }
 
     /// Emit a trace record built by `f`, if a tracer is installed.
@@ -378,8 +387,8 @@ where
         }
     }
 
-    /// The complete architectural state, as plain data.
-    pub fn state(&self) -> SmmuV3State {
+    /// The complete architectural state, as plain data (what [`SmmuV3::save`] serialises).
+    pub(crate) fn state(&self) -> SmmuV3State {
         let ctrl = *lock(&self.ctrl);
         let evtq = lock(&self.evtq).regs;
         let irq = *lock(&self.irq);
@@ -409,8 +418,8 @@ where
         }
     }
 
-    /// System reset: every register back to its reset value, every cache dropped (smmuv3.md §14
-    /// pitfall 5).
+    /// System reset: every register back to its reset value, every cache dropped (a cache that
+    /// survived a reset would serve the previous boot's STEs to the next one).
     pub fn reset(&self) {
         let mut ctrl = lock(&self.ctrl);
         *ctrl = CtrlState {
@@ -422,12 +431,14 @@ where
             *e = EvtqProducer::default();
         }
         *lock(&self.irq) = IrqState::default();
-        self.publish_view_locked(&ctrl);
+        self.publish_translation_regs_locked(&ctrl);
         self.invalidate_all_caches();
+        self.host_configure_all_locked(&ctrl, crate::host::HostCause::Reset);
         self.set_work_pending(false);
         // A pending CERROR_ATC_INV_SYNC is command-queue state (see crate::ats).
         self.atc.sync_error.store(false, Ordering::Release);
-        // Reset disables translation: every stalled transaction is terminated (§3.12.2).
+        // Reset disables translation: every stalled transaction is terminated (IHI 0070
+        // §3.12.2).
         self.terminate_stalls(None);
     }
 
@@ -449,8 +460,8 @@ where
     }
 
     /// Publish the translation view of `ctrl` (call with `ctrl` held, after changing it).
-    pub(crate) fn publish_view_locked(&self, ctrl: &CtrlState) {
-        self.view.store(Arc::new(View::of(ctrl)));
+    pub(crate) fn publish_translation_regs_locked(&self, ctrl: &CtrlState) {
+        self.view.store(Arc::new(TranslationRegs::from_ctrl(ctrl)));
     }
 }
 

@@ -9,6 +9,7 @@
 use core::fmt;
 
 use viommu_common::access::{AccessKind, DmaRequest};
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::{StreamId, SubstreamId};
 use viommu_common::traits::FaultKind;
 use viommu_common::walk::{FaultClass, Stage, WalkFault, WalkFaultKind};
@@ -352,6 +353,32 @@ impl Event {
         }
     }
 
+    /// The fault identity a [`viommu_common::DmaFault`] reports for this event (named as
+    /// [`Event::name`]).
+    pub const fn fault_id(&self) -> Smmuv3FaultId {
+        match self {
+            Event::Uut { .. } => Smmuv3FaultId::Uut,
+            Event::BadStreamId { .. } => Smmuv3FaultId::BadStreamId,
+            Event::SteFetch { .. } => Smmuv3FaultId::SteFetch,
+            Event::BadSte { .. } => Smmuv3FaultId::BadSte,
+            Event::BadAtsTreq { .. } => Smmuv3FaultId::BadAtsTreq,
+            Event::StreamDisabled { .. } => Smmuv3FaultId::StreamDisabled,
+            Event::TranslForbidden { .. } => Smmuv3FaultId::TranslForbidden,
+            Event::BadSubstreamId { .. } => Smmuv3FaultId::BadSubstreamId,
+            Event::CdFetch { .. } => Smmuv3FaultId::CdFetch,
+            Event::BadCd { .. } => Smmuv3FaultId::BadCd,
+            Event::WalkEabt { .. } => Smmuv3FaultId::WalkEabt,
+            Event::Translation(_) => Smmuv3FaultId::Translation,
+            Event::AddrSize(_) => Smmuv3FaultId::AddrSize,
+            Event::Access(_) => Smmuv3FaultId::Access,
+            Event::Permission(_) => Smmuv3FaultId::Permission,
+            Event::TlbConflict { .. } => Smmuv3FaultId::TlbConflict,
+            Event::CfgConflict { .. } => Smmuv3FaultId::CfgConflict,
+            Event::PageRequest { .. } => Smmuv3FaultId::PageRequest,
+            Event::VmsFetch { .. } => Smmuv3FaultId::VmsFetch,
+        }
+    }
+
     /// The architecture-neutral fault class, for [`viommu_common::DmaFault`].
     pub const fn fault_kind(&self) -> FaultKind {
         if self.stall_tag().is_some() {
@@ -503,6 +530,20 @@ mod tests {
             sid: StreamId(sid),
             ssid: ssid.map(SubstreamId),
         }
+    }
+
+    /// Every event number's manual name is a fault identity of the same spelling, so
+    /// [`Event::fault_id`] and [`Event::name`] agree.
+    #[test]
+    fn test_event_names_are_fault_ids() {
+        for v in 0..=u8::MAX {
+            if let Some(name) = EventId(v).name() {
+                let id: Smmuv3FaultId = name.parse().unwrap();
+                assert_eq!(id.name(), name);
+            }
+        }
+        let e = Event::BadSte { src: src(1, None) };
+        assert_eq!(e.fault_id().name(), e.name());
     }
 
     /// A stage-2 translation fault (CLASS IN) with SSID: every field at the bit Linux's

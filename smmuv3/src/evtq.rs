@@ -22,8 +22,7 @@ use std::sync::atomic::Ordering;
 use crate::device::{lock, GuestRam, SmmuV3};
 use crate::queue::QueueGeometry;
 use crate::regs::IrqSource;
-use crate::spec::regs::Gerror;
-use crate::spec::regs::{QueueBase, QueueIndex};
+use crate::spec::regs::{Gerror, QueueBase, QueueIndex};
 use crate::trace::TraceRecord;
 
 /// Bytes per event record.
@@ -78,6 +77,19 @@ impl EvtqState {
         self.geometry(max_log2size).used(self.prod, self.cons)
     }
 
+    /// Records were lost: toggle OVFLG, but only when the previous overflow has been
+    /// acknowledged (OVFLG == OVACKFLG, IHI 0070 §7.4). Returns whether it toggled.
+    pub fn signal_overflow(&mut self) -> bool {
+        // IHI 0070 §7.4: overflow is signalled by toggling OVFLG only when the previous
+        // overflow has been acknowledged (OVFLG == OVACKFLG).
+        let prod = QueueIndex::from_bits(self.prod);
+        let toggled = !QueueIndex::overflow_pending(prod, QueueIndex::from_bits(self.cons));
+        if toggled {
+            self.prod = prod.with_ovflg(!prod.ovflg()).into_bits();
+        }
+        toggled
+    }
+
     /// Append `record` to the queue (the caller has checked the queue is enabled).
     pub fn produce<M: GuestMemoryBackend + ?Sized>(
         &mut self,
@@ -87,14 +99,8 @@ impl EvtqState {
     ) -> Produced {
         let g = self.geometry(max_log2size);
         let prod = QueueIndex::from_bits(self.prod);
-        let cons = QueueIndex::from_bits(self.cons);
         if g.is_full(self.prod, self.cons) {
-            // §7.4: overflow is signalled by toggling OVFLG only when the previous overflow has
-            // been acknowledged (OVFLG == OVACKFLG).
-            let toggled = prod.ovflg() == cons.ovflg();
-            if toggled {
-                self.prod = prod.with_ovflg(!prod.ovflg()).into_bits();
-            }
+            let toggled = self.signal_overflow();
             return Produced::Overflow {
                 toggled,
                 prod: self.prod,
@@ -153,7 +159,7 @@ where
             Produced::Written { old_prod, .. } => {
                 self.counters.events.fetch_add(1, Ordering::Relaxed);
                 self.trace(|| TraceRecord::Event {
-                    pos: old_prod & 0xF_FFFF,
+                    pos: QueueIndex::from_bits(old_prod).wrap_index(),
                     event: describe(),
                 });
                 self.signal(IrqSource::Eventq);

@@ -18,6 +18,8 @@
 
 use vm_fdt::FdtWriter;
 
+/// The `vm-fdt` these writers take, so a VMM can name the exact `FdtWriter` type.
+pub use viommu_common::fdt::vm_fdt;
 pub use viommu_common::fdt::{add_iommu_map, add_iommus, iommu_map_cells, iommus_cells, FdtError};
 
 /// Size of the register space in `reg`: pages 0 and 1 (IHI 0070 6.1), 128 KiB.

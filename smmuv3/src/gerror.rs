@@ -6,7 +6,7 @@ use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 use crate::device::{lines, lock, GuestRam, IrqState, SmmuV3};
 use crate::regs::IrqSource;
-use crate::spec::regs::{defined, Gerror, IrqCtrl};
+use crate::spec::regs::{Gerror, IrqCfg0, IrqCtrl};
 use crate::trace::{Delivery, Signal, TraceRecord};
 
 impl<M> SmmuV3<M>
@@ -32,7 +32,7 @@ where
             Delivery::Suppressed
         } else {
             let cfg = irq.cfg.get(idx).copied().unwrap_or_default();
-            let addr = cfg.cfg0 & defined::IRQ_CFG0;
+            let addr = IrqCfg0::from_bits(cfg.cfg0).addr();
             if self.caps.idr0.msi() && addr != 0 {
                 self.sink.send_msi(addr, cfg.cfg1);
                 Delivery::Msi {
@@ -90,8 +90,7 @@ where
     /// toggles its GERROR bit; if any toggled, the GERROR interrupt is signalled (§7.5).
     pub(crate) fn raise_gerror(&self, bits: u32) {
         let mut irq = lock(&self.irq);
-        let active = irq.gerror ^ irq.gerrorn;
-        let toggle = bits & defined::GERROR & !active;
+        let toggle = Gerror::to_raise(irq.gerror, irq.gerrorn, Gerror::from_bits(bits)).into_bits();
         if toggle == 0 {
             return;
         }
@@ -105,6 +104,6 @@ where
     /// True while GERROR.CMDQ_ERR is active (the command queue is stopped).
     pub(crate) fn cmdq_error_active(&self) -> bool {
         let irq = lock(&self.irq);
-        Gerror::from_bits(irq.gerror ^ irq.gerrorn).cmdq_err()
+        Gerror::active(irq.gerror, irq.gerrorn).cmdq_err()
     }
 }

@@ -159,6 +159,10 @@ pub struct RootComplexBody {
 pub const SMMU_FLAG_COHACC: u32 = 1 << 0;
 /// SMMUv3 node flag: DeviceID mapping index valid.
 pub const SMMU_FLAG_DEVICEID_VALID: u32 = 1 << 4;
+/// Root-complex memory flag: coherent path to memory (CPM).
+pub const RC_MF_CPM: u8 = 1 << 0;
+/// Root-complex memory flag: device attributes are cacheable and inner shareable (DACS).
+pub const RC_MF_DACS: u8 = 1 << 1;
 /// ID mapping flag: single mapping.
 pub const ID_SINGLE_MAPPING: u32 = 1;
 
@@ -225,7 +229,7 @@ pub struct IortRootComplex {
     pub segment: u32,
     /// Requester ID to StreamID map (the one the model routes with).
     pub map: IdMap,
-    /// The root complex's DMA is cache coherent (sets CCA = 1 and CPM).
+    /// The root complex's DMA is cache coherent (sets CCA = 1, CPM and DACS).
     pub coherent: bool,
     /// The root complex supports ATS.
     pub ats: bool,
@@ -460,7 +464,11 @@ impl Iort {
                     .collect();
             let body = RootComplexBody {
                 cache_coherency: u32::from(rc.coherent).into(),
-                memory_flags: u8::from(rc.coherent),
+                memory_flags: if rc.coherent {
+                    RC_MF_CPM | RC_MF_DACS
+                } else {
+                    0
+                },
                 ats_attribute: u32::from(rc.ats).into(),
                 pci_segment: rc.segment.into(),
                 memory_address_limit: rc.memory_address_limit,

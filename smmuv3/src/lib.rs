@@ -102,6 +102,25 @@
 //!   SIG_SEV wake-up event. Not state: registered endpoint ATCs (re-registered by the VMM
 //!   after a restore) and interrupt-controller state.
 //!
+//! ## Host-backed streams (accelerated vSMMU)
+//! [`host`]: a VMM that assigns physical devices to the guest installs a
+//! [`HostBackend`](host::HostBackend) ([`SmmuV3::set_host_backend`](device::SmmuV3::set_host_backend))
+//! and marks their StreamIDs host-backed at any time
+//! ([`SmmuV3::attach_host_stream`](device::SmmuV3::attach_host_stream) /
+//! [`detach_host_stream`](device::SmmuV3::detach_host_stream)); the other streams stay
+//! emulated behind the same SMMU. A host-backed stream is never walked or cached here (a
+//! software translation of it fails with the fault name [`HOST_BACKED`](host::HOST_BACKED)).
+//! Every command is applied locally first; TLBI_NH_* and TLBI_NSNH_ALL, and CFGI_CD,
+//! CFGI_CD_ALL and ATC_INV of host-backed streams, reach the host in one call per run of such
+//! commands, before the next other command and always before a CMD_SYNC completes; a refused
+//! command stops the queue with CERROR_ILL at that command. CFGI_STE / CFGI_STE_RANGE /
+//! CFGI_ALL, SMMUEN and GBPA changes, reset and restore re-configure the host-backed streams
+//! (abort, bypass or the guest STE words 0-1); an STE the host rejects is C_BAD_STE plus abort.
+//! Host event records and host event loss enter the guest event queue
+//! ([`SmmuV3::inject_host_event`](device::SmmuV3::inject_host_event),
+//! [`SmmuV3::host_events_lost`](device::SmmuV3::host_events_lost)). Without a backend nothing
+//! of this runs. The `viommu-sva` crate provides the backend over iommufd nesting.
+//!
 //! ## Stalls and PRI (I/O page faults)
 //! - [`stall`]: with IDR0.STALL_MODEL = 0/2 (`SmmuConfig::stall_model`; default stays 1,
 //!   terminate only) and CD.S / STE.S2S, translation-related faults are held: the record has
@@ -133,6 +152,7 @@ pub mod evtq;
 #[cfg(feature = "fdt")]
 pub mod fdt;
 mod gerror;
+pub mod host;
 #[cfg(feature = "acpi")]
 pub mod iort;
 pub mod mmio;

@@ -1,12 +1,15 @@
-//! Register reads and writes (IHI 0070 chapter 6): the effect of each register
-//! access, after [`crate::regs::decode`] has named the register. Write rules while enabled,
-//! reserved-bit masking, the CR0/IRQ_CTRL acknowledge and GBPA update protocols.
+//! Register reads and writes (IHI 0070 chapter 6): the effect of each register access, after
+//! [`crate::regs::decode`] has named the register. Write rules while enabled, the CR0/IRQ_CTRL
+//! acknowledge and GBPA update protocols. What a write keeps of the written value is the
+//! register type's `sanitise` (in [`crate::spec::regs`]); this file applies it.
 
 use viommu_common::traits::{MmioDevice, MmioError};
 
 use crate::device::{irq_index, lock, GuestRam, SmmuV3};
 use crate::regs::{self, IrqSource, Queue, Register};
-use crate::spec::regs::{defined, CmdqCons, Cr0, Gbpa, Gerror};
+use crate::spec::regs::{
+    self as spec, CmdqCons, CmdqErr, Cr0, Gbpa, Gerror, QueueBase, QueueIndex,
+};
 use crate::trace::TraceRecord;
 
 impl<M> SmmuV3<M>
@@ -82,35 +85,25 @@ where
             Cr0 => self.write_cr0(v32),
             Cr1 | Cr2 => {
                 let mut ctrl = lock(&self.ctrl);
-                if crate::spec::regs::Cr0::from_bits(ctrl.cr0).smmuen() {
-                    // Policy: CR1/CR2 are writable only while SMMUEN = 0.
+                if spec::Cr0::from_bits(ctrl.cr0).smmuen() {
+                    // Policy: CR1/CR2 are writable only while SMMUEN = 0 (Linux writes them in
+                    // `arm_smmu_device_reset` before it sets SMMUEN; Cloud Hypervisor gates CR2
+                    // the same way).
                     self.trace_write(reg_name(reg), value, Some("SMMUEN=1"));
                     return;
                 }
                 if reg == Cr1 {
-                    ctrl.cr1 = v32 & defined::CR1;
+                    ctrl.cr1 = spec::Cr1::sanitise(v32).into_bits();
                 } else {
-                    // E2H only exists with IDR0.HYP.
-                    let mask = if self.caps.idr0.hyp() {
-                        defined::CR2
-                    } else {
-                        0x6
-                    };
-                    ctrl.cr2 = v32 & mask;
-                    self.publish_view_locked(&ctrl);
+                    ctrl.cr2 = spec::Cr2::sanitise(v32, self.caps.idr0).into_bits();
+                    self.publish_translation_regs_locked(&ctrl);
                 }
                 self.trace_write(reg_name(reg), value, None);
             }
             Gbpa => self.write_gbpa(v32),
             IrqCtrl => {
                 let mut irq = lock(&self.irq);
-                let mut mask = defined::IRQ_CTRL;
-                if !self.caps.idr0.pri() {
-                    mask &= !crate::spec::regs::IrqCtrl::new()
-                        .with_priq_irqen(true)
-                        .into_bits();
-                }
-                irq.irq_ctrl = v32 & mask;
+                irq.irq_ctrl = spec::IrqCtrl::sanitise(v32, self.caps.idr0).into_bits();
                 self.trace_write("IRQ_CTRL", value, None);
             }
             Gerrorn => self.write_gerrorn(v32),
@@ -119,24 +112,27 @@ where
                 let mut irq = lock(&self.irq);
                 let cfg = &mut irq.cfg[irq_index(s)];
                 match reg {
-                    IrqCfg0(_) => cfg.cfg0 = part.merge(cfg.cfg0, value) & defined::IRQ_CFG0,
+                    IrqCfg0(_) => {
+                        cfg.cfg0 = spec::IrqCfg0::sanitise(part.merge(cfg.cfg0, value)).into_bits();
+                    }
                     IrqCfg1(_) => cfg.cfg1 = v32,
-                    _ => cfg.cfg2 = v32 & defined::IRQ_CFG2,
+                    _ => cfg.cfg2 = spec::IrqCfg2::sanitise(v32).into_bits(),
                 }
                 self.trace_write(reg_name(reg), value, None);
             }
             StrtabBase | StrtabBaseCfg => {
                 let mut ctrl = lock(&self.ctrl);
-                if crate::spec::regs::Cr0::from_bits(ctrl.cr0).smmuen() {
+                if spec::Cr0::from_bits(ctrl.cr0).smmuen() {
                     self.trace_write(reg_name(reg), value, Some("SMMUEN=1"));
                     return;
                 }
                 if reg == StrtabBase {
-                    ctrl.strtab_base = part.merge(ctrl.strtab_base, value) & defined::STRTAB_BASE;
+                    ctrl.strtab_base =
+                        spec::StrtabBase::sanitise(part.merge(ctrl.strtab_base, value)).into_bits();
                 } else {
-                    ctrl.strtab_base_cfg = v32 & defined::STRTAB_BASE_CFG;
+                    ctrl.strtab_base_cfg = spec::StrtabBaseCfg::sanitise(v32).into_bits();
                 }
-                self.publish_view_locked(&ctrl);
+                self.publish_translation_regs_locked(&ctrl);
                 self.trace_write(reg_name(reg), value, None);
             }
             QueueBase(q) | QueueProd(q) | QueueCons(q) => self.write_queue_reg(reg, q, part, value),
@@ -144,13 +140,9 @@ where
     }
 
     fn write_cr0(&self, v: u32) {
-        let mut mask = 0x1F;
-        if self.caps.idr0.vmw() {
-            mask |= Cr0::new().with_vmw(7).into_bits();
-        }
         let mut ctrl = lock(&self.ctrl);
         let old = Cr0::from_bits(ctrl.cr0);
-        let new = Cr0::from_bits(v & mask);
+        let new = Cr0::sanitise(v, self.caps.idr0);
         ctrl.cr0 = new.into_bits();
         self.trace_write("CR0", u64::from(v), None);
         if old.smmuen() != new.smmuen() {
@@ -161,7 +153,10 @@ where
             let mut e = lock(&self.evtq);
             e.enabled = new.smmuen() && new.eventqen();
         }
-        self.publish_view_locked(&ctrl);
+        self.publish_translation_regs_locked(&ctrl);
+        if old.smmuen() != new.smmuen() {
+            self.host_configure_all_locked(&ctrl, crate::host::HostCause::Smmuen);
+        }
         if new.cmdqen() && !old.cmdqen() {
             self.consume_locked(&mut ctrl);
         } else if !new.cmdqen() {
@@ -184,29 +179,29 @@ where
             return;
         }
         // Latch all fields and complete the update within this write: UPDATE reads 0.
-        ctrl.gbpa = v & defined::GBPA & !Gbpa::new().with_update(true).into_bits();
-        self.publish_view_locked(&ctrl);
+        ctrl.gbpa = Gbpa::latch(v).into_bits();
+        self.publish_translation_regs_locked(&ctrl);
         self.trace_write("GBPA", u64::from(v), None);
+        if !Cr0::from_bits(ctrl.cr0).smmuen() {
+            self.host_configure_all_locked(&ctrl, crate::host::HostCause::Gbpa);
+        }
     }
 
     fn write_gerrorn(&self, v: u32) {
         let mut ctrl = lock(&self.ctrl);
         let resumed = {
             let mut irq = lock(&self.irq);
-            let active = irq.gerror ^ irq.gerrorn;
-            // Policy: only active errors can be acknowledged; a stray write cannot fabricate
-            // an error by making GERRORN differ from GERROR.
-            irq.gerrorn ^= (irq.gerrorn ^ v) & active & defined::GERROR;
+            let before = Gerror::active(irq.gerror, irq.gerrorn);
+            irq.gerrorn = Gerror::acknowledge(irq.gerror, irq.gerrorn, v);
             let gerrorn = irq.gerrorn;
             self.trace(|| TraceRecord::GerrorAck { gerrorn });
-            let still = irq.gerror ^ irq.gerrorn;
-            Gerror::from_bits(active).cmdq_err() && !Gerror::from_bits(still).cmdq_err()
+            let after = Gerror::active(irq.gerror, irq.gerrorn);
+            before.cmdq_err() && !after.cmdq_err()
         };
         if resumed {
             // CMDQ_ERR acknowledged: clear CONS.ERR (policy) and re-fetch the entry at CONS.
-            let old = ctrl.cmdq.cons;
-            ctrl.cmdq.cons = CmdqCons::from_bits(old)
-                .with_err(crate::spec::regs::CmdqErr::CERROR_NONE)
+            ctrl.cmdq.cons = CmdqCons::from_bits(ctrl.cmdq.cons)
+                .with_err(CmdqErr::CERROR_NONE)
                 .into_bits();
             self.consume_locked(&mut ctrl);
         }
@@ -221,17 +216,18 @@ where
                 let enabled = Cr0::from_bits(ctrl.cr0).cmdqen();
                 match reg {
                     Register::QueueProd(_) => {
-                        ctrl.cmdq.prod = v32 & 0xF_FFFF;
+                        ctrl.cmdq.prod = QueueIndex::sanitise_cmdq_prod(v32).into_bits();
                         self.trace_write(name, value, None);
                         self.consume_locked(&mut ctrl);
                     }
                     _ if enabled => self.trace_write(name, value, Some("CMDQEN=1")),
                     Register::QueueBase(_) => {
-                        ctrl.cmdq.base = part.merge(ctrl.cmdq.base, value) & defined::QUEUE_BASE;
+                        ctrl.cmdq.base =
+                            QueueBase::sanitise(part.merge(ctrl.cmdq.base, value)).into_bits();
                         self.trace_write(name, value, None);
                     }
                     _ => {
-                        ctrl.cmdq.cons = v32 & 0x7F0F_FFFF;
+                        ctrl.cmdq.cons = CmdqCons::sanitise(v32).into_bits();
                         self.trace_write(name, value, None);
                     }
                 }
@@ -242,19 +238,20 @@ where
                 let mut e = lock(&self.evtq);
                 match reg {
                     Register::QueueCons(_) => {
-                        e.regs.cons = v32 & 0x800F_FFFF;
+                        e.regs.cons = QueueIndex::sanitise(v32).into_bits();
                         self.trace_write(name, value, None);
                         drop(e);
-                        // Space may have been freed: retry stalls whose record waited (§3.12.2).
+                        // Space may have been freed: retry stalls whose record waited (IHI 0070 §3.12.2).
                         self.stall_queue_writable();
                     }
                     _ if enabled => self.trace_write(name, value, Some("EVENTQEN=1")),
                     Register::QueueBase(_) => {
-                        e.regs.base = part.merge(e.regs.base, value) & defined::QUEUE_BASE;
+                        e.regs.base =
+                            QueueBase::sanitise(part.merge(e.regs.base, value)).into_bits();
                         self.trace_write(name, value, None);
                     }
                     _ => {
-                        e.regs.prod = v32 & 0x800F_FFFF;
+                        e.regs.prod = QueueIndex::sanitise(v32).into_bits();
                         self.trace_write(name, value, None);
                     }
                 }
@@ -264,16 +261,17 @@ where
                 let enabled = Cr0::from_bits(ctrl.cr0).priqen();
                 match reg {
                     Register::QueueCons(_) => {
-                        ctrl.priq.cons = v32 & 0x800F_FFFF;
+                        ctrl.priq.cons = QueueIndex::sanitise(v32).into_bits();
                         self.trace_write(name, value, None);
                     }
                     _ if enabled => self.trace_write(name, value, Some("PRIQEN=1")),
                     Register::QueueBase(_) => {
-                        ctrl.priq.base = part.merge(ctrl.priq.base, value) & defined::QUEUE_BASE;
+                        ctrl.priq.base =
+                            QueueBase::sanitise(part.merge(ctrl.priq.base, value)).into_bits();
                         self.trace_write(name, value, None);
                     }
                     _ => {
-                        ctrl.priq.prod = v32 & 0x800F_FFFF;
+                        ctrl.priq.prod = QueueIndex::sanitise(v32).into_bits();
                         self.trace_write(name, value, None);
                     }
                 }

@@ -45,7 +45,7 @@ use crate::device::{lock, GuestRam, SmmuV3};
 use crate::queue::QueueGeometry;
 use crate::regs::IrqSource;
 use crate::spec::regs::{Cr0, Gerror, QueueBase, QueueIndex};
-use crate::trace::{Effect, TraceRecord};
+use crate::trace::{Effect, Effects, TraceRecord};
 
 /// Bytes per PRI queue record.
 pub const PRI_SIZE: u64 = 16;
@@ -271,13 +271,13 @@ where
         let cr0 = Cr0::from_bits(ctrl.cr0);
         let abt_active = {
             let irq = lock(&self.irq);
-            Gerror::from_bits(irq.gerror ^ irq.gerrorn).priq_abt_err()
+            Gerror::active(irq.gerror, irq.gerrorn).priq_abt_err()
         };
         lock(&self.pri.inner).open(key);
         if !(cr0.smmuen() && cr0.priqen()) || abt_active {
             // §8.2: every PPR is answered with Response Failure, without a PASID.
             drop(ctrl);
-            self.pri_auto(
+            self.respond_automatically(
                 stream,
                 req,
                 failure,
@@ -291,7 +291,7 @@ where
         let g = QueueGeometry::from_base(QueueBase::from_bits(ctrl.priq.base), max, PRI_SIZE);
         let prod = QueueIndex::from_bits(ctrl.priq.prod);
         let cons = QueueIndex::from_bits(ctrl.priq.cons);
-        let overflow_active = prod.ovflg() != cons.ovflg();
+        let overflow_active = QueueIndex::overflow_pending(prod, cons);
         if overflow_active || g.is_full(ctrl.priq.prod, ctrl.priq.cons) {
             if !overflow_active {
                 ctrl.priq.prod = prod.with_ovflg(!prod.ovflg()).into_bits();
@@ -310,7 +310,7 @@ where
                 pasid: req.substream.filter(|_| self.caps.idr1.ssidsize() > 0),
                 automatic: true,
             };
-            self.pri_auto(stream, req, r, "PRI queue overflow (IHI 0070 §8.1)");
+            self.respond_automatically(stream, req, r, "PRI queue overflow (IHI 0070 §8.1)");
             return Ok(PageRequestOutcome::Discarded { response: Some(r) });
         }
         let addr = g.entry_addr(g.pos(ctrl.priq.prod));
@@ -322,7 +322,7 @@ where
         if !written {
             drop(ctrl);
             self.raise_gerror(Gerror::new().with_priq_abt_err(true).into_bits());
-            self.pri_auto(
+            self.respond_automatically(
                 stream,
                 req,
                 failure,
@@ -338,7 +338,7 @@ where
             .into_bits();
         drop(ctrl);
         self.trace(|| TraceRecord::Event {
-            pos: old & 0xF_FFFF,
+            pos: QueueIndex::from_bits(old).wrap_index(),
             event: pri_text(stream, req),
         });
         self.signal(IrqSource::Priq);
@@ -346,7 +346,13 @@ where
     }
 
     /// An automatic PRG response (§8.1, §8.2): deliver it and trace why.
-    fn pri_auto(&self, stream: StreamId, req: &PageRequest, r: PrgResponse, why: &str) {
+    fn respond_automatically(
+        &self,
+        stream: StreamId,
+        req: &PageRequest,
+        r: PrgResponse,
+        why: &str,
+    ) {
         lock(&self.pri.inner).answer((stream.0, req.group), r);
         self.pri.cv.notify_all();
         self.trace(|| TraceRecord::EventDropped {
@@ -362,11 +368,13 @@ where
         ssid: Option<SubstreamId>,
         prg_index: u16,
         resp: PriResponse,
-    ) -> Vec<Effect> {
+        fx: &mut Effects,
+    ) {
         let key = (sid.0, prg_index);
         let mut t = lock(&self.pri.inner);
         if !t.groups.contains_key(&key) {
-            return vec![Effect::Nothing("no outstanding page request group")];
+            fx.push(|| Effect::Nothing("no outstanding page request group"));
+            return;
         }
         t.answer(
             key,
@@ -378,9 +386,7 @@ where
         );
         drop(t);
         self.pri.cv.notify_all();
-        vec![Effect::Pri(format!(
-            "{resp:?} delivered to PRGI={prg_index:#x}"
-        ))]
+        fx.push(|| Effect::Pri { resp, prg_index });
     }
 
     /// The response to `stream`'s group `group`, if it has been answered (collected: reported

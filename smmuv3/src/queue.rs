@@ -49,6 +49,16 @@ impl QueueGeometry {
         reg & self.pos_mask()
     }
 
+    /// The index part (bits \[n-1:0\]) of a PROD/CONS value: the entry it names.
+    pub const fn index(&self, reg: u32) -> u32 {
+        reg & self.index_mask()
+    }
+
+    /// The wrap bit (bit \[n\]) of a PROD/CONS value.
+    pub const fn wrap(&self, reg: u32) -> bool {
+        reg >> self.log2size & 1 != 0
+    }
+
     /// True when no entries are outstanding between `cons` and `prod`.
     pub const fn is_empty(&self, prod: u32, cons: u32) -> bool {
         self.pos(prod) == self.pos(cons)
@@ -56,7 +66,7 @@ impl QueueGeometry {
 
     /// True when the queue holds 2^n entries (same index, different wrap).
     pub const fn is_full(&self, prod: u32, cons: u32) -> bool {
-        (prod ^ cons) & self.pos_mask() == 1 << self.log2size
+        self.index(prod) == self.index(cons) && self.wrap(prod) != self.wrap(cons)
     }
 
     /// The position after `pos`, modulo 2^(n+1).
@@ -72,7 +82,7 @@ impl QueueGeometry {
     /// Guest physical address of the entry at position `pos`.
     pub const fn entry_addr(&self, pos: u32) -> u64 {
         self.base
-            .wrapping_add((pos & self.index_mask()) as u64 * self.entry_size)
+            .wrapping_add(self.index(pos) as u64 * self.entry_size)
     }
 }
 
@@ -102,6 +112,11 @@ mod tests {
         assert_eq!(g.next(0b111), 0);
         assert_eq!(g.next(0b011), 0b100);
         assert_eq!(g.entry_addr(0b101), 0x8000_0010);
+        assert_eq!((g.index(0b110), g.wrap(0b110)), (0b10, true));
+        assert_eq!((g.index(0b011), g.wrap(0b011)), (0b11, false));
+        // OVFLG in bit 31 is neither index nor wrap.
+        assert_eq!((g.index(0x8000_0001), g.wrap(0x8000_0001)), (1, false));
+        assert!(g.is_full(0x8000_0100 | 0b101, 0b001));
         // Flag bits above the wrap bit do not count as position.
         assert!(g.is_empty(0x8000_0003, 3));
     }

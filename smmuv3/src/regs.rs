@@ -14,6 +14,7 @@
 //! **Policy:** page 1 is a full alias of page 0 (QEMU does the same); Linux only uses it for the
 //! event/PRI queue PROD/CONS registers at 0x100A8/0x100AC/0x100C8/0x100CC.
 
+use viommu_common::reg64::Half;
 use viommu_common::traits::MmioError;
 
 use crate::spec::regs as r;
@@ -97,10 +98,8 @@ pub enum Queue {
 pub enum Part {
     /// The whole register (32-bit access to a 32-bit register, 64-bit to a 64-bit one).
     Full,
-    /// Bits \[31:0\] of a 64-bit register.
-    Low,
-    /// Bits \[63:32\] of a 64-bit register.
-    High,
+    /// One 32-bit half of a 64-bit register (bits \[31:0\] or \[63:32\]).
+    Half(Half),
 }
 
 /// A decoded MMIO access.
@@ -182,7 +181,7 @@ pub fn decode(offset: u64, size: usize) -> Result<Access, MmioError> {
             if whole.is_64bit() {
                 return Ok(Access {
                     reg: whole,
-                    part: Part::Low,
+                    part: Part::Half(Half::Low),
                 });
             }
             if let Some(lo) = off.checked_sub(4) {
@@ -190,7 +189,7 @@ pub fn decode(offset: u64, size: usize) -> Result<Access, MmioError> {
                 if below.is_64bit() {
                     return Ok(Access {
                         reg: below,
-                        part: Part::High,
+                        part: Part::Half(Half::High),
                     });
                 }
             }
@@ -225,17 +224,16 @@ impl Part {
     pub const fn extract(self, full: u64) -> u64 {
         match self {
             Part::Full => full,
-            Part::Low => full & 0xFFFF_FFFF,
-            Part::High => full >> 32,
+            Part::Half(h) => h.read(full) as u64,
         }
     }
 
-    /// The register's new full value after writing `value` to this part of `old`.
+    /// The register's new full value after writing `value` to this part of `old` (a half
+    /// write carries 32 bits; the other half keeps its value).
     pub const fn merge(self, old: u64, value: u64) -> u64 {
         match self {
             Part::Full => value,
-            Part::Low => (old & !0xFFFF_FFFF) | (value & 0xFFFF_FFFF),
-            Part::High => (old & 0xFFFF_FFFF) | (value << 32),
+            Part::Half(h) => h.merge(old, value as u32),
         }
     }
 }
@@ -275,19 +273,21 @@ mod tests {
     /// 32-bit accesses to either half of a 64-bit register are merged halves.
     #[test]
     fn test_32bit_halves_of_64bit_registers() {
-        assert_eq!(reg(0x80, 4).part, Part::Low);
+        let (low, high) = (Part::Half(Half::Low), Part::Half(Half::High));
+        assert_eq!(reg(0x80, 4).part, low);
         assert_eq!(
             reg(0x84, 4),
             Access {
                 reg: Register::StrtabBase,
-                part: Part::High
+                part: high
             }
         );
         assert_eq!(reg(0x6C, 4).reg, Register::IrqCfg0(IrqSource::Gerror));
-        assert_eq!(reg(0x6C, 4).part, Part::High);
-        assert_eq!(Part::High.merge(0x1111_2222, 0x3333), 0x3333_1111_2222);
-        assert_eq!(Part::Low.merge(0xAAAA_0000_0000, 0x5), 0xAAAA_0000_0005);
-        assert_eq!(Part::High.extract(0x1234_5678_9ABC_DEF0), 0x1234_5678);
+        assert_eq!(reg(0x6C, 4).part, high);
+        assert_eq!(high.merge(0x1111_2222, 0x3333), 0x3333_1111_2222);
+        assert_eq!(low.merge(0xAAAA_0000_0000, 0x5), 0xAAAA_0000_0005);
+        assert_eq!(high.extract(0x1234_5678_9ABC_DEF0), 0x1234_5678);
+        assert_eq!(Part::Full.merge(0x1111, 0x2222_3333_4444), 0x2222_3333_4444);
     }
 
     /// Page 1 holds the event/PRI queue PROD/CONS (and aliases everything else).

@@ -10,7 +10,7 @@ use viommu_common::walk::walk_stage2;
 use crate::config::cd::Substream;
 use crate::config::ste::StreamTable;
 use crate::config::{ConfigError, Regime, StreamConfig};
-use crate::device::{GuestRam, SmmuV3, View};
+use crate::device::{GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventSource};
 use crate::route::TagKey;
 use crate::translate::{event_access, Route, S1Ctx};
@@ -21,7 +21,11 @@ where
 {
     /// Resolve a request's stream configuration: a route, or a configuration event and whether
     /// it is recorded.
-    pub(crate) fn resolve(&self, view: &View, req: &DmaRequest) -> Result<Route, (Event, bool)> {
+    pub(crate) fn resolve(
+        &self,
+        view: &TranslationRegs,
+        req: &DmaRequest,
+    ) -> Result<Route, (Event, bool)> {
         let src = EventSource::of(req);
         let table = StreamTable::new(view.strtab_base, view.strtab_cfg, &self.caps);
         let ram = self.mem.ram();
@@ -119,52 +123,31 @@ where
     }
 
     /// Drop every cached configuration (CFGI_ALL, SMMUEN transitions, reset).
-    pub(crate) fn config_invalidate_all(&self) -> String {
-        let (stes, cds) = self.config.len();
+    pub(crate) fn config_invalidate_all(&self) {
         self.config.invalidate_all();
         self.routes.invalidate();
-        format!("dropped {stes} STEs, {cds} CDs")
     }
 
     /// CFGI_STE: the STE and (policy) its CDs. L1 stream descriptors are never cached, so
     /// Leaf = 0 needs nothing more.
-    pub(crate) fn config_invalidate_ste(&self, sid: u32, _leaf: bool) -> String {
-        let had = self.config.ste(sid).is_some();
+    pub(crate) fn config_invalidate_ste(&self, sid: u32) {
         self.config.invalidate_ste(sid);
         self.routes.invalidate();
-        if had {
-            "dropped cached STE and its CDs".into()
-        } else {
-            "STE not cached".into()
-        }
     }
 
     /// CFGI_STE_RANGE: every SID in `first..=last`, cached or not.
-    pub(crate) fn config_invalidate_range(&self, first: u32, last: u32) -> String {
+    pub(crate) fn config_invalidate_range(&self, first: u32, last: u32) {
         self.config.invalidate_sids(first, last);
         self.routes.invalidate();
-        "STEs and CDs in range dropped".into()
     }
 
     /// CFGI_CD (`ssid: Some`, Leaf = 1: that CD; Leaf = 0: every CD of the SID, policy, since
     /// its L1 CD descriptor may have changed) and CFGI_CD_ALL (`ssid: None`).
-    pub(crate) fn config_invalidate_cd(&self, sid: u32, ssid: Option<u32>, leaf: bool) -> String {
-        let msg = match ssid {
-            Some(index) if leaf => {
-                let had = self.config.cd(sid, index).is_some();
-                self.config.invalidate_cd(sid, index);
-                if had {
-                    "dropped cached CD"
-                } else {
-                    "CD not cached"
-                }
-            }
-            _ => {
-                self.config.invalidate_cds(sid);
-                "dropped every CD of the stream"
-            }
-        };
+    pub(crate) fn config_invalidate_cd(&self, sid: u32, ssid: Option<u32>, leaf: bool) {
+        match ssid {
+            Some(index) if leaf => self.config.invalidate_cd(sid, index),
+            _ => self.config.invalidate_cds(sid),
+        }
         self.routes.invalidate();
-        msg.into()
     }
 }

@@ -39,6 +39,7 @@
 use serde::{Deserialize, Serialize};
 
 use viommu_common::access::{AccessKind, DmaRequest, Perms};
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::{StreamId, SubstreamId};
 use viommu_common::traits::{DmaFault, DmaMapping, FaultKind, MemAttrs};
 
@@ -51,7 +52,6 @@ use crate::device::{
 };
 use crate::evtq::EvtqState;
 use crate::priq::PrgResponse;
-use crate::spec::evt::EventId;
 use crate::spec::regs::Cr0;
 use crate::stall::Resolution;
 
@@ -411,7 +411,8 @@ impl From<IdRegs> for IdRegsSnapshot {
 }
 
 impl IdRegsSnapshot {
-    fn named(&self) -> [(&'static str, u32); 8] {
+    /// The registers with their manual names, IDR0 first.
+    fn with_names(&self) -> [(&'static str, u32); 8] {
         [
             ("IDR0", self.idr0),
             ("IDR1", self.idr1),
@@ -425,16 +426,17 @@ impl IdRegsSnapshot {
     }
 }
 
-fn irq_cfg(c: IrqCfg) -> IrqCfgSnapshot {
-    let IrqCfg { cfg0, cfg1, cfg2 } = c;
-    IrqCfgSnapshot { cfg0, cfg1, cfg2 }
+impl From<IrqCfg> for IrqCfgSnapshot {
+    fn from(c: IrqCfg) -> Self {
+        let IrqCfg { cfg0, cfg1, cfg2 } = c;
+        Self { cfg0, cfg1, cfg2 }
+    }
 }
 
-fn irq_cfg_back(c: IrqCfgSnapshot) -> IrqCfg {
-    IrqCfg {
-        cfg0: c.cfg0,
-        cfg1: c.cfg1,
-        cfg2: c.cfg2,
+impl From<IrqCfgSnapshot> for IrqCfg {
+    fn from(c: IrqCfgSnapshot) -> Self {
+        let IrqCfgSnapshot { cfg0, cfg1, cfg2 } = c;
+        Self { cfg0, cfg1, cfg2 }
     }
 }
 
@@ -463,23 +465,10 @@ fn fault_save(f: &DmaFault) -> FaultSnapshot {
             FaultKind::Configuration => FaultKindSnapshot::Configuration,
             FaultKind::Stalled => FaultKindSnapshot::Stalled,
         },
-        event: event.to_owned(),
+        event: event.name().to_owned(),
         addr,
         stall_tag,
     }
-}
-
-/// The model's own `&'static` spelling of a fault name: an event mnemonic or one of
-/// [`crate::translate::names`].
-fn fault_name(name: &str) -> Option<&'static str> {
-    (0..=u8::MAX)
-        .filter_map(|v| EventId(v).name())
-        .chain([
-            crate::translate::names::GBPA_ABORT,
-            crate::translate::names::STE_ABORT,
-            "UNKNOWN",
-        ])
-        .find(|n| *n == name)
 }
 
 fn fault_restore(f: &FaultSnapshot) -> Result<DmaFault, SnapshotError> {
@@ -493,8 +482,11 @@ fn fault_restore(f: &FaultSnapshot) -> Result<DmaFault, SnapshotError> {
             FaultKindSnapshot::Configuration => FaultKind::Configuration,
             FaultKindSnapshot::Stalled => FaultKind::Stalled,
         },
-        event: fault_name(&f.event)
-            .ok_or_else(|| SnapshotError::StallTable(format!("unknown fault {:?}", f.event)))?,
+        event: f
+            .event
+            .parse::<Smmuv3FaultId>()
+            .map(Into::into)
+            .map_err(|_| SnapshotError::StallTable(format!("unknown fault {:?}", f.event)))?,
         addr: f.addr,
         stall_tag: f.stall_tag,
     })
@@ -681,9 +673,9 @@ where
                 irq_ctrl,
                 gerror,
                 gerrorn,
-                gerror_cfg: irq_cfg(gerror_cfg),
-                eventq_cfg: irq_cfg(eventq_cfg),
-                priq_cfg: irq_cfg(priq_cfg),
+                gerror_cfg: gerror_cfg.into(),
+                eventq_cfg: eventq_cfg.into(),
+                priq_cfg: priq_cfg.into(),
             },
             stalls: {
                 let StallState { next_stag, entries } = stalls;
@@ -735,7 +727,9 @@ where
             });
         }
         let mine = IdRegsSnapshot::from(self.caps.id_regs());
-        for ((register, snapshot), (_, device)) in id_regs.named().into_iter().zip(mine.named()) {
+        for ((register, snapshot), (_, device)) in
+            id_regs.with_names().into_iter().zip(mine.with_names())
+        {
             if snapshot != device {
                 return Err(SnapshotError::ConfigMismatch {
                     register,
@@ -744,12 +738,8 @@ where
                 });
             }
         }
-        // The bits CR0 writes keep (see mmio.rs): the low five, and VMW with IDR0.VMW.
-        let mut cr0_mask = 0x1F;
-        if self.caps.idr0.vmw() {
-            cr0_mask |= Cr0::new().with_vmw(7).into_bits();
-        }
-        if ctrl.cr0 & !cr0_mask != 0 {
+        // Only a value a CR0 write could have left is a CR0 this device can hold.
+        if Cr0::sanitise(ctrl.cr0, self.caps.idr0).into_bits() != ctrl.cr0 {
             return Err(SnapshotError::InvalidRegister {
                 register: "CR0",
                 value: ctrl.cr0.into(),
@@ -798,9 +788,9 @@ where
             gerror: irq.gerror,
             gerrorn: irq.gerrorn,
             cfg: [
-                irq_cfg_back(irq.gerror_cfg),
-                irq_cfg_back(irq.eventq_cfg),
-                irq_cfg_back(irq.priq_cfg),
+                irq.gerror_cfg.into(),
+                irq.eventq_cfg.into(),
+                irq.priq_cfg.into(),
             ],
         };
         self.atc
@@ -811,8 +801,9 @@ where
             .map(|g| ((g.stream, g.group), g.response.map(prg_restore)))
             .collect();
         self.pri.restore_groups(&groups);
-        self.publish_view_locked(&c);
+        self.publish_translation_regs_locked(&c);
         self.invalidate_all_caches();
+        self.host_restored_locked(&c);
         // Stalls of this instance (if it was not fresh) do not belong to the restored state:
         // terminated (their waiters see the abort, or Unknown once the table is replaced),
         // then the saved table takes their place (with `ctrl` held, as reset does).

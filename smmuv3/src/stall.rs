@@ -64,8 +64,8 @@ use crate::device::{lock, GuestRam, SmmuV3};
 use crate::event::{Event, EventAccess, EventSource};
 use crate::evtq::Produced;
 use crate::regs::IrqSource;
-use crate::spec::regs::Gerror;
-use crate::trace::{Effect, TraceRecord};
+use crate::spec::regs::{Gerror, QueueIndex};
+use crate::trace::{Effect, Effects, StallOutcome, TraceRecord};
 
 /// Stall table size when IDR5.STALL_MAX is 0.
 pub const DEFAULT_STALL_CAPACITY: usize = 64;
@@ -422,7 +422,7 @@ where
         let plain = Event::from_walk_fault(f, src, access, None);
         let fault = DmaFault {
             kind: plain.fault_kind(),
-            event: plain.name(),
+            event: plain.fault_id().into(),
             addr: req.addr,
             stall_tag: None,
         };
@@ -472,7 +472,7 @@ where
                     .events
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.trace(|| TraceRecord::Event {
-                    pos: old_prod & 0xF_FFFF,
+                    pos: QueueIndex::from_bits(old_prod).wrap_index(),
                     event: ev.to_string(),
                 });
                 self.signal(IrqSource::Eventq);
@@ -494,48 +494,60 @@ where
     }
 
     /// Retry `stag`'s transaction now and record the outcome (call without the table lock).
-    fn retry_stalled(&self, stag: u16, req: &DmaRequest) -> String {
+    fn retry_stalled(&self, stag: u16, req: &DmaRequest) -> StallOutcome {
         let result = crate::translate::translate_fresh(self, req);
         let mut t = lock(&self.stalls.inner);
-        let text = match result {
+        let outcome = match result {
             Err(DmaFault {
                 kind: FaultKind::Stalled,
                 stall_tag: Some(new),
                 ..
             }) => {
                 t.resolve(stag, State::Forward(new));
-                format!("retried, stalled again as STAG={new:#x}")
+                StallOutcome::StalledAgain { stag, new }
             }
             r => {
                 t.resolve(stag, State::Done(Resolution::Retried, r));
-                match r {
-                    Ok(m) => format!("retried: translated to {:#x}", m.output),
-                    Err(f) => format!("retried: {}", f.event),
+                StallOutcome::Retried {
+                    stag,
+                    result: r.map(|m| m.output).map_err(|f| f.event),
                 }
             }
         };
         drop(t);
         self.stalls.cv.notify_all();
-        text
+        outcome
     }
 
     /// CMD_RESUME(SID, STAG, action) (§4.7.1).
-    pub(crate) fn cmd_resume(&self, sid: StreamId, stag: u16, action: ResumeAction) -> Vec<Effect> {
+    pub(crate) fn cmd_resume(
+        &self,
+        sid: StreamId,
+        stag: u16,
+        action: ResumeAction,
+        fx: &mut Effects,
+    ) {
         let req = {
             let mut t = lock(&self.stalls.inner);
             let Some(e) = t.entries.get(&stag).copied() else {
-                return vec![Effect::Nothing("no stalled transaction with this STAG")];
+                fx.push(|| Effect::Nothing("no stalled transaction with this STAG"));
+                return;
             };
             if e.sid != sid.0 {
-                return vec![Effect::Nothing("STAG belongs to another StreamID")];
+                fx.push(|| Effect::Nothing("STAG belongs to another StreamID"));
+                return;
             }
             match e.state {
                 State::Held => {}
                 State::AwaitingQueue => {
                     // CONSTRAINED UNPREDICTABLE (§4.7.1): its record is not visible yet.
-                    return vec![Effect::Nothing("stall record not yet visible")];
+                    fx.push(|| Effect::Nothing("stall record not yet visible"));
+                    return;
                 }
-                _ => return vec![Effect::Nothing("transaction already completed")],
+                _ => {
+                    fx.push(|| Effect::Nothing("transaction already completed"));
+                    return;
+                }
             }
             let how = match action {
                 ResumeAction::Retry => None,
@@ -547,32 +559,29 @@ where
                 t.resolve(stag, State::Done(how, Err(e.fault)));
                 drop(t);
                 self.stalls.cv.notify_all();
-                return vec![Effect::Stall(format!(
-                    "STAG={stag:#x} {}",
-                    if how == Resolution::RazWi {
-                        "terminated (RAZ/WI)"
-                    } else {
-                        "terminated (abort)"
-                    }
-                ))];
+                fx.push(|| {
+                    Effect::Stall(StallOutcome::Terminated {
+                        stag,
+                        raz_wi: how == Resolution::RazWi,
+                    })
+                });
+                return;
             }
             // Nothing else completes it while it is retried; its waiter still sees it pending.
             t.resolve(stag, State::Retrying);
             e.req
         };
-        let text = self.retry_stalled(stag, &req);
-        vec![Effect::Stall(format!("STAG={stag:#x} {text}"))]
+        let outcome = self.retry_stalled(stag, &req);
+        fx.push(|| Effect::Stall(outcome));
     }
 
     /// CMD_STALL_TERM(SID): terminate every stalled transaction of the stream (§4.7.2).
-    pub(crate) fn cmd_stall_term(&self, sid: StreamId) -> Vec<Effect> {
-        let n = self.terminate_stalls(Some(sid.0));
-        if n == 0 {
-            vec![Effect::Nothing("no stalled transactions")]
+    pub(crate) fn cmd_stall_term(&self, sid: StreamId, fx: &mut Effects) {
+        let count = self.terminate_stalls(Some(sid.0));
+        if count == 0 {
+            fx.push(|| Effect::Nothing("no stalled transactions"));
         } else {
-            vec![Effect::Stall(format!(
-                "terminated {n} stalled transactions"
-            ))]
+            fx.push(|| Effect::Stall(StallOutcome::TerminatedAll { count }));
         }
     }
 

@@ -9,14 +9,16 @@
 //!
 //! ```text
 //! MMIO CR0 <- 0x0000000c
-//! CMD  #0x00002 CFGI_STE sid=0x10 leaf=1
-//!      -> config: dropped sid 0x10 (STE and its CDs)
-//!      -> iotlb: invalidate stream SID=0x10
+//! CMD  #0x00002 CFGI_STE SID=0x10 Leaf=1
+//!      -> config: SID=0x10: dropped cached STE and its CDs
 //! CONS cmdq 0x00000002 -> 0x00000004
-//! EVT  #0x00000 F_TRANSLATION sid=0x10 ...
+//! EVT  #0x00000 F_TRANSLATION SID=0x10 InputAddr=0x40123000 RnW=1 InD=0 PnU=0 S2=0 CLASS=IN
 //! IRQ  eventq msi addr=0x8000040 data=0x21
 //! GERR 0x00000000 -> 0x00000001 [CMDQ_ERR]
 //! ```
+//!
+//! Records are built only while a tracer is installed. A command's record and its [`Effect`]s
+//! are typed values, rendered to text only by the `Display` impls here.
 //!
 //! The tracer is called with device locks held: it must be quick and must not call back into
 //! the device.
@@ -24,55 +26,17 @@
 use std::fmt;
 use std::sync::Arc;
 
+mod effect;
+
+pub(crate) use effect::Effects;
+pub use effect::{AtcOutcome, ConfigInvalidation, Effect, StallOutcome, SyncOutcome};
+
+use crate::cmdq::command::Command;
 use crate::regs::{IrqSource, Queue};
 use crate::spec::regs::CmdqErr;
 
 /// A trace hook. Called synchronously for every [`TraceRecord`].
 pub type Tracer = Arc<dyn Fn(&TraceRecord) + Send + Sync>;
-
-/// What one command did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Configuration-cache entries dropped (CFGI_*), described.
-    Config(String),
-    /// IOTLB entries invalidated: the scope and how many entries were removed.
-    Iotlb {
-        /// The invalidation scope, as the architecture names it.
-        scope: String,
-        /// Entries removed, when the IOTLB reports it.
-        removed: Option<usize>,
-    },
-    /// CMD_SYNC completion.
-    Sync(String),
-    /// Nothing to do (PREFETCH_*, commands whose targets do not exist).
-    Nothing(&'static str),
-    /// Decoded and validated; the effect belongs to a later feature (stall, PRI, ATS).
-    Deferred(&'static str),
-    /// A stalled transaction resumed or terminated (CMD_RESUME, CMD_STALL_TERM), described.
-    Stall(String),
-    /// A PRG response delivered to an endpoint (CMD_PRI_RESP), described.
-    Pri(String),
-    /// An endpoint ATC invalidation (CMD_ATC_INV), described with its outcome.
-    Atc(String),
-}
-
-impl fmt::Display for Effect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Effect::Config(s) => write!(f, "config: {s}"),
-            Effect::Iotlb { scope, removed } => match removed {
-                Some(n) => write!(f, "iotlb: invalidated {n} entries ({scope})"),
-                None => write!(f, "iotlb: invalidate {scope}"),
-            },
-            Effect::Sync(s) => write!(f, "sync: {s}"),
-            Effect::Nothing(why) => write!(f, "no effect: {why}"),
-            Effect::Deferred(why) => write!(f, "accepted: {why}"),
-            Effect::Stall(s) => write!(f, "stall: {s}"),
-            Effect::Pri(s) => write!(f, "pri: {s}"),
-            Effect::Atc(s) => write!(f, "atc: {s}"),
-        }
-    }
-}
 
 /// How an interrupt was delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,7 +83,7 @@ pub enum TraceRecord {
         /// Queue position (index + wrap) it was read from.
         pos: u32,
         /// The decoded command.
-        command: String,
+        command: Command,
         /// What it did.
         effects: Vec<Effect>,
     },
@@ -174,6 +138,8 @@ pub enum TraceRecord {
         /// How it went out.
         delivery: Delivery,
     },
+    /// An interaction with the host backend of host-backed streams (see [`crate::host`]).
+    Host(crate::host::HostRecord),
 }
 
 fn gerror_names(bits: u32) -> String {
@@ -267,6 +233,7 @@ impl fmt::Display for TraceRecord {
             ),
             TraceRecord::GerrorAck { gerrorn } => write!(f, "GERRN <- {gerrorn:#010x}"),
             TraceRecord::Irq { signal, delivery } => write!(f, "IRQ  {signal} {delivery}"),
+            TraceRecord::Host(h) => write!(f, "{h}"),
         }
     }
 }
@@ -319,6 +286,9 @@ impl TraceLog {
 
 #[cfg(test)]
 mod tests {
+    use viommu_common::id::StreamId;
+    use viommu_common::iotlb::Invalidation;
+
     use super::*;
 
     /// Records render as the documented one-line forms.
@@ -326,15 +296,27 @@ mod tests {
     fn test_trace_record_rendering() {
         let c = TraceRecord::Command {
             pos: 2,
-            command: "CFGI_STE sid=0x10 leaf=1".into(),
-            effects: vec![Effect::Iotlb {
-                scope: "stream SID=0x10".into(),
-                removed: None,
-            }],
+            command: Command::CfgiSte {
+                sid: StreamId(0x10),
+                leaf: true,
+            },
+            effects: vec![
+                Effect::Config(ConfigInvalidation::Ste {
+                    sid: 0x10,
+                    leaf: true,
+                    cached: true,
+                }),
+                Effect::Iotlb {
+                    scope: Invalidation::Stream(StreamId(0x10)),
+                    removed: None,
+                },
+            ],
         };
         assert_eq!(
             c.to_string(),
-            "CMD  #0x00002 CFGI_STE sid=0x10 leaf=1\n     -> iotlb: invalidate stream SID=0x10"
+            "CMD  #0x00002 CFGI_STE SID=0x10 Leaf=1\n     \
+             -> config: SID=0x10: dropped cached STE and its CDs\n     \
+             -> iotlb: invalidate stream SID=0x10"
         );
         let g = TraceRecord::Gerror { old: 0, new: 1 };
         assert_eq!(g.to_string(), "GERR 0x00000000 -> 0x00000001 [CMDQ_ERR]");

@@ -29,6 +29,7 @@ use viommu_common::iotlb::{TlbEntry, TlbTag};
 
 use crate::route::{Hot, TagKey};
 use crate::spec::ste::{InstCfg, PrivCfg};
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::traits::{DmaFault, DmaMapping, DmaPin, DmaTranslator, FaultKind, MemAttrs};
 use viommu_common::walk::{
     walk_stage1, walk_stage2, Stage, Stage1Config, Stage2Config, WalkFault, WalkResult,
@@ -36,7 +37,7 @@ use viommu_common::walk::{
 use vm_memory::GuestMemoryBackend;
 
 use crate::config::StreamAttrs;
-use crate::device::{GuestRam, SmmuV3, View};
+use crate::device::{GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventAccess, EventSource};
 
 /// Stage-1 context of a translating route: both TTB regions of the CD.
@@ -148,18 +149,12 @@ fn identity(req: &DmaRequest) -> DmaMapping {
     }
 }
 
-/// Fault names used for terminations that the architecture does not record as events.
-pub mod names {
-    /// CR0.SMMUEN = 0 and GBPA.ABORT = 1.
-    pub const GBPA_ABORT: &str = "GBPA_ABORT";
-    /// STE.Config = abort (Linux's abort STE).
-    pub const STE_ABORT: &str = "STE_ABORT";
-}
-
-fn config_fault(addr: u64, event: &'static str) -> DmaFault {
+/// A termination the architecture does not record as an event ([`Smmuv3FaultId::GbpaAbort`],
+/// [`Smmuv3FaultId::SteAbort`]).
+fn config_fault(addr: u64, event: Smmuv3FaultId) -> DmaFault {
     DmaFault {
         kind: FaultKind::Configuration,
-        event,
+        event: event.into(),
         addr,
         stall_tag: None,
     }
@@ -172,11 +167,11 @@ where
     /// SMMUEN = 0: GBPA routes the transaction (IHI 0070 §6.3, SMMU_GBPA).
     fn translate_global_bypass(
         &self,
-        view: &View,
+        view: &TranslationRegs,
         req: &DmaRequest,
     ) -> Result<DmaMapping, DmaFault> {
         if view.gbpa.abort() {
-            return Err(config_fault(req.addr, names::GBPA_ABORT));
+            return Err(config_fault(req.addr, Smmuv3FaultId::GbpaAbort));
         }
         Ok(DmaMapping {
             output: req.addr,
@@ -196,7 +191,7 @@ where
         }
         DmaFault {
             kind: event.fault_kind(),
-            event: event.name(),
+            event: event.fault_id().into(),
             addr,
             stall_tag: None,
         }
@@ -302,7 +297,7 @@ where
         match self.routes.get(sid, ssid) {
             Some(Hot::Abort) => {
                 self.count_unhit();
-                return Err(config_fault(req.addr, names::STE_ABORT));
+                return Err(config_fault(req.addr, Smmuv3FaultId::SteAbort));
             }
             Some(Hot::Bypass) => {
                 self.count_unhit();
@@ -354,6 +349,12 @@ where
             Some(r) => r,
             None => {
                 let generation = self.routes.generation();
+                // Host-backed streams never get a route, so they always come here; checked
+                // after the generation read, which a concurrent attach has bumped if it
+                // registered the stream before (crate::host).
+                if self.host.is_backed(sid) {
+                    return Err(config_fault(req.addr, crate::host::HOST_BACKED));
+                }
                 let view = self.view.load();
                 if !view.cr0.smmuen() {
                     return self.translate_global_bypass(&view, req);
@@ -368,7 +369,7 @@ where
             }
         };
         match route {
-            Route::Abort => Err(config_fault(req.addr, names::STE_ABORT)),
+            Route::Abort => Err(config_fault(req.addr, Smmuv3FaultId::SteAbort)),
             Route::Bypass => Ok(identity(req)),
             Route::Translate {
                 key,

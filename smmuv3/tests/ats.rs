@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::StreamId;
 use viommu_common::testing::{guest_ram, Irq, RecordingIrq};
 use viommu_common::{DmaRequest, Perms};
@@ -390,15 +391,15 @@ fn test_translated_traffic_checked_with_atschk() {
     let f = smmu
         .translated_access(&DmaRequest::write(SID, PA, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_TRANSL_FORBIDDEN");
+    assert_eq!(f.event, Smmuv3FaultId::TranslForbidden);
     let f = smmu
         .translated_access(&DmaRequest::read(SID + 1, PA, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_TRANSL_FORBIDDEN");
+    assert_eq!(f.event, Smmuv3FaultId::TranslForbidden);
     let f = smmu
         .translated_access(&DmaRequest::read(SID + 2, PA, 4))
         .unwrap_err();
-    assert_eq!(f.event, "STE_ABORT");
+    assert_eq!(f.event, Smmuv3FaultId::SteAbort);
     let ev = drv.read_events();
     assert_eq!(ev.len(), 2);
     assert_eq!(ev[0][0], 0x07 | u64::from(SID) << 32);
@@ -416,7 +417,7 @@ fn test_translated_traffic_checked_with_atschk() {
     let f = smmu
         .translated_access(&DmaRequest::read(SID, 1 << 48, 4))
         .unwrap_err();
-    assert_eq!(f.event, "ATS_ADDR_SIZE");
+    assert_eq!(f.event, Smmuv3FaultId::AtsAddrSize);
     assert!(drv.read_events().is_empty());
 }
 
@@ -504,7 +505,7 @@ fn test_split_stage_ats_returns_ipa_and_translates_translated_traffic() {
     let f = smmu
         .translated_access(&DmaRequest::write(SID, IPA + 0x8010, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_PERMISSION");
+    assert_eq!(f.event, Smmuv3FaultId::Permission);
     let ev = drv.read_events();
     assert_eq!(ev.len(), 1, "recorded per STE.S2R, as for ordinary traffic");
     assert_eq!(ev[0][0] & 0xFF, 0x13);

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::mem;
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::DmaTranslator;
@@ -160,7 +161,7 @@ fn test_write_to_clean_page_without_hd_faults() {
     let f = smmu
         .translate(&DmaRequest::write(SID, IOVA, 8))
         .unwrap_err();
-    assert_eq!(f.event, "F_PERMISSION");
+    assert_eq!(f.event, Smmuv3FaultId::Permission);
     assert_eq!(pte(&ram, slot), clean);
 }
 
@@ -173,7 +174,7 @@ fn test_access_flag_set_by_hardware_with_ha() {
     let mut drv = driver(&smmu, &ram);
     let (dom, slot) = attached_page(&mut drv, &ram, |p| p & !AF, 0);
     let f = smmu.translate(&DmaRequest::read(SID, IOVA, 8)).unwrap_err();
-    assert_eq!(f.event, "F_ACCESS");
+    assert_eq!(f.event, Smmuv3FaultId::Access);
     assert_eq!(pte(&ram, slot) & AF, 0);
     drv.read_events();
 
@@ -204,7 +205,11 @@ fn test_cd_ha_hd_need_idr0_httu() {
         let r = smmu.translate(&DmaRequest::read(SID, IOVA, 8));
         match ok {
             true => assert!(r.is_ok(), "{h:?} {cd_bits:#x}: {r:?}"),
-            false => assert_eq!(r.unwrap_err().event, "C_BAD_CD", "{h:?} {cd_bits:#x}"),
+            false => assert_eq!(
+                r.unwrap_err().event,
+                Smmuv3FaultId::BadCd,
+                "{h:?} {cd_bits:#x}"
+            ),
         }
     }
 }
@@ -243,7 +248,7 @@ fn test_stage2_httu_sets_af_and_dirty() {
     ste[2] |= STE_S2HA;
     drv.write_ste(SID, ste).unwrap();
     let f = smmu.translate(&DmaRequest::read(SID, IOVA, 4)).unwrap_err();
-    assert_eq!(f.event, "C_BAD_STE");
+    assert_eq!(f.event, Smmuv3FaultId::BadSte);
 }
 
 /// The guest updates software bits of the descriptor (with its own atomic read-modify-write,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::testing::{guest_ram, Irq, RecordingIrq};
 use viommu_common::traits::DmaTranslator;
 use viommu_common::DmaRequest;
@@ -84,7 +85,7 @@ fn test_linux_attach_dma_unmap_fault() {
     let f = smmu
         .translate(&DmaRequest::read(sid, iova + 0x3000, 8))
         .unwrap_err();
-    assert_eq!(f.event, "F_TRANSLATION");
+    assert_eq!(f.event, Smmuv3FaultId::Translation);
     // The other pages still translate.
     assert!(smmu
         .translate(&DmaRequest::read(sid, iova + 0x2000, 8))
@@ -120,13 +121,13 @@ fn test_unattached_streams_are_denied() {
     let f = smmu
         .translate(&DmaRequest::read(0x300, 0x1000, 4))
         .unwrap_err();
-    assert_eq!(f.event, "C_BAD_STREAMID");
+    assert_eq!(f.event, Smmuv3FaultId::BadStreamId);
     // An abort STE terminates silently.
     let _ = drv.ste_addr(0x10);
     let f = smmu
         .translate(&DmaRequest::read(0x11, 0x1000, 4))
         .unwrap_err();
-    assert_eq!(f.event, "STE_ABORT");
+    assert_eq!(f.event, Smmuv3FaultId::SteAbort);
     // SID beyond SIDSIZE.
     assert!(smmu
         .translate(&DmaRequest::read(0x1_0000, 0x1000, 4))

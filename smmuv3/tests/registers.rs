@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::testing::{guest_ram, Irq, RecordingIrq};
 use viommu_common::traits::{MmioDevice, MmioError};
 use viommu_smmuv3::caps::SmmuConfig;
@@ -200,7 +201,7 @@ fn test_gbpa_bypass_and_abort_while_disabled() {
     assert_eq!(m.output, 0x1234_5678);
     wr(&d, r::GBPA, 1 << 31 | 1 << 20 | 0x1000);
     let f = d.translate(&DmaRequest::read(9, 0x1000, 4)).unwrap_err();
-    assert_eq!(f.event, "GBPA_ABORT");
+    assert_eq!(f.event, Smmuv3FaultId::GbpaAbort);
     assert!(irq.take().is_empty());
     assert_eq!(d.stats().events, 0);
 }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::id::StreamId;
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::DmaTranslator;
@@ -65,7 +66,7 @@ fn test_restore_continues_translation_events_and_commands() {
     assert_eq!(cons >> 24 & 0x7F, 1, "CERROR_ILL");
 
     migrate(&old, &new);
-    assert_eq!(new.state(), old.state());
+    assert_eq!(new.save(), old.save());
     drv.dev = &new;
     assert_eq!(drv.read32(r::GERROR), gerror);
     assert_eq!(drv.read32(r::CMDQ_CONS), cons);
@@ -80,7 +81,7 @@ fn test_restore_continues_translation_events_and_commands() {
         new.translate(&DmaRequest::read(SID, IOVA + 0x3000, 4))
             .unwrap_err()
             .event,
-        "F_TRANSLATION"
+        Smmuv3FaultId::Translation
     );
     // Both faults are in the queue: the old device's, then the new one's, in order.
     let ev = drv.read_events();
@@ -113,12 +114,12 @@ fn test_restore_keeps_pending_commands() {
         .issue(&[cmd::tlbi_nsnh_all(), cmd::cfgi_all(), cmd::sync_none()])
         .unwrap();
     assert!(old.has_pending_work());
-    let cons_before = old.state().ctrl.cmdq.cons;
+    let cons_before = old.save().ctrl.cmdq.cons;
     migrate(&old, &new);
     assert!(new.has_pending_work());
-    assert_eq!(new.state().ctrl.cmdq.cons, cons_before);
+    assert_eq!(new.save().ctrl.cmdq.cons, cons_before);
     new.finish_pending();
-    assert_eq!(new.state().ctrl.cmdq.cons, prod);
+    assert_eq!(new.save().ctrl.cmdq.cons, prod);
     assert!(!new.has_pending_work());
 }
 
@@ -165,7 +166,7 @@ fn test_restore_refuses_snapshots_that_do_not_fit() {
     let dev = device(&ram, &SmmuConfig::default());
     let good = dev.save();
     assert_eq!(good.version, SNAPSHOT_VERSION);
-    let before = dev.state();
+    let before = dev.save();
 
     // Version 1 (held stalls without their requests) and a future version 3.
     for old in [1, 3] {
@@ -222,7 +223,7 @@ fn test_restore_refuses_snapshots_that_do_not_fit() {
         SmmuV3Snapshot::from_json("not json"),
         Err(SnapshotError::Malformed(_))
     ));
-    assert_eq!(dev.state(), before);
+    assert_eq!(dev.save(), before);
 }
 
 /// A page request queued before the save is answered by the guest's CMD_PRI_RESP after the

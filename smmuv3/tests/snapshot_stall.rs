@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use viommu_common::fault::{FaultId, Smmuv3FaultId};
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::{DmaTranslator, FaultKind};
 use viommu_common::{AccessKind, DmaFault, DmaMapping, DmaRequest, StreamId};
@@ -60,7 +61,7 @@ fn stalled(r: Result<DmaMapping, DmaFault>) -> u16 {
         Err(DmaFault {
             kind: FaultKind::Stalled,
             stall_tag: Some(stag),
-            event: "F_TRANSLATION",
+            event: FaultId::Smmuv3(Smmuv3FaultId::Translation),
             ..
         }) => stag,
         other => panic!("expected a stall, got {other:?}"),
@@ -72,7 +73,7 @@ fn migrate(from: &Smmu<'_>, to: &Smmu<'_>) {
     let snap = SmmuV3Snapshot::from_json(&from.save().to_json()).unwrap();
     assert_eq!(snap, from.save());
     to.restore(&snap).unwrap();
-    assert_eq!(to.state(), from.state());
+    assert_eq!(to.save(), from.save());
 }
 
 /// The Linux SVA flow across a migration: a write stalls on the old device; after the restore
@@ -134,7 +135,7 @@ fn test_restored_stall_resume_abort_returns_original_fault() {
             how: Resolution::Aborted,
             result: Err(DmaFault {
                 kind: FaultKind::Translation,
-                event: "F_TRANSLATION",
+                event: FaultId::Smmuv3(Smmuv3FaultId::Translation),
                 addr: IOVA + 0x10,
                 stall_tag: None,
             }),
@@ -218,7 +219,7 @@ fn test_restore_refuses_stall_tables_that_do_not_fit() {
         .entries
         .iter()
         .all(|e| e.progress == ProgressSnapshot::Held));
-    let before = new.state();
+    let before = new.save();
 
     let mut s = good.clone();
     let extra = s.stalls.entries[0].clone();
@@ -233,7 +234,7 @@ fn test_restore_refuses_stall_tables_that_do_not_fit() {
     s.stalls.entries[0].fault.event = "F_MADE_UP".into();
     assert!(matches!(new.restore(&s), Err(SnapshotError::StallTable(_))));
 
-    assert_eq!(new.state(), before);
+    assert_eq!(new.save(), before);
     new.restore(&good).unwrap();
     assert_eq!(new.stalled_transactions(), 2);
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::{DmaTranslator, FaultKind};
 use viommu_common::{DmaFault, DmaRequest, StreamId};
@@ -68,7 +69,7 @@ fn stalled(r: Result<viommu_common::DmaMapping, DmaFault>) -> u16 {
             event,
             ..
         }) => {
-            assert_eq!(event, "F_TRANSLATION");
+            assert_eq!(event, Smmuv3FaultId::Translation);
             stag
         }
         other => panic!("expected a stall, got {other:?}"),
@@ -139,7 +140,7 @@ fn test_resume_abort_and_terminate() {
             result: Err(f),
         } => {
             assert_eq!(f.kind, FaultKind::Translation);
-            assert_eq!(f.event, "F_TRANSLATION");
+            assert_eq!(f.event, Smmuv3FaultId::Translation);
             assert_eq!(f.stall_tag, None);
         }
         other => panic!("{other:?}"),
@@ -204,7 +205,7 @@ fn test_reconfiguration_and_smmuen_clear_terminate_stalls() {
         StallStatus::Resolved {
             how: Resolution::Retried,
             result: Err(f),
-        } => assert_eq!(f.event, "STE_ABORT"),
+        } => assert_eq!(f.event, Smmuv3FaultId::SteAbort),
         other => panic!("retry under the abort STE must terminate: {other:?}"),
     }
     drv.disable().unwrap();
@@ -439,7 +440,7 @@ fn test_concurrent_stalls_each_get_their_answer() {
                     result: Err(f),
                 } => {
                     assert_eq!(i % 2, 1);
-                    assert_eq!(f.event, "F_TRANSLATION");
+                    assert_eq!(f.event, Smmuv3FaultId::Translation);
                 }
                 other => panic!("page {i}: {other:?}"),
             }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::mem;
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::DmaTranslator;
@@ -59,7 +60,7 @@ fn test_stage2_translation_and_fault() {
     let f = smmu
         .translate(&DmaRequest::read(0x40, IPA_BASE + 0x5000, 8))
         .unwrap_err();
-    assert_eq!(f.event, "F_TRANSLATION");
+    assert_eq!(f.event, Smmuv3FaultId::Translation);
     let ev = drv.read_events();
     assert_eq!(ev.len(), 1);
     assert_eq!(
@@ -169,7 +170,7 @@ fn test_nested_translation_and_stage2_fault_classes() {
     let f = smmu
         .translate(&DmaRequest::write(sid, n.va + 0x44, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_PERMISSION");
+    assert_eq!(f.event, Smmuv3FaultId::Permission);
     let ev = drv.read_events();
     assert_eq!(fields(&ev[0]), (0x13, 1, 2, n.data, n.va + 0x44));
 
@@ -185,7 +186,7 @@ fn test_nested_translation_and_stage2_fault_classes() {
     };
     invalidate(&mut drv, n.tables[2]);
     let f = smmu.translate(&DmaRequest::read(sid, n.va, 4)).unwrap_err();
-    assert_eq!(f.event, "F_TRANSLATION");
+    assert_eq!(f.event, Smmuv3FaultId::Translation);
     let ev = drv.read_events();
     let (id, s2bit, class, ipa, input) = fields(&ev[0]);
     assert_eq!(
@@ -201,7 +202,7 @@ fn test_nested_translation_and_stage2_fault_classes() {
     // Remove the stage-2 mapping of the CD: CLASS = CD, IPA = the CD's address.
     invalidate(&mut drv, n.cd);
     let f = smmu.translate(&DmaRequest::read(sid, n.va, 4)).unwrap_err();
-    assert_eq!(f.event, "F_TRANSLATION");
+    assert_eq!(f.event, Smmuv3FaultId::Translation);
     let ev = drv.read_events();
     let (id, s2bit, class, ipa, _) = fields(&ev[0]);
     assert_eq!((id, s2bit, class, ipa), (0x10, 1, 0, n.cd));
@@ -223,7 +224,7 @@ fn test_fault_recording_rules() {
     let f = smmu
         .translate(&DmaRequest::read(0x60, 0x1000, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_TRANSLATION");
+    assert_eq!(f.event, Smmuv3FaultId::Translation);
     assert!(drv.read_events().is_empty(), "CD.R = 0: not recorded");
     let abort = drv.abort_ste();
     drv.write_ste(0x60, abort).unwrap();
@@ -231,7 +232,7 @@ fn test_fault_recording_rules() {
         smmu.translate(&DmaRequest::read(0x60, 0x1000, 4))
             .unwrap_err()
             .event,
-        "STE_ABORT"
+        Smmuv3FaultId::SteAbort
     );
     assert!(drv.read_events().is_empty(), "abort STE: silent");
     // An SSID on a stream without substreams: C_BAD_SUBSTREAMID.
@@ -239,7 +240,7 @@ fn test_fault_recording_rules() {
     let f = smmu
         .translate(&DmaRequest::read(0x61, 0x1000, 4).with_substream(1))
         .unwrap_err();
-    assert_eq!(f.event, "C_BAD_SUBSTREAMID");
+    assert_eq!(f.event, Smmuv3FaultId::BadSubstreamId);
     let ev = drv.read_events();
     assert_eq!(
         ev[0][0],
@@ -294,13 +295,13 @@ fn test_stage1_fault_kinds_and_records() {
     let f = smmu
         .translate(&DmaRequest::read(sid, 0x1008, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_ACCESS");
+    assert_eq!(f.event, Smmuv3FaultId::Access);
     assert_eq!(ev_of(&mut drv)[0] & 0xFF, 0x12);
 
     let f = smmu
         .translate(&DmaRequest::write(sid, 0x2008, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_PERMISSION");
+    assert_eq!(f.event, Smmuv3FaultId::Permission);
     let ev = ev_of(&mut drv);
     assert_eq!(ev[0] & 0xFF, 0x13);
     assert_eq!(ev[1] >> 35 & 1, 0, "RnW = 0: a write");
@@ -312,7 +313,7 @@ fn test_stage1_fault_kinds_and_records() {
     let f = smmu
         .translate(&DmaRequest::read(sid, 0x0080_0000_1000, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_WALK_EABT");
+    assert_eq!(f.event, Smmuv3FaultId::WalkEabt);
     let ev = ev_of(&mut drv);
     assert_eq!(ev[0] & 0xFF, 0x0B);
     assert_eq!(
@@ -337,6 +338,6 @@ fn test_stage1_fault_kinds_and_records() {
     let f = smmu
         .translate(&DmaRequest::read(sid, 0x3000, 4))
         .unwrap_err();
-    assert_eq!(f.event, "F_ADDR_SIZE");
+    assert_eq!(f.event, Smmuv3FaultId::AddrSize);
     assert_eq!(ev_of(&mut drv)[0] & 0xFF, 0x11);
 }

@@ -6,6 +6,7 @@
 //! IDR3 BBML, RIL; IDR5 VAX, GRAN64K, GRAN16K, GRAN4K, DS. S1P is implied by a working nested HWPT
 //! and COHACC by iommufd itself. Every other advertised field is fixed by policy below.
 
+use viommu_smmuv3::caps::IdRegs;
 use viommu_smmuv3::spec::idr::{Idr0, Idr1, Idr3, Idr5, Oas, StLevel, StallModel, TtEndian, Ttf};
 
 use crate::error::ClampError;
@@ -142,6 +143,89 @@ impl GuestIdrs {
     pub fn oas_bits(&self) -> u8 {
         oas_bits(self.idr5().oas())
     }
+
+    /// As the raw register set `viommu_smmuv3` builds a device from
+    /// ([`SmmuConfig::from_id_regs`](viommu_smmuv3::caps::SmmuConfig::from_id_regs)).
+    pub const fn id_regs(&self) -> IdRegs {
+        IdRegs {
+            idr0: self.idr[0],
+            idr1: self.idr[1],
+            idr2: self.idr[2],
+            idr3: self.idr[3],
+            idr4: self.idr[4],
+            idr5: self.idr[5],
+            iidr: self.iidr,
+            aidr: self.aidr,
+        }
+    }
+}
+
+impl From<IdRegs> for GuestIdrs {
+    fn from(r: IdRegs) -> Self {
+        Self {
+            idr: [r.idr0, r.idr1, r.idr2, r.idr3, r.idr4, r.idr5],
+            iidr: r.iidr,
+            aidr: r.aidr,
+        }
+    }
+}
+
+/// How much of a VMM-supplied register set must work on host-backed (passthrough) streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compat {
+    /// Every advertised feature must work on every stream, host-backed ones included: no
+    /// stage 2 (S2P, HYP), no HTTU, BTM, SEV, PRI, and terminate-only stalls. What [`clamp`]
+    /// produces.
+    #[default]
+    Strict,
+    /// Mixed mode: features only the emulated path implements (S2P, HYP, HTTU, PRI, the stall
+    /// models) may be advertised for emulated endpoints. A host-backed stream whose STE asks
+    /// for one gets C_BAD_STE (stage 2) or the host's own answer; everything the host walks
+    /// for the guest (table format, granules, OAS, SSIDSIZE, CD2L, ASID16, RIL, VAX, BBML,
+    /// TERM_MODEL) is still checked. Used to mirror an SMMU a trace was recorded on.
+    Mixed,
+}
+
+/// Check a guest register set a VMM supplies (a stable profile, or the SMMU a trace was
+/// recorded on) against the host: [`check_advertised`] under `mode`, then
+/// [`check_compatible`]. The error names the first field that does not fit.
+pub fn check_guest_idrs(
+    guest: &GuestIdrs,
+    host: &HostCaps,
+    mode: Compat,
+) -> Result<(), ClampError> {
+    check_advertised(guest, mode)?;
+    check_compatible(guest, host)
+}
+
+/// Features a host-backed stream can never provide, refused under [`Compat::Strict`]: the host
+/// installs only the guest's stage 1 (nested over the VM's stage 2), keeps stall faults and
+/// page requests to itself, and does no hardware table updates for nested domains.
+pub fn check_advertised(guest: &GuestIdrs, mode: Compat) -> Result<(), ClampError> {
+    if mode == Compat::Mixed {
+        return Ok(());
+    }
+    let g0 = guest.idr0();
+    let refuse = |field, value: u32| {
+        if value != 0 {
+            Err(ClampError::NotNestable { field, value })
+        } else {
+            Ok(())
+        }
+    };
+    refuse("IDR0.S2P", g0.s2p().into())?;
+    refuse("IDR0.HYP", g0.hyp().into())?;
+    refuse("IDR0.HTTU", g0.httu().0.into())?;
+    refuse("IDR0.BTM", g0.btm().into())?;
+    refuse("IDR0.SEV", g0.sev().into())?;
+    refuse("IDR0.PRI", g0.pri().into())?;
+    if g0.stall_model() != StallModel::TERMINATE {
+        return Err(ClampError::NotNestable {
+            field: "IDR0.STALL_MODEL",
+            value: g0.stall_model().0.into(),
+        });
+    }
+    Ok(())
 }
 
 /// Compute the ID registers a vSMMU may advertise on top of this host (pure).
@@ -158,8 +242,9 @@ impl GuestIdrs {
 /// - IDR3: RIL and BBML from the host (the kernel validates range fields against the host);
 ///   every other bit 0 (HAD, XNX, FWB, STT, E0PD, PBHA, MPAM, DPT are not in the kernel's list).
 /// - IDR5: GRAN4K/16K/64K and VAX from the host (the host walks the guest's tables, so the granule
-///   sets must be equal); OAS = min(host OAS, profile IPA size); DS from the host only with a
-///   52-bit OAS; STALL_MAX = 0.
+///   sets must be equal); OAS = min(host OAS, profile IPA size); STALL_MAX = 0; DS = 0 (the
+///   SMMUv3 model does not implement 52-bit addresses with 4K/16K granules, so it cannot present
+///   DS; a guest told nothing of it builds ordinary descriptors, which the host walks as well).
 /// - IDR2, IDR4, IIDR = 0 (IIDR must not claim MMU-600/700, whose errata drop nesting).
 /// - AIDR = 0x2 (v3.2) when RIL or BBML is advertised (v3.2 features), else 0 (v3.0).
 pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, ClampError> {
@@ -202,7 +287,6 @@ pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, Clamp
         .with_gran4k(h5.gran4k())
         .with_gran16k(h5.gran16k())
         .with_gran64k(h5.gran64k())
-        .with_ds(h5.ds() && oas == Oas::OAS_52)
         .with_vax(h5.vax().min(1));
     let aidr = if idr3.ril() || idr3.bbml() != 0 { 2 } else { 0 };
     Ok(GuestIdrs {
@@ -219,14 +303,28 @@ pub fn clamp(host: &HostCaps, profile: &GuestProfile) -> Result<GuestIdrs, Clamp
     })
 }
 
-/// Check that a (hot-plugged) device's host SMMU can back an already frozen guest profile.
+/// Check that a host SMMU can walk, for host-backed streams, everything a guest register set
+/// lets the guest program: at creation (a VMM-supplied set) and for every hot-plugged device
+/// (against the frozen set).
 ///
-/// The rules are QEMU's: host SSIDSIZE ≥ guest, host RIL ≥ guest RIL, host OAS ≥ guest OAS,
-/// equal granule sets, host CD2L/ASID16 ≥ guest.
+/// The rules are QEMU's where it has them (host SSIDSIZE, RIL, OAS ≥ guest), plus the other fields
+/// the host hardware interprets in guest tables: AArch64 little-endian tables, CD2L, ASID16, VAX,
+/// DS and BBML no more than the host, TERM_MODEL equal (it decides what CD.A means). Granules: the
+/// guest's set must be a subset of the host's (the guest only builds tables with granules it is
+/// told of; QEMU asks for equal sets, which pins a stable profile to one host type). The
+/// per-device ATS capability is applied per endpoint ([`SteContext`](crate::SteContext)), not here.
 pub fn check_compatible(frozen: &GuestIdrs, host: &HostCaps) -> Result<(), ClampError> {
     let g0 = frozen.idr0();
     let h0 = host.idr0();
+    let g5 = frozen.idr5();
+    let h5 = host.idr5();
     let mismatch = |field, host: u32, guest: u32| Err(ClampError::Mismatch { field, host, guest });
+    if h0.ttf().0 & 2 == 0 {
+        return Err(ClampError::NoAarch64);
+    }
+    if h0.ttendian() != TtEndian::MIXED && h0.ttendian() != TtEndian::LE {
+        return Err(ClampError::NotLittleEndian(h0.ttendian().0));
+    }
     if host.pasid_bits() < frozen.idr1().ssidsize() {
         return mismatch(
             "SSIDSIZE",
@@ -237,20 +335,40 @@ pub fn check_compatible(frozen: &GuestIdrs, host: &HostCaps) -> Result<(), Clamp
     if frozen.idr3().ril() && !host.idr3().ril() {
         return mismatch("IDR3.RIL", 0, 1);
     }
+    if frozen.idr3().bbml() > host.idr3().bbml() {
+        return mismatch(
+            "IDR3.BBML",
+            host.idr3().bbml().into(),
+            frozen.idr3().bbml().into(),
+        );
+    }
     if g0.cd2l() && !h0.cd2l() {
         return mismatch("IDR0.CD2L", 0, 1);
     }
     if g0.asid16() && !h0.asid16() {
         return mismatch("IDR0.ASID16", 0, 1);
     }
-    let host_oas = oas_bits(host.idr5().oas());
+    if g0.term_model() != h0.term_model() {
+        return mismatch(
+            "IDR0.TERM_MODEL",
+            h0.term_model().into(),
+            g0.term_model().into(),
+        );
+    }
+    let host_oas = oas_bits(h5.oas());
     if host_oas < frozen.oas_bits() {
         return mismatch("IDR5.OAS", host_oas.into(), frozen.oas_bits().into());
     }
+    if g5.vax() > h5.vax() {
+        return mismatch("IDR5.VAX", h5.vax().into(), g5.vax().into());
+    }
+    if g5.ds() && !h5.ds() {
+        return mismatch("IDR5.DS", 0, 1);
+    }
     let gran =
         |i: Idr5| u32::from(i.gran4k()) | u32::from(i.gran16k()) << 1 | u32::from(i.gran64k()) << 2;
-    if gran(host.idr5()) != gran(frozen.idr5()) {
-        return mismatch("IDR5.GRAN*", gran(host.idr5()), gran(frozen.idr5()));
+    if gran(g5) & !gran(h5) != 0 {
+        return mismatch("IDR5.GRAN*", gran(h5), gran(g5));
     }
     Ok(())
 }
@@ -435,5 +553,142 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn clamped_profile_passes_its_own_strict_check_and_round_trips_through_id_regs() {
+        let g = clamp(&testbed(), &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(check_guest_idrs(&g, &testbed(), Compat::Strict), Ok(()));
+        assert_eq!(GuestIdrs::from(g.id_regs()), g);
+        assert!(viommu_smmuv3::caps::SmmuConfig::from_id_regs(g.id_regs()).is_ok());
+    }
+
+    #[test]
+    fn supplied_sets_name_the_field_that_does_not_fit() {
+        let base = clamp(&testbed(), &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
+        let with0 = |f: fn(Idr0) -> Idr0| GuestIdrs {
+            idr: [
+                f(base.idr0()).into_bits(),
+                base.idr[1],
+                0,
+                base.idr[3],
+                0,
+                base.idr[5],
+            ],
+            ..base
+        };
+        let strict = |g: &GuestIdrs| check_guest_idrs(g, &testbed(), Compat::Strict);
+        let mixed = |g: &GuestIdrs| check_guest_idrs(g, &testbed(), Compat::Mixed);
+        for (g, field) in [
+            (with0(|i| i.with_s2p(true)), "IDR0.S2P"),
+            (with0(|i| i.with_hyp(true)), "IDR0.HYP"),
+            (
+                with0(|i| i.with_httu(viommu_smmuv3::spec::idr::Httu(2))),
+                "IDR0.HTTU",
+            ),
+            (with0(|i| i.with_pri(true)), "IDR0.PRI"),
+            (
+                with0(|i| i.with_stall_model(StallModel(0))),
+                "IDR0.STALL_MODEL",
+            ),
+        ] {
+            assert!(
+                matches!(strict(&g), Err(ClampError::NotNestable { field: f, .. }) if f == field),
+                "{field}: {:?}",
+                strict(&g)
+            );
+            assert_eq!(mixed(&g), Ok(()), "{field} is fine for emulated streams");
+        }
+        // what the host walks for the guest is checked in both modes
+        for (g, field) in [
+            (with0(|i| i.with_cd2l(true)), "IDR0.CD2L"),
+            (with0(|i| i.with_term_model(false)), "IDR0.TERM_MODEL"),
+        ] {
+            for r in [strict(&g), mixed(&g)] {
+                assert!(
+                    matches!(r, Err(ClampError::Mismatch { field: f, .. }) if f == field),
+                    "{field}: {r:?}"
+                );
+            }
+        }
+        let mut big_oas = base;
+        big_oas.idr[5] = base.idr5().with_oas(Oas::OAS_48).into_bits();
+        assert!(matches!(
+            mixed(&big_oas),
+            Err(ClampError::Mismatch {
+                field: "IDR5.OAS",
+                host: 44,
+                guest: 48
+            })
+        ));
+        let mut vax = base;
+        vax.idr[5] = base.idr5().with_vax(1).into_bits();
+        assert!(matches!(
+            strict(&vax),
+            Err(ClampError::Mismatch {
+                field: "IDR5.VAX",
+                ..
+            })
+        ));
+        let mut ssid = base;
+        ssid.idr[1] = base.idr1().with_ssidsize(8).into_bits();
+        assert!(matches!(
+            strict(&ssid),
+            Err(ClampError::Mismatch {
+                field: "SSIDSIZE",
+                host: 0,
+                guest: 8
+            })
+        ));
+        let e = strict(&with0(|i| i.with_s2p(true)))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("guest IDR0.S2P = 1 cannot be offered on host-backed streams")
+        );
+    }
+
+    #[test]
+    fn a_guest_granule_subset_is_compatible_and_a_superset_is_not() {
+        let base = clamp(&testbed(), &GuestProfile::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut only4k = base;
+        only4k.idr[5] = base
+            .idr5()
+            .with_gran16k(false)
+            .with_gran64k(false)
+            .into_bits();
+        assert_eq!(check_compatible(&only4k, &testbed()), Ok(()));
+        let mut host = testbed();
+        host.raw.idr[5] = Idr5::from_bits(host.raw.idr[5])
+            .with_gran64k(false)
+            .into_bits();
+        assert_eq!(check_compatible(&only4k, &host), Ok(()));
+        assert!(matches!(
+            check_compatible(&base, &host),
+            Err(ClampError::Mismatch {
+                field: "IDR5.GRAN*",
+                host: 0b011,
+                guest: 0b111
+            })
+        ));
+    }
+
+    #[test]
+    fn a_52_bit_host_clamps_to_registers_the_model_presents() {
+        let mut h = testbed();
+        h.raw.idr[5] = Idr5::from_bits(h.raw.idr[5])
+            .with_oas(Oas::OAS_52)
+            .with_ds(true)
+            .into_bits();
+        let p = GuestProfile {
+            ipa_bits: 52,
+            ..Default::default()
+        };
+        let g = clamp(&h, &p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.oas_bits(), 52);
+        assert!(!g.idr5().ds());
+        assert!(viommu_smmuv3::caps::SmmuConfig::from_id_regs(g.id_regs()).is_ok());
+        assert_eq!(check_guest_idrs(&g, &h, Compat::Strict), Ok(()));
     }
 }

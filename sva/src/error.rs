@@ -326,6 +326,15 @@ pub enum ClampError {
     /// No translation granule in IDR5.
     #[error("host IDR5 advertises no translation granule")]
     NoGranule,
+    /// A guest register set advertises a feature host-backed streams cannot provide
+    /// ([`Compat::Strict`](crate::caps::Compat::Strict)).
+    #[error("guest {field} = {value} cannot be offered on host-backed streams")]
+    NotNestable {
+        /// The register field.
+        field: &'static str,
+        /// The guest value.
+        value: u32,
+    },
     /// A frozen guest profile needs more than this host offers (hot-plug check).
     #[error("host {field} = {host} cannot back the frozen guest value {guest}")]
     Mismatch {

@@ -1,15 +1,17 @@
 //! The trait seams a vSMMU drives: one vIOMMU-scoped, one endpoint-scoped, one for events.
 //!
-//! How the future vSMMU bridge uses them:
-//! - guest writes an STE and issues CFGI_STE / CFGI_STE_RANGE / CFGI_ALL → it re-reads the STE,
-//!   [`canonicalise`](crate::canon::canonicalise)s words 0–1 and calls
-//!   [`HostEndpoint::set_config`] (or [`HostEndpoint::apply_guest_ste`]), which is make-before-break;
+//! How the accelerated vSMMU ([`crate::accel`]) uses them:
+//! - guest writes an STE and issues CFGI_STE / CFGI_STE_RANGE / CFGI_ALL (or changes SMMUEN /
+//!   GBPA) → the device re-derives the stream's configuration; the bridge
+//!   [`canonicalise`](crate::canon::canonicalise)s STE words 0–1 and calls
+//!   [`HostEndpoint::set_config`], which is make-before-break;
 //! - guest TLBI_NH_* / TLBI_NSNH_ALL / CFGI_CD(_ALL) / ATC_INV up to the next CMD_SYNC or
 //!   non-forwardable command → one [`HostViommu::invalidate`] call; on
-//!   [`InvalidateError::Rejected`] it raises CERROR_ILL with CONS at `index`;
+//!   [`InvalidateError::Rejected`] the device raises CERROR_ILL with CONS at `index`;
 //! - CMD_SYNC completes locally once the preceding `invalidate` returned;
-//! - it polls [`HostEventSource::poll_fd`] and copies [`EventItem::Record`]s (already carrying the
-//!   vSID) into the guest EVENTQ, turning [`EventItem::Lost`] into the guest's EVENTQ overflow flag.
+//! - the event pump reads [`HostEventSource::read_available`] (poll [`HostEventSource::poll_fd`])
+//!   and copies [`EventItem::Record`]s (already carrying the vSID) into the guest EVENTQ, turning
+//!   [`EventItem::Lost`] into the guest's EVENTQ overflow flag.
 
 use std::os::fd::BorrowedFd;
 

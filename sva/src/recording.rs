@@ -103,12 +103,25 @@ pub struct Fault {
     pub errno: Errno,
 }
 
+/// A scripted partial batch: the `nth` (0-based) HWPT_INVALIDATE applies the commands before
+/// `index` and refuses the one at `index` with `errno`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFault {
+    /// Which invalidate call.
+    pub nth: usize,
+    /// Index of the refused command in that batch.
+    pub index: usize,
+    /// The errno returned.
+    pub errno: Errno,
+}
+
 #[derive(Debug, Default)]
 struct State {
     log: Vec<Op>,
     next_id: u32,
     calls: Vec<(HostOp, usize)>,
     faults: Vec<Fault>,
+    batch_faults: Vec<BatchFault>,
     live_hwpts: Vec<HwptId>,
 }
 
@@ -135,6 +148,22 @@ impl Recorder {
         self.lock().faults.push(Fault { op, nth, errno });
     }
 
+    /// Script a partial batch: the `nth` invalidate call refuses its command at `index`.
+    pub fn fail_batch_at(&self, nth: usize, index: usize, errno: Errno) {
+        self.lock()
+            .batch_faults
+            .push(BatchFault { nth, index, errno });
+    }
+
+    /// How many calls of `op` were made so far (the `nth` of the next one).
+    pub fn calls(&self, op: HostOp) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .find(|(o, _)| *o == op)
+            .map_or(0, |(_, n)| *n)
+    }
+
     /// The operations so far.
     pub fn ops(&self) -> Vec<Op> {
         self.lock().log.clone()
@@ -159,6 +188,11 @@ impl Recorder {
 
     /// Count a call of `op`; `Err(errno)` if scripted to fail (the failure is logged).
     fn call(&self, op: HostOp) -> Result<(), Errno> {
+        self.call_n(op).1
+    }
+
+    /// As [`Self::call`], also returning which call of `op` this is (0-based).
+    fn call_n(&self, op: HostOp) -> (usize, Result<(), Errno>) {
         let mut s = self.lock();
         let n = match s.calls.iter_mut().find(|(o, _)| *o == op) {
             Some((_, n)) => {
@@ -171,13 +205,14 @@ impl Recorder {
             }
         };
         let fault = s.faults.iter().find(|f| f.op == op && f.nth == n).copied();
-        match fault {
+        let r = match fault {
             Some(f) => {
                 s.log.push(Op::Failed { op, errno: f.errno });
                 Err(f.errno)
             }
             None => Ok(()),
-        }
+        };
+        (n, r)
     }
 
     fn push(&self, op: Op) {
@@ -359,11 +394,26 @@ impl HostViommu for RecordingViommu {
             });
         }
         // the kernel converts in order and stops at the first command it refuses
-        let scripted = self.rec.call(HostOp::Invalidate).err();
-        let first_bad = cmds
+        let (nth, scripted) = self.rec.call_n(HostOp::Invalidate);
+        let mut scripted = scripted.err();
+        let mut first_bad = cmds
             .iter()
             .position(|c| forwarding(c.opcode()) != Forwarding::Forward);
+        let partial = self
+            .rec
+            .lock()
+            .batch_faults
+            .iter()
+            .find(|f| f.nth == nth && f.index < cmds.len())
+            .copied();
+        if let Some(f) = partial {
+            if first_bad.is_none_or(|b| f.index < b) {
+                first_bad = Some(f.index);
+                scripted = Some(f.errno);
+            }
+        }
         let (applied, errno) = match (first_bad, scripted) {
+            (Some(i), Some(e)) if partial.is_some_and(|f| f.index == i) => (i, Some(e)),
             (Some(i), _) => (i, Some(Errno::EIO)),
             (None, Some(e)) => (0, Some(e)),
             (None, None) => (cmds.len(), None),
@@ -445,8 +495,26 @@ impl AttachPort for RecordingPort {
 pub struct RecordingEvents {
     rec: Recorder,
     id: u32,
-    reads: VecDeque<Vec<u8>>,
+    reads: EventFeeder,
     decoder: VeventDecoder,
+}
+
+/// A handle that queues reads for a [`RecordingEvents`] after it was moved into its owner.
+#[derive(Debug, Clone, Default)]
+pub struct EventFeeder(Arc<Mutex<VecDeque<Vec<u8>>>>);
+
+impl EventFeeder {
+    /// Queue what one read(2) will return.
+    pub fn push_read(&self, bytes: Vec<u8>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(bytes);
+    }
+
+    fn pop(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
 }
 
 impl RecordingEvents {
@@ -455,21 +523,26 @@ impl RecordingEvents {
         Self {
             rec: rec.clone(),
             id: rec.id(),
-            reads: VecDeque::new(),
+            reads: EventFeeder::default(),
             decoder: VeventDecoder::new(),
         }
     }
 
     /// Queue what one read(2) will return.
     pub fn push_read(&mut self, bytes: Vec<u8>) {
-        self.reads.push_back(bytes);
+        self.reads.push_read(bytes);
+    }
+
+    /// A handle to queue reads later (the queue itself usually belongs to a vSMMU by then).
+    pub fn feeder(&self) -> EventFeeder {
+        self.reads.clone()
     }
 }
 
 impl HostEventSource for RecordingEvents {
     fn read_available(&mut self, out: &mut Vec<EventItem>) -> Result<usize, EventError> {
         let mut n = 0;
-        while let Some(bytes) = self.reads.pop_front() {
+        while let Some(bytes) = self.reads.pop() {
             self.rec.push(Op::ReadEvents { bytes: bytes.len() });
             self.rec
                 .call(HostOp::VeventqRead)

@@ -786,6 +786,201 @@ def batch_limit():
 SCENARIOS = [linux_bringup, attach_s1_dma, hitless, range_invalidation, command_errors,
              dma_fault_event, pasid_cd2l, nested, gbpa, batch_limit]
 
+
+# -- stage-1-only profile of an accelerated vSMMU over a nesting host -------------------------
+# The guest-visible ID registers viommu_sva::caps::clamp derives from the testbed host (QEMU 10
+# virt,iommu=smmuv3 seen through IOMMU_GET_HW_INFO: IDR0 0x0d44101b, IDR1 0x02730010, IDR3 0x1414,
+# IDR5 0x74) with the default guest profile: S1P only (no S2P, VMID16, HTTU), TTF AArch64,
+# COHACC, ASID16, MSI, TTENDIAN LE, STALL_MODEL terminate, TERM_MODEL, ST_LEVEL 2-level;
+# SIDSIZE 16, SSIDSIZE 0 (so every STE has S1CDMax = 0), EVENTQS = CMDQS = 19; IDR3 RIL and
+# BBML 2 only; IDR5 OAS 44 bits, 4K/16K/64K granules. AIDR 2 (SMMUv3.2: RIL/BBML).
+ACCEL_IDR0 = 0x0D40_301A
+ACCEL_IDR1 = 0x0273_0010
+ACCEL_IDR3 = 0x0000_1400
+ACCEL_IDR5 = 0x0000_0074
+ACCEL_AIDR = 0x2
+# The same profile with a linear stream table (IDR0.ST_LEVEL = 0), an 8-bit StreamID space and
+# no range invalidation (IDR3.RIL = 0): what a VMM may present instead of the clamped set; Linux
+# then uses a 256-entry linear table and one TLBI_NH_VA per page.
+ACCEL_LINEAR_IDR0 = ACCEL_IDR0 & ~(3 << 27)
+ACCEL_LINEAR_IDR1 = (ACCEL_IDR1 & ~0x3F) | 8
+ACCEL_LINEAR_IDR3 = 0x0000_1000
+ACCEL_LINEAR_AIDR = 0x2  # BBML is still a v3.2 feature
+# Guest-side layout, chosen for a real DMA engine behind a real SMMU (QEMU's edu on the kernel
+# testbed): stage-1 input addresses below 256 MiB (edu's default 28-bit DMA mask) and clear of
+# 0x0800_0000 + 1 MiB, where Linux puts its software MSI window; DMA sizes within one page and
+# at most the 4 KiB edu buffer. RAM (IOVA = GPA at stage 2) stays at RAM_BASE.
+ACCEL_IOVA = 0x0200_0000
+ACCEL_IOVA_UNMAPPED = 0x0300_0000
+CD_IPS_44 = 4  # Linux sets CD.IPS from the SMMU's OAS (44 bits here)
+
+
+def cd_w0_accel(asid):
+    return (cd_w0(asid) & ~(7 << 32)) | (CD_IPS_44 << 32)
+
+
+class AccelScenario(Scenario):
+    """A scenario on the stage-1-only profile of an accelerated vSMMU; `linear` selects the
+    linear-stream-table variant of the profile."""
+
+    def __init__(self, name, title, linear=False):
+        self.linear = linear
+        regs = {
+            "idr0": h(ACCEL_LINEAR_IDR0 if linear else ACCEL_IDR0),
+            "idr1": h(ACCEL_LINEAR_IDR1 if linear else ACCEL_IDR1),
+            "idr3": h(ACCEL_LINEAR_IDR3 if linear else ACCEL_IDR3),
+            "idr5": h(ACCEL_IDR5),
+            "iidr": h(0),
+            "aidr": h(ACCEL_LINEAR_AIDR if linear else ACCEL_AIDR),
+        }
+        super().__init__(name, title, config={"id_regs": regs})
+
+    def bringup(self, cr0=0):
+        """The Linux probe + reset of Scenario.bringup on this profile: the ID registers read
+        back exactly as configured, and the stream table follows IDR0.ST_LEVEL (2-level with
+        SPLIT 8 for SIDSIZE 16, else linear with LOG2SIZE = SIDSIZE)."""
+        assert cr0 == 0
+        self.prod = 0
+        self.comment("probe: the stage-1-only ID registers (S1P, no S2P/VMID16/HTTU; "
+                     "SSIDSIZE 0; OAS 44)")
+        self.mr(IDR0, ACCEL_LINEAR_IDR0 if self.linear else ACCEL_IDR0)
+        self.mr(IDR1, ACCEL_LINEAR_IDR1 if self.linear else ACCEL_IDR1)
+        self.mr(IDR3, ACCEL_LINEAR_IDR3 if self.linear else ACCEL_IDR3)
+        self.mr(IDR5, ACCEL_IDR5)
+        self.mr(IIDR, 0)
+        self.comment("reset, as arm_smmu_device_reset() does it")
+        self.mr(CR0, 0)
+        self.mw(CR0, 0)
+        self.mr(CR0ACK, 0)
+        self.mw(CR1, 0xD75)
+        self.mw(CR2, 0x6)
+        if self.linear:
+            # 256 STEs (SIDSIZE 8), all abort; STRTAB_BASE_CFG FMT linear, LOG2SIZE 8
+            self.wmem(STRTAB, le64(*([STE_ABORT] + [0] * 7)) * 256)
+            self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
+            self.mw(STRTAB_BASE_CFG, 0x8)
+        else:
+            self.wmem(L2_BASE, le64(*([STE_ABORT] + [0] * 7)) * 256)
+            self.wq(STRTAB, L2_BASE | 9)
+            self.mw(STRTAB_BASE, (1 << 62) | STRTAB, size=8)
+            self.mw(STRTAB_BASE_CFG, 0x0001_0210)
+        self.mw(CMDQ_BASE, (1 << 62) | CMDQ | CMDQ_LOG2, size=8)
+        self.mw(CMDQ_PROD, 0)
+        self.mw(CMDQ_CONS, 0)
+        self.mw(CR0, 0x8)
+        self.mr(CR0ACK, 0x8)
+        self.cmd(0x4, 0x1F)  # CFGI_ALL
+        self.sync()
+        self.cmd(0x30)  # TLBI_NSNH_ALL
+        self.sync()
+        self.mw(EVTQ_BASE, (1 << 62) | EVTQ | EVTQ_LOG2, size=8)
+        self.mw(EVTQ_PROD, 0)
+        self.mw(EVTQ_CONS, 0)
+        self.mw(CR0, 0xC)
+        self.mr(CR0ACK, 0xC)
+        self.mw(IRQ_CTRL, 0)
+        self.mr(IRQ_CTRLACK, 0)
+        self.mw(GERROR_IRQ_CFG0, 0, size=8)
+        self.mw(EVTQ_IRQ_CFG0, 0, size=8)
+        self.mw(EVTQ_IRQ_CFG0, DOORBELL, size=8)
+        self.mw(EVTQ_IRQ_CFG1, EVTQ_MSI_DATA)
+        self.mw(EVTQ_IRQ_CFG2, 0x1)
+        self.mw(GERROR_IRQ_CFG0, DOORBELL, size=8)
+        self.mw(GERROR_IRQ_CFG1, GERROR_MSI_DATA)
+        self.mw(GERROR_IRQ_CFG2, 0x1)
+        self.mw(IRQ_CTRL, 0x5)
+        self.mr(IRQ_CTRLACK, 0x5)
+        self.mw(CR0, 0xD)
+        self.mr(CR0ACK, 0xD)
+        self.mr(GERROR, 0)
+
+    def ste_addr(self, sid):
+        if self.linear:
+            assert sid < 256
+            return STRTAB + 64 * sid
+        return super().ste_addr(sid)
+
+    def write_cd(self, addr, asid, ttb0):
+        self.wmem(addr, le64(cd_w0_accel(asid), ttb0, 0, MAIR, 0, 0, 0, 0))
+
+    def fill(self, addr, seed, n):
+        """Known bytes in RAM for a DMA to read (and for the test VMM to compare)."""
+        self.wmem(addr, bytes((i * 31 + seed) & 0xFF for i in range(n)))
+
+    def fault_event(self, n, sid, addr):
+        """An F_TRANSLATION record n for `sid` at `addr`: w0 (ID, StreamID, no SSV) and w2
+        (input address), the fields a real SMMU and the model both fix; the direction is
+        checked by the caller's `dma` access."""
+        self.rmem(self.evt_addr(n), le64(0x10 | (sid << 32)))
+        self.rmem(self.evt_addr(n) + 16, le64(addr))
+
+
+def accel_s1_dma(name="accel_s1_dma", linear=False):
+    layout = "linear stream table, no RIL" if linear else "2-level stream table, RIL"
+    s = AccelScenario(name, "stage-1-only accelerated vSMMU profile (" + layout + "): Linux "
+                      "bring-up, attach SID 0x10 with a CD and 4-level 4K io-pgtable tables, "
+                      "DMA reads and writes, a fault with its event, then unmap + TLBI_NH_VA + "
+                      "CMD_SYNC and a fault at the old IOVA", linear=linear)
+    s.bringup()
+    sid = 0x10
+    asid = 3 if linear else 1
+    s.tables = {}
+    root = s.alloc_table()
+    s.write_cd(CDTAB, asid, root)
+    s.comment("STE: V | Config S1 | S1Fmt linear | S1ContextPtr | S1CDMax 0 (SSIDSIZE 0); "
+              "w1 S1DSS SSID0 | CIR/COR WBRA | CSH ISH")
+    s.write_ste(sid, [CDTAB | 0xB, 0xD6])
+    a, b = ACCEL_IOVA, ACCEL_IOVA + 0x1000
+    s.comment("two 4K pages, read/write (io-pgtable leaves)")
+    s.map(root, a, DATA | S1_PAGE)
+    s.map(root, b, (DATA + 0x1000) | S1_PAGE)
+    extra = []
+    if linear:
+        # a second pair far up the 48-bit input space (level-0 index 1): needs edu's full
+        # DMA mask on the testbed
+        hi = 0x0000_0080_1234_5000
+        s.map(root, hi, (DATA + 0x2000) | S1_PAGE)
+        extra = [(hi + 0x80, DATA + 0x2080)]
+    s.fill(DATA + 0x40, 0x11, 256)
+    s.comment("DMA read at page A + 0x40 (256 bytes) and write at page B + 0x100 (256 bytes)")
+    s.dma_ok(sid, a + 0x40, DATA + 0x40, size=256)
+    s.dma_ok(sid, b + 0x100, DATA + 0x1100, access="write", size=256)
+    s.dma_ok(sid, b + 0xF00, DATA + 0x1F00, size=0x100)
+    for iova, out in extra:
+        s.fill(out, 0x22, 64)
+        s.dma_ok(sid, iova, out, size=64)
+        s.dma_ok(sid, iova, out, access="write", size=64)
+    s.mr(EVTQ_PROD, 0, mask=0x7FFF_FFFF)
+    s.comment("read at an unmapped IOVA: F_TRANSLATION, one record carrying SID 0x10")
+    s.dma_fault(sid, ACCEL_IOVA_UNMAPPED + 0x20, "F_TRANSLATION")
+    s.fault_event(0, sid, ACCEL_IOVA_UNMAPPED + 0x20)
+    s.mr(EVTQ_PROD, 1, mask=0x7FFF_FFFF)
+    s.expect_msi(EVTQ_MSI_DATA)
+    s.consume_events(1)
+    s.comment("unmap page A: clear the PTE, TLBI_NH_VA + CMD_SYNC")
+    s.map(root, a, 0)
+    if linear:
+        s.cmd(0x12 | (asid << 48), a | 1)  # no RIL: address | leaf
+    else:
+        s.cmd(0x12 | (asid << 48), a | 0x701)  # RIL: 1 page, TG 4K, TTL 3, leaf
+    s.sync()
+    s.comment("the old IOVA faults (write this time); page B still translates")
+    s.dma_fault(sid, a + 0x40, "F_TRANSLATION", access="write")
+    s.fault_event(1, sid, a + 0x40)
+    s.mr(EVTQ_PROD, 2, mask=0x7FFF_FFFF)
+    s.expect_msi(EVTQ_MSI_DATA)
+    s.dma_ok(sid, b + 0x200, DATA + 0x1200, size=64)
+    s.consume_events(2)
+    return s
+
+
+def accel_s1_linear():
+    return accel_s1_dma("accel_s1_linear", linear=True)
+
+
+SCENARIOS += [accel_s1_dma, accel_s1_linear]
+
+
 if __name__ == "__main__":
     import argparse
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

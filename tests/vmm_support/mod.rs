@@ -9,6 +9,7 @@ use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryError, GuestMemoryMmap, IommuMemory};
 
 use viommu::common::access::{DmaRequest, Perms};
+use viommu::common::fault::FaultId;
 use viommu::common::id::StreamId;
 use viommu::common::topology::{NodeId, PciTopology, Route};
 use viommu::common::traits::{DmaFault, DmaMapping, DmaTranslator, FaultKind, MemAttrs};
@@ -17,8 +18,8 @@ use viommu::common::vmm::EndpointIommu;
 /// Guest RAM as the VMM owns it.
 pub type Ram = GuestMemoryMmap<()>;
 
-/// Fault name a [`RoutedEndpoint`] reports when the requester-ID map denies the endpoint.
-pub const RID_UNMAPPED: &str = "RID_UNMAPPED";
+/// The fault a [`RoutedEndpoint`] reports when the requester-ID map denies the endpoint.
+pub const RID_UNMAPPED: FaultId = FaultId::RequesterUnmapped;
 
 /// One endpoint's DMA as the VMM routes it: the endpoint's requester ID is resolved through the
 /// PCI topology and `iommu-map` **at every access** (so a guest renumbering a bridge's

@@ -11,13 +11,14 @@
 //!   implements its trait for [`MmioBusAdapter`] by forwarding, one line per method. Firecracker's
 //!   `BusDevice` has the same shape.
 //! - rust-vmm `vm-device`'s `DeviceMmio` and `MutDeviceMmio` (feature `vm-device`), used with its
-//!   `IoManager`: see [`rust_vmm`].
+//!   `IoManager`: see the `bus::rust_vmm` module.
 //!
 //! # Refused accesses
 //! A bus trait has no way to report an error back to the vCPU, so an access the architecture
-//! does not allow (a wrong size, an offset past the device's registers: [`MmioError`]) follows
-//! the usual convention for unimplemented register space: it reads as zero and the write is
-//! ignored (RAZ/WI). The adapter counts them ([`MmioBusAdapter::refused`]) for VMM statistics.
+//! does not allow (a wrong size, an offset past the device's registers: an
+//! [`MmioError`](crate::traits::MmioError)) follows the usual convention for unimplemented
+//! register space: it reads as zero and the write is ignored (RAZ/WI). The adapter counts them
+//! ([`MmioBusAdapter::refused`]) for VMM statistics.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};

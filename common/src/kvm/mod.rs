@@ -4,12 +4,14 @@
 //! [`KvmInterruptSink`] implements [`InterruptSink`] for one device. The VMM tells it, per
 //! device line, how the line reaches KVM, and how MSIs do:
 //!
-//! | device signal | mechanism | set up with |
-//! |---|---|---|
-//! | wired line, level or edge | `KVM_IRQ_LINE` (the kernel holds the level) | [`KvmInterruptSink::wire_irq_line`] |
-//! | wired line, edge | irqfd: an eventfd registered on a GSI with `KVM_IRQFD` | [`KvmInterruptSink::wire_irqfd`] |
-//! | MSI, any doorbell | `KVM_SIGNAL_MSI`, with the ITS DeviceID on arm64 | default; [`KvmInterruptSink::msi_devid`] |
-//! | MSI, a known (address, data) | an MSI GSI route plus an irqfd on it | [`KvmInterruptSink::route_msi`], [`KvmInterruptSink::install_routing`] |
+//! - a wired line, level or edge: `KVM_IRQ_LINE`, the kernel holding the level
+//!   ([`KvmInterruptSink::wire_irq_line`]);
+//! - a wired line, edge: an irqfd, an eventfd registered on a GSI with `KVM_IRQFD`
+//!   ([`KvmInterruptSink::wire_irqfd`]);
+//! - an MSI to any doorbell: `KVM_SIGNAL_MSI`, with the ITS DeviceID on arm64 (the default;
+//!   [`KvmInterruptSink::msi_devid`]);
+//! - an MSI with a known (address, data) pair: an MSI GSI route plus an irqfd on it
+//!   ([`KvmInterruptSink::route_msi`], [`KvmInterruptSink::install_routing`]).
 //!
 //! `KVM_IRQ_LINE`'s `irq` is a GSI on x86 (an IOAPIC pin under the default routing) and an
 //! [`arm::ArmIrqLine`] on arm64 (SPI *n* is `ArmIrqLine::spi(n)`). An irqfd's GSI on arm64 is
@@ -41,7 +43,7 @@
 //! let vm = Arc::new(kvm.create_vm()?);
 //! vm.create_irq_chip()?;
 //! let mut sink = KvmInterruptSink::new(vm.clone());
-//! sink.wire_irq_line(0, 20)        // device line 0 -> GSI 20 by KVM_IRQ_LINE
+//! sink.wire_irq_line(0, 20)?       // device line 0 -> GSI 20 by KVM_IRQ_LINE
 //!     .wire_irqfd(3, 21)?;        // device line 3 -> GSI 21 by irqfd
 //! sink.route_msi(0xFEE0_0000, 0x22, 24)?;
 //! sink.install_routing(&[])?;      // this VM routes nothing else
@@ -191,16 +193,18 @@ impl KvmInterruptSink {
 
     /// Deliver device line `line` with `KVM_IRQ_LINE` on `irq` (x86: a GSI; arm64: an
     /// [`arm::ArmIrqLine`]'s bits). Levels are passed through, so this suits level-sensitive
-    /// lines. A line wired twice keeps its first wiring.
-    pub fn wire_irq_line(&mut self, line: u32, irq: u32) -> &mut Self {
-        if self.check_line(line).is_ok() {
-            self.wires.push(Wire {
-                line,
-                target: Target::IrqLine(irq),
-                level: AtomicBool::new(false),
-            });
-        }
-        self
+    /// lines. Nothing is checked with KVM until the first signal.
+    ///
+    /// # Errors
+    /// `line` is already wired.
+    pub fn wire_irq_line(&mut self, line: u32, irq: u32) -> Result<&mut Self, KvmSinkError> {
+        self.check_line(line)?;
+        self.wires.push(Wire {
+            line,
+            target: Target::IrqLine(irq),
+            level: AtomicBool::new(false),
+        });
+        Ok(self)
     }
 
     /// Deliver device line `line` through an irqfd on `gsi` (edge-triggered: see the module

@@ -1,6 +1,6 @@
 //! Unit tests of [`super::Command::decode`]: every command from the exact words the Linux driver
-//! writes (Linux `arm_smmu_cmdq_build_cmd()`, `__arm_smmu_tlb_inv_range()`), and each malformed
-//! case.
+//! writes (`arm_smmu_cmdq_build_cmd` and the range splitting of `__arm_smmu_tlb_inv_range` in
+//! Linux `drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c`), and each malformed case.
 
 use super::*;
 use crate::caps::SmmuConfig;
@@ -195,8 +195,8 @@ fn nh_va_range(c: Command) -> (Asid, TlbiRange) {
     }
 }
 
-/// `__arm_smmu_tlb_inv_range()` with RIL (IHI 0070 §4.4.1.1): 37 pages at 0x1000_0000 as two range
-/// commands.
+/// A leaf unmap of 37 pages at 0x1000_0000 (4K granule, ASID 5) as Linux's
+/// `__arm_smmu_tlb_inv_range` splits it: two range commands (IHI 0070 §4.4.1.1).
 #[test]
 fn test_cmd_range_worked_example_37_pages() {
     let (asid, r1) = nh_va_range(dec(0x0005_0000_0000_4012, 0x0000_0000_1000_0701));
@@ -219,7 +219,7 @@ fn test_cmd_range_worked_example_37_pages() {
     );
 }
 
-/// More `__arm_smmu_tlb_inv_range()` splits: 8 pages (SCALE 3), three 2 MiB blocks (TTL 2),
+/// More range commands as Linux builds them: 8 pages (SCALE 3), three 2 MiB blocks (TTL 2),
 /// non-leaf 34 pages.
 #[test]
 fn test_cmd_range_more_examples() {
@@ -373,7 +373,8 @@ fn test_cmd_unknown_opcode_is_ill() {
     assert_eq!(err(0xFF, 0, &c).cmdq_error(), CmdqErr::CERROR_ILL);
 }
 
-/// CMD_SYNC CS = 0b11 is reserved: CERROR_ILL (IHI 0070 §4.7.3, §7.1).
+/// CMD_SYNC CS = 0b11 is a reserved completion signal (IHI 0070 chapter 4, CMD_SYNC), so
+/// CERROR_ILL; an emulator that accepts it leaves a malformed SYNC undiagnosed.
 #[test]
 fn test_cmd_sync_cs_reserved_is_ill() {
     assert_eq!(
@@ -561,7 +562,9 @@ fn test_cmd_garbage_never_panics() {
     assert!(ok > 0);
 }
 
-/// The encoder writes exactly the words Linux writes (`arm_smmu_cmdq_build_cmd()`).
+/// The encoder writes exactly the words Linux writes (`arm_smmu_cmdq_build_cmd`,
+/// `arm_smmu_cmdq_build_sync_cmd` and `__arm_smmu_tlb_inv_range` in
+/// `drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c`).
 #[test]
 fn test_cmd_encode_matches_linux_words() {
     assert_eq!(Command::CfgiAll.encode(), [0x4, 0x1F]);

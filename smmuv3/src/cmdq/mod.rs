@@ -65,6 +65,10 @@ where
         let start = ctrl.cmdq.cons;
         let mut budget = self.cmdq_batch_limit();
         let mut pending = false;
+        // Host-backed streams: forwarded invalidations batch up here (see crate::host::forward).
+        let mut host = self.host_forwarder();
+        // Checked once per batch: an untraced batch builds no trace records at all.
+        let traced = self.tracing();
         loop {
             let pos = g.pos(ctrl.cmdq.cons);
             if g.is_empty(ctrl.cmdq.prod, pos) {
@@ -80,31 +84,49 @@ where
                 let m = self.mem.ram();
                 mem::read_obj::<CmdEntry, _>(&*m, addr)
             };
-            let result = match entry {
-                Ok(entry) => self.execute(pos, entry),
-                Err(_) => Err((
-                    CmdqErr::CERROR_ABT,
-                    format!("command fetch at {addr:#x} is outside guest RAM"),
-                )),
+            let result = match (entry, host.as_mut()) {
+                (Ok(entry), None) => self
+                    .execute(pos, entry, traced)
+                    .map_err(|(e, r)| (pos, e, r)),
+                (Ok(entry), Some(h)) => self.host_execute(ctrl, h, pos, entry, traced),
+                (Err(_), h) => {
+                    let stop = (
+                        pos,
+                        CmdqErr::CERROR_ABT,
+                        format!("command fetch at {addr:#x} is outside guest RAM"),
+                    );
+                    h.map_or(Ok(()), |h| self.host_flush(h)).and(Err(stop))
+                }
             };
             self.counters.commands.fetch_add(1, Ordering::Relaxed);
             match result {
                 Ok(()) => ctrl.cmdq.cons = g.next(pos),
-                Err((err, reason)) => {
-                    ctrl.cmdq.cons = CmdqCons::new()
-                        .with_wrap_index(pos)
-                        .with_err(err)
-                        .into_bits();
-                    self.trace(|| TraceRecord::CommandError { pos, err, reason });
-                    self.trace_cons(start, ctrl.cmdq.cons);
-                    self.raise_gerror(Gerror::new().with_cmdq_err(true).into_bits());
-                    self.set_work_pending(false);
-                    return;
-                }
+                Err(stop) => return self.cmdq_stop_locked(ctrl, start, stop),
             }
+        }
+        if let Some(Err(stop)) = host.as_mut().map(|h| self.host_flush(h)) {
+            return self.cmdq_stop_locked(ctrl, start, stop);
         }
         self.trace_cons(start, ctrl.cmdq.cons);
         self.set_work_pending(pending);
+    }
+
+    /// Stop the queue on a command error: CONS at the failing command with CMDQ_CONS.ERR, and
+    /// GERROR.CMDQ_ERR raised; nothing is consumed until GERRORN acknowledges it.
+    fn cmdq_stop_locked(
+        &self,
+        ctrl: &mut CtrlState,
+        start: u32,
+        (pos, err, reason): (u32, CmdqErr, String),
+    ) {
+        ctrl.cmdq.cons = CmdqCons::new()
+            .with_wrap_index(pos)
+            .with_err(err)
+            .into_bits();
+        self.trace(|| TraceRecord::CommandError { pos, err, reason });
+        self.trace_cons(start, ctrl.cmdq.cons);
+        self.raise_gerror(Gerror::new().with_cmdq_err(true).into_bits());
+        self.set_work_pending(false);
     }
 
     fn trace_cons(&self, old: u32, new: u32) {

@@ -115,6 +115,7 @@ fn wired_smmu_without_its() {
     assert_eq!(rc.header.length.get(), 36 + 2 * 20);
     let (b, _) = RootComplexBody::read_from_prefix(&rc.body).unwrap();
     assert_eq!(b.cache_coherency.get(), 1);
+    assert_eq!(b.memory_flags, RC_MF_CPM | RC_MF_DACS);
     assert_eq!(b.memory_address_limit, 64);
     // The gap 0x110..0x200 and the bypass range (no ITS to send it to) have no mapping.
     assert_eq!(

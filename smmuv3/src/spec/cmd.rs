@@ -102,6 +102,19 @@ open_enum! {
     }
 }
 
+/// Word 0 as every command shares it: the opcode in bits \[7:0\], the rest given by the
+/// command's family (the `Cmd*W0` types below).
+#[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
+#[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
+pub struct CmdHeaderW0 {
+    /// Opcode (bits \[7:0\]).
+    #[bits(8)]
+    pub opcode: Opcode,
+    /// Bits \[63:8\]: the family's fields.
+    #[bits(56)]
+    pub family_fields: u64,
+}
+
 /// Word 0 of stream-addressed commands (PREFETCH_*, CFGI_*, PRI_RESP, STALL_TERM).
 #[bitfield(u64, repr = Le64, from = Le64::new, into = Le64::get)]
 #[derive(FromBytes, IntoBytes, Immutable, KnownLayout, PartialEq, Eq, Hash)]
@@ -396,6 +409,7 @@ impl CmdSyncW1 {
 }
 
 le_word!(
+    CmdHeaderW0,
     CmdStreamW0,
     CmdTlbiW0,
     CmdAtcInvW0,
@@ -446,7 +460,7 @@ impl CmdEntry {
 
     /// The opcode (word 0 bits \[7:0\]).
     pub const fn opcode(&self) -> Opcode {
-        Opcode((self.w0.get() & 0xff) as u8)
+        CmdHeaderW0::from_bits(self.w0).opcode()
     }
 }
 

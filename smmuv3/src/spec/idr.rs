@@ -254,6 +254,26 @@ pub struct Idr3 {
     __: u16,
 }
 
+impl Idr3 {
+    /// The bits set in reserved (RES0) positions: \[1:0\], \[6\] and \[31:16\].
+    pub const fn res0_bits(self) -> u32 {
+        let defined = Idr3::new()
+            .with_had(self.had())
+            .with_pbha(self.pbha())
+            .with_xnx(self.xnx())
+            .with_pps(self.pps())
+            .with_mpam(self.mpam())
+            .with_fwb(self.fwb())
+            .with_stt(self.stt())
+            .with_ril(self.ril())
+            .with_bbml(self.bbml())
+            .with_e0pd(self.e0pd())
+            .with_ptwnnc(self.ptwnnc())
+            .with_dpt(self.dpt());
+        self.into_bits() ^ defined.into_bits()
+    }
+}
+
 /// IDR4 (offset 0x010): IMPLEMENTATION DEFINED.
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
@@ -294,6 +314,21 @@ pub struct Idr5 {
     pub stall_max: u16,
 }
 
+impl Idr5 {
+    /// The bits set in reserved (RES0) positions: \[3\], \[9:8\] and \[15:12\].
+    pub const fn res0_bits(self) -> u32 {
+        let defined = Idr5::new()
+            .with_oas(self.oas())
+            .with_gran4k(self.gran4k())
+            .with_gran16k(self.gran16k())
+            .with_gran64k(self.gran64k())
+            .with_ds(self.ds())
+            .with_vax(self.vax())
+            .with_stall_max(self.stall_max());
+        self.into_bits() ^ defined.into_bits()
+    }
+}
+
 /// IIDR (offset 0x018): implementation identification.
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
@@ -324,6 +359,24 @@ pub struct Aidr {
     pub arch_major_rev: u8,
     #[bits(24)]
     __: u32,
+}
+
+impl Aidr {
+    /// The SMMUv3 minor revision (0..=3 for SMMUv3.0..v3.3) when the register names one:
+    /// ArchMajorRev 0, ArchMinorRev at most 3 and the RES0 bits \[31:8\] zero; `None` otherwise.
+    pub const fn smmuv3_minor_rev(self) -> Option<u8> {
+        let defined = Aidr::new()
+            .with_arch_minor_rev(self.arch_minor_rev())
+            .with_arch_major_rev(self.arch_major_rev());
+        if defined.into_bits() == self.into_bits()
+            && self.arch_major_rev() == 0
+            && self.arch_minor_rev() <= 3
+        {
+            Some(self.arch_minor_rev())
+        } else {
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -411,5 +464,31 @@ mod tests {
         assert_eq!(i.implementer(), 0x43B);
         let a = Aidr::from_bits(0x12);
         assert_eq!((a.arch_major_rev(), a.arch_minor_rev()), (1, 2));
+    }
+
+    /// Reserved bits of IDR3 and IDR5 are exactly the positions no field defines.
+    #[test]
+    fn test_idr3_idr5_res0_bits() {
+        assert_eq!(
+            Idr3::from_bits(u32::MAX).res0_bits(),
+            0b11 | 1 << 6 | 0xFFFF_0000
+        );
+        assert_eq!(Idr3::from_bits(0x0000_0404).res0_bits(), 0);
+        assert_eq!(
+            Idr5::from_bits(u32::MAX).res0_bits(),
+            1 << 3 | 0b11 << 8 | 0xF << 12
+        );
+        assert_eq!(Idr5::from_bits(0xFFFF_0C75).res0_bits(), 0);
+    }
+
+    /// AIDR names an SMMUv3 revision only with major 0, minor 0..=3 and bits \[31:8\] zero.
+    #[test]
+    fn test_aidr_smmuv3_minor_rev() {
+        assert_eq!(Aidr::from_bits(0x02).smmuv3_minor_rev(), Some(2));
+        assert_eq!(Aidr::from_bits(0x03).smmuv3_minor_rev(), Some(3));
+        assert_eq!(Aidr::from_bits(0x04).smmuv3_minor_rev(), None);
+        assert_eq!(Aidr::from_bits(0x12).smmuv3_minor_rev(), None);
+        assert_eq!(Aidr::from_bits(0x102).smmuv3_minor_rev(), None);
+        assert_eq!(Aidr::from_bits(0x8000_0000).smmuv3_minor_rev(), None);
     }
 }

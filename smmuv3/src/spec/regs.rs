@@ -6,8 +6,15 @@
 //! registers whose every defined field is writable. ID registers (IDR0..IDR5) live in
 //! [`crate::spec`]'s ID-register types; this file covers the control, queue and interrupt
 //! registers.
+//!
+//! Beside each register type sit the pure functions that say what a write leaves in it
+//! (`sanitise`: reserved and unadvertised bits dropped) and the register protocols that are
+//! plain arithmetic on register values (the GERROR/GERRORN toggles). The device applies them;
+//! it holds no masks of its own.
 
 use bitfield_struct::bitfield;
+
+use super::idr::Idr0;
 
 /// Size of one SMMU register page (§6.1: page 0 at base, page 1 at base + 64 KiB).
 pub const PAGE_SIZE: u64 = 0x1_0000;
@@ -163,6 +170,22 @@ pub struct Cr0 {
     __: u32,
 }
 
+impl Cr0 {
+    /// The value a write of `raw` leaves in CR0 on an SMMU presenting `idr0`: SMMUEN, PRIQEN,
+    /// EVENTQEN, CMDQEN and ATSCHK; VMW only with IDR0.VMW. DPT_WALK_EN is dropped (the model
+    /// does not implement device permission tables) and reserved bits read as zero.
+    pub const fn sanitise(raw: u32, idr0: Idr0) -> Cr0 {
+        let w = Cr0::from_bits(raw);
+        Cr0::new()
+            .with_smmuen(w.smmuen())
+            .with_priqen(w.priqen())
+            .with_eventqen(w.eventqen())
+            .with_cmdqen(w.cmdqen())
+            .with_atschk(w.atschk())
+            .with_vmw(if idr0.vmw() { w.vmw() } else { 0 })
+    }
+}
+
 /// CR1 (0x028): cacheability and shareability of table and queue accesses (stored only).
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
@@ -189,6 +212,13 @@ pub struct Cr1 {
     __: u32,
 }
 
+impl Cr1 {
+    /// The value a write of `raw` leaves in CR1: every attribute field, reserved bits zero.
+    pub const fn sanitise(raw: u32) -> Cr1 {
+        Cr1::from_bits(raw & defined::CR1)
+    }
+}
+
 /// CR2 (0x02C).
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
@@ -201,6 +231,18 @@ pub struct Cr2 {
     pub ptm: bool,
     #[bits(29)]
     __: u32,
+}
+
+impl Cr2 {
+    /// The value a write of `raw` leaves in CR2 on an SMMU presenting `idr0`: RECINVSID and
+    /// PTM; E2H only with IDR0.HYP (it is RES0 otherwise).
+    pub const fn sanitise(raw: u32, idr0: Idr0) -> Cr2 {
+        let w = Cr2::from_bits(raw);
+        Cr2::new()
+            .with_e2h(idr0.hyp() && w.e2h())
+            .with_recinvsid(w.recinvsid())
+            .with_ptm(w.ptm())
+    }
 }
 
 /// GBPA (0x044): global bypass attributes, applied while CR0.SMMUEN = 0.
@@ -237,6 +279,14 @@ pub struct Gbpa {
     pub update: bool,
 }
 
+impl Gbpa {
+    /// The attributes latched by a write of `raw` with UPDATE = 1, once the update has taken
+    /// effect: every field kept, UPDATE clear, reserved bits zero.
+    pub const fn latch(raw: u32) -> Gbpa {
+        Gbpa::from_bits(raw & defined::GBPA).with_update(false)
+    }
+}
+
 /// IRQ_CTRL (0x050) and IRQ_CTRLACK (0x054).
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
@@ -249,6 +299,18 @@ pub struct IrqCtrl {
     pub eventq_irqen: bool,
     #[bits(29)]
     __: u32,
+}
+
+impl IrqCtrl {
+    /// The value a write of `raw` leaves in IRQ_CTRL on an SMMU presenting `idr0`:
+    /// GERROR_IRQEN and EVENTQ_IRQEN; PRIQ_IRQEN only with IDR0.PRI.
+    pub const fn sanitise(raw: u32, idr0: Idr0) -> IrqCtrl {
+        let w = IrqCtrl::from_bits(raw);
+        IrqCtrl::new()
+            .with_gerror_irqen(w.gerror_irqen())
+            .with_priq_irqen(idr0.pri() && w.priq_irqen())
+            .with_eventq_irqen(w.eventq_irqen())
+    }
 }
 
 /// GERROR (0x060) and GERRORN (0x064): an error is active while the two bits differ.
@@ -277,6 +339,29 @@ pub struct Gerror {
     __: u32,
 }
 
+impl Gerror {
+    /// The errors active while GERROR is `gerror` and GERRORN is `gerrorn` (the bits that
+    /// differ; IHI 0070 §7.5).
+    pub const fn active(gerror: u32, gerrorn: u32) -> Gerror {
+        Gerror::from_bits((gerror ^ gerrorn) & defined::GERROR)
+    }
+
+    /// The GERROR bits to toggle to raise `errors`: those of them not already active (an
+    /// active error is not raised again until software acknowledges it).
+    pub const fn to_raise(gerror: u32, gerrorn: u32, errors: Gerror) -> Gerror {
+        let active = Gerror::active(gerror, gerrorn).into_bits();
+        Gerror::from_bits(errors.into_bits() & defined::GERROR & !active)
+    }
+
+    /// GERRORN after software writes `written` to it: only active errors can be acknowledged
+    /// (their GERRORN bit takes the written value); a write cannot make an inactive error
+    /// active by making GERRORN differ from GERROR (policy).
+    pub const fn acknowledge(gerror: u32, gerrorn: u32, written: u32) -> u32 {
+        let active = Gerror::active(gerror, gerrorn).into_bits();
+        gerrorn ^ ((gerrorn ^ written) & active)
+    }
+}
+
 /// STRTAB_BASE (0x080, 64-bit).
 #[bitfield(u64)]
 #[derive(PartialEq, Eq, Hash)]
@@ -299,6 +384,11 @@ impl StrtabBase {
     pub const fn addr(&self) -> u64 {
         self.addr_hi() << 6
     }
+
+    /// The value a write of `raw` leaves in STRTAB_BASE: RA and ADDR, reserved bits zero.
+    pub const fn sanitise(raw: u64) -> StrtabBase {
+        StrtabBase::from_bits(raw & defined::STRTAB_BASE)
+    }
 }
 
 /// STRTAB_BASE_CFG (0x088).
@@ -318,6 +408,13 @@ pub struct StrtabBaseCfg {
     pub fmt: u8,
     #[bits(14)]
     __: u16,
+}
+
+impl StrtabBaseCfg {
+    /// The value a write of `raw` leaves in STRTAB_BASE_CFG: FMT, SPLIT and LOG2SIZE.
+    pub const fn sanitise(raw: u32) -> StrtabBaseCfg {
+        StrtabBaseCfg::from_bits(raw & defined::STRTAB_BASE_CFG)
+    }
 }
 
 /// `*_BASE` of a queue (CMDQ_BASE 0x090, EVENTQ_BASE 0x0A0, PRIQ_BASE 0x0C0; 64-bit).
@@ -343,6 +440,11 @@ impl QueueBase {
     pub const fn addr(&self) -> u64 {
         self.addr_hi() << 5
     }
+
+    /// The value a write of `raw` leaves in a `*_BASE` register: RA/WA, ADDR and LOG2SIZE.
+    pub const fn sanitise(raw: u64) -> QueueBase {
+        QueueBase::from_bits(raw & defined::QUEUE_BASE)
+    }
 }
 
 /// A queue index register value: index \[n-1:0\] and wrap \[n\] for a queue of 2^n entries (n <= 19),
@@ -360,6 +462,35 @@ pub struct QueueIndex {
     pub ovflg: bool,
 }
 
+impl QueueIndex {
+    /// The value a write of `raw` leaves in EVENTQ_PROD/CONS or PRIQ_PROD/CONS: the index and
+    /// wrap bit, and OVFLG/OVACKFLG; bits \[30:20\] reserved.
+    pub const fn sanitise(raw: u32) -> QueueIndex {
+        let w = QueueIndex::from_bits(raw);
+        QueueIndex::new()
+            .with_wrap_index(w.wrap_index())
+            .with_ovflg(w.ovflg())
+    }
+
+    /// The value a write of `raw` leaves in CMDQ_PROD: the index and wrap bit only (CMDQ_PROD
+    /// has no overflow flag).
+    pub const fn sanitise_cmdq_prod(raw: u32) -> QueueIndex {
+        QueueIndex::new().with_wrap_index(QueueIndex::from_bits(raw).wrap_index())
+    }
+
+    /// OVACKFLG, the name of bit \[31\] in a CONS register: the overflow the consumer has
+    /// acknowledged.
+    pub const fn ovackflg(&self) -> bool {
+        self.ovflg()
+    }
+
+    /// True while an overflow the producer signalled in `prod` is not acknowledged in `cons`
+    /// (OVFLG != OVACKFLG; IHI 0070 §7.4).
+    pub const fn overflow_pending(prod: QueueIndex, cons: QueueIndex) -> bool {
+        prod.ovflg() != cons.ovackflg()
+    }
+}
+
 /// CMDQ_CONS (0x09C).
 #[bitfield(u32)]
 #[derive(PartialEq, Eq, Hash)]
@@ -374,6 +505,17 @@ pub struct CmdqCons {
     pub err: CmdqErr,
     #[bits(1)]
     __: u8,
+}
+
+impl CmdqCons {
+    /// The value a write of `raw` leaves in CMDQ_CONS: the read index and wrap bit, and ERR;
+    /// bits \[23:20\] and \[31\] reserved.
+    pub const fn sanitise(raw: u32) -> CmdqCons {
+        let w = CmdqCons::from_bits(raw);
+        CmdqCons::new()
+            .with_wrap_index(w.wrap_index())
+            .with_err(w.err())
+    }
 }
 
 /// CMDQ_CONS.ERR: command-queue error codes (§7.1). Open: a raw 7-bit value.
@@ -437,6 +579,11 @@ impl IrqCfg0 {
     pub const fn addr(&self) -> u64 {
         self.addr_hi() << 2
     }
+
+    /// The value a write of `raw` leaves in a `*_IRQ_CFG0` register: ADDR only.
+    pub const fn sanitise(raw: u64) -> IrqCfg0 {
+        IrqCfg0::from_bits(raw & defined::IRQ_CFG0)
+    }
 }
 
 /// `*_IRQ_CFG2` (GERROR 0x074, EVENTQ 0x0BC, PRIQ 0x0DC): MSI write attributes (stored only).
@@ -451,6 +598,13 @@ pub struct IrqCfg2 {
     pub sh: u8,
     #[bits(26)]
     __: u32,
+}
+
+impl IrqCfg2 {
+    /// The value a write of `raw` leaves in a `*_IRQ_CFG2` register: SH and MemAttr.
+    pub const fn sanitise(raw: u32) -> IrqCfg2 {
+        IrqCfg2::from_bits(raw & defined::IRQ_CFG2)
+    }
 }
 
 #[cfg(test)]
@@ -558,5 +712,89 @@ mod tests {
         assert_eq!(Cr2::from_bits(0x6).into_bits(), 6);
         assert_eq!(Cr1::from_bits(0xD75).table_sh(), 3);
         assert_eq!(Cr1::from_bits(0xD75).queue_ic(), 1);
+    }
+
+    /// What a write keeps: reserved bits dropped, features the ID registers do not advertise
+    /// dropped, everything else as written.
+    #[test]
+    fn test_sanitise_drops_reserved_and_unadvertised_bits() {
+        let plain = Idr0::new();
+        let full = Idr0::new().with_vmw(true).with_hyp(true).with_pri(true);
+        // CR0: the low five bits; VMW with IDR0.VMW; DPT_WALK_EN and reserved bits never.
+        assert_eq!(Cr0::sanitise(u32::MAX, plain).into_bits(), 0x1F);
+        assert_eq!(Cr0::sanitise(u32::MAX, full).into_bits(), 0x1DF);
+        assert_eq!(Cr0::sanitise(0x0D, plain).into_bits(), 0x0D);
+        // CR1/CR2: E2H only with IDR0.HYP.
+        assert_eq!(Cr1::sanitise(u32::MAX).into_bits(), defined::CR1);
+        assert_eq!(Cr2::sanitise(u32::MAX, plain).into_bits(), 0x6);
+        assert_eq!(Cr2::sanitise(u32::MAX, full).into_bits(), defined::CR2);
+        // IRQ_CTRL: PRIQ_IRQEN only with IDR0.PRI.
+        assert_eq!(IrqCtrl::sanitise(u32::MAX, plain).into_bits(), 0x5);
+        assert_eq!(IrqCtrl::sanitise(u32::MAX, full).into_bits(), 0x7);
+        // GBPA: fields latched, UPDATE reads 0.
+        let g = Gbpa::latch(0x8000_1000 | 1 << 20);
+        assert!(!g.update() && g.abort());
+        assert_eq!(g.into_bits(), 0x0010_1000);
+        assert_eq!(
+            Gbpa::latch(u32::MAX).into_bits(),
+            defined::GBPA & !(1 << 31)
+        );
+        // Bases, MSI configuration.
+        assert_eq!(
+            StrtabBase::sanitise(u64::MAX).into_bits(),
+            defined::STRTAB_BASE
+        );
+        assert_eq!(StrtabBaseCfg::sanitise(u32::MAX).into_bits(), 0x0003_07FF);
+        assert_eq!(
+            QueueBase::sanitise(u64::MAX).into_bits(),
+            defined::QUEUE_BASE
+        );
+        assert_eq!(
+            IrqCfg0::sanitise(u64::MAX).into_bits(),
+            0x000F_FFFF_FFFF_FFFC
+        );
+        assert_eq!(IrqCfg2::sanitise(u32::MAX).into_bits(), 0x3F);
+        // Queue indices: wrap/index [19:0], OVFLG [31]; CMDQ_PROD has no flag; CMDQ_CONS keeps
+        // ERR [30:24].
+        assert_eq!(QueueIndex::sanitise(u32::MAX).into_bits(), 0x800F_FFFF);
+        assert_eq!(
+            QueueIndex::sanitise_cmdq_prod(u32::MAX).into_bits(),
+            0x000F_FFFF
+        );
+        assert_eq!(CmdqCons::sanitise(u32::MAX).into_bits(), 0x7F0F_FFFF);
+    }
+
+    /// GERROR protocol: an error is active while GERROR and GERRORN differ; raising an active
+    /// error toggles nothing; GERRORN writes acknowledge active errors only.
+    #[test]
+    fn test_gerror_protocol() {
+        let cmdq = Gerror::new().with_cmdq_err(true);
+        let evtq = Gerror::new().with_eventq_abt_err(true);
+        assert_eq!(Gerror::active(0x1, 0x0), cmdq);
+        assert_eq!(Gerror::active(0x1, 0x1), Gerror::new());
+        // CMDQ_ERR active: raising it again and EVENTQ_ABT_ERR toggles only the latter.
+        let both = Gerror::from_bits(cmdq.into_bits() | evtq.into_bits());
+        assert_eq!(Gerror::to_raise(0x1, 0x0, both), evtq);
+        // Reserved bits are never raised.
+        assert_eq!(
+            Gerror::to_raise(0, 0, Gerror::from_bits(0x2)),
+            Gerror::new()
+        );
+        // Acknowledge CMDQ_ERR; an attempt to flip the inactive EVENTQ_ABT_ERR is ignored.
+        assert_eq!(Gerror::acknowledge(0x1, 0x0, 0x5), 0x1);
+        // Writing GERRORN = GERROR acknowledges everything active.
+        assert_eq!(Gerror::acknowledge(0x105, 0x001, 0x105), 0x105);
+        // Bit 31 is not an error.
+        assert_eq!(Gerror::acknowledge(0, 0, 0x8000_0000), 0);
+    }
+
+    /// OVFLG and OVACKFLG share bit 31; an overflow is pending while they differ.
+    #[test]
+    fn test_queue_overflow_pending() {
+        let prod = QueueIndex::new().with_wrap_index(3).with_ovflg(true);
+        let cons = QueueIndex::new().with_wrap_index(3);
+        assert!(cons.ovackflg() == cons.ovflg());
+        assert!(QueueIndex::overflow_pending(prod, cons));
+        assert!(!QueueIndex::overflow_pending(prod, cons.with_ovflg(true)));
     }
 }

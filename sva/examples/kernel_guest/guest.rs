@@ -10,7 +10,7 @@ use viommu_smmuv3::spec::cd::{Cd, CdW0};
 use viommu_smmuv3::spec::cmd::CmdEntry;
 use viommu_smmuv3::spec::evt::EventId;
 use viommu_smmuv3::spec::{Cacheability, Shareability};
-use viommu_sva::iommufd::{GuestRam, IommufdContext, IommufdEventQueue, IommufdViommu, VfioPort};
+use viommu_sva::iommufd::{IommufdContext, IommufdEventQueue, IommufdViommu, MappedRam, VfioPort};
 use viommu_sva::pasid::{PasidBinder, Stage1Table};
 use viommu_sva::spec::cmd;
 use viommu_sva::{
@@ -142,7 +142,7 @@ const DESC_VALID_TABLE: u64 = 0b11;
 const S1_PAGE: u64 = 1 << 10 | 3 << 8 | 1 << 6 | 1 << 11 | 0b11;
 
 impl S1 {
-    fn new(ram: &GuestRam, pool: u64) -> Self {
+    fn new(ram: &MappedRam, pool: u64) -> Self {
         let _ = write_bytes(&ram.mem, pool, &[0u8; 4096]);
         Self {
             root: pool,
@@ -150,7 +150,7 @@ impl S1 {
         }
     }
 
-    fn table(&mut self, ram: &GuestRam, at: u64) -> u64 {
+    fn table(&mut self, ram: &MappedRam, at: u64) -> u64 {
         let mut b = [0u8; 8];
         let _ = read_bytes(&ram.mem, at, &mut b);
         let d = u64::from_le_bytes(b);
@@ -164,7 +164,7 @@ impl S1 {
         t
     }
 
-    fn map(&mut self, ram: &GuestRam, va: u64, ipa: u64) {
+    fn map(&mut self, ram: &MappedRam, va: u64, ipa: u64) {
         let l2 = self.table(ram, self.root + 8 * ((va >> 30) & 511));
         let l3 = self.table(ram, l2 + 8 * ((va >> 21) & 511));
         let _ = write_u64_le(&ram.mem, l3 + 8 * ((va >> 12) & 511), ipa | S1_PAGE);
@@ -185,7 +185,7 @@ impl S1 {
 }
 
 /// A guest-written CD (binding model a: the guest owns its CD table).
-fn write_guest_cd(ram: &GuestRam, at: u64, s1: &S1, asid: u16) {
+fn write_guest_cd(ram: &MappedRam, at: u64, s1: &S1, asid: u16) {
     let w0 = CdW0::new()
         .with_t0sz(25)
         .with_ir0(Cacheability::WBRA)
@@ -205,7 +205,7 @@ fn write_guest_cd(ram: &GuestRam, at: u64, s1: &S1, asid: u16) {
     let _ = write_u64_le(&ram.mem, at, w0.raw());
 }
 
-fn fill(ram: &GuestRam, at: u64, seed: u8, len: usize) -> Vec<u8> {
+fn fill(ram: &MappedRam, at: u64, seed: u8, len: usize) -> Vec<u8> {
     let v: Vec<u8> = (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect();
@@ -213,7 +213,7 @@ fn fill(ram: &GuestRam, at: u64, seed: u8, len: usize) -> Vec<u8> {
     v
 }
 
-fn read(ram: &GuestRam, at: u64, len: usize) -> Vec<u8> {
+fn read(ram: &MappedRam, at: u64, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     let _ = read_bytes(&ram.mem, at, &mut v);
     v
@@ -265,7 +265,7 @@ fn setup(forced: bool, rep: &mut Report) -> Result<(), String> {
         ));
     }
     let ctx = IommufdContext::open().map_err(|e| e.to_string())?;
-    let ram = GuestRam::new(&ctx, RAM_BASE, RAM_SIZE).map_err(|e| e.to_string())?;
+    let ram = MappedRam::new(&ctx, RAM_BASE, RAM_SIZE).map_err(|e| e.to_string())?;
     let pa = ctx.bind_device(&edus[0]).map_err(|e| e.to_string())?;
     let pb = ctx.bind_device(&edus[1]).map_err(|e| e.to_string())?;
     if !forced {
@@ -363,7 +363,7 @@ fn setup(forced: bool, rep: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-fn s2_only(ram: &GuestRam, edu: &Edu<'_>) -> Result<(), String> {
+fn s2_only(ram: &MappedRam, edu: &Edu<'_>) -> Result<(), String> {
     let want = fill(ram, SRC, 1, 256);
     fill(ram, DST, 0, 256);
     edu.copy(SRC, DST, 256)?;
@@ -371,7 +371,7 @@ fn s2_only(ram: &GuestRam, edu: &Edu<'_>) -> Result<(), String> {
 }
 
 fn nested(
-    ram: &GuestRam,
+    ram: &MappedRam,
     v: &IommufdViommu,
     a: &mut Ep,
     edu: &Edu<'_>,
@@ -394,7 +394,7 @@ fn nested(
 }
 
 fn stale_until_tlbi(
-    ram: &GuestRam,
+    ram: &MappedRam,
     v: &IommufdViommu,
     edu: &Edu<'_>,
     s1: &mut S1,
@@ -481,7 +481,7 @@ fn illegal_batch(v: &IommufdViommu) -> Result<(), String> {
 
 #[allow(clippy::too_many_arguments)]
 fn isolation(
-    ram: &GuestRam,
+    ram: &MappedRam,
     v: &IommufdViommu,
     a: &mut Ep,
     b: &mut Ep,
@@ -542,7 +542,7 @@ fn isolation(
 }
 
 fn replace_under_dma(
-    ram: &GuestRam,
+    ram: &MappedRam,
     v: &IommufdViommu,
     a: &mut Ep,
     edu: &Edu<'_>,
@@ -604,7 +604,7 @@ fn replace_under_dma(
     }
 }
 
-fn per_pasid(ram: &GuestRam, v: &IommufdViommu, b: &mut Ep, edu: &Edu<'_>) -> Result<(), String> {
+fn per_pasid(ram: &MappedRam, v: &IommufdViommu, b: &mut Ep, edu: &Edu<'_>) -> Result<(), String> {
     // binding model (b): the VMM composes the CD table (SSIDSIZE is 0 here: CD 0 only)
     let mut t = S1::new(ram, 0x0125_1000);
     t.map(ram, VA_SRC, SRC);

@@ -3,10 +3,14 @@
 //! batched HWPT_INVALIDATE, so the whole vIOMMU is built from the raw calls here).
 //!
 //! Sequence: [`IommufdContext::open`] (open /dev/iommu, IOAS) → [`IommufdContext::map_ram`] /
-//! [`GuestRam`] (guest RAM at IOVA = GPA) → [`IommufdContext::bind_device`] (VFIO cdev bound, not
+//! [`MappedRam`] (guest RAM at IOVA = GPA) → [`IommufdContext::bind_device`] (VFIO cdev bound, not
 //! attached) → [`IommufdContext::hw_info`] → [`IommufdContext::create_viommu`] (NEST_PARENT,
 //! vIOMMU, shared abort/bypass HWPTs) → [`crate::Endpoint::new`] per device (vDEVICE + attach) →
 //! [`IommufdViommu::alloc_event_queue`].
+//!
+//! A VMM normally does not drive endpoints itself: it builds an [`IommufdAccelSmmu`] (the
+//! accelerated vSMMU over this backend) and attaches VFIO devices to it by guest StreamID;
+//! `examples/accel_vmm.rs` is the whole sequence.
 
 mod raw;
 
@@ -58,6 +62,11 @@ fn host(op: HostOp) -> impl Fn(iommufd_ioctls::IommufdError) -> ViommuError {
         errno: errno_of(&e),
     }
 }
+
+/// The accelerated vSMMU over iommufd: guest memory `M`, one vIOMMU, VFIO cdev devices, the
+/// vIOMMU's vEVENTQ.
+pub type IommufdAccelSmmu<M> =
+    crate::accel::AcceleratedSmmu<M, IommufdViommu, VfioPort, IommufdEventQueue>;
 
 /// An open iommufd with the IOAS holding guest RAM (IOVA = GPA).
 pub struct IommufdContext {
@@ -494,10 +503,12 @@ impl HostEventSource for IommufdEventQueue {
     }
 }
 
-/// Guest RAM for tests and simple VMMs: a memfd mapped into this process (vm-memory) and pinned
-/// into the IOAS at IOVA = GPA.
+/// Guest RAM mapped twice, for tests and simple VMMs: a memfd mapped into this process
+/// (vm-memory) and pinned into the IOAS at IOVA = GPA, so the host SMMU translates the
+/// device's DMA to the same pages. (Not [`viommu_common::mem::GuestRam`], the trait through
+/// which devices reach guest memory.)
 #[derive(Debug)]
-pub struct GuestRam {
+pub struct MappedRam {
     /// The process mapping, addressed by GPA.
     pub mem: GuestMemoryMmap<()>,
     file: Arc<File>,
@@ -505,7 +516,7 @@ pub struct GuestRam {
     len: u64,
 }
 
-impl GuestRam {
+impl MappedRam {
     /// Allocate `len` bytes (page multiple) of guest RAM at `gpa` and map it into `ctx`'s IOAS.
     pub fn new(ctx: &IommufdContext, gpa: u64, len: usize) -> Result<Self, ViommuError> {
         const NAME: &CStr = c"viommu-sva-ram";

@@ -15,5 +15,14 @@ done
 [ -e /dev/iommu ] || echo "=== /dev/iommu missing"
 /kernel_guest
 echo "=== kernel_guest exit code $?"
+# The in-guest VMM: replay each trace through an accelerated vSMMU with an edu device as the
+# passthrough endpoint (needs the vIOMMU, so only with the CANWBS test parameter).
+if grep -q 'arm_smmu_v3.force_canwbs=1' /proc/cmdline; then
+	for t in /traces/*; do
+		[ -e "$t" ] || { echo "=== no traces in the initramfs"; break; }
+		/accel_replay --measure $(cat /accel_replay.args) "$t"
+		echo "=== accel_replay ${t##*/} exit code $?"
+	done
+fi
 dmesg | grep -i -E 'smmu|iommufd|vfio' | tail -n 20
 poweroff -f
