@@ -7,14 +7,16 @@
 # L2's arm-smmu-v3 driver probes the SMMU, takes its interrupts and maps the disk's DMA; the L2
 # init checks the disk and prints markers that this script parses, the VMM prints its stats.
 #
-# Runs (one L1 boot each, logs under $WORK): lazy (default DMA domain), strict (iommu.strict=1),
-# abort (the disk's STE aborts: the driver must see the fault), noiommu-lazy/noiommu-strict (the
-# same device without the SMMU, for the throughput ratios).
+# One L1 boot (log: $WORK/live.log) measures the MMIO exit round trip (arm64_vmm --exit-bench), then
+# runs the VMM per scenario: lazy (the default DMA domain), strict (iommu.strict=1), noiommu (the
+# same device without the SMMU, the baseline of the throughput ratios) and unmapped (the disk left
+# out of the device tree's SMMU mapping while its DMA still goes through the SMMU: the driver
+# must log the event our SMMU records).
 #
 # The Linux source tree and busybox come from the viommu-sva harness (run.sh, same Debian
 # packages, same cache); this kernel is built beside it under target/vmm-kernel.
 #
-# Usage: vmm.sh [all|deps|kernel|vmm|initramfs|boot]   (default: all)
+# Usage: vmm.sh [all|deps|kernel|vmm|initramfs|boot|check]   (default: all)
 #   JOBS=N   parallel kernel build jobs (default: nproc)
 # A missing prerequisite is an error with a reason, never a skip; so is KVM refusing to run in L1.
 set -euo pipefail
