@@ -118,7 +118,7 @@ fn demo() -> Result<(), String> {
     let f = pamu.translate(&DmaRequest::read(u32::from(liodn), 0x4000_0000, 4));
     println!(
         "DMA read iova 0x40000000 (window 4, unmapped) -> {:?}",
-        f.map(|m| m.output).map_err(|f| f.event)
+        f.map(|m| m.output).map_err(|f| f.event.name())
     );
     println!(
         "captured: AVS1 = {:#010x}, AVA = {:#x}, PICS = {:#x}, AV line {:?}",
