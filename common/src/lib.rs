@@ -38,6 +38,7 @@ pub mod kvm;
 pub mod mem;
 pub mod reg64;
 pub mod spec_macros;
+mod sync;
 pub mod topology;
 pub mod traits;
 pub mod vmm;

@@ -24,7 +24,7 @@
 //! its own cache line: invalidating one ASID does not slow lookups of another. Fences and nested
 //! flags are only touched on misses and invalidations and are packed.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam::utils::CachePadded;
 

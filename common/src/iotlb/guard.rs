@@ -24,8 +24,8 @@
 //! Cost: one uncontended locked RMW on the thread's own cache line per pin (a few ns), so it is
 //! opt-in and separate from [`Iotlb::lookup`], which stays write-free.
 
+use crate::sync::{fence, AtomicU64, Ordering};
 use std::marker::PhantomData;
-use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crossbeam::utils::CachePadded;

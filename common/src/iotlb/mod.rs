@@ -91,7 +91,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::Ordering;
+use crate::sync::Ordering;
 
 use crate::access::Perms;
 use crate::id::{Asid, StreamId, SubstreamId, Vmid};
@@ -792,7 +792,7 @@ impl Iotlb {
     /// Remove `tag`'s entries overlapping `range`: fence, then probe every block of every present
     /// size or scan the table, whichever visits fewer slots, or bump the tag's generation if
     /// both exceed [`SCAN_LIMIT`].
-    fn remove_range(&self, tag: TlbTag, present: &std::sync::atomic::AtomicU64, range: InvRange) {
+    fn remove_range(&self, tag: TlbTag, present: &crate::sync::AtomicU64, range: InvRange) {
         self.epochs.fence_tag(tag);
         // SeqCst, after the fence bump: sees every size bit an insert we must catch has set.
         let mask = present.load(Ordering::SeqCst);

@@ -27,7 +27,7 @@
 //! stamp is dead (invalidated by a generation bump), else a pseudo-random way. There is no
 //! flush-everything when full and nothing on the hit path records use.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 
 use super::TlbEntry;
 use crate::access::Perms;
