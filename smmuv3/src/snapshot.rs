@@ -31,10 +31,16 @@
 //! any; 2 saves the whole stall table ([`StallTableSnapshot`]). Version-1 snapshots are refused
 //! ([`SnapshotError::UnsupportedVersion`]).
 //!
-//! Restore refuses, with a typed [`SnapshotError`], a snapshot of another version, one taken on
-//! a device with different ID registers, register values this configuration cannot hold, and a
-//! stall table this device cannot hold (more entries than its IDR5.STALL_MAX, a STAG used
-//! twice, an unknown fault name).
+//! A snapshot is untrusted input. Restore refuses, with a typed [`SnapshotError`] naming the
+//! field, a snapshot of another version, one taken on a device with different ID registers, a
+//! register value its guest-write sanitiser would change (reserved bits, features this
+//! configuration lacks, GBPA with UPDATE set), a stall table this device cannot hold (more
+//! entries than its IDR5.STALL_MAX, a STAG used twice, an unknown fault name, a request no
+//! translation could have stalled, a retry chain leading nowhere), PRI groups it could not track
+//! and a pending ATC error without ATS. An accepted snapshot is restored exactly: saving right
+//! after gives it back.
+
+mod check;
 
 use serde::{Deserialize, Serialize};
 
@@ -380,6 +386,15 @@ pub enum SnapshotError {
     /// name the model does not know).
     #[error("stall table cannot be restored: {0}")]
     StallTable(String),
+    /// A value of a field other than a register or the stall table that this device could not
+    /// have held (a PRI group on a device without PRI, a pending ATC error without ATS, ...).
+    #[error("{field}: {reason}")]
+    InvalidField {
+        /// The field (`pri_groups[3]`, `atc_sync_error`).
+        field: String,
+        /// Why it cannot be restored.
+        reason: String,
+    },
     /// Not a well-formed snapshot.
     #[error("malformed snapshot: {0}")]
     Malformed(String),
@@ -738,13 +753,9 @@ where
                 });
             }
         }
-        // Only a value a CR0 write could have left is a CR0 this device can hold.
-        if Cr0::sanitise(ctrl.cr0, self.caps.idr0).into_bits() != ctrl.cr0 {
-            return Err(SnapshotError::InvalidRegister {
-                register: "CR0",
-                value: ctrl.cr0.into(),
-            });
-        }
+        // Only values the device could have held: registers as their guest-write sanitisers
+        // leave them, stalls and PRI groups this device could track.
+        check::check(snap, &self.caps)?;
         let stalls = StallState {
             next_stag: stalls.next_stag,
             entries: stalls
