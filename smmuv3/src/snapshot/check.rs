@@ -8,13 +8,16 @@
 //!   ([`SnapshotError::InvalidRegister`]) rather than silently changed, so an accepted
 //!   snapshot restores exactly the state it describes.
 //! - The stall table may only hold requests a translation could have stalled (a StreamID and
-//!   SubstreamID in the IDR1 ranges, a non-empty access inside the address space), and a retry
-//!   chain (`Forward`) must lead to another entry of the same stream.
+//!   SubstreamID in the IDR1 ranges, a non-empty access inside the address space), a completed
+//!   one only a translation result (permissions R/W/X, a 2-bit shareability, a non-empty output
+//!   range), and a retry chain (`Forward`) must lead to another entry of the same stream.
 //! - Page Request Groups need IDR0.PRI, fit the tracker ([`PRI_MAX_GROUPS`]), appear once, and
 //!   carry a 9-bit PRG index and in-range StreamID and PASID.
 //! - A pending CERROR_ATC_INV_SYNC needs IDR0.ATS.
 
 use std::collections::{HashMap, HashSet};
+
+use viommu_common::access::Perms;
 
 use crate::caps::Caps;
 use crate::priq::PRI_MAX_GROUPS;
@@ -172,6 +175,26 @@ fn check_stall_requests(entries: &[StalledSnapshot], caps: &Caps) -> Result<(), 
                     r.len, r.addr
                 ),
             ));
+        }
+        if let ProgressSnapshot::Done { result: Ok(m), .. } = &e.progress {
+            if m.perms & !Perms::RWX.bits() != 0 || m.shareability > 3 {
+                return Err(stall(
+                    i,
+                    format!(
+                        "result permissions {:#x} or shareability {} do not exist",
+                        m.perms, m.shareability
+                    ),
+                ));
+            }
+            if m.len == 0 || m.output.checked_add(m.len - 1).is_none() {
+                return Err(stall(
+                    i,
+                    format!(
+                        "result of {} bytes at {:#x} is not inside the address space",
+                        m.len, m.output
+                    ),
+                ));
+            }
         }
         if let ProgressSnapshot::Forward(next) = e.progress {
             if next == e.stag || streams.get(&next) != Some(&r.stream) {
