@@ -12,7 +12,7 @@
 //! - the total guest RAM the `ram` lines declare (mapped lazily with `MAP_NORESERVE`, so this
 //!   bounds address space; resident memory is only what the operations touch, and they are
 //!   bounded by the input);
-//! - the number of devices;
+//! - the number of devices, and the size of a device's `config` ([`MAX_CONFIG_VALUES`]);
 //! - `read_mem.len` ([`crate::parse::MAX_READ_LEN`], fixed).
 //!
 //! At run time, the interrupts a device raised and no `expect_irq` has looked at yet are kept
@@ -33,6 +33,30 @@ pub const MAX_TOTAL_RAM: u64 = 4 << 30;
 
 /// Default of [`Limits::max_devices`].
 pub const MAX_DEVICES: usize = 64;
+
+/// Most JSON values (objects, arrays and scalars, nested ones included) a `device.config` may
+/// hold: it is kept as a JSON tree until the device is created, and a tree costs far more
+/// memory than its text. The richest real configuration has a few dozen.
+pub const MAX_CONFIG_VALUES: usize = 1024;
+
+/// Whether `config` holds at most [`MAX_CONFIG_VALUES`] JSON values.
+pub(crate) fn config_within_limit(config: &serde_json::Map<String, serde_json::Value>) -> bool {
+    use serde_json::Value;
+    let mut count = 0usize;
+    let mut stack: Vec<&Value> = config.values().collect();
+    while let Some(v) = stack.pop() {
+        count += 1;
+        if count > MAX_CONFIG_VALUES {
+            return false;
+        }
+        match v {
+            Value::Array(a) => stack.extend(a),
+            Value::Object(m) => stack.extend(m.values()),
+            _ => {}
+        }
+    }
+    true
+}
 
 /// Interrupts kept per device for the next `expect_irq` window (older ones are dropped).
 pub const MAX_PENDING_IRQS: usize = 1 << 16;

@@ -13,16 +13,11 @@ use viommu_common::{AccessKind, DmaRequest, StreamId, SubstreamId};
 
 use crate::ats::{AtsRequest, ExpectAtcInv};
 use crate::iopf::{PageRequest, PriResponse, StallResult};
-use crate::limits::Limits;
+use crate::limits::{self, Limits, MAX_CONFIG_VALUES};
 use crate::num;
 
 /// Largest `read_mem.len` accepted (bounds the buffer a file can make us allocate).
 pub const MAX_READ_LEN: u64 = 16 << 20;
-
-/// Most JSON values (objects, arrays and scalars, nested ones included) a `device.config` may
-/// hold: it is kept as a JSON tree until the device is created, and a tree costs far more
-/// memory than its text. The richest real configuration has a few dozen.
-pub const MAX_CONFIG_VALUES: usize = 1024;
 
 /// One line of a replay file that failed to parse or validate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -437,21 +432,11 @@ impl Op {
                 }
             }
             Op::Device(d) => {
-                let mut count = 0usize;
-                let mut stack: Vec<&Value> = d.config.values().collect();
-                while let Some(v) = stack.pop() {
-                    count += 1;
-                    if count > MAX_CONFIG_VALUES {
-                        return Err(field_err(
-                            "config",
-                            &format!("has more than {MAX_CONFIG_VALUES} values"),
-                        ));
-                    }
-                    match v {
-                        Value::Array(a) => stack.extend(a),
-                        Value::Object(m) => stack.extend(m.values()),
-                        _ => {}
-                    }
+                if !limits::config_within_limit(&d.config) {
+                    return Err(field_err(
+                        "config",
+                        &format!("has more than {MAX_CONFIG_VALUES} values"),
+                    ));
                 }
             }
             Op::PageRequest(p) => p.validate()?,
