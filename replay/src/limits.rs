@@ -17,7 +17,10 @@
 //!
 //! At run time, the interrupts a device raised and no `expect_irq` has looked at yet are kept
 //! up to [`MAX_PENDING_IRQS`] per device (the oldest are dropped beyond that); every interrupt is
-//! still reported to the observer as it happens.
+//! still reported to the observer as it happens. The invalidations a stream's ATC received and
+//! no `expect_atc_inv` has looked at yet are kept up to
+//! [`MAX_RECORDED_ATC_INVS`](crate::smmuv3::MAX_RECORDED_ATC_INVS) (beyond that the check fails
+//! with an error).
 
 /// Default of [`Limits::max_input_bytes`]: 256 MiB of (decompressed) text.
 pub const MAX_INPUT_BYTES: u64 = 256 << 20;
