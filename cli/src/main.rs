@@ -65,18 +65,21 @@ fn main() -> ExitCode {
             max_input,
             max_ram,
         }) => {
-            let opts = Options {
-                quiet,
-                trace,
-                limits: Limits {
-                    max_input_bytes: max_input,
-                    max_total_ram: max_ram,
-                    ..Limits::default()
-                },
+            let opts = Options { quiet, trace };
+            let limits = Limits {
+                max_input_bytes: max_input,
+                max_total_ram: max_ram,
+                ..Limits::default()
             };
             let stdout = std::io::stdout();
             let stderr = std::io::stderr();
-            let outcome = replay_file(&file, &opts, &mut stdout.lock(), &mut stderr.lock());
+            let outcome = replay_file(
+                &file,
+                &opts,
+                &limits,
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            );
             ExitCode::from(outcome.exit_code())
         }
     }
@@ -95,10 +98,17 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Replay `path` (`-`: standard input; `.xz` and `.gz` decompressed by extension), printing
-/// results to `out` and errors to `err`.
-fn replay_file(path: &Path, opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> Outcome {
+/// results to `out` and errors to `err`, within `limits`.
+fn replay_file(
+    path: &Path,
+    opts: &Options,
+    limits: &Limits,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Outcome {
     if path == Path::new("-") {
-        return viommu_replay::run_reader("<stdin>", std::io::stdin().lock(), opts, out, err);
+        let stdin = std::io::stdin().lock();
+        return viommu_replay::run_reader_with("<stdin>", stdin, opts, limits, out, err);
     }
     let file = match File::open(path) {
         Ok(f) => f,
@@ -128,5 +138,5 @@ fn replay_file(path: &Path, opts: &Options, out: &mut dyn Write, err: &mut dyn W
     } else {
         Box::new(file)
     };
-    viommu_replay::run_reader(&name, BufReader::new(reader), opts, out, err)
+    viommu_replay::run_reader_with(&name, BufReader::new(reader), opts, limits, out, err)
 }

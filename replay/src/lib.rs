@@ -213,8 +213,6 @@ pub struct Options {
     pub quiet: bool,
     /// Print the devices' trace records.
     pub trace: bool,
-    /// Resource limits the file is held to.
-    pub limits: Limits,
 }
 
 /// Outcome of a replay, mapped to the exit status.
@@ -239,7 +237,8 @@ impl Outcome {
     }
 }
 
-/// Replay the file text read from `reader` (`name` is used in error messages).
+/// Replay the file text read from `reader` (`name` is used in error messages) within the
+/// default [`Limits`].
 pub fn run_reader<R: BufRead>(
     name: &str,
     reader: R,
@@ -247,8 +246,20 @@ pub fn run_reader<R: BufRead>(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Outcome {
-    let session = parse::parse_script_with(reader, &opts.limits)
-        .and_then(|lines| Session::builder().limits(opts.limits).build(lines));
+    run_reader_with(name, reader, opts, &Limits::default(), out, err)
+}
+
+/// [`run_reader`] holding the file to `limits` (see [`limits`]).
+pub fn run_reader_with<R: BufRead>(
+    name: &str,
+    reader: R,
+    opts: &Options,
+    limits: &Limits,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Outcome {
+    let session = parse::parse_script_with(reader, limits)
+        .and_then(|lines| Session::builder().limits(*limits).build(lines));
     let session = match session {
         Ok(s) => s,
         Err(e) => {

@@ -221,7 +221,6 @@ fn test_quiet_and_trace_options() {
         Options {
             quiet: true,
             trace: false,
-            limits: Limits::default(),
         },
     );
     assert_eq!(quiet.out.len(), 2, "{:?}", quiet.out);
@@ -233,7 +232,6 @@ fn test_quiet_and_trace_options() {
         Options {
             quiet: false,
             trace: true,
-            limits: Limits::default(),
         },
     );
     assert!(traced
@@ -592,18 +590,21 @@ fn test_limits_are_enforced_at_the_crossing_line() {
     let l = limits(&|l| l.max_total_ram = 0x1000);
     let e = Session::builder().limits(l).build(script).err().unwrap();
     assert!(e.reason.contains("limit of 0x1000 bytes"), "{e}");
-    // run_reader applies Options::limits.
-    let opts = Options {
-        limits: limits(&|l| l.max_ops = 1),
-        ..Options::default()
-    };
-    let r = run_with(&text, opts);
-    assert_eq!(r.outcome, Outcome::Malformed);
+    // run_reader_with applies its limits.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let outcome = run_reader_with(
+        "test",
+        text.as_bytes(),
+        &Options::default(),
+        &limits(&|l| l.max_ops = 1),
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(outcome, Outcome::Malformed);
+    let err = String::from_utf8(err).unwrap();
     assert!(
-        r.err
-            .contains("line 3: the file has more than the limit of 1 operations"),
-        "{}",
-        r.err
+        err.contains("line 3: the file has more than the limit of 1 operations"),
+        "{err}"
     );
 }
 
