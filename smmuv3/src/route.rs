@@ -13,6 +13,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use crossbeam::atomic::AtomicCell;
 
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::iotlb::{Regime, TlbTag};
@@ -38,6 +39,7 @@ pub(crate) enum TagKey {
 
 impl TagKey {
     /// The IOTLB tag.
+    #[inline]
     pub(crate) const fn tag(self) -> TlbTag {
         match self {
             TagKey::S1 { vmid, asid } => TlbTag::stage1(vmid, asid),
@@ -88,6 +90,7 @@ impl Hot {
         }
     }
 
+    #[inline]
     fn unpack(w: u64) -> Option<Hot> {
         let vmid = Vmid((w >> 32) as u16);
         let asid = Asid((w >> 16) as u16);
@@ -108,13 +111,77 @@ impl Hot {
     }
 }
 
+/// What the hit path reads of a cached route: the packed [`Hot`] word (see [`Hot::pack`])
+/// and, for a translating route, the IOTLB tag. Read in place: no enum is rebuilt.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HotRoute {
+    word: u64,
+    tag: TlbTag,
+}
+
+/// What a cached route does with a transaction (the kind bits of [`HotRoute`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HotKind {
+    /// Terminate silently.
+    Abort,
+    /// Pass through.
+    Bypass,
+    /// Translate with [`HotRoute::tag`].
+    Translate,
+}
+
+impl HotRoute {
+    /// The route's kind.
+    #[inline(always)]
+    pub(crate) fn kind(&self) -> HotKind {
+        match self.word & 3 {
+            1 => HotKind::Abort,
+            2 => HotKind::Bypass,
+            _ => HotKind::Translate,
+        }
+    }
+
+    /// The IOTLB tag of a translating route.
+    #[inline(always)]
+    pub(crate) fn tag(&self) -> TlbTag {
+        self.tag
+    }
+
+    /// STE.PRIVCFG (raw).
+    #[inline(always)]
+    pub(crate) fn privcfg(&self) -> u8 {
+        ((self.word >> 4) & 3) as u8
+    }
+
+    /// STE.INSTCFG (raw).
+    #[inline(always)]
+    pub(crate) fn instcfg(&self) -> u8 {
+        ((self.word >> 6) & 3) as u8
+    }
+}
+
 /// One seqlock slot. `seq` is odd while a writer updates the other words.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     seq: AtomicU64,
     key: AtomicU64,
     generation: AtomicU64,
     hot: AtomicU64,
+    /// The IOTLB tag of a translating route, built once at insert so a hit does not rebuild
+    /// it (a lock-free 64-bit cell: one plain load).
+    tag: AtomicCell<TlbTag>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            key: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            hot: AtomicU64::new(0),
+            tag: AtomicCell::new(TlbTag::stage2(Vmid(0))),
+        }
+    }
 }
 
 /// A full route (walk configurations) for the IOTLB-miss path.
@@ -136,10 +203,12 @@ pub(crate) struct RouteCache {
     generation: AtomicU64,
 }
 
+#[inline(always)]
 fn key(sid: u32, ssid: Option<u32>) -> u64 {
     (u64::from(sid) << 33) | ssid.map_or(NO_SSID, u64::from)
 }
 
+#[inline(always)]
 fn slot_of(key: u64) -> usize {
     // Fibonacci hashing of the key; SLOTS is a power of two (10 bits).
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize & (SLOTS - 1)
@@ -156,31 +225,41 @@ impl RouteCache {
     }
 
     /// The current generation; take it before resolving a route to insert.
+    #[inline(always)]
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// The cached route of `(sid, ssid)`, if resolved under the current generation.
+    #[cfg(test)]
     pub(crate) fn get(&self, sid: u32, ssid: Option<u32>) -> Option<Hot> {
+        self.get_hot(sid, ssid).and_then(|h| Hot::unpack(h.word))
+    }
+
+    /// The cached route of `(sid, ssid)` as the hit path reads it (packed word and IOTLB tag),
+    /// if resolved under the current generation.
+    #[inline(always)]
+    pub(crate) fn get_hot(&self, sid: u32, ssid: Option<u32>) -> Option<HotRoute> {
         let k = key(sid, ssid);
         let g = self.generation();
         let slot = self.slots.get(slot_of(k))?;
         // Seqlock read: the Acquire load of `seq` orders the data loads after it; the Acquire
         // fence orders them before the second `seq` load.
         let s1 = slot.seq.load(Ordering::Acquire);
-        if s1 & 1 != 0 {
-            return None;
-        }
-        let (sk, sg, hot) = (
+        let (sk, sg, word, tag) = (
             slot.key.load(Ordering::Relaxed),
             slot.generation.load(Ordering::Relaxed),
             slot.hot.load(Ordering::Relaxed),
+            slot.tag.load(),
         );
         fence(Ordering::Acquire);
-        if slot.seq.load(Ordering::Relaxed) != s1 || sk != k || sg != g {
+        // An odd `s1` (a writer inside) never equals the reloaded value once the writer is
+        // done, and while it is inside the key or generation written so far is refused by
+        // the comparison with the reload: so one comparison covers both.
+        if slot.seq.load(Ordering::Relaxed) != s1 || s1 & 1 != 0 || sk != k || sg != g {
             return None;
         }
-        Hot::unpack(hot)
+        Some(HotRoute { word, tag })
     }
 
     /// The cached full route of `(sid, ssid)`, if resolved under the current generation.
@@ -228,6 +307,9 @@ impl RouteCache {
         slot.key.store(k, Ordering::Relaxed);
         slot.generation.store(generation, Ordering::Relaxed);
         slot.hot.store(hot.pack(), Ordering::Relaxed);
+        if let Hot::Translate { key, .. } = hot {
+            slot.tag.store(key.tag());
+        }
         slot.seq.store(s + 2, Ordering::Release);
     }
 
