@@ -61,6 +61,7 @@ pub mod config;
 pub mod desc;
 mod engine;
 pub mod fault;
+mod read;
 mod stage1;
 mod stage2;
 #[cfg(test)]
