@@ -8,12 +8,18 @@
 //! entry is used only if it was resolved under the current generation, taken *before* the
 //! configuration was read. So a route never outlives the CFGI (and CMD_SYNC) that removed its
 //! configuration. A slot holds one entry; a colliding stream replaces it (bounded memory).
+//!
+//! The full route an IOTLB miss walks with lives in a parallel array of seqlock slots
+//! ([`crate::config::slots`]) as packed words, so caching a route allocates nothing.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::Arc;
-
-use arc_swap::ArcSwapOption;
 use crossbeam::atomic::AtomicCell;
+
+use crate::config::slots::Slots;
+use crate::config::words::{Packed, Reader, Writer};
+use crate::config::StreamAttrs;
+use crate::sync::{fence, AtomicU64, Ordering};
+use crate::translate::S1Ctx;
+use viommu_common::walk::{Stage1Config, Stage2Config};
 
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::iotlb::{Regime, TlbTag};
@@ -90,7 +96,7 @@ impl Hot {
         }
     }
 
-    #[inline]
+    #[cfg(test)]
     fn unpack(w: u64) -> Option<Hot> {
         let vmid = Vmid((w >> 32) as u16);
         let asid = Asid((w >> 16) as u16);
@@ -184,21 +190,13 @@ impl Default for Slot {
     }
 }
 
-/// A full route (walk configurations) for the IOTLB-miss path.
-#[derive(Debug)]
-struct Full {
-    key: u64,
-    generation: u64,
-    route: Route,
-}
-
 /// The route cache (see the module docs).
 #[derive(Debug)]
 pub(crate) struct RouteCache {
     slots: Box<[Slot]>,
-    /// Full routes, same indexing and validity rule, for IOTLB misses (saves re-resolving the
-    /// configuration before a walk).
-    full: Box<[ArcSwapOption<Full>]>,
+    /// Full routes (packed), same indexing and validity rule (the generation is the first
+    /// tag), for IOTLB misses: saves re-resolving the configuration before a walk.
+    full: Slots,
     /// Bumped after every invalidation of the configuration a route depends on.
     generation: AtomicU64,
 }
@@ -218,7 +216,7 @@ impl RouteCache {
     pub(crate) fn new() -> Self {
         Self {
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
-            full: (0..SLOTS).map(|_| ArcSwapOption::empty()).collect(),
+            full: Slots::new(SLOTS),
             // Start at 1 so that an empty slot (generation 0) never matches.
             generation: AtomicU64::new(1),
         }
@@ -266,11 +264,11 @@ impl RouteCache {
     pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>) -> Option<Route> {
         let k = key(sid, ssid);
         let g = self.generation();
-        let e = self.full.get(slot_of(k))?.load();
-        match e.as_deref() {
-            Some(e) if e.key == k && e.generation == g => Some(e.route),
-            _ => None,
+        let e = self.full.read(slot_of(k))?;
+        if e.key != k || e.tags[0] != g {
+            return None;
         }
+        Route::unpack(&e.words)
     }
 
     /// Cache `route` resolved under `generation` (ignored if it is no longer current).
@@ -279,13 +277,10 @@ impl RouteCache {
             return;
         }
         let k = key(sid, ssid);
-        if let Some(f) = self.full.get(slot_of(k)) {
-            f.store(Some(Arc::new(Full {
-                key: k,
-                generation,
-                route: *route,
-            })));
-        }
+        // An invalidation racing with this insert bumps the generation after the check above;
+        // the entries then carry the old one and are never used.
+        self.full
+            .try_write(slot_of(k), k, &route.pack(), || Some([generation, 0]));
         self.insert_hot(generation, k, route.hot());
     }
 
@@ -319,6 +314,105 @@ impl RouteCache {
     }
 }
 
+impl Packed for TagKey {
+    fn put(&self, w: &mut Writer) {
+        match *self {
+            TagKey::S1 { vmid, asid } => {
+                w.u8(0);
+                w.u16(vmid.0);
+                w.u16(asid.0);
+            }
+            TagKey::S1El2 { asid } => {
+                w.u8(1);
+                w.u16(asid.0);
+            }
+            TagKey::S2 { vmid } => {
+                w.u8(2);
+                w.u16(vmid.0);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Option<Self> {
+        Some(match r.u8()? {
+            0 => TagKey::S1 {
+                vmid: Vmid(r.u16()?),
+                asid: Asid(r.u16()?),
+            },
+            1 => TagKey::S1El2 {
+                asid: Asid(r.u16()?),
+            },
+            2 => TagKey::S2 {
+                vmid: Vmid(r.u16()?),
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl Packed for S1Ctx {
+    fn put(&self, w: &mut Writer) {
+        self.ttb0.put(w);
+        self.ttb1.put(w);
+        w.flags(&[self.record, self.stall]);
+    }
+    fn get(r: &mut Reader<'_>) -> Option<Self> {
+        let ttb0 = Stage1Config::get(r)?;
+        let ttb1 = Stage1Config::get(r)?;
+        let [record, stall] = r.flags()?;
+        Some(S1Ctx {
+            ttb0,
+            ttb1,
+            record,
+            stall,
+        })
+    }
+}
+
+impl Packed for Route {
+    fn put(&self, w: &mut Writer) {
+        match self {
+            Route::Abort => w.u8(0),
+            Route::Bypass => w.u8(1),
+            Route::Translate {
+                key,
+                s1,
+                s2,
+                s2_record,
+                s2_stall,
+                attrs,
+            } => {
+                w.u8(2);
+                key.put(w);
+                s1.put(w);
+                s2.put(w);
+                w.flags(&[*s2_record, *s2_stall]);
+                attrs.put(w);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Option<Self> {
+        Some(match r.u8()? {
+            0 => Route::Abort,
+            1 => Route::Bypass,
+            2 => {
+                let key = TagKey::get(r)?;
+                let s1 = <Option<S1Ctx>>::get(r)?;
+                let s2 = <Option<Stage2Config>>::get(r)?;
+                let [s2_record, s2_stall] = r.flags()?;
+                Route::Translate {
+                    key,
+                    s1,
+                    s2,
+                    s2_record,
+                    s2_stall,
+                    attrs: StreamAttrs::get(r)?,
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +441,48 @@ mod tests {
         c.insert(c.generation(), 2, Some(5), &Route::Abort);
         assert_eq!(c.get(2, Some(5)), Some(Hot::Abort));
         assert_eq!(c.get_full(2, Some(5)), Some(Route::Abort));
+        // Full routes round-trip through the slot words, the largest packing included.
+        let mut s1 = Stage1Config::new(viommu_common::addr::Granule::K64, 12, u64::MAX, 52);
+        s1.mair = u64::MAX;
+        s1.lva = true;
+        let full = Route::Translate {
+            key: TagKey::S1 {
+                vmid: Vmid(0xFFFF),
+                asid: Asid(0xFFFF),
+            },
+            s1: Some(S1Ctx {
+                ttb0: s1,
+                ttb1: Stage1Config { upper: true, ..s1 },
+                record: true,
+                stall: true,
+            }),
+            s2: Some(Stage2Config::new(
+                viommu_common::addr::Granule::K4,
+                16,
+                2,
+                u64::MAX,
+                48,
+            )),
+            s2_record: true,
+            s2_stall: false,
+            attrs: StreamAttrs::INCOMING,
+        };
+        let g = c.generation();
+        c.insert(g, 9, Some(0xF_FFFF), &full);
+        assert_eq!(c.get_full(9, Some(0xF_FFFF)), Some(full));
+        assert_eq!(
+            c.get(9, Some(0xF_FFFF)),
+            Some(Hot::Translate {
+                key: TagKey::S1 {
+                    vmid: Vmid(0xFFFF),
+                    asid: Asid(0xFFFF),
+                },
+                privcfg: 0,
+                instcfg: 0
+            })
+        );
+        c.invalidate();
+        assert_eq!(c.get_full(9, Some(0xF_FFFF)), None);
         for h in [
             Hot::Bypass,
             Hot::Translate {
