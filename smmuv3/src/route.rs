@@ -12,14 +12,16 @@
 //! The full route an IOTLB miss walks with lives in a parallel array of seqlock slots
 //! ([`crate::config::slots`]) as packed words, so caching a route allocates nothing.
 
+use bitfield_struct::bitfield;
 use crossbeam::atomic::AtomicCell;
 
 use crate::config::slots::Slots;
-use crate::config::words::{Packed, Reader, Writer};
+use crate::config::words::{s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS};
 use crate::config::StreamAttrs;
+use crate::spec::ste::{InstCfg, PrivCfg};
+use crate::spec::Shareability;
 use crate::sync::{fence, AtomicU64, Ordering};
 use crate::translate::S1Ctx;
-use viommu_common::walk::{Stage1Config, Stage2Config};
 
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::iotlb::{Regime, TlbTag};
@@ -268,7 +270,7 @@ impl RouteCache {
         if e.key != k || e.tags[0] != g {
             return None;
         }
-        Route::unpack(&e.words)
+        route_from_words(&e.words)
     }
 
     /// Cache `route` resolved under `generation` (ignored if it is no longer current).
@@ -280,7 +282,7 @@ impl RouteCache {
         // An invalidation racing with this insert bumps the generation after the check above;
         // the entries then carry the old one and are never used.
         self.full
-            .try_write(slot_of(k), k, &route.pack(), || Some([generation, 0]));
+            .try_write(slot_of(k), k, &route_words(route), || Some([generation, 0]));
         self.insert_hot(generation, k, route.hot());
     }
 
@@ -314,108 +316,145 @@ impl RouteCache {
     }
 }
 
-impl Packed for TagKey {
-    fn put(&self, w: &mut Writer) {
-        match *self {
-            TagKey::S1 { vmid, asid } => {
-                w.u8(0);
-                w.u16(vmid.0);
-                w.u16(asid.0);
-            }
-            TagKey::S1El2 { asid } => {
-                w.u8(1);
-                w.u16(asid.0);
-            }
-            TagKey::S2 { vmid } => {
-                w.u8(2);
-                w.u16(vmid.0);
-            }
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        Some(match r.u8()? {
-            0 => TagKey::S1 {
-                vmid: Vmid(r.u16()?),
-                asid: Asid(r.u16()?),
-            },
-            1 => TagKey::S1El2 {
-                asid: Asid(r.u16()?),
-            },
-            2 => TagKey::S2 {
-                vmid: Vmid(r.u16()?),
-            },
-            _ => return None,
-        })
-    }
+/// Word 0 of a packed full route: kind, tag inputs, which stages, fault flags.
+#[bitfield(u64)]
+struct RouteMeta {
+    /// 0: abort, 1: bypass, 2: translate.
+    #[bits(2)]
+    kind: u8,
+    /// 0: [`TagKey::S1`], 1: [`TagKey::S1El2`], 2: [`TagKey::S2`].
+    #[bits(2)]
+    key_kind: u8,
+    vmid: u16,
+    asid: u16,
+    has_s1: bool,
+    has_s2: bool,
+    s1_record: bool,
+    s1_stall: bool,
+    s2_record: bool,
+    s2_stall: bool,
+    #[bits(22)]
+    __: u32,
 }
 
-impl Packed for S1Ctx {
-    fn put(&self, w: &mut Writer) {
-        self.ttb0.put(w);
-        self.ttb1.put(w);
-        w.flags(&[self.record, self.stall]);
+/// Word 9 of a packed full route: the STE attribute overrides.
+#[bitfield(u64)]
+struct AttrWord {
+    shcfg: u8,
+    memattr: u8,
+    memattr_valid: bool,
+    alloccfg: u8,
+    privcfg: u8,
+    instcfg: u8,
+    #[bits(23)]
+    __: u32,
+}
+
+/// A route as slot words in a fixed layout: \[0\] [`RouteMeta`], \[1..4\] TTB0 region,
+/// \[4..7\] TTB1 region, \[7..9\] stage 2, \[9\] [`AttrWord`]. Unused words are zero.
+fn route_words(route: &Route) -> Words {
+    let mut w = [0u64; WORDS];
+    let Route::Translate {
+        key,
+        s1,
+        s2,
+        s2_record,
+        s2_stall,
+        attrs,
+    } = route
+    else {
+        w[0] = RouteMeta::new()
+            .with_kind(u8::from(*route == Route::Bypass))
+            .into_bits();
+        return w;
+    };
+    let (key_kind, vmid, asid) = match *key {
+        TagKey::S1 { vmid, asid } => (0, vmid.0, asid.0),
+        TagKey::S1El2 { asid } => (1, 0, asid.0),
+        TagKey::S2 { vmid } => (2, vmid.0, 0),
+    };
+    let mut meta = RouteMeta::new()
+        .with_kind(2)
+        .with_key_kind(key_kind)
+        .with_vmid(vmid)
+        .with_asid(asid)
+        .with_has_s1(s1.is_some())
+        .with_has_s2(s2.is_some())
+        .with_s2_record(*s2_record)
+        .with_s2_stall(*s2_stall);
+    if let Some(c) = s1 {
+        meta = meta.with_s1_record(c.record).with_s1_stall(c.stall);
+        w[1..4].copy_from_slice(&s1_words(&c.ttb0));
+        w[4..7].copy_from_slice(&s1_words(&c.ttb1));
     }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        let ttb0 = Stage1Config::get(r)?;
-        let ttb1 = Stage1Config::get(r)?;
-        let [record, stall] = r.flags()?;
+    if let Some(c) = s2 {
+        w[7..9].copy_from_slice(&s2_words(c));
+    }
+    w[0] = meta.into_bits();
+    w[9] = AttrWord::new()
+        .with_shcfg(attrs.shcfg.0)
+        .with_memattr(attrs.memattr.unwrap_or(0))
+        .with_memattr_valid(attrs.memattr.is_some())
+        .with_alloccfg(attrs.alloccfg)
+        .with_privcfg(attrs.privcfg.0)
+        .with_instcfg(attrs.instcfg.0)
+        .into_bits();
+    w
+}
+
+/// The route [`route_words`] packed.
+#[inline]
+fn route_from_words(w: &Words) -> Option<Route> {
+    let meta = RouteMeta::from_bits(w[0]);
+    match meta.kind() {
+        0 => return Some(Route::Abort),
+        1 => return Some(Route::Bypass),
+        2 => {}
+        _ => return None,
+    }
+    let (vmid, asid) = (Vmid(meta.vmid()), Asid(meta.asid()));
+    let key = match meta.key_kind() {
+        0 => TagKey::S1 { vmid, asid },
+        1 => TagKey::S1El2 { asid },
+        2 => TagKey::S2 { vmid },
+        _ => return None,
+    };
+    let s1 = if meta.has_s1() {
         Some(S1Ctx {
-            ttb0,
-            ttb1,
-            record,
-            stall,
+            ttb0: s1_from_words([w[1], w[2], w[3]])?,
+            ttb1: s1_from_words([w[4], w[5], w[6]])?,
+            record: meta.s1_record(),
+            stall: meta.s1_stall(),
         })
-    }
-}
-
-impl Packed for Route {
-    fn put(&self, w: &mut Writer) {
-        match self {
-            Route::Abort => w.u8(0),
-            Route::Bypass => w.u8(1),
-            Route::Translate {
-                key,
-                s1,
-                s2,
-                s2_record,
-                s2_stall,
-                attrs,
-            } => {
-                w.u8(2);
-                key.put(w);
-                s1.put(w);
-                s2.put(w);
-                w.flags(&[*s2_record, *s2_stall]);
-                attrs.put(w);
-            }
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        Some(match r.u8()? {
-            0 => Route::Abort,
-            1 => Route::Bypass,
-            2 => {
-                let key = TagKey::get(r)?;
-                let s1 = <Option<S1Ctx>>::get(r)?;
-                let s2 = <Option<Stage2Config>>::get(r)?;
-                let [s2_record, s2_stall] = r.flags()?;
-                Route::Translate {
-                    key,
-                    s1,
-                    s2,
-                    s2_record,
-                    s2_stall,
-                    attrs: StreamAttrs::get(r)?,
-                }
-            }
-            _ => return None,
-        })
-    }
+    } else {
+        None
+    };
+    let s2 = if meta.has_s2() {
+        Some(s2_from_words([w[7], w[8]])?)
+    } else {
+        None
+    };
+    let a = AttrWord::from_bits(w[9]);
+    Some(Route::Translate {
+        key,
+        s1,
+        s2,
+        s2_record: meta.s2_record(),
+        s2_stall: meta.s2_stall(),
+        attrs: StreamAttrs {
+            shcfg: Shareability(a.shcfg()),
+            memattr: a.memattr_valid().then_some(a.memattr()),
+            alloccfg: a.alloccfg(),
+            privcfg: PrivCfg(a.privcfg()),
+            instcfg: InstCfg(a.instcfg()),
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use viommu_common::walk::{Stage1Config, Stage2Config};
 
     /// Packed routes round-trip, entries die with the generation, colliding keys miss.
     #[test]

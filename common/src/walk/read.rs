@@ -6,7 +6,8 @@
 //! region up (`GuestMemoryBackend::find_region`) on its first read and then only checks that
 //! each next address falls inside it; an address outside it looks its region up again. An
 //! address in no region, or a load the region's slice refuses, is [`MemError::OutOfRange`],
-//! exactly as [`crate::mem::load_u64_le`] reports it.
+//! exactly as [`crate::mem::load_u64_le`] reports it. Device table fetches (a whole STE or CD)
+//! use it too ([`DescReader::read_words`]).
 
 use std::sync::atomic::Ordering;
 
@@ -22,7 +23,7 @@ type Cached<'m, M> = (
 );
 
 /// Reads little-endian descriptors from guest memory for one walk (see the module docs).
-pub(crate) struct DescReader<'m, M: GuestMemoryBackend + ?Sized> {
+pub struct DescReader<'m, M: GuestMemoryBackend + ?Sized> {
     mem: &'m M,
     last: Option<Cached<'m, M>>,
 }
@@ -30,7 +31,7 @@ pub(crate) struct DescReader<'m, M: GuestMemoryBackend + ?Sized> {
 impl<'m, M: GuestMemoryBackend + ?Sized> DescReader<'m, M> {
     /// A reader with no region looked up yet.
     #[inline]
-    pub(crate) fn new(mem: &'m M) -> Self {
+    pub fn new(mem: &'m M) -> Self {
         Self { mem, last: None }
     }
 
@@ -39,7 +40,7 @@ impl<'m, M: GuestMemoryBackend + ?Sized> DescReader<'m, M> {
     /// # Errors
     /// [`MemError::Misaligned`] for an unaligned address, [`MemError::OutOfRange`] outside RAM.
     #[inline]
-    pub(crate) fn read(&mut self, addr: u64) -> Result<u64, MemError> {
+    pub fn read(&mut self, addr: u64) -> Result<u64, MemError> {
         if addr % 8 != 0 {
             return Err(MemError::Misaligned { addr, size: 8 });
         }
@@ -55,6 +56,20 @@ impl<'m, M: GuestMemoryBackend + ?Sized> DescReader<'m, M> {
             }
         }
         self.read_new_region(addr, out)
+    }
+
+    /// `N` consecutive words from `addr` (a whole STE or CD), each one 64-bit single-copy
+    /// atomic load, like `N` calls of [`DescReader::read`] but with one region lookup.
+    ///
+    /// # Errors
+    /// The first word's [`MemError`].
+    #[inline]
+    pub fn read_words<const N: usize>(&mut self, addr: u64) -> Result<[u64; N], MemError> {
+        let mut words = [0u64; N];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = self.read(addr.wrapping_add(8 * i as u64))?;
+        }
+        Ok(words)
     }
 
     /// [`DescReader::read`] from a region not looked up yet.

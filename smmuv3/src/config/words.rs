@@ -8,6 +8,7 @@
 //! proves the words consistent), but unpacking is still total: an unknown enum code reads as
 //! `None`, never a panic.
 
+use bitfield_struct::bitfield;
 use viommu_common::addr::Granule;
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::walk::{Stage1Config, Stage2Config, TableGeometry};
@@ -147,6 +148,141 @@ impl Reader<'_> {
     }
 }
 
+/// The small fields of a [`Stage1Config`] in one word (with `ttb` and `mair`, three words).
+#[bitfield(u64)]
+struct S1Meta {
+    /// 0: 4K, 1: 16K, 2: 64K.
+    #[bits(2)]
+    granule: u8,
+    txsz: u8,
+    oas_bits: u32,
+    upper: bool,
+    tbi: bool,
+    epd: bool,
+    hpd: bool,
+    ha: bool,
+    hd: bool,
+    affd: bool,
+    wxn: bool,
+    pan: bool,
+    lva: bool,
+    #[bits(12)]
+    __: u16,
+}
+
+/// The small fields of a [`Stage2Config`] in one word (with `vttb`, two words).
+#[bitfield(u64)]
+struct S2Meta {
+    /// 0: 4K, 1: 16K, 2: 64K.
+    #[bits(2)]
+    granule: u8,
+    t0sz: u8,
+    sl0: u8,
+    ps_bits: u32,
+    ha: bool,
+    hd: bool,
+    affd: bool,
+    xnx: bool,
+    fwb: bool,
+    #[bits(9)]
+    __: u16,
+}
+
+const fn granule_code(g: Granule) -> u8 {
+    match g {
+        Granule::K4 => 0,
+        Granule::K16 => 1,
+        Granule::K64 => 2,
+    }
+}
+
+const fn granule_of(code: u8) -> Option<Granule> {
+    match code {
+        0 => Some(Granule::K4),
+        1 => Some(Granule::K16),
+        2 => Some(Granule::K64),
+        _ => None,
+    }
+}
+
+/// A stage-1 region as three words: TTB, MAIR and the small fields (the fixed layout the
+/// IOTLB-miss path unpacks with a few shifts).
+#[inline]
+pub(crate) fn s1_words(c: &Stage1Config) -> [u64; 3] {
+    let meta = S1Meta::new()
+        .with_granule(granule_code(c.granule))
+        .with_txsz(c.txsz)
+        .with_oas_bits(c.oas_bits)
+        .with_upper(c.upper)
+        .with_tbi(c.tbi)
+        .with_epd(c.epd)
+        .with_hpd(c.hpd)
+        .with_ha(c.ha)
+        .with_hd(c.hd)
+        .with_affd(c.affd)
+        .with_wxn(c.wxn)
+        .with_pan(c.pan)
+        .with_lva(c.lva);
+    [c.ttb, c.mair, meta.into_bits()]
+}
+
+/// The region [`s1_words`] packed.
+#[inline]
+pub(crate) fn s1_from_words(w: [u64; 3]) -> Option<Stage1Config> {
+    let m = S1Meta::from_bits(w[2]);
+    Some(Stage1Config {
+        granule: granule_of(m.granule())?,
+        txsz: m.txsz(),
+        ttb: w[0],
+        oas_bits: m.oas_bits(),
+        upper: m.upper(),
+        tbi: m.tbi(),
+        epd: m.epd(),
+        hpd: m.hpd(),
+        ha: m.ha(),
+        hd: m.hd(),
+        affd: m.affd(),
+        wxn: m.wxn(),
+        pan: m.pan(),
+        lva: m.lva(),
+        mair: w[1],
+    })
+}
+
+/// A stage-2 configuration as two words: S2TTB and the small fields.
+#[inline]
+pub(crate) fn s2_words(c: &Stage2Config) -> [u64; 2] {
+    let meta = S2Meta::new()
+        .with_granule(granule_code(c.granule))
+        .with_t0sz(c.t0sz)
+        .with_sl0(c.sl0)
+        .with_ps_bits(c.ps_bits)
+        .with_ha(c.ha)
+        .with_hd(c.hd)
+        .with_affd(c.affd)
+        .with_xnx(c.xnx)
+        .with_fwb(c.fwb);
+    [c.vttb, meta.into_bits()]
+}
+
+/// The configuration [`s2_words`] packed.
+#[inline]
+pub(crate) fn s2_from_words(w: [u64; 2]) -> Option<Stage2Config> {
+    let m = S2Meta::from_bits(w[1]);
+    Some(Stage2Config {
+        granule: granule_of(m.granule())?,
+        t0sz: m.t0sz(),
+        sl0: m.sl0(),
+        vttb: w[0],
+        ps_bits: m.ps_bits(),
+        ha: m.ha(),
+        hd: m.hd(),
+        affd: m.affd(),
+        xnx: m.xnx(),
+        fwb: m.fwb(),
+    })
+}
+
 fn put_granule(w: &mut Writer, g: Granule) {
     w.u8(match g {
         Granule::K4 => 0,
@@ -183,72 +319,23 @@ impl<T: Packed> Packed for Option<T> {
 
 impl Packed for Stage1Config {
     fn put(&self, w: &mut Writer) {
-        put_granule(w, self.granule);
-        w.u8(self.txsz);
-        w.u64(self.ttb);
-        w.u32(self.oas_bits);
-        w.flags(&[
-            self.upper, self.tbi, self.epd, self.hpd, self.ha, self.hd, self.affd, self.wxn,
-        ]);
-        w.flags(&[self.pan, self.lva]);
-        w.u64(self.mair);
+        for x in s1_words(self) {
+            w.u64(x);
+        }
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
-        let granule = get_granule(r)?;
-        let txsz = r.u8()?;
-        let ttb = r.u64()?;
-        let oas_bits = r.u32()?;
-        let [upper, tbi, epd, hpd, ha, hd, affd, wxn] = r.flags()?;
-        let [pan, lva] = r.flags()?;
-        let mair = r.u64()?;
-        Some(Stage1Config {
-            granule,
-            txsz,
-            ttb,
-            oas_bits,
-            upper,
-            tbi,
-            epd,
-            hpd,
-            ha,
-            hd,
-            affd,
-            wxn,
-            pan,
-            lva,
-            mair,
-        })
+        s1_from_words([r.u64()?, r.u64()?, r.u64()?])
     }
 }
 
 impl Packed for Stage2Config {
     fn put(&self, w: &mut Writer) {
-        put_granule(w, self.granule);
-        w.u8(self.t0sz);
-        w.u8(self.sl0);
-        w.u64(self.vttb);
-        w.u32(self.ps_bits);
-        w.flags(&[self.ha, self.hd, self.affd, self.xnx, self.fwb]);
+        for x in s2_words(self) {
+            w.u64(x);
+        }
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
-        let granule = get_granule(r)?;
-        let t0sz = r.u8()?;
-        let sl0 = r.u8()?;
-        let vttb = r.u64()?;
-        let ps_bits = r.u32()?;
-        let [ha, hd, affd, xnx, fwb] = r.flags()?;
-        Some(Stage2Config {
-            granule,
-            t0sz,
-            sl0,
-            vttb,
-            ps_bits,
-            ha,
-            hd,
-            affd,
-            xnx,
-            fwb,
-        })
+        s2_from_words([r.u64()?, r.u64()?])
     }
 }
 
