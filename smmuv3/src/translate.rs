@@ -361,7 +361,6 @@ where
                     Ok(r) => r,
                     Err((event, record)) => return Err(self.fault(&event, record, req.addr)),
                 };
-                drop(view);
                 self.routes.insert(generation, sid, ssid, &route);
                 route
             }
