@@ -510,22 +510,44 @@ impl Packed for StreamConfig {
 
 impl Packed for ContextConfig {
     fn put(&self, w: &mut Writer) {
-        w.u16(self.asid.0);
-        self.regions[0].put(w);
-        self.regions[1].put(w);
-        w.flags(&[self.record, self.stall, self.abort, self.aset]);
+        for x in self.pack() {
+            w.u64(x);
+        }
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
-        let asid = Asid(r.u16()?);
-        let regions = [Stage1Config::get(r)?, Stage1Config::get(r)?];
-        let [record, stall, abort, aset] = r.flags()?;
+        let mut words = [0u64; WORDS];
+        for x in words.iter_mut().take(7) {
+            *x = r.u64()?;
+        }
+        Self::unpack(&words)
+    }
+
+    /// Word-aligned (the CD insert is on the translation path): \[0\] ASID in bits
+    /// \[15:0\] and R, S, A, ASET in bits \[19:16\]; \[1..4\] TTB0 region; \[4..7\] TTB1.
+    fn pack(&self) -> Words {
+        let mut w = [0u64; WORDS];
+        let flags = [self.record, self.stall, self.abort, self.aset]
+            .iter()
+            .enumerate()
+            .fold(0u64, |f, (i, &b)| f | (u64::from(b) << (16 + i)));
+        w[0] = u64::from(self.asid.0) | flags;
+        w[1..4].copy_from_slice(&s1_words(&self.regions[0]));
+        w[4..7].copy_from_slice(&s1_words(&self.regions[1]));
+        w
+    }
+
+    fn unpack(w: &Words) -> Option<Self> {
+        let flag = |i: u32| (w[0] >> (16 + i)) & 1 != 0;
         Some(ContextConfig {
-            asid,
-            regions,
-            record,
-            stall,
-            abort,
-            aset,
+            asid: Asid(w[0] as u16),
+            regions: [
+                s1_from_words([w[1], w[2], w[3]])?,
+                s1_from_words([w[4], w[5], w[6]])?,
+            ],
+            record: flag(0),
+            stall: flag(1),
+            abort: flag(2),
+            aset: flag(3),
         })
     }
 }
