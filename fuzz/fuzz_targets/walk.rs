@@ -58,7 +58,7 @@ impl Value {
         match *self {
             Value::Raw(v) => v,
             Value::Table { page, hi } => {
-                RAM_BASE + u64::from(page % 64) * 0x1000 | 3 | (u64::from(hi) & 0x1f) << 59
+                (RAM_BASE + u64::from(page % 64) * 0x1000) | 3 | (u64::from(hi) & 0x1f) << 59
             }
             Value::Leaf { oa, lo, hi, block } => leaf(oa, lo, hi, block),
             Value::RamLeaf {

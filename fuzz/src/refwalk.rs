@@ -269,10 +269,10 @@ fn perms(cfg: &RefConfig, desc: u64, table: [bool; 4]) -> (RefPerms, RefPerms) {
     let pxn = desc & (1 << 53) != 0;
     let uxn = desc & (1 << 54) != 0;
     // Unprivileged execution: not with UXN; with WXN not if unprivileged-writable.
-    let ux = !uxn && !uxn_t && !(cfg.wxn && uw);
+    let ux = !(uxn || uxn_t || (cfg.wxn && uw));
     // Privileged execution: never from memory unprivileged code can write; not with PXN; with
     // WXN not if privileged-writable.
-    let px = !pxn && !pxn_t && !uw && !(cfg.wxn && pw);
+    let px = !(pxn || pxn_t || uw || (cfg.wxn && pw));
     // PAN: privileged data accesses to memory unprivileged code can read fault.
     if cfg.pan && ur {
         pr = false;
