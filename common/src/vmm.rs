@@ -39,13 +39,18 @@
 //! # Caching and invalidation
 //! vm-memory's `Iotlb` is untagged and never evicts, so a long-lived copy would need every
 //! CFGI/TLBI fanned out to each adapter. We avoid that class of staleness entirely: each
-//! `translate` call builds a private `Iotlb` for exactly the requested range from the device's
-//! own (tagged, lock-free, invalidation-correct) IOTLB and returns it inside the guard
-//! ([`PinnedIotlb`]). The guard also holds the device's [`DmaPin`], taken before translating,
+//! `translate` call translates the requested range through the device's own (tagged,
+//! lock-free, invalidation-correct) IOTLB and returns a private `Iotlb` holding exactly those
+//! translations inside the guard ([`PinnedIotlb`]). The `Iotlb` container itself is recycled:
+//! a dropped guard leaves it to its thread, and the thread's next access reuses it as is when
+//! its entries give the same answer for the new range as the device just did (a DMA stream
+//! over one page), or else empties and refills it. Nothing is answered from it that the device
+//! did not translate for the same call, and the steady state allocates nothing. The guard also holds the device's [`DmaPin`], taken before translating,
 //! so the access it covers behaves like a transaction in flight: an invalidation of what it
 //! uses does not complete (the guest's CMD_SYNC does not finish) until the access is done, and
 //! the next access sees every invalidation that completed before it started.
 
+use std::cell::Cell;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -140,11 +145,83 @@ fn range(base: u64, length: usize) -> IovaRange {
     }
 }
 
+/// One entry of a per-access `Iotlb`: IOVAs `[start, end)` map to IOVA + `diff` (wrapping)
+/// with `perms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    start: u64,
+    end: u64,
+    diff: u64,
+    perms: Permissions,
+}
+
+impl Entry {
+    /// True if this entry translates all of `piece` (a fresh translation) the same way.
+    fn answers(&self, piece: &Entry) -> bool {
+        self.start <= piece.start
+            && piece.end <= self.end
+            && self.diff == piece.diff
+            && self.perms == piece.perms
+    }
+}
+
+/// A vm-memory `Iotlb` and the list of its entries (so it can be compared and emptied
+/// without a lookup), plus the fresh translations of the access being prepared.
+#[derive(Debug, Default)]
+struct Scratch {
+    tlb: Iotlb,
+    entries: Vec<Entry>,
+    fresh: Vec<Entry>,
+}
+
+impl Scratch {
+    /// Make the `Iotlb` answer exactly like `fresh` over the access: keep it if every fresh
+    /// piece is already answered the same way by the matching entry, else empty and refill it.
+    fn load_fresh(&mut self) -> Result<(), IommuError> {
+        let same = self.entries.len() == self.fresh.len()
+            && self
+                .entries
+                .iter()
+                .zip(&self.fresh)
+                .all(|(e, f)| e.answers(f));
+        if same {
+            return Ok(());
+        }
+        for e in self.entries.drain(..) {
+            self.tlb
+                .invalidate_mapping(GuestAddress(e.start), extent(e.start, e.end));
+        }
+        for f in &self.fresh {
+            self.tlb.set_mapping(
+                GuestAddress(f.start),
+                GuestAddress(f.start.wrapping_add(f.diff)),
+                extent(f.start, f.end),
+                f.perms,
+            )?;
+        }
+        std::mem::swap(&mut self.entries, &mut self.fresh);
+        Ok(())
+    }
+}
+
+/// The length of `[start, end)` (entries are built so that it fits a `usize`).
+fn extent(start: u64, end: u64) -> usize {
+    usize::try_from(end - start).unwrap_or(usize::MAX)
+}
+
+/// Most entries a recycled per-access `Iotlb` may have room for.
+const KEEP_ENTRIES: usize = 64;
+
+thread_local! {
+    /// The `Iotlb` of this thread's last finished access, for the next one.
+    static SPARE: Cell<Option<Scratch>> = const { Cell::new(None) };
+}
+
 /// The guard [`EndpointIommu`] returns: the translations of one access, and the device pin that
 /// keeps invalidations of them from completing while the access is in progress.
 #[derive(Debug)]
 pub struct PinnedIotlb<'a> {
-    tlb: Iotlb,
+    scratch: Scratch,
     _pin: DmaPin<'a>,
 }
 
@@ -152,7 +229,19 @@ impl Deref for PinnedIotlb<'_> {
     type Target = Iotlb;
 
     fn deref(&self) -> &Iotlb {
-        &self.tlb
+        &self.scratch.tlb
+    }
+}
+
+impl Drop for PinnedIotlb<'_> {
+    fn drop(&mut self) {
+        let scratch = std::mem::take(&mut self.scratch);
+        // Only a small container is kept (what one access over a few pages needs), so a
+        // thread holds at most a few KiB between accesses whatever it accessed last. A thread
+        // that is exiting has no slot any more; the container is then just dropped.
+        if scratch.entries.capacity() <= KEEP_ENTRIES && scratch.fresh.capacity() <= KEEP_ENTRIES {
+            let _ = SPARE.try_with(|s| s.set(Some(scratch)));
+        }
     }
 }
 
@@ -184,13 +273,16 @@ impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
         // Pin before translating: invalidations that complete after this point wait for the
         // access (the guard returned below) to finish.
         let pin = self.translator.pin();
-        let mut tlb = Iotlb::new();
+        let mut scratch = SPARE
+            .try_with(Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        scratch.fresh.clear();
         let mut cur = start;
-        let mut pieces = 0usize;
         let budget = piece_budget(length);
         while cur < end {
-            pieces += 1;
-            if pieces > budget {
+            if scratch.fresh.len() >= budget {
                 return Err(IommuError::Fragmented {
                     iova_range: range(start, length),
                     continuous_length: usize::try_from(cur - start).unwrap_or(usize::MAX),
@@ -209,16 +301,25 @@ impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
                     reason: format!("translator returned an empty or wrapping mapping at {cur:#x}"),
                 });
             }
-            let n_usize = usize::try_from(n).unwrap_or(usize::MAX);
-            tlb.set_mapping(
-                GuestAddress(cur),
-                GuestAddress(mapping.output),
-                n_usize,
-                to_vm_perms(mapping.perms),
-            )?;
+            // The entry covers the whole mapping the translator reported (so that the next
+            // access in the same page can reuse it), kept from wrapping either address space
+            // and within a usize; it covers at least this access's piece.
+            let room = mapping
+                .len
+                .min(u64::MAX - cur)
+                .min(u64::MAX - mapping.output)
+                .min(usize::MAX as u64)
+                .max(n);
+            scratch.fresh.push(Entry {
+                start: cur,
+                end: cur + room,
+                diff: mapping.output.wrapping_sub(cur),
+                perms: to_vm_perms(mapping.perms),
+            });
             cur += n;
         }
-        let guard = PinnedIotlb { tlb, _pin: pin };
+        scratch.load_fresh()?;
+        let guard = PinnedIotlb { scratch, _pin: pin };
         Iotlb::lookup(guard, iova, length, access).map_err(|fails| {
             let bad = fails
                 .access_fails
@@ -454,5 +555,51 @@ mod tests {
             .collect();
         assert_eq!(pieces.len(), (len >> 12) + 1);
         assert_eq!(pieces.iter().map(|p| p.length).sum::<usize>(), len);
+    }
+
+    /// The recycled per-access `Iotlb` never answers with an old translation: when the device's
+    /// mapping of a page changes (target or permissions) between two accesses on one thread,
+    /// the second access follows the new mapping.
+    #[test]
+    fn test_recycled_iotlb_follows_changed_mappings() {
+        let (ram, t) = setup(vec![(0x4000, 0x9000, Perms::RW)]);
+        ram.write_obj(0x1111_u32, GuestAddress(0x9010)).unwrap();
+        ram.write_obj(0x2222_u32, GuestAddress(0x2010)).unwrap();
+        let dma = IommuMemory::new(
+            ram.clone(),
+            EndpointIommu::new(t.clone(), StreamId(1), None),
+            true,
+            (),
+        );
+        assert_eq!(dma.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x1111);
+        // Same page, other offset: served through the same container, same answer.
+        assert_eq!(
+            dma.read_obj::<u32>(GuestAddress(0x4000 + 0x10)).unwrap(),
+            0x1111
+        );
+        let page = |pa, perms| Pages {
+            pages: vec![(0x4000, pa, perms)],
+            ..Default::default()
+        };
+        let moved = Arc::new(page(0x2000, Perms::RW));
+        let dma2 = IommuMemory::new(
+            ram.clone(),
+            EndpointIommu::new(moved, StreamId(1), None),
+            true,
+            (),
+        );
+        assert_eq!(dma2.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x2222);
+        let read_only = Arc::new(page(0x2000, Perms::R));
+        let dma3 = IommuMemory::new(
+            ram.clone(),
+            EndpointIommu::new(read_only, StreamId(1), None),
+            true,
+            (),
+        );
+        assert!(dma3.write_obj(0x3333_u32, GuestAddress(0x4010)).is_err());
+        assert_eq!(dma3.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x2222);
+        // And back: the first translator's mapping again.
+        assert_eq!(dma.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x1111);
+        assert_eq!(ram.read_obj::<u32>(GuestAddress(0x2010)).unwrap(), 0x2222);
     }
 }
