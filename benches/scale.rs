@@ -162,7 +162,7 @@ fn bench_scale(c: &mut Criterion) {
     }
     drv.attach_s1(WS_SID, &dom).unwrap();
     // Substream s of PASID_SID: its own ASID (2 + s), the same page table.
-    drv.attach_s1_pasid(PASID_SID, &dom, 10).unwrap();
+    drv.attach_s1_pasid(PASID_SID, &dom, 11).unwrap();
     for ssid in 1..=ASID_COUNTS[2] {
         let d = S1Domain {
             asid: 1 + ssid as u16,
