@@ -39,18 +39,13 @@
 //! # Caching and invalidation
 //! vm-memory's `Iotlb` is untagged and never evicts, so a long-lived copy would need every
 //! CFGI/TLBI fanned out to each adapter. We avoid that class of staleness entirely: each
-//! `translate` call translates the requested range through the device's own (tagged,
-//! lock-free, invalidation-correct) IOTLB and returns a private `Iotlb` holding exactly those
-//! translations inside the guard ([`PinnedIotlb`]). The `Iotlb` container itself is recycled:
-//! a dropped guard leaves it to its thread, and the thread's next access reuses it as is when
-//! its entries give the same answer for the new range as the device just did (a DMA stream
-//! over one page), or else empties and refills it. Nothing is answered from it that the device
-//! did not translate for the same call, and the steady state allocates nothing. The guard also holds the device's [`DmaPin`], taken before translating,
+//! `translate` call builds a private `Iotlb` for exactly the requested range from the device's
+//! own (tagged, lock-free, invalidation-correct) IOTLB and returns it inside the guard
+//! ([`PinnedIotlb`]). The guard also holds the device's [`DmaPin`], taken before translating,
 //! so the access it covers behaves like a transaction in flight: an invalidation of what it
 //! uses does not complete (the guest's CMD_SYNC does not finish) until the access is done, and
 //! the next access sees every invalidation that completed before it started.
 
-use std::cell::Cell;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -145,83 +140,11 @@ fn range(base: u64, length: usize) -> IovaRange {
     }
 }
 
-/// One entry of a per-access `Iotlb`: IOVAs `[start, end)` map to IOVA + `diff` (wrapping)
-/// with `perms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    start: u64,
-    end: u64,
-    diff: u64,
-    perms: Permissions,
-}
-
-impl Entry {
-    /// True if this entry translates all of `piece` (a fresh translation) the same way.
-    fn answers(&self, piece: &Entry) -> bool {
-        self.start <= piece.start
-            && piece.end <= self.end
-            && self.diff == piece.diff
-            && self.perms == piece.perms
-    }
-}
-
-/// A vm-memory `Iotlb` and the list of its entries (so it can be compared and emptied
-/// without a lookup), plus the fresh translations of the access being prepared.
-#[derive(Debug, Default)]
-struct Scratch {
-    tlb: Iotlb,
-    entries: Vec<Entry>,
-    fresh: Vec<Entry>,
-}
-
-impl Scratch {
-    /// Make the `Iotlb` answer exactly like `fresh` over the access: keep it if every fresh
-    /// piece is already answered the same way by the matching entry, else empty and refill it.
-    fn load_fresh(&mut self) -> Result<(), IommuError> {
-        let same = self.entries.len() == self.fresh.len()
-            && self
-                .entries
-                .iter()
-                .zip(&self.fresh)
-                .all(|(e, f)| e.answers(f));
-        if same {
-            return Ok(());
-        }
-        for e in self.entries.drain(..) {
-            self.tlb
-                .invalidate_mapping(GuestAddress(e.start), extent(e.start, e.end));
-        }
-        for f in &self.fresh {
-            self.tlb.set_mapping(
-                GuestAddress(f.start),
-                GuestAddress(f.start.wrapping_add(f.diff)),
-                extent(f.start, f.end),
-                f.perms,
-            )?;
-        }
-        std::mem::swap(&mut self.entries, &mut self.fresh);
-        Ok(())
-    }
-}
-
-/// The length of `[start, end)` (entries are built so that it fits a `usize`).
-fn extent(start: u64, end: u64) -> usize {
-    usize::try_from(end - start).unwrap_or(usize::MAX)
-}
-
-/// Most entries a recycled per-access `Iotlb` may have room for.
-const KEEP_ENTRIES: usize = 64;
-
-thread_local! {
-    /// The `Iotlb` of this thread's last finished access, for the next one.
-    static SPARE: Cell<Option<Scratch>> = const { Cell::new(None) };
-}
-
 /// The guard [`EndpointIommu`] returns: the translations of one access, and the device pin that
 /// keeps invalidations of them from completing while the access is in progress.
 #[derive(Debug)]
 pub struct PinnedIotlb<'a> {
-    scratch: Scratch,
+    tlb: Iotlb,
     _pin: DmaPin<'a>,
 }
 
@@ -229,19 +152,7 @@ impl Deref for PinnedIotlb<'_> {
     type Target = Iotlb;
 
     fn deref(&self) -> &Iotlb {
-        &self.scratch.tlb
-    }
-}
-
-impl Drop for PinnedIotlb<'_> {
-    fn drop(&mut self) {
-        let scratch = std::mem::take(&mut self.scratch);
-        // Only a small container is kept (what one access over a few pages needs), so a
-        // thread holds at most a few KiB between accesses whatever it accessed last. A thread
-        // that is exiting has no slot any more; the container is then just dropped.
-        if scratch.entries.capacity() <= KEEP_ENTRIES && scratch.fresh.capacity() <= KEEP_ENTRIES {
-            let _ = SPARE.try_with(|s| s.set(Some(scratch)));
-        }
+        &self.tlb
     }
 }
 
@@ -273,16 +184,13 @@ impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
         // Pin before translating: invalidations that complete after this point wait for the
         // access (the guard returned below) to finish.
         let pin = self.translator.pin();
-        let mut scratch = SPARE
-            .try_with(Cell::take)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        scratch.fresh.clear();
+        let mut tlb = Iotlb::new();
         let mut cur = start;
+        let mut pieces = 0usize;
         let budget = piece_budget(length);
         while cur < end {
-            if scratch.fresh.len() >= budget {
+            pieces += 1;
+            if pieces > budget {
                 return Err(IommuError::Fragmented {
                     iova_range: range(start, length),
                     continuous_length: usize::try_from(cur - start).unwrap_or(usize::MAX),
@@ -301,25 +209,16 @@ impl<T: DmaTranslator + ?Sized> Iommu for EndpointIommu<T> {
                     reason: format!("translator returned an empty or wrapping mapping at {cur:#x}"),
                 });
             }
-            // The entry covers the whole mapping the translator reported (so that the next
-            // access in the same page can reuse it), kept from wrapping either address space
-            // and within a usize; it covers at least this access's piece.
-            let room = mapping
-                .len
-                .min(u64::MAX - cur)
-                .min(u64::MAX - mapping.output)
-                .min(usize::MAX as u64)
-                .max(n);
-            scratch.fresh.push(Entry {
-                start: cur,
-                end: cur + room,
-                diff: mapping.output.wrapping_sub(cur),
-                perms: to_vm_perms(mapping.perms),
-            });
+            let n_usize = usize::try_from(n).unwrap_or(usize::MAX);
+            tlb.set_mapping(
+                GuestAddress(cur),
+                GuestAddress(mapping.output),
+                n_usize,
+                to_vm_perms(mapping.perms),
+            )?;
             cur += n;
         }
-        scratch.load_fresh()?;
-        let guard = PinnedIotlb { scratch, _pin: pin };
+        let guard = PinnedIotlb { tlb, _pin: pin };
         Iotlb::lookup(guard, iova, length, access).map_err(|fails| {
             let bad = fails
                 .access_fails
@@ -557,9 +456,9 @@ mod tests {
         assert_eq!(pieces.iter().map(|p| p.length).sum::<usize>(), len);
     }
 
-    /// The recycled per-access `Iotlb` never answers with an old translation: when the device's
-    /// mapping of a page changes (target or permissions) between two accesses on one thread,
-    /// the second access follows the new mapping.
+    /// No access is answered with an old translation: when the device's mapping of a page
+    /// changes (target or permissions) between two accesses on one thread, the second access
+    /// follows the new mapping.
     #[test]
     fn test_recycled_iotlb_follows_changed_mappings() {
         let (ram, t) = setup(vec![(0x4000, 0x9000, Perms::RW)]);
@@ -572,7 +471,7 @@ mod tests {
             (),
         );
         assert_eq!(dma.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x1111);
-        // Same page, other offset: served through the same container, same answer.
+        // Same page, other offset: same answer.
         assert_eq!(
             dma.read_obj::<u32>(GuestAddress(0x4000 + 0x10)).unwrap(),
             0x1111
