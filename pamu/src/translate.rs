@@ -157,10 +157,6 @@ fn ap_perms(ap: Ap) -> Perms {
 /// (OTM 0/1) that lets the access through, in the fewest instructions: the same answer the
 /// full decode gives for such an entry. `None` for any other entry or outcome (subwindows,
 /// OMT lookups, faults, malformed entries), which the full decode then handles.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one argument per input of the translation"
-)]
 #[inline(always)]
 fn single_window(
     raw: &PaaceWin,
