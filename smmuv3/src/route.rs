@@ -28,8 +28,10 @@ use viommu_common::iotlb::{Regime, TlbTag};
 
 use crate::translate::Route;
 
-/// Number of slots (a power of two).
-pub const SLOTS: usize = 1024;
+/// Number of slots (a power of two): as many as a 4096-stream SMMU has streams, so streams that
+/// differ in their low 12 bits never share a slot (a stream that keeps losing its slot would
+/// re-resolve its configuration on every translation).
+pub const SLOTS: usize = 4096;
 
 /// Key value meaning "no SubstreamID".
 const NO_SSID: u64 = 1 << 32;
@@ -210,8 +212,12 @@ fn key(sid: u32, ssid: Option<u32>) -> u64 {
 
 #[inline(always)]
 fn slot_of(key: u64) -> usize {
-    // Fibonacci hashing of the key; SLOTS is a power of two (10 bits).
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize & (SLOTS - 1)
+    // The StreamID's low bits, XORed with a Fibonacci hash of the SubstreamID part (a constant
+    // without one): consecutive StreamIDs, and the substreams of one stream, spread over
+    // distinct slots. SLOTS is a power of two (12 bits).
+    let sid = key >> 33;
+    let substream = (key & ((1 << 33) - 1)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52;
+    (sid ^ substream) as usize & (SLOTS - 1)
 }
 
 impl RouteCache {
