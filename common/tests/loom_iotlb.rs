@@ -220,9 +220,13 @@ fn loom_lookup_vs_eviction() {
 /// page while the guest unmaps it, invalidates, syncs and then reuses the page: a DMA that
 /// translated through the old entry must have finished its access before the sync returned.
 ///
-/// Seeded bug caught: a `pin` that does not re-read the phase after announcing itself (returns
-/// the guard registered in the phase it first read) lets a synchronize that flipped in between
-/// miss the guard, and the DMA reads the page after its reuse.
+/// Seeded bug caught: without the SeqCst order between the pin's announcement (its counter
+/// increment) and what follows it (in this build, `seq_cst_point` in `Iotlb::pin`, which stands
+/// for the SeqCst accesses), a synchronize can read the counter as zero while the DMA still
+/// translates through the removed entry, and the DMA reads the page after its reuse. Not caught:
+/// dropping the phase re-read (it is for progress, not safety: the model passes without it) and
+/// a Relaxed guard drop (the DMA's read would have to see a later store, load buffering, which
+/// loom does not model).
 #[test]
 fn loom_pin_vs_synchronize() {
     model(|| {
