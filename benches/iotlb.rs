@@ -1,24 +1,32 @@
-//! IOTLB lookup benchmarks: the lock-free table against a `Mutex<HashMap>` baseline with the
-//! same key and value, on one and two threads, and under concurrent invalidation.
+//! IOTLB lookup benchmarks: the lock-free table against the concurrent maps a VMM author would
+//! otherwise pick, with the same key and value, on one and two threads, and under concurrent
+//! invalidation.
 //!
 //! Both tables do what a DMA hit needs: find the entry of (tag, address) and produce the
 //! [`DmaMapping`](viommu_common::DmaMapping) of the address (output address and the permissions
 //! of the access); the lock-free table through [`Iotlb::lookup_mapping`], the device hit path
-//! (smmuv3), the baseline through `TlbEntry::mapping` of the entry it finds. Both hand the same
+//! (smmuv3), the baselines through `TlbEntry::mapping` of the entry they find. Both hand the same
 //! `(output, perms)` pair to `black_box`, on one thread and on two.
 //!
+//! Baselines, each keyed by (tag, page number) with a `TlbEntry` value and std's default
+//! hasher: `mutex_hashmap` (`Mutex<HashMap>`), `rwlock_hashmap` (`RwLock<HashMap>`, read
+//! locks), `dashmap` (`DashMap`, sharded read-write locks), `papaya` (`papaya::HashMap`,
+//! lock-free, a pin per lookup) and `scc_hashindex` (`scc::HashIndex::peek_with`, lock-free
+//! reads).
+//!
 //! Group `iotlb`:
-//! - `lookup_hit/{lockfree,mutex_hashmap}`: one thread, hits over 1024 cached pages.
-//! - `lookup_hit_2threads/{lockfree,mutex_hashmap}`: two threads doing the same; the reported
+//! - `lookup_hit/{lockfree,<baseline>}`: one thread, hits over 1024 cached pages.
+//! - `lookup_hit_2threads/{lockfree,<baseline>}`: two threads doing the same; the reported
 //!   time is wall time divided by the total number of lookups of both threads, so it compares
 //!   directly with `lookup_hit` (half the time = twice the throughput).
 //! - `lookup_during_invalidation/lockfree`: one thread's hits while another thread invalidates
 //!   other ASIDs (whole-ASID and VA-range invalidations) in a loop.
+//! - `invalidate_all`: one `Invalidation::All` of a table holding the 1024 pages.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::{Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -90,6 +98,18 @@ fn mutex_table(work: &[(TlbTag, u64)]) -> MutexTable {
     )
 }
 
+/// The key every baseline maps: (tag, page number).
+type Key = (TlbTag, u64);
+
+/// The baseline entries: the workload's pages.
+fn baseline_entries(work: &[(TlbTag, u64)]) -> impl Iterator<Item = (Key, TlbEntry)> + '_ {
+    work.iter()
+        .map(|&(tag, iova)| ((tag, iova >> 12), entry(iova)))
+}
+
+/// `RwLock<HashMap>`: readers share the lock.
+type RwLockTable = RwLock<HashMap<Key, TlbEntry>>;
+
 /// What the loop keeps of a hit: the output address and the permissions, folded into one
 /// register (an `Option<(u64, Perms)>` is returned through memory and read back right away,
 /// which measures store forwarding rather than the tables).
@@ -115,6 +135,48 @@ impl Lookup for MutexTable {
             let m = e.mapping(iova, false);
             hit_value(m.output, m.perms)
         })
+    }
+}
+
+impl Lookup for RwLockTable {
+    #[inline(always)]
+    fn hit(&self, tag: TlbTag, iova: u64) -> u64 {
+        let Ok(map) = self.read() else { return MISS };
+        map.get(&(tag, iova >> 12)).map_or(MISS, |e| {
+            let m = e.mapping(iova, false);
+            hit_value(m.output, m.perms)
+        })
+    }
+}
+
+impl Lookup for dashmap::DashMap<Key, TlbEntry> {
+    #[inline(always)]
+    fn hit(&self, tag: TlbTag, iova: u64) -> u64 {
+        self.get(&(tag, iova >> 12)).map_or(MISS, |e| {
+            let m = e.mapping(iova, false);
+            hit_value(m.output, m.perms)
+        })
+    }
+}
+
+impl Lookup for papaya::HashMap<Key, TlbEntry> {
+    #[inline(always)]
+    fn hit(&self, tag: TlbTag, iova: u64) -> u64 {
+        self.pin().get(&(tag, iova >> 12)).map_or(MISS, |e| {
+            let m = e.mapping(iova, false);
+            hit_value(m.output, m.perms)
+        })
+    }
+}
+
+impl Lookup for scc::HashIndex<Key, TlbEntry> {
+    #[inline(always)]
+    fn hit(&self, tag: TlbTag, iova: u64) -> u64 {
+        self.peek_with(&(tag, iova >> 12), |_, e| {
+            let m = e.mapping(iova, false);
+            hit_value(m.output, m.perms)
+        })
+        .unwrap_or(MISS)
     }
 }
 
@@ -173,6 +235,18 @@ fn bench_iotlb(c: &mut Criterion) {
     };
     let tlb = lockfree_table(&work[..]);
     let mtx = mutex_table(&work[..]);
+    let rwl: RwLockTable = RwLock::new(baseline_entries(&work[..]).collect());
+    let dash: dashmap::DashMap<Key, TlbEntry> = baseline_entries(&work[..]).collect();
+    let papaya: papaya::HashMap<Key, TlbEntry> = baseline_entries(&work[..]).collect();
+    let scc_index = scc::HashIndex::<Key, TlbEntry>::default();
+    for (k, e) in baseline_entries(&work[..]) {
+        assert!(scc_index.insert(k, e).is_ok());
+    }
+    for &(tag, iova) in work.iter() {
+        for t in [&rwl as &dyn Lookup, &dash, &papaya, &scc_index] {
+            assert_ne!(t.hit(tag, iova), MISS, "baseline tables must hit");
+        }
+    }
     let mut g = c.benchmark_group("iotlb");
 
     g.bench_function("lookup_hit/lockfree", |b| {
@@ -187,6 +261,18 @@ fn bench_iotlb(c: &mut Criterion) {
     g.bench_function("lookup_hit_2threads/mutex_hashmap", |b| {
         b.iter_custom(|iters| two_threads(iters, &work, &mtx))
     });
+    bench_baseline(&mut g, "rwlock_hashmap", &work, &rwl);
+    bench_baseline(&mut g, "dashmap", &work, &dash);
+    bench_baseline(&mut g, "papaya", &work, &papaya);
+    bench_baseline(&mut g, "scc_hashindex", &work, &scc_index);
+
+    // A separate table, so the lookup benches below keep their entries.
+    let flushed = lockfree_table(&work[..]);
+    g.bench_function("invalidate_all", |b| {
+        b.iter(|| flushed.invalidate(black_box(Invalidation::All)))
+    });
+    flushed.invalidate(Invalidation::All);
+    assert!(flushed.lookup(work[0].0, work[0].1).is_none());
 
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -215,6 +301,21 @@ fn bench_iotlb(c: &mut Criterion) {
     g.finish();
     let st = tlb.stats();
     eprintln!("iotlb stats after benches: {st:?}");
+}
+
+/// `lookup_hit/{name}` and `lookup_hit_2threads/{name}` of a baseline table.
+fn bench_baseline(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    work: &Workload,
+    t: &impl Lookup,
+) {
+    g.bench_function(format!("lookup_hit/{name}"), |b| {
+        b.iter_custom(|iters| lookups(iters, work, 0, t))
+    });
+    g.bench_function(format!("lookup_hit_2threads/{name}"), |b| {
+        b.iter_custom(|iters| two_threads(iters, work, t))
+    });
 }
 
 criterion_group!(benches, bench_iotlb);

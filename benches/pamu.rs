@@ -4,7 +4,7 @@
 //!   over a borrowed `&GuestMemoryMmap` (the snapshot of the memory map is the reference itself,
 //!   so this is the model's own cost). The model keeps no entry cache, so every iteration
 //!   re-reads the PPAACE from guest memory: this *is* the path that observes live table updates
-//!   without invalidation (checked before measuring). Target: <= 25 ns.
+//!   without invalidation (checked before measuring). Target: <= 20 ns.
 //! - `translate_hit_arc`: the same over `Arc<GuestMemoryMmap>` (the snapshot per translation
 //!   is a reference-count increment and decrement).
 //! - `translate_hit_atomic`: the same over a VMM's `GuestMemoryAtomic<GuestMemoryMmap>` (the

@@ -455,4 +455,50 @@ mod tests {
         assert_eq!(pieces.len(), (len >> 12) + 1);
         assert_eq!(pieces.iter().map(|p| p.length).sum::<usize>(), len);
     }
+
+    /// No access is answered with an old translation: when the device's mapping of a page
+    /// changes (target or permissions) between two accesses on one thread, the second access
+    /// follows the new mapping.
+    #[test]
+    fn test_recycled_iotlb_follows_changed_mappings() {
+        let (ram, t) = setup(vec![(0x4000, 0x9000, Perms::RW)]);
+        ram.write_obj(0x1111_u32, GuestAddress(0x9010)).unwrap();
+        ram.write_obj(0x2222_u32, GuestAddress(0x2010)).unwrap();
+        let dma = IommuMemory::new(
+            ram.clone(),
+            EndpointIommu::new(t.clone(), StreamId(1), None),
+            true,
+            (),
+        );
+        assert_eq!(dma.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x1111);
+        // Same page, other offset: same answer.
+        assert_eq!(
+            dma.read_obj::<u32>(GuestAddress(0x4000 + 0x10)).unwrap(),
+            0x1111
+        );
+        let page = |pa, perms| Pages {
+            pages: vec![(0x4000, pa, perms)],
+            ..Default::default()
+        };
+        let moved = Arc::new(page(0x2000, Perms::RW));
+        let dma2 = IommuMemory::new(
+            ram.clone(),
+            EndpointIommu::new(moved, StreamId(1), None),
+            true,
+            (),
+        );
+        assert_eq!(dma2.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x2222);
+        let read_only = Arc::new(page(0x2000, Perms::R));
+        let dma3 = IommuMemory::new(
+            ram.clone(),
+            EndpointIommu::new(read_only, StreamId(1), None),
+            true,
+            (),
+        );
+        assert!(dma3.write_obj(0x3333_u32, GuestAddress(0x4010)).is_err());
+        assert_eq!(dma3.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x2222);
+        // And back: the first translator's mapping again.
+        assert_eq!(dma.read_obj::<u32>(GuestAddress(0x4010)).unwrap(), 0x1111);
+        assert_eq!(ram.read_obj::<u32>(GuestAddress(0x2010)).unwrap(), 0x2222);
+    }
 }

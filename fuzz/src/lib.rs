@@ -1,4 +1,7 @@
-//! What the fuzz targets share: the guest's MMIO accesses and access kinds.
+//! What the fuzz targets share: the guest's MMIO accesses and access kinds, and the reference
+//! table walker the `walk` target compares `viommu_common::walk` with.
+
+pub mod refwalk;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use viommu_common::access::AccessKind;

@@ -12,7 +12,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use vm_memory::{GuestAddress, GuestMemoryBackend, VolatileMemory};
+use vm_memory::{
+    GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress, VolatileMemory,
+};
+
+use zerocopy::FromBytes;
 
 use crate::caps::Caps;
 use crate::fault::{OpError, PamuFault, Violation, WindowCause};
@@ -169,24 +173,24 @@ pub fn fetch_entry<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     addr: u64,
 ) -> Result<PaaceWin, OpError> {
-    if addr % 8 == 0 {
-        if let Ok(slice) = mem.get_slice(GuestAddress(addr), 32) {
-            let mut w = [0u32; 8];
+    // The region is looked up directly rather than through `GuestMemoryBackend::get_slice`,
+    // which builds (and drops) an error value on every call, hit or not.
+    let region = mem.find_region(GuestAddress(addr));
+    if let (0, Some(region)) = (addr % 8, region) {
+        let offset = MemoryRegionAddress(addr - region.start_addr().0);
+        if let Ok(slice) = region.get_slice(offset, 32) {
+            // The 32 bytes in memory order: each 8-byte load is kept as its bytes, so the
+            // record is the memory image and its big-endian fields convert on access.
+            let mut bytes = [0u8; 32];
             let mut ok = true;
-            for (i, pair) in w.chunks_exact_mut(2).enumerate() {
+            for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
                 let order = if i == 0 {
                     Ordering::Acquire
                 } else {
                     Ordering::Relaxed
                 };
                 match slice.get_atomic_ref::<AtomicU64>(i * 8) {
-                    Ok(a) => {
-                        // The 8 bytes in memory order, read as one big-endian u64: the first
-                        // big-endian word in the high half.
-                        let be = u64::from_be(a.load(order));
-                        pair[0] = (be >> 32) as u32;
-                        pair[1] = be as u32;
-                    }
+                    Ok(a) => chunk.copy_from_slice(&a.load(order).to_ne_bytes()),
                     Err(_) => {
                         ok = false;
                         break;
@@ -194,7 +198,7 @@ pub fn fetch_entry<M: GuestMemoryBackend + ?Sized>(
                 }
             }
             if ok {
-                return Ok(PaaceWin::from_words(w));
+                return Ok(PaaceWin::read_from_bytes(&bytes).unwrap_or_default());
             }
         }
     }

@@ -1,5 +1,9 @@
 //! Save and restore of the device state (for VMM snapshots and live migration).
 //!
+//! A saved state is untrusted input (a file, a migration stream): serde refuses unknown,
+//! missing and mistyped fields, and [`Pamu::restore`] refuses register values the device could
+//! not hold, so an accepted state is restored exactly (saving right after gives it back).
+//!
 //! [`PamuState`] is plain serde data. `save` destructures every register store exhaustively, so
 //! adding a register is a compile error here until someone decides whether it migrates. Table
 //! contents live in guest memory and migrate with it; the model keeps no other state (no cache).
@@ -16,6 +20,7 @@ use crate::spec::regs::{Avs1, Avs2, EccBits, Eeattr, Eectl, Pamubypenr, Pc, Pics
 
 /// One instance's registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InstanceState {
     /// PC.
     pub pc: u32,
@@ -55,6 +60,7 @@ pub struct InstanceState {
 
 /// The whole device state.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PamuState {
     /// Per-instance registers.
     pub instances: Vec<InstanceState>,
@@ -72,6 +78,17 @@ pub enum RestoreError {
         state: usize,
         /// Instances of the device.
         device: usize,
+    },
+    /// A register value the device could not hold: one its guest-write sanitiser (or, for a
+    /// register only the device writes, its defined bits) would change.
+    #[error("instance {instance}: {register} = {value:#x} cannot be held by this device")]
+    InvalidRegister {
+        /// The instance (0 for PAMUBYPENR, which is global).
+        instance: usize,
+        /// Register name.
+        register: &'static str,
+        /// Value in the state.
+        value: u64,
     },
 }
 
@@ -139,6 +156,35 @@ impl InstanceState {
     }
 }
 
+impl InstanceState {
+    /// Each register whose value its sanitiser would change (the first is reported): PC and
+    /// the status, interrupt and ECC registers. The table registers, PFA1/2, PD1-4, POES2 and
+    /// the capture addresses hold any value a guest or a fault can write.
+    fn check(&self, instance: usize) -> Result<(), RestoreError> {
+        let status = self.status();
+        let regs: [(&'static str, u32, u32); 10] = [
+            ("PC", self.pc, Pc::sanitise(self.pc).into_bits()),
+            ("AVS1", self.avs1, status.avs1.into_bits()),
+            ("AVS2", self.avs2, status.avs2),
+            ("POES1", self.poes1, status.poes1.into_bits()),
+            ("PICS", self.pics, status.pics.into_bits()),
+            ("EECTL", self.eectl, status.eectl.into_bits()),
+            ("EEDIS", self.eedis, status.eedis.into_bits()),
+            ("EEINTEN", self.eeinten, status.eeinten.into_bits()),
+            ("EEDET", self.eedet, status.eedet.into_bits()),
+            ("EEATTR", self.eeattr, status.eeattr.into_bits()),
+        ];
+        match regs.into_iter().find(|(_, v, s)| v != s) {
+            Some((register, value, _)) => Err(RestoreError::InvalidRegister {
+                instance,
+                register,
+                value: value.into(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 impl<M: GuestRam> Pamu<M> {
     /// Capture the device state.
     pub fn save(&self) -> PamuState {
@@ -172,17 +218,30 @@ impl<M: GuestRam> Pamu<M> {
     }
 
     /// Restore a saved state (registers, PAMUBYPENR), then drive the interrupt lines to match.
+    /// A state is untrusted input: it is restored exactly, or refused.
     ///
     /// # Errors
-    /// [`RestoreError::Instances`] if the instance counts differ; nothing changes then.
+    /// [`RestoreError::Instances`] if the instance counts differ, [`RestoreError::InvalidRegister`]
+    /// for a register value the device could not hold (reserved bits, bypass bits of
+    /// instances it lacks); nothing changes then.
     pub fn restore(&self, state: &PamuState) -> Result<(), RestoreError> {
-        let mut s = self.lock();
         if state.instances.len() != self.translation.len() {
             return Err(RestoreError::Instances {
                 state: state.instances.len(),
                 device: self.translation.len(),
             });
         }
+        for (i, st) in state.instances.iter().enumerate() {
+            st.check(i)?;
+        }
+        if Pamubypenr::sanitise(state.bypass, self.caps.instances).0 != state.bypass {
+            return Err(RestoreError::InvalidRegister {
+                instance: 0,
+                register: "PAMUBYPENR",
+                value: state.bypass.into(),
+            });
+        }
+        let mut s = self.lock();
         for ((h, r), st) in self
             .translation
             .iter()

@@ -7,6 +7,7 @@
 //! reporting typed results, interrupts and trace records to an [`Observer`] that may also take
 //! over an operation ([`Action::Replace`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use viommu_common::traits::InterruptSink;
@@ -15,12 +16,13 @@ use viommu_smmuv3::device::SmmuV3;
 use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 use crate::device::{self, IrqEvent, ReplayDevice, ReplayIrq, ReplayMem};
+use crate::limits::{Limits, MAX_PENDING_IRQS};
 use crate::parse::{IrqMatch, Line, MmioRead, MmioWrite, Op, Ram, ScriptError};
 use crate::result::{check, Actual, OpResult, Summary};
 
-/// Largest total guest RAM a replay file may declare (the regions are mapped lazily, so this
-/// bounds address space, not resident memory).
-pub const MAX_TOTAL_RAM: u64 = 64 << 30;
+/// Largest total guest RAM a replay file may declare by default (the regions are mapped lazily,
+/// so this bounds address space, not resident memory); [`SessionBuilder::limits`] changes it.
+pub const MAX_TOTAL_RAM: u64 = crate::limits::MAX_TOTAL_RAM;
 
 /// The SMMUv3 type the replay drives: DMA into the session's guest RAM.
 pub type ReplaySmmuV3 = SmmuV3<Arc<ReplayMem>>;
@@ -96,10 +98,11 @@ struct Dev {
     name: String,
     dev: Box<dyn ReplayDevice>,
     irq: Arc<ReplayIrq>,
-    /// Interrupts raised since the current check window was taken.
-    pending: Vec<IrqEvent>,
+    /// Interrupts raised since the current check window was taken (the newest
+    /// [`MAX_PENDING_IRQS`]).
+    pending: VecDeque<IrqEvent>,
     /// The interrupts consecutive `expect_irq` operations for this device look at.
-    window: Vec<IrqEvent>,
+    window: VecDeque<IrqEvent>,
     /// The previous operation was an `expect_irq` for this device (so this one shares its
     /// window).
     in_check_run: bool,
@@ -110,6 +113,7 @@ struct Dev {
 pub struct SessionBuilder {
     mem: Option<Arc<ReplayMem>>,
     smmuv3: Option<SmmuV3Factory>,
+    limits: Limits,
 }
 
 impl SessionBuilder {
@@ -118,6 +122,13 @@ impl SessionBuilder {
     #[must_use]
     pub fn memory(mut self, mem: Arc<ReplayMem>) -> Self {
         self.mem = Some(mem);
+        self
+    }
+
+    /// Hold the file to `limits` (total RAM, number of devices) instead of the defaults.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -137,7 +148,7 @@ impl SessionBuilder {
     /// # Errors
     /// The first line that cannot be set up or refers to something that does not exist.
     pub fn build(mut self, lines: Vec<Line>) -> Result<Session, ScriptError> {
-        let mem = build_ram(&lines, self.mem.take())?;
+        let mem = build_ram(&lines, self.mem.take(), self.limits.max_total_ram)?;
         let mut devs: Vec<Dev> = Vec::new();
         let mut steps = Vec::with_capacity(lines.len());
         for l in lines {
@@ -148,6 +159,15 @@ impl SessionBuilder {
                     let name = &d.name;
                     if name.is_empty() {
                         return Err(err(n, "device: field `name` must not be empty"));
+                    }
+                    if devs.len() >= self.limits.max_devices {
+                        return Err(err(
+                            n,
+                            format!(
+                                "device: more than the limit of {} devices",
+                                self.limits.max_devices
+                            ),
+                        ));
                     }
                     if devs.iter().any(|x| &x.name == name) {
                         return Err(err(
@@ -169,8 +189,8 @@ impl SessionBuilder {
                         name: name.clone(),
                         dev,
                         irq,
-                        pending: Vec::new(),
-                        window: Vec::new(),
+                        pending: VecDeque::new(),
+                        window: VecDeque::new(),
                         in_check_run: false,
                     });
                     None
@@ -403,7 +423,10 @@ impl Session {
             }
             for e in d.irq.take() {
                 obs.irq(line, &d.name, &e);
-                d.pending.push(e);
+                if d.pending.len() >= MAX_PENDING_IRQS {
+                    d.pending.pop_front();
+                }
+                d.pending.push_back(e);
             }
         }
     }
@@ -477,6 +500,7 @@ fn check_range(mem: &ReplayMem, addr: u64, len: u64) -> bool {
 fn build_ram(
     lines: &[Line],
     supplied: Option<Arc<ReplayMem>>,
+    max_total: u64,
 ) -> Result<Arc<ReplayMem>, ScriptError> {
     let mut ranges: Vec<(u64, u64, usize)> = Vec::new();
     let mut first_device = None;
@@ -494,10 +518,10 @@ fn build_ram(
                     ));
                 }
                 total = total.saturating_add(size);
-                if total > MAX_TOTAL_RAM {
+                if total > max_total {
                     return Err(err(
                         l.line,
-                        format!("ram: total RAM exceeds the {MAX_TOTAL_RAM:#x}-byte limit"),
+                        format!("ram: total RAM exceeds the limit of {max_total:#x} bytes"),
                     ));
                 }
                 if let Some((_, _, other)) = ranges
@@ -528,7 +552,7 @@ fn build_ram(
     ranges.sort_unstable_by_key(|r| r.0);
     let mut regions = Vec::with_capacity(ranges.len());
     for (base, size, _) in &ranges {
-        // MAX_TOTAL_RAM keeps every size inside usize on 64-bit hosts.
+        // A region larger than the host's address space cannot be mapped.
         let size = usize::try_from(*size).map_err(|_| err(0, "RAM size does not fit in usize"))?;
         regions.push((GuestAddress(*base), size));
     }

@@ -5,7 +5,7 @@
 //! that fit their access). Cross-line checks (device names, addresses inside RAM) are done when
 //! a [`crate::Session`] is built.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -13,6 +13,7 @@ use viommu_common::{AccessKind, DmaRequest, StreamId, SubstreamId};
 
 use crate::ats::{AtsRequest, ExpectAtcInv};
 use crate::iopf::{PageRequest, PriResponse, StallResult};
+use crate::limits::{self, Limits, MAX_CONFIG_VALUES};
 use crate::num;
 
 /// Largest `read_mem.len` accepted (bounds the buffer a file can make us allocate).
@@ -430,10 +431,17 @@ impl Op {
                     ));
                 }
             }
+            Op::Device(d) => {
+                if !limits::config_within_limit(&d.config) {
+                    return Err(field_err(
+                        "config",
+                        &format!("has more than {MAX_CONFIG_VALUES} values"),
+                    ));
+                }
+            }
             Op::PageRequest(p) => p.validate()?,
             Op::PriResponse(p) => p.validate()?,
-            Op::Device(_)
-            | Op::WriteMem(_)
+            Op::WriteMem(_)
             | Op::ExpectIrq(_)
             | Op::StallResult(_)
             | Op::AtsRequest(_)
@@ -477,31 +485,92 @@ const OP_NAMES: [&str; 15] = [
     "comment",
 ];
 
-/// Parse a whole replay file.
+/// Parse a whole replay file within the default [`Limits`].
 ///
 /// # Errors
-/// The first malformed line (or a read/decompression/UTF-8 error, at the line it happened).
-pub fn parse_script<R: BufRead>(mut reader: R) -> Result<Script, ScriptError> {
+/// As [`parse_script_with`].
+pub fn parse_script<R: BufRead>(reader: R) -> Result<Script, ScriptError> {
+    parse_script_with(reader, &Limits::default())
+}
+
+/// Parse a whole replay file, holding it to `limits` (input size, line length, number of
+/// operations; see [`crate::limits`]). Memory use is bounded by the limits whatever the
+/// reader yields: a line is never read past `limits.max_line_bytes`, nor the file past
+/// `limits.max_input_bytes`.
+///
+/// # Errors
+/// The first malformed line, the line that crosses a limit, or a read/decompression/UTF-8
+/// error, at the line it happened.
+pub fn parse_script_with<R: BufRead>(
+    mut reader: R,
+    limits: &Limits,
+) -> Result<Script, ScriptError> {
     let mut lines = Vec::new();
-    let mut buf = String::new();
+    let mut buf = Vec::new();
+    let mut total: u64 = 0;
     let mut line = 0usize;
+    let mut devices = 0usize;
+    // One byte past the limit tells a line that is too long from one that is exactly as long.
+    let cap = u64::try_from(limits.max_line_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     loop {
         line += 1;
         buf.clear();
-        match reader.read_line(&mut buf) {
+        let n = match (&mut reader).take(cap).read_until(b'\n', &mut buf) {
             Ok(0) => return Ok(lines),
-            Ok(_) => {}
+            Ok(n) => n,
             Err(e) => {
                 return Err(ScriptError {
                     line,
                     reason: format!("cannot read the file: {e}"),
                 })
             }
+        };
+        let fail = |reason: String| Err(ScriptError { line, reason });
+        if n > limits.max_line_bytes {
+            return fail(format!(
+                "line is longer than the limit of {} bytes",
+                limits.max_line_bytes
+            ));
         }
-        match parse_line(&buf) {
-            Ok(Some(op)) => lines.push(Line { line, op }),
+        total = total.saturating_add(n as u64);
+        if total > limits.max_input_bytes {
+            return fail(format!(
+                "the file is longer than the limit of {} bytes",
+                limits.max_input_bytes
+            ));
+        }
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t,
+            Err(e) => {
+                return fail(format!(
+                    "cannot read the file: not UTF-8 text (invalid byte at column {})",
+                    e.valid_up_to() + 1
+                ))
+            }
+        };
+        match parse_line(text) {
+            Ok(Some(op)) => {
+                if matches!(op, Op::Device(_)) {
+                    devices += 1;
+                    if devices > limits.max_devices {
+                        return fail(format!(
+                            "device: more than the limit of {} devices",
+                            limits.max_devices
+                        ));
+                    }
+                }
+                if lines.len() >= limits.max_ops {
+                    return fail(format!(
+                        "the file has more than the limit of {} operations",
+                        limits.max_ops
+                    ));
+                }
+                lines.push(Line { line, op });
+            }
             Ok(None) => {}
-            Err(reason) => return Err(ScriptError { line, reason }),
+            Err(reason) => return fail(reason),
         }
     }
 }

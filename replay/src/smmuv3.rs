@@ -81,11 +81,25 @@ struct Smmu {
     atcs: Mutex<HashMap<u32, Arc<RecordingAtc>>>,
 }
 
-/// An endpoint ATC that records every invalidation it receives and always completes it.
+/// An endpoint ATC that records every invalidation it receives (up to
+/// [`MAX_RECORDED_ATC_INVS`] between two `expect_atc_inv`) and always completes it.
 #[derive(Debug, Default)]
 struct RecordingAtc {
-    seen: Mutex<Vec<AtcInvSpec>>,
+    seen: Mutex<Recorded>,
 }
+
+/// The invalidations an ATC received since they were last taken.
+#[derive(Debug, Default)]
+struct Recorded {
+    invs: Vec<AtcInvSpec>,
+    /// More arrived than are kept.
+    overflowed: bool,
+}
+
+/// Invalidations an ATC keeps for the next `expect_atc_inv` of its stream: a file that has the
+/// guest invalidate without ever checking cannot grow memory without bound. Beyond this the
+/// check reports an error instead of a list.
+pub const MAX_RECORDED_ATC_INVS: usize = 1 << 16;
 
 impl AtcEndpoint for RecordingAtc {
     fn invalidate(&self, inv: &AtcInvalidation) -> Result<(), AtcError> {
@@ -95,12 +109,17 @@ impl AtcEndpoint for RecordingAtc {
             start,
             last,
         } = *inv;
-        lock(&self.seen).push(AtcInvSpec {
-            ssid,
-            global,
-            start,
-            last,
-        });
+        let mut seen = lock(&self.seen);
+        if seen.invs.len() < MAX_RECORDED_ATC_INVS {
+            seen.invs.push(AtcInvSpec {
+                ssid,
+                global,
+                start,
+                last,
+            });
+        } else {
+            seen.overflowed = true;
+        }
         Ok(())
     }
 }
@@ -232,7 +251,13 @@ impl ReplayDevice for Smmu {
             .cloned()
             .ok_or_else(|| format!("stream {stream:#x} has no ATC (no ats_request yet)"))?;
         let seen = std::mem::take(&mut *lock(&atc.seen));
-        Ok(seen)
+        if seen.overflowed {
+            return Err(format!(
+                "stream {stream:#x}'s ATC received more than {MAX_RECORDED_ATC_INVS} \
+                 invalidations since the previous expect_atc_inv"
+            ));
+        }
+        Ok(seen.invs)
     }
 
     fn settle(&self) {
@@ -516,6 +541,36 @@ mod tests {
 
     fn cfg(v: Value) -> Result<(SmmuConfig, DeviceOpts), String> {
         parse_config(v.as_object().unwrap())
+    }
+
+    /// A stream's recording ATC keeps at most MAX_RECORDED_ATC_INVS invalidations between two
+    /// checks; past that the next check is an error rather than a list, and recording starts
+    /// afresh.
+    #[test]
+    fn test_recorded_atc_invalidations_are_bounded() {
+        let mem =
+            Arc::new(ReplayMem::from_ranges(&[(vm_memory::GuestAddress(0), 0x1000)]).unwrap());
+        let dev = create("s", &Map::new(), &mem, ReplayIrq::new(), None).unwrap();
+        let atc = Arc::new(RecordingAtc::default());
+        let inv = AtcInvalidation {
+            ssid: None,
+            global: false,
+            start: 0,
+            last: 0xfff,
+        };
+        for _ in 0..=MAX_RECORDED_ATC_INVS {
+            atc.invalidate(&inv).unwrap();
+        }
+        assert_eq!(lock(&atc.seen).invs.len(), MAX_RECORDED_ATC_INVS);
+        let smmu = Smmu {
+            dev: dev.smmuv3().unwrap(),
+            log: TraceLog::new(),
+            atcs: Mutex::new(HashMap::from([(5, Arc::clone(&atc))])),
+        };
+        let e = smmu.atc_invalidations(5).unwrap_err();
+        assert!(e.contains("more than 65536 invalidations"), "{e}");
+        atc.invalidate(&inv).unwrap();
+        assert_eq!(smmu.atc_invalidations(5).unwrap().len(), 1);
     }
 
     /// The ID registers of the recorded Linux trace (QEMU 10's SMMUv3) are mirrored exactly.

@@ -535,3 +535,196 @@ fn test_session_builder_memory_factory_and_observer() {
     viommu_common::mem::read_bytes(&*mem, 0x4000_0010, &mut b).unwrap();
     assert_eq!(b, [1, 2]);
 }
+
+/// The parse limits: each is reported on the line that crosses it, exactly at the limit the
+/// file is accepted.
+#[test]
+fn test_limits_are_enforced_at_the_crossing_line() {
+    let limits = |f: &dyn Fn(&mut Limits)| {
+        let mut l = Limits::default();
+        f(&mut l);
+        l
+    };
+    let comment = "{\"op\":\"comment\",\"text\":\"x\"}\n"; // 28 bytes
+    let text = format!("# a\n{}", comment.repeat(3));
+    let check = |l: Limits, expect: Result<usize, (usize, &str)>| {
+        let r = parse::parse_script_with(text.as_bytes(), &l);
+        match (r, expect) {
+            (Ok(s), Ok(n)) => assert_eq!(s.len(), n),
+            (Err(e), Err((line, reason))) => {
+                assert_eq!(e.line, line, "{e}");
+                assert!(e.reason.contains(reason), "{e}");
+            }
+            (r, e) => panic!("{r:?}, expected {e:?}"),
+        }
+    };
+    check(limits(&|l| l.max_ops = 3), Ok(3));
+    check(
+        limits(&|l| l.max_ops = 2),
+        Err((4, "more than the limit of 2 operations")),
+    );
+    check(limits(&|l| l.max_line_bytes = 28), Ok(3));
+    check(
+        limits(&|l| l.max_line_bytes = 27),
+        Err((2, "line is longer than the limit of 27 bytes")),
+    );
+    check(limits(&|l| l.max_input_bytes = 4 + 3 * 28), Ok(3));
+    check(
+        limits(&|l| l.max_input_bytes = 4 + 3 * 28 - 1),
+        Err((4, "the file is longer than the limit of 87 bytes")),
+    );
+    let devs = "{\"op\":\"device\",\"name\":\"a\",\"kind\":\"fake\"}\n\
+                {\"op\":\"device\",\"name\":\"b\",\"kind\":\"fake\"}\n";
+    let l = limits(&|l| l.max_devices = 1);
+    let e = parse::parse_script_with(devs.as_bytes(), &l).unwrap_err();
+    assert_eq!(
+        (e.line, e.reason.as_str()),
+        (2, "device: more than the limit of 1 devices")
+    );
+    // The session holds a caller-built script to the same device limit, and to the RAM limit.
+    let script = parse_script(devs.as_bytes()).unwrap();
+    let e = Session::builder().limits(l).build(script).err().unwrap();
+    assert_eq!(e.line, 2);
+    let ram = "{\"op\":\"ram\",\"base\":0,\"size\":\"0x2000\"}\n";
+    let script = parse_script(ram.as_bytes()).unwrap();
+    let l = limits(&|l| l.max_total_ram = 0x1000);
+    let e = Session::builder().limits(l).build(script).err().unwrap();
+    assert!(e.reason.contains("limit of 0x1000 bytes"), "{e}");
+    // run_reader_with applies its limits.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let outcome = run_reader_with(
+        "test",
+        text.as_bytes(),
+        &Options::default(),
+        &limits(&|l| l.max_ops = 1),
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(outcome, Outcome::Malformed);
+    let err = String::from_utf8(err).unwrap();
+    assert!(
+        err.contains("line 3: the file has more than the limit of 1 operations"),
+        "{err}"
+    );
+}
+
+/// Interrupts no `expect_irq` looked at are kept up to MAX_PENDING_IRQS per device (the
+/// newest), so a file raising them without checking cannot grow memory without bound.
+#[test]
+fn test_pending_interrupts_are_bounded() {
+    // Each faulting DMA of the fake device pulses wired line 3 (two level changes).
+    let dma =
+        "{\"op\":\"dma\",\"dev\":\"f\",\"stream\":9,\"addr\":0,\"size\":1,\"access\":\"read\"}\n";
+    let pulses = limits::MAX_PENDING_IRQS / 2 + 100;
+    let body = format!(
+        "{}{{\"op\":\"expect_irq\",\"dev\":\"f\",\"kind\":\"wired\",\"line\":3,\"count\":{}}}\n",
+        dma.repeat(pulses),
+        limits::MAX_PENDING_IRQS / 2
+    );
+    let r = run_with(
+        &format!("{SETUP}{body}"),
+        Options {
+            quiet: true,
+            ..Options::default()
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Passed, "{:?}", r.out.last());
+}
+
+/// Randomly corrupted scenario files (bytes flipped, inserted, deleted, lines cut and
+/// duplicated, numbers replaced by extremes): parsing and running never panic, and a file is
+/// either rejected with a line number or run to a summary.
+#[test]
+fn test_random_corruption_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/replay");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    let extremes = [
+        "0",
+        "\"0xffffffffffffffff\"",
+        "\"0x8000000000000000\"",
+        "18446744073709551615",
+        "-1",
+        "1e999",
+        "null",
+        "[]",
+        "{}",
+        "\"\"",
+        "4294967295",
+        "\"0x100000000\"",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_f11e);
+    for round in 0..150 {
+        let path = &files[round % files.len()];
+        let mut text = std::fs::read(path).unwrap();
+        for _ in 0..rng.random_range(1..4) {
+            let len = text.len().max(1);
+            match rng.random_range(0..6) {
+                0 => {
+                    let i = rng.random_range(0..len);
+                    if let Some(b) = text.get_mut(i) {
+                        *b ^= 1 << rng.random_range(0..8);
+                    }
+                }
+                1 => {
+                    let i = rng.random_range(0..=text.len());
+                    text.insert(i, rng.random());
+                }
+                2 => {
+                    let i = rng.random_range(0..len);
+                    let end = (i + rng.random_range(1..64)).min(text.len());
+                    text.drain(i.min(end)..end);
+                }
+                3 => text.truncate(rng.random_range(0..len)),
+                4 => {
+                    // Replace a number (a run of digits or a hex string) with an extreme.
+                    let s = String::from_utf8_lossy(&text).into_owned();
+                    let starts: Vec<_> = s.match_indices(": ").map(|(i, _)| i + 2).collect();
+                    if let Some(&at) = starts.get(rng.random_range(0..starts.len().max(1))) {
+                        let rest = &s[at..];
+                        let end = rest.find([',', '}']).unwrap_or(rest.len());
+                        let with = extremes[rng.random_range(0..extremes.len())];
+                        text = format!("{}{with}{}", &s[..at], &rest[end..]).into_bytes();
+                    }
+                }
+                _ => {
+                    // Duplicate a line somewhere else.
+                    let s = String::from_utf8_lossy(&text).into_owned();
+                    let lines: Vec<&str> = s.lines().collect();
+                    if !lines.is_empty() {
+                        let l = lines[rng.random_range(0..lines.len())];
+                        let at = rng.random_range(0..lines.len());
+                        let mut out: Vec<&str> = lines.clone();
+                        out.insert(at, l);
+                        text = out.join("\n").into_bytes();
+                    }
+                }
+            }
+        }
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let opts = Options {
+            quiet: true,
+            ..Options::default()
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_reader("mutated", text.as_slice(), &opts, &mut out, &mut err)
+        }))
+        .unwrap_or_else(|_| panic!("round {round} ({}) panicked", path.display()));
+        let err = String::from_utf8_lossy(&err);
+        match outcome {
+            Outcome::Malformed => assert!(err.contains(": line "), "round {round}: {err}"),
+            Outcome::Passed | Outcome::Failed => {
+                let out = String::from_utf8_lossy(&out);
+                assert!(
+                    out.lines().last().is_some_and(|l| l.ends_with(" failed")),
+                    "round {round}: no summary"
+                );
+            }
+        }
+    }
+}

@@ -396,7 +396,6 @@ where
                 r
             }
         };
-        drop(view);
         let (key, s1, s2) = match route {
             Route::Abort => return Err(AtsError::UnsupportedRequest("STE abort")),
             // S1DSS skips stage 1 and there is no stage 2: identity, R = W = 1 (§3.9.1.2).
@@ -612,7 +611,6 @@ where
                 });
             }
         };
-        drop(view);
         match (tc.ats, tc.s2) {
             (AtsMode::Abort, _) => forbidden(),
             (AtsMode::Split, Some(s2)) => {

@@ -38,10 +38,11 @@
 //! A VMM saves and restores them through [`SmmuV3::save`] and [`SmmuV3::restore`]
 //! ([`crate::snapshot`]). Caches are never part of the state: they are rebuilt on demand.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::hint::spin_loop;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 
 use viommu_common::iotlb::{Invalidation, Iotlb};
 use viommu_common::traits::InterruptSink;
@@ -154,14 +155,77 @@ pub struct TranslationRegs {
 }
 
 impl TranslationRegs {
-    /// The translation-relevant registers of `c`, typed.
-    fn from_ctrl(c: &CtrlState) -> Self {
+    /// From the raw register words `[CR0, CR2, GBPA, STRTAB_BASE, STRTAB_BASE_CFG]`.
+    fn from_words(w: [u64; 5]) -> Self {
         TranslationRegs {
-            cr0: Cr0::from_bits(c.cr0),
-            cr2: Cr2::from_bits(c.cr2),
-            gbpa: Gbpa::from_bits(c.gbpa),
-            strtab_base: StrtabBase::from_bits(c.strtab_base),
-            strtab_cfg: StrtabBaseCfg::from_bits(c.strtab_base_cfg),
+            cr0: Cr0::from_bits(w[0] as u32),
+            cr2: Cr2::from_bits(w[1] as u32),
+            gbpa: Gbpa::from_bits(w[2] as u32),
+            strtab_base: StrtabBase::from_bits(w[3]),
+            strtab_cfg: StrtabBaseCfg::from_bits(w[4] as u32),
+        }
+    }
+}
+
+/// A copy of the registers [`RegsView::load`] read, for the duration of one translation.
+#[derive(Debug)]
+pub(crate) struct RegsSnapshot(TranslationRegs);
+
+impl std::ops::Deref for RegsSnapshot {
+    type Target = TranslationRegs;
+    fn deref(&self) -> &TranslationRegs {
+        &self.0
+    }
+}
+
+/// Translation's view of [`TranslationRegs`]: the raw register words in a seqlock of atomics,
+/// written only under `ctrl` (so writers never race each other), read without a lock or a
+/// shared write. A reader retries while a writer is inside (a few stores).
+#[derive(Debug)]
+pub(crate) struct RegsView {
+    seq: AtomicU64,
+    words: [AtomicU64; 5],
+}
+
+impl RegsView {
+    fn new(c: &CtrlState) -> Self {
+        let v = Self {
+            seq: AtomicU64::new(0),
+            words: std::array::from_fn(|_| AtomicU64::new(0)),
+        };
+        v.publish(c);
+        v
+    }
+
+    /// Publish `c`'s registers (with `ctrl` held: one writer at a time).
+    fn publish(&self, c: &CtrlState) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        // Order the word stores after the odd sequence number.
+        fence(Ordering::Release);
+        let words = [
+            u64::from(c.cr0),
+            u64::from(c.cr2),
+            u64::from(c.gbpa),
+            c.strtab_base,
+            u64::from(c.strtab_base_cfg),
+        ];
+        for (a, w) in self.words.iter().zip(words) {
+            a.store(w, Ordering::Relaxed);
+        }
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The registers as last published.
+    pub(crate) fn load(&self) -> RegsSnapshot {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            let w = [0, 1, 2, 3, 4].map(|i| self.words[i].load(Ordering::Relaxed));
+            fence(Ordering::Acquire);
+            if s1 & 1 == 0 && self.seq.load(Ordering::Relaxed) == s1 {
+                return RegsSnapshot(TranslationRegs::from_words(w));
+            }
+            spin_loop();
         }
     }
 }
@@ -227,8 +291,8 @@ pub struct SmmuV3<M: GuestRam> {
     /// IRQ_CTRL, GERROR/GERRORN and MSI configuration: keeps the GERROR toggle and the
     /// decision to signal atomic.
     pub(crate) irq: Mutex<IrqState>,
-    /// Translation's lock-free snapshot of CR0/CR2/GBPA/STRTAB_*; replaced under `ctrl`.
-    pub(crate) view: ArcSwap<TranslationRegs>,
+    /// Translation's lock-free view of CR0/CR2/GBPA/STRTAB_*; published under `ctrl`.
+    pub(crate) view: RegsView,
     /// Set when a command batch stopped at its limit with commands left (see
     /// [`SmmuV3::process_pending`]).
     work_pending: AtomicBool,
@@ -307,7 +371,7 @@ where
             mem,
             sink,
             tracer: ArcSwapOption::empty(),
-            view: ArcSwap::from_pointee(TranslationRegs::from_ctrl(&ctrl)),
+            view: RegsView::new(&ctrl),
             ctrl: Mutex::new(ctrl),
             evtq: Mutex::new(EvtqProducer::default()),
             irq: Mutex::new(IrqState::default()),
@@ -461,7 +525,7 @@ where
 
     /// Publish the translation view of `ctrl` (call with `ctrl` held, after changing it).
     pub(crate) fn publish_translation_regs_locked(&self, ctrl: &CtrlState) {
-        self.view.store(Arc::new(TranslationRegs::from_ctrl(ctrl)));
+        self.view.publish(ctrl);
     }
 }
 

@@ -164,6 +164,7 @@ mod route;
 pub mod snapshot;
 pub mod spec;
 pub mod stall;
+mod sync;
 pub mod trace;
 pub mod translate;
 

@@ -8,11 +8,20 @@
 //! entry is used only if it was resolved under the current generation, taken *before* the
 //! configuration was read. So a route never outlives the CFGI (and CMD_SYNC) that removed its
 //! configuration. A slot holds one entry; a colliding stream replaces it (bounded memory).
+//!
+//! The full route an IOTLB miss walks with lives in a parallel array of seqlock slots
+//! ([`crate::config::slots`]) as packed words, so caching a route allocates nothing.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::Arc;
+use bitfield_struct::bitfield;
+use crossbeam::atomic::AtomicCell;
 
-use arc_swap::ArcSwapOption;
+use crate::config::slots::Slots;
+use crate::config::words::{s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS};
+use crate::config::StreamAttrs;
+use crate::spec::ste::{InstCfg, PrivCfg};
+use crate::spec::Shareability;
+use crate::sync::{fence, AtomicU64, Ordering};
+use crate::translate::S1Ctx;
 
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::iotlb::{Regime, TlbTag};
@@ -38,6 +47,7 @@ pub(crate) enum TagKey {
 
 impl TagKey {
     /// The IOTLB tag.
+    #[inline]
     pub(crate) const fn tag(self) -> TlbTag {
         match self {
             TagKey::S1 { vmid, asid } => TlbTag::stage1(vmid, asid),
@@ -88,6 +98,7 @@ impl Hot {
         }
     }
 
+    #[cfg(test)]
     fn unpack(w: u64) -> Option<Hot> {
         let vmid = Vmid((w >> 32) as u16);
         let asid = Asid((w >> 16) as u16);
@@ -108,38 +119,96 @@ impl Hot {
     }
 }
 
+/// What the hit path reads of a cached route: the packed [`Hot`] word (see [`Hot::pack`])
+/// and, for a translating route, the IOTLB tag. Read in place: no enum is rebuilt.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HotRoute {
+    word: u64,
+    tag: TlbTag,
+}
+
+/// What a cached route does with a transaction (the kind bits of [`HotRoute`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HotKind {
+    /// Terminate silently.
+    Abort,
+    /// Pass through.
+    Bypass,
+    /// Translate with [`HotRoute::tag`].
+    Translate,
+}
+
+impl HotRoute {
+    /// The route's kind.
+    #[inline(always)]
+    pub(crate) fn kind(&self) -> HotKind {
+        match self.word & 3 {
+            1 => HotKind::Abort,
+            2 => HotKind::Bypass,
+            _ => HotKind::Translate,
+        }
+    }
+
+    /// The IOTLB tag of a translating route.
+    #[inline(always)]
+    pub(crate) fn tag(&self) -> TlbTag {
+        self.tag
+    }
+
+    /// STE.PRIVCFG (raw).
+    #[inline(always)]
+    pub(crate) fn privcfg(&self) -> u8 {
+        ((self.word >> 4) & 3) as u8
+    }
+
+    /// STE.INSTCFG (raw).
+    #[inline(always)]
+    pub(crate) fn instcfg(&self) -> u8 {
+        ((self.word >> 6) & 3) as u8
+    }
+}
+
 /// One seqlock slot. `seq` is odd while a writer updates the other words.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     seq: AtomicU64,
     key: AtomicU64,
     generation: AtomicU64,
     hot: AtomicU64,
+    /// The IOTLB tag of a translating route, built once at insert so a hit does not rebuild
+    /// it (a lock-free 64-bit cell: one plain load).
+    tag: AtomicCell<TlbTag>,
 }
 
-/// A full route (walk configurations) for the IOTLB-miss path.
-#[derive(Debug)]
-struct Full {
-    key: u64,
-    generation: u64,
-    route: Route,
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            key: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            hot: AtomicU64::new(0),
+            tag: AtomicCell::new(TlbTag::stage2(Vmid(0))),
+        }
+    }
 }
 
 /// The route cache (see the module docs).
 #[derive(Debug)]
 pub(crate) struct RouteCache {
     slots: Box<[Slot]>,
-    /// Full routes, same indexing and validity rule, for IOTLB misses (saves re-resolving the
-    /// configuration before a walk).
-    full: Box<[ArcSwapOption<Full>]>,
+    /// Full routes (packed), same indexing and validity rule (the generation is the first
+    /// tag), for IOTLB misses: saves re-resolving the configuration before a walk.
+    full: Slots,
     /// Bumped after every invalidation of the configuration a route depends on.
     generation: AtomicU64,
 }
 
+#[inline(always)]
 fn key(sid: u32, ssid: Option<u32>) -> u64 {
     (u64::from(sid) << 33) | ssid.map_or(NO_SSID, u64::from)
 }
 
+#[inline(always)]
 fn slot_of(key: u64) -> usize {
     // Fibonacci hashing of the key; SLOTS is a power of two (10 bits).
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize & (SLOTS - 1)
@@ -149,49 +218,59 @@ impl RouteCache {
     pub(crate) fn new() -> Self {
         Self {
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
-            full: (0..SLOTS).map(|_| ArcSwapOption::empty()).collect(),
+            full: Slots::new(SLOTS),
             // Start at 1 so that an empty slot (generation 0) never matches.
             generation: AtomicU64::new(1),
         }
     }
 
     /// The current generation; take it before resolving a route to insert.
+    #[inline(always)]
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// The cached route of `(sid, ssid)`, if resolved under the current generation.
+    #[cfg(test)]
     pub(crate) fn get(&self, sid: u32, ssid: Option<u32>) -> Option<Hot> {
+        self.get_hot(sid, ssid).and_then(|h| Hot::unpack(h.word))
+    }
+
+    /// The cached route of `(sid, ssid)` as the hit path reads it (packed word and IOTLB tag),
+    /// if resolved under the current generation.
+    #[inline(always)]
+    pub(crate) fn get_hot(&self, sid: u32, ssid: Option<u32>) -> Option<HotRoute> {
         let k = key(sid, ssid);
         let g = self.generation();
         let slot = self.slots.get(slot_of(k))?;
         // Seqlock read: the Acquire load of `seq` orders the data loads after it; the Acquire
         // fence orders them before the second `seq` load.
         let s1 = slot.seq.load(Ordering::Acquire);
-        if s1 & 1 != 0 {
-            return None;
-        }
-        let (sk, sg, hot) = (
+        let (sk, sg, word, tag) = (
             slot.key.load(Ordering::Relaxed),
             slot.generation.load(Ordering::Relaxed),
             slot.hot.load(Ordering::Relaxed),
+            slot.tag.load(),
         );
         fence(Ordering::Acquire);
-        if slot.seq.load(Ordering::Relaxed) != s1 || sk != k || sg != g {
+        // An odd `s1` (a writer inside) never equals the reloaded value once the writer is
+        // done, and while it is inside the key or generation written so far is refused by
+        // the comparison with the reload: so one comparison covers both.
+        if slot.seq.load(Ordering::Relaxed) != s1 || s1 & 1 != 0 || sk != k || sg != g {
             return None;
         }
-        Hot::unpack(hot)
+        Some(HotRoute { word, tag })
     }
 
     /// The cached full route of `(sid, ssid)`, if resolved under the current generation.
     pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>) -> Option<Route> {
         let k = key(sid, ssid);
         let g = self.generation();
-        let e = self.full.get(slot_of(k))?.load();
-        match e.as_deref() {
-            Some(e) if e.key == k && e.generation == g => Some(e.route),
-            _ => None,
+        let e = self.full.read(slot_of(k))?;
+        if e.key != k || e.tags[0] != g {
+            return None;
         }
+        route_from_words(&e.words)
     }
 
     /// Cache `route` resolved under `generation` (ignored if it is no longer current).
@@ -200,13 +279,10 @@ impl RouteCache {
             return;
         }
         let k = key(sid, ssid);
-        if let Some(f) = self.full.get(slot_of(k)) {
-            f.store(Some(Arc::new(Full {
-                key: k,
-                generation,
-                route: *route,
-            })));
-        }
+        // An invalidation racing with this insert bumps the generation after the check above;
+        // the entries then carry the old one and are never used.
+        self.full
+            .try_write(slot_of(k), k, &route_words(route), || Some([generation, 0]));
         self.insert_hot(generation, k, route.hot());
     }
 
@@ -228,6 +304,9 @@ impl RouteCache {
         slot.key.store(k, Ordering::Relaxed);
         slot.generation.store(generation, Ordering::Relaxed);
         slot.hot.store(hot.pack(), Ordering::Relaxed);
+        if let Hot::Translate { key, .. } = hot {
+            slot.tag.store(key.tag());
+        }
         slot.seq.store(s + 2, Ordering::Release);
     }
 
@@ -237,9 +316,145 @@ impl RouteCache {
     }
 }
 
+/// Word 0 of a packed full route: kind, tag inputs, which stages, fault flags.
+#[bitfield(u64)]
+struct RouteMeta {
+    /// 0: abort, 1: bypass, 2: translate.
+    #[bits(2)]
+    kind: u8,
+    /// 0: [`TagKey::S1`], 1: [`TagKey::S1El2`], 2: [`TagKey::S2`].
+    #[bits(2)]
+    key_kind: u8,
+    vmid: u16,
+    asid: u16,
+    has_s1: bool,
+    has_s2: bool,
+    s1_record: bool,
+    s1_stall: bool,
+    s2_record: bool,
+    s2_stall: bool,
+    #[bits(22)]
+    __: u32,
+}
+
+/// Word 9 of a packed full route: the STE attribute overrides.
+#[bitfield(u64)]
+struct AttrWord {
+    shcfg: u8,
+    memattr: u8,
+    memattr_valid: bool,
+    alloccfg: u8,
+    privcfg: u8,
+    instcfg: u8,
+    #[bits(23)]
+    __: u32,
+}
+
+/// A route as slot words in a fixed layout: \[0\] [`RouteMeta`], \[1..4\] TTB0 region,
+/// \[4..7\] TTB1 region, \[7..9\] stage 2, \[9\] [`AttrWord`]. Unused words are zero.
+fn route_words(route: &Route) -> Words {
+    let mut w = [0u64; WORDS];
+    let Route::Translate {
+        key,
+        s1,
+        s2,
+        s2_record,
+        s2_stall,
+        attrs,
+    } = route
+    else {
+        w[0] = RouteMeta::new()
+            .with_kind(u8::from(*route == Route::Bypass))
+            .into_bits();
+        return w;
+    };
+    let (key_kind, vmid, asid) = match *key {
+        TagKey::S1 { vmid, asid } => (0, vmid.0, asid.0),
+        TagKey::S1El2 { asid } => (1, 0, asid.0),
+        TagKey::S2 { vmid } => (2, vmid.0, 0),
+    };
+    let mut meta = RouteMeta::new()
+        .with_kind(2)
+        .with_key_kind(key_kind)
+        .with_vmid(vmid)
+        .with_asid(asid)
+        .with_has_s1(s1.is_some())
+        .with_has_s2(s2.is_some())
+        .with_s2_record(*s2_record)
+        .with_s2_stall(*s2_stall);
+    if let Some(c) = s1 {
+        meta = meta.with_s1_record(c.record).with_s1_stall(c.stall);
+        w[1..4].copy_from_slice(&s1_words(&c.ttb0));
+        w[4..7].copy_from_slice(&s1_words(&c.ttb1));
+    }
+    if let Some(c) = s2 {
+        w[7..9].copy_from_slice(&s2_words(c));
+    }
+    w[0] = meta.into_bits();
+    w[9] = AttrWord::new()
+        .with_shcfg(attrs.shcfg.0)
+        .with_memattr(attrs.memattr.unwrap_or(0))
+        .with_memattr_valid(attrs.memattr.is_some())
+        .with_alloccfg(attrs.alloccfg)
+        .with_privcfg(attrs.privcfg.0)
+        .with_instcfg(attrs.instcfg.0)
+        .into_bits();
+    w
+}
+
+/// The route [`route_words`] packed.
+#[inline]
+fn route_from_words(w: &Words) -> Option<Route> {
+    let meta = RouteMeta::from_bits(w[0]);
+    match meta.kind() {
+        0 => return Some(Route::Abort),
+        1 => return Some(Route::Bypass),
+        2 => {}
+        _ => return None,
+    }
+    let (vmid, asid) = (Vmid(meta.vmid()), Asid(meta.asid()));
+    let key = match meta.key_kind() {
+        0 => TagKey::S1 { vmid, asid },
+        1 => TagKey::S1El2 { asid },
+        2 => TagKey::S2 { vmid },
+        _ => return None,
+    };
+    let s1 = if meta.has_s1() {
+        Some(S1Ctx {
+            ttb0: s1_from_words([w[1], w[2], w[3]])?,
+            ttb1: s1_from_words([w[4], w[5], w[6]])?,
+            record: meta.s1_record(),
+            stall: meta.s1_stall(),
+        })
+    } else {
+        None
+    };
+    let s2 = if meta.has_s2() {
+        Some(s2_from_words([w[7], w[8]])?)
+    } else {
+        None
+    };
+    let a = AttrWord::from_bits(w[9]);
+    Some(Route::Translate {
+        key,
+        s1,
+        s2,
+        s2_record: meta.s2_record(),
+        s2_stall: meta.s2_stall(),
+        attrs: StreamAttrs {
+            shcfg: Shareability(a.shcfg()),
+            memattr: a.memattr_valid().then_some(a.memattr()),
+            alloccfg: a.alloccfg(),
+            privcfg: PrivCfg(a.privcfg()),
+            instcfg: InstCfg(a.instcfg()),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use viommu_common::walk::{Stage1Config, Stage2Config};
 
     /// Packed routes round-trip, entries die with the generation, colliding keys miss.
     #[test]
@@ -265,6 +480,48 @@ mod tests {
         c.insert(c.generation(), 2, Some(5), &Route::Abort);
         assert_eq!(c.get(2, Some(5)), Some(Hot::Abort));
         assert_eq!(c.get_full(2, Some(5)), Some(Route::Abort));
+        // Full routes round-trip through the slot words, the largest packing included.
+        let mut s1 = Stage1Config::new(viommu_common::addr::Granule::K64, 12, u64::MAX, 52);
+        s1.mair = u64::MAX;
+        s1.lva = true;
+        let full = Route::Translate {
+            key: TagKey::S1 {
+                vmid: Vmid(0xFFFF),
+                asid: Asid(0xFFFF),
+            },
+            s1: Some(S1Ctx {
+                ttb0: s1,
+                ttb1: Stage1Config { upper: true, ..s1 },
+                record: true,
+                stall: true,
+            }),
+            s2: Some(Stage2Config::new(
+                viommu_common::addr::Granule::K4,
+                16,
+                2,
+                u64::MAX,
+                48,
+            )),
+            s2_record: true,
+            s2_stall: false,
+            attrs: StreamAttrs::INCOMING,
+        };
+        let g = c.generation();
+        c.insert(g, 9, Some(0xF_FFFF), &full);
+        assert_eq!(c.get_full(9, Some(0xF_FFFF)), Some(full));
+        assert_eq!(
+            c.get(9, Some(0xF_FFFF)),
+            Some(Hot::Translate {
+                key: TagKey::S1 {
+                    vmid: Vmid(0xFFFF),
+                    asid: Asid(0xFFFF),
+                },
+                privcfg: 0,
+                instcfg: 0
+            })
+        );
+        c.invalidate();
+        assert_eq!(c.get_full(9, Some(0xF_FFFF)), None);
         for h in [
             Hot::Bypass,
             Hot::Translate {

@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use viommu_common::access::{AccessKind, DmaRequest, Perms};
 use viommu_common::iotlb::{TlbEntry, TlbTag};
 
-use crate::route::{Hot, TagKey};
+use crate::route::{Hot, HotKind, TagKey};
 use crate::spec::ste::{InstCfg, PrivCfg};
 use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::traits::{DmaFault, DmaMapping, DmaPin, DmaTranslator, FaultKind, MemAttrs};
@@ -125,6 +125,7 @@ impl Route {
 }
 
 /// The transaction's privilege and access after STE.PRIVCFG / STE.INSTCFG.
+#[inline(always)]
 fn effective(attrs: &StreamAttrs, req: &DmaRequest) -> (bool, AccessKind) {
     let privileged = attrs.privileged(req.privileged);
     let access = match req.access {
@@ -198,7 +199,7 @@ where
     }
 
     /// An IOTLB entry of `tag` covering `addr` that allows the access.
-    #[inline]
+    #[inline(always)]
     fn iotlb_hit(
         &self,
         tag: TlbTag,
@@ -288,39 +289,36 @@ where
     }
 
     /// Translate one request (the [`DmaTranslator`] entry point): the hit path.
-    #[inline]
+    #[inline(always)]
     fn translate_request(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
         let sid = req.stream.0;
         let ssid = req.substream.map(|s| s.0);
         // Fast path: cached route and IOTLB hit.
         let mut missed_tag = None;
-        match self.routes.get(sid, ssid) {
-            Some(Hot::Abort) => {
-                self.count_unhit();
-                return Err(config_fault(req.addr, Smmuv3FaultId::SteAbort));
-            }
-            Some(Hot::Bypass) => {
-                self.count_unhit();
-                return Ok(identity(req));
-            }
-            Some(Hot::Translate {
-                key,
-                privcfg,
-                instcfg,
-            }) => {
-                let attrs = StreamAttrs {
-                    privcfg: PrivCfg(privcfg),
-                    instcfg: InstCfg(instcfg),
-                    ..StreamAttrs::INCOMING
-                };
-                let (privileged, access) = effective(&attrs, req);
-                let tag = key.tag();
-                if let Some(m) = self.iotlb_hit(tag, req.addr, privileged, access) {
-                    return Ok(m);
+        if let Some(h) = self.routes.get_hot(sid, ssid) {
+            match h.kind() {
+                HotKind::Translate => {
+                    let attrs = StreamAttrs {
+                        privcfg: PrivCfg(h.privcfg()),
+                        instcfg: InstCfg(h.instcfg()),
+                        ..StreamAttrs::INCOMING
+                    };
+                    let (privileged, access) = effective(&attrs, req);
+                    let tag = h.tag();
+                    if let Some(m) = self.iotlb_hit(tag, req.addr, privileged, access) {
+                        return Ok(m);
+                    }
+                    missed_tag = Some(tag);
                 }
-                missed_tag = Some(tag);
+                HotKind::Abort => {
+                    self.count_unhit();
+                    return Err(config_fault(req.addr, Smmuv3FaultId::SteAbort));
+                }
+                HotKind::Bypass => {
+                    self.count_unhit();
+                    return Ok(identity(req));
+                }
             }
-            None => {}
         }
         self.count_unhit();
         self.translate_slow(req, missed_tag)
@@ -363,7 +361,6 @@ where
                     Ok(r) => r,
                     Err((event, record)) => return Err(self.fault(&event, record, req.addr)),
                 };
-                drop(view);
                 self.routes.insert(generation, sid, ssid, &route);
                 route
             }

@@ -3,12 +3,12 @@
 //!
 //! **Generations.** Every tag belongs to a *space* (the VMID of an EL1 regime, stage 2 of a VMID,
 //! the EL2 regime, or a stream) and hashes to one tag bucket and one space bucket. An entry is
-//! stored with a *stamp*: `space_gen[space bucket] + tag_gen[tag bucket]` (the two arrays of
-//! `Gens`), read when its fill began. A lookup recomputes the sum and ignores entries whose stamp
-//! differs. Counters only grow, so any bump of either makes every older stamp of the tags it covers
-//! unequal forever (no ABA: the 64-bit sum cannot wrap in practice). Invalidating a space or a tag
-//! is therefore a single `fetch_add` (everything: one per space bucket); the dead slots are reused
-//! by later inserts. Buckets are indexed by the low bits of the ASID / VMID / StreamID, so
+//! stored with a *stamp*: `all_gen + space_gen[space bucket] + tag_gen[tag bucket]` (the three
+//! counters of `Gens`: one table-wide, two arrays), read when its fill began. A lookup recomputes
+//! the sum and ignores entries whose stamp differs. Counters only grow, so any bump of any of the
+//! three makes every older stamp of the tags it covers unequal forever (no ABA: the 64-bit sum
+//! cannot wrap in practice). Invalidating everything, a space or a tag is therefore a single
+//! `fetch_add`, O(1) whatever the table size; the dead slots are reused by later inserts. Buckets are indexed by the low bits of the ASID / VMID / StreamID, so
 //! sequentially allocated ids do not share them; beyond 256 live ASIDs or 64 live VMIDs a bump may
 //! also hide entries of another id in the same bucket: over-invalidation, which the architecture
 //! allows.
@@ -66,6 +66,8 @@ fn tag_bucket(tag: TlbTag) -> usize {
 /// The generation counters, in one allocation (one base pointer for the hit path).
 #[derive(Debug)]
 struct Gens {
+    /// The table-wide generation: bumped by [`Epochs::bump_all`].
+    all: CachePadded<AtomicU64>,
     space: [CachePadded<AtomicU64>; SPACE_BUCKETS],
     tag: [CachePadded<AtomicU64>; TAG_BUCKETS],
 }
@@ -101,6 +103,7 @@ impl Epochs {
         }
         Self {
             gens: Box::new(Gens {
+                all: CachePadded::new(AtomicU64::new(0)),
                 space: padded(),
                 tag: padded(),
             }),
@@ -120,8 +123,9 @@ impl Epochs {
     #[inline(always)]
     pub(super) fn stamp_hashed(&self, tag: TlbTag, hash: u64) -> u64 {
         // Acquire: a lookup that happens after an invalidation sees its bump (coherence); the
-        // order of the two loads does not matter since both only grow. The bucket functions
+        // order of the three loads does not matter since all only grow. The bucket functions
         // mask their result, so `get` never fails (and compiles to a plain load).
+        let all = self.gens.all.load(Ordering::Acquire);
         let space = self
             .gens
             .space
@@ -132,7 +136,7 @@ impl Epochs {
             .tag
             .get(hash as usize & (TAG_BUCKETS - 1))
             .map_or(0, |c| c.load(Ordering::Acquire));
-        space.wrapping_add(tagg)
+        all.wrapping_add(space).wrapping_add(tagg)
     }
 
     /// The fence value of `tag`'s bucket.
@@ -179,14 +183,10 @@ impl Epochs {
         self.tag_fence(key) == expected && self.space_fence(token.tag) == token.space_fence
     }
 
-    /// Invalidate everything.
-    ///
-    /// Bumps every space generation (rare: reset, CFGI_ALL, TLBI_NSNH_ALL), which keeps the hit
-    /// path at two counter loads instead of three.
+    /// Invalidate everything (reset, CFGI_ALL, TLBI_NSNH_ALL): one bump of the table-wide
+    /// generation, O(1).
     pub(super) fn bump_all(&self) {
-        for g in self.gens.space.iter() {
-            g.fetch_add(1, Ordering::SeqCst);
-        }
+        bump(Some(&self.gens.all));
     }
 
     /// Invalidate every tag of the space of tag `space`.

@@ -15,10 +15,10 @@
 //! - **Tags** ([`TlbTag`]): (regime, VMID, ASID) for stage-1 and nested results, VMID for
 //!   stage-2-only results, StreamID(+SubstreamID) for results no ASID/VMID names. Global (nG = 0)
 //!   entries live under a per-regime global tag that lookups consult only when any exist.
-//! - **Generations** (`epoch.rs`): every entry carries the stamp `space + tag` (two counters,
-//!   read when its fill began); a lookup accepts only entries whose stamp equals the current sum.
-//!   Invalidating a VMID/regime/stream or one ASID is one `fetch_add`, O(1); everything is one
-//!   per space bucket (256).
+//! - **Generations** (`epoch.rs`): every entry carries the stamp `all + space + tag` (three
+//!   counters, read when its fill began); a lookup accepts only entries whose stamp equals the
+//!   current sum. Invalidating everything, a VMID/regime/stream or one ASID is one `fetch_add`,
+//!   O(1).
 //! - **Ranges**: VA/IPA range invalidations remove exactly the slots whose block overlaps the
 //!   range, after bumping a fill *fence*: one set probe per block per present size, or a scan
 //!   of the table when that is cheaper (large ranges, up to `SCAN_LIMIT` slots); only beyond
@@ -31,8 +31,9 @@
 //!
 //! # What the hit path touches
 //!
-//! [`Iotlb::lookup`]: reads the size mask, the two generation counters of the tag (each on its
-//! own cache line, so unrelated invalidations do not disturb it) and the sequence and data words
+//! [`Iotlb::lookup`]: reads the size mask, the table-wide generation and the two generation
+//! counters of the tag (each on its own cache line, so unrelated invalidations do not disturb
+//! it) and the sequence and data words
 //! of at most 4 slots per probed size; writes only the calling thread's private stats stripe.
 //! No lock, no CAS, no shared write. A miss is the same plus probes of the other sizes.
 //!

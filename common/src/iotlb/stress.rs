@@ -339,6 +339,13 @@ impl World {
     }
 }
 
+/// The least work a run must do for its checks to count.
+const MIN_HITS: u64 = 1000;
+/// The least number of invalidating writes a run must do.
+const MIN_WRITES: u64 = 100;
+/// The longest a run may extend itself to reach that minimum on a loaded machine.
+const MAX_RUN: Duration = Duration::from_secs(60);
+
 /// Run `readers` reader/filler threads and `writers` writer threads for `duration`.
 fn run(duration: Duration, readers: usize, writers: usize, capacity: usize) {
     let tlb = Iotlb::new(capacity);
@@ -369,8 +376,14 @@ fn run(duration: Duration, readers: usize, writers: usize, capacity: usize) {
                 }
             });
         }
+        // Run for at least `duration`, and on a loaded machine on until the minimum work below
+        // is done (at most a minute), so the checks are never skipped for lack of CPU.
         let start = Instant::now();
-        while start.elapsed() < duration {
+        let enough = || {
+            world.checked_hits.load(Ordering::Relaxed) > MIN_HITS
+                && world.writes.load(Ordering::Relaxed) > MIN_WRITES
+        };
+        while start.elapsed() < duration || (!enough() && start.elapsed() < MAX_RUN) {
             std::thread::sleep(Duration::from_millis(10));
         }
         world.stop.store(true, Ordering::Relaxed);
@@ -382,7 +395,7 @@ fn run(duration: Duration, readers: usize, writers: usize, capacity: usize) {
     );
     // The run must have exercised what it claims to.
     assert!(
-        hits > 1000 && writes > 100,
+        hits > MIN_HITS && writes > MIN_WRITES,
         "too little work: {hits} hits, {writes} writes"
     );
     assert!(st.inserts > 100 && st.invalidations >= writes, "{st:?}");
@@ -468,7 +481,7 @@ fn run_guarded(duration: Duration) {
         world.writes.load(Ordering::Relaxed),
     );
     assert!(
-        hits > 1000 && writes > 100,
+        hits > MIN_HITS && writes > MIN_WRITES,
         "too little work: {hits} hits, {writes} writes"
     );
 }

@@ -1,7 +1,8 @@
 //! The table-walk loop shared by stage 1 and stage 2 (Arm ARM D8.2 "Translation table walk").
 //!
 //! Starting from the root, index each level with the input address, fetch the descriptor
-//! atomically (64-bit single-copy atomic, `mem::load_u64_le`), classify it and either descend or
+//! atomically (64-bit single-copy atomic, through a [`DescReader`] that keeps the guest memory
+//! region of the previous level), classify it and either descend or
 //! stop at a leaf. The loop runs at most four times (the level strictly increases and
 //! [`Descriptor::decode`] never returns a table at level 3), so it terminates on any memory
 //! contents. All arithmetic on guest values is masked or checked.
@@ -9,11 +10,11 @@
 use vm_memory::GuestMemoryBackend;
 
 use crate::addr::low_mask;
-use crate::mem::load_u64_le;
 
 use super::config::TableGeometry;
 use super::desc::{output_address, Descriptor, TableDesc};
 use super::fault::{Stage, WalkFault, WalkFaultKind};
+use super::read::DescReader;
 
 /// Hierarchical attributes accumulated from table descriptors (stage 1 only; Arm ARM D8.4.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -102,6 +103,7 @@ where
     let mut level = p.geo.start_level;
     let mut index_bits = p.geo.root_index_bits;
     let mut hier = Hierarchy::default();
+    let mut reader = DescReader::new(mem);
     // Bounded: `level` strictly increases and decode() never yields a table at level 3.
     while level <= 3 {
         let shift = g.level_shift(level as i8);
@@ -109,7 +111,7 @@ where
         // `table` is aligned to 8 << index_bits, so OR-ing the index cannot overflow.
         let desc_addr = table | (index << 3);
         let desc_pa = to_pa(desc_addr, level)?;
-        let raw = load_u64_le(mem, desc_pa).map_err(|_| {
+        let raw = reader.read(desc_pa).map_err(|_| {
             fault(
                 WalkFaultKind::ExternalAbort {
                     fetch_addr: desc_pa,

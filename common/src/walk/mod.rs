@@ -61,6 +61,7 @@ pub mod config;
 pub mod desc;
 mod engine;
 pub mod fault;
+mod read;
 mod stage1;
 mod stage2;
 #[cfg(test)]
@@ -69,6 +70,7 @@ mod tests;
 pub use config::{ConfigError, Stage1Config, Stage2Config, TableGeometry};
 pub use desc::{Descriptor, LeafDesc, S1Leaf, S2Leaf, TableDesc};
 pub use fault::{FaultClass, Stage, WalkFault, WalkFaultKind};
+pub use read::DescReader;
 
 /// How many times a walk retries a hardware descriptor update that lost a race with the guest.
 pub const HTTU_MAX_ATTEMPTS: u32 = 8;

@@ -39,6 +39,7 @@ pub(crate) const fn va_in_range(cfg: &Stage1Config, ia_bits: u32, va: u64) -> bo
 /// unprivileged unless UXN/UXNTable or (WXN and unprivileged-writable); privileged unless
 /// PXN/PXNTable, or unprivileged-writable (always PXN, Arm ARM D8.4.4), or (WXN and writable).
 /// PAN removes privileged data access to unprivileged-readable pages.
+#[inline]
 pub(crate) const fn s1_perms(cfg: &Stage1Config, d: S1Leaf, hier: Hierarchy) -> PrivPerms {
     let hier = if cfg.hpd {
         Hierarchy {
@@ -85,6 +86,7 @@ pub(crate) const fn s1_perms(cfg: &Stage1Config, d: S1Leaf, hier: Hierarchy) -> 
 
 /// Translate a stage-1 descriptor address through the hook (nested), as a read or an HTTU
 /// write; a stage-2 fault becomes CLASS = TT.
+#[inline]
 fn desc_pa(s2: Option<Stage2Hook<'_>>, addr: u64, write: bool) -> Result<u64, WalkFault> {
     match s2 {
         None => Ok(addr),
@@ -148,7 +150,8 @@ pub(crate) fn walk<M: GuestMemoryBackend + ?Sized>(
                 return Err(fault(WalkFaultKind::AccessFlag, leaf.level));
             }
         }
-        if !s1_perms(cfg, d, leaf.hier).get(privileged).allows(access) {
+        let perms = s1_perms(cfg, d, leaf.hier);
+        if !perms.get(privileged).allows(access) {
             // Writable-clean: DBM with HD lets a permitted write through by clearing AP[2].
             let mut dirty = d;
             dirty.set_ap_ro(false);
@@ -182,7 +185,12 @@ pub(crate) fn walk<M: GuestMemoryBackend + ?Sized>(
                 }
             }
         }
-        let by_privilege = s1_perms(cfg, new, leaf.hier);
+        // AF does not change permissions; only a dirty-state update (AP[2]) does.
+        let by_privilege = if new.ap_ro() == d.ap_ro() {
+            perms
+        } else {
+            s1_perms(cfg, new, leaf.hier)
+        };
         let s1 = WalkResult {
             output: leaf.oa_base | (va & low_mask(leaf.size_log2)),
             size_log2: leaf.size_log2,

@@ -108,6 +108,14 @@ pub enum GeometryError {
     /// The SPAACT has no free run of the size needed.
     #[error("no {0} contiguous free SPAACEs")]
     SpaaceExhausted(u32),
+    /// A DMA mapping's physical range runs past the top of the 64-bit address space.
+    #[error("physical range of {len:#x} bytes at {paddr:#x} wraps past 2^64")]
+    PhysicalWrap {
+        /// Physical address.
+        paddr: u64,
+        /// Length.
+        len: u64,
+    },
     /// A DMA mapping does not start at a window start.
     #[error("IOVA {0:#x} is not the start of a window")]
     NotWindowStart(u64),

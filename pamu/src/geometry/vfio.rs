@@ -80,8 +80,8 @@ impl Domain {
     /// is enabled. All checks happen before anything is written.
     ///
     /// # Errors
-    /// [`GeometryError::NotWindowStart`], [`GeometryError::NotWholeWindows`], and the
-    /// [`Domain::window_enable`] errors.
+    /// [`GeometryError::NotWindowStart`], [`GeometryError::NotWholeWindows`],
+    /// [`GeometryError::PhysicalWrap`], and the [`Domain::window_enable`] errors.
     pub fn map_dma<M: GuestMemoryBackend + ?Sized>(
         &mut self,
         t: &mut Tables,
@@ -92,6 +92,10 @@ impl Domain {
         prot: Perms,
     ) -> Result<(), GeometryError> {
         let (first, n, s) = self.window_range(iova, len)?;
+        // `len` is a non-zero number of windows; every window's physical base below fits.
+        if paddr.checked_add(len - 1).is_none() {
+            return Err(GeometryError::PhysicalWrap { paddr, len });
+        }
         for i in 0..n {
             self.check_window(first + i, paddr + u64::from(i) * s, s, prot)?;
         }

@@ -2,18 +2,41 @@
 //! (StreamID, CD index), invalidated exactly by the CFGI_* commands (IHI 0070 §4.3, §16.2,
 //! §3.21).
 //!
-//! Concurrency: lookups take no locks and write no shared memory beyond an [`ArcSwap`] load;
-//! STEs and CDs each live in [`SHARDS`] shards (STEs chosen by StreamID, CDs by a hash of
-//! StreamID and CD index, so one stream's many substreams spread out), and each shard publishes
-//! an immutable map snapshot. Writers
-//! (inserts and invalidations) are serialised by one mutex and replace a shard's snapshot
-//! (copy-on-write; shards are bounded, so a copy is bounded too).
+//! Storage: two fixed arrays of seqlock slots ([`super::slots`]), allocated once. An STE lives
+//! in the slot its StreamID selects (`sid mod` [`STE_SLOTS`]), a CD in the slot a hash of
+//! (StreamID, CD index) selects, so one stream's many substreams spread out. A slot holds one
+//! entry: inserting a colliding one replaces it (bounded memory: a hostile guest cannot grow the
+//! cache). Values are kept packed ([`super::words`]). Lookups take no lock and write nothing
+//! shared; an insert is a few stores into one slot, never an allocation.
+//!
+//! Validity is a pair of stamps written with each entry and compared on every lookup:
+//! - the **epoch**, bumped by CFGI_ALL (and by ranges that cover every stream slot), so that
+//!   dropping everything is one increment, not a sweep;
+//! - the **stream generation** of the StreamID's slot (`sid mod` [`STE_SLOTS`], shared by the
+//!   StreamIDs that collide there), bumped by CFGI_STE and CFGI_STE_RANGE: it drops the STE
+//!   and every CD cached through it in one increment. CDs are stamped with the sum of it and
+//!   the slot's **CD generation**, which CFGI_CD_ALL and CFGI_CD with Leaf = 0 bump (both
+//!   only increase, so the sum changes whenever either does).
+//!
+//! CFGI_CD with Leaf = 1 empties the one slot that can hold that CD.
 //!
 //! An insert can race with an invalidation: a translation misses, reads the old STE from memory,
 //! then a CFGI for that STE completes, then the translation inserts what it read. To make
 //! "after CMD_SYNC completes no stale configuration is used" hold, every insert carries a
-//! [`Ticket`] taken *before* reading guest memory; every invalidation bumps a generation under
-//! the writer lock, and an insert whose ticket is older is dropped.
+//! [`Ticket`] (the count of invalidations so far) taken *before* reading guest memory, and is
+//! admitted only if no invalidation happened since. The argument:
+//! - Every invalidation first increments the ticket counter, then (Release) the stamp or the
+//!   slot it invalidates.
+//! - An insert compares its ticket with the counter *inside* the slot's write critical
+//!   section, after loading the stamps it writes (Acquire). If it loaded a stamp an
+//!   invalidation incremented, that invalidation's counter increment happened before, so the
+//!   ticket is refused. If it loaded the older stamp, the entry carries it and no lookup after
+//!   the invalidation accepts it. A Leaf = 1 CFGI_CD and the insert enter the same slot's
+//!   critical section one after the other: if the insert enters first, the clear that follows
+//!   removes its entry; if the clear enters first, the insert's entry observes the counter
+//!   increment made before it, and is refused.
+//! - A lookup loads the current stamps before the slot, so once an invalidation has returned
+//!   (and CMD_SYNC completed) no entry stamped before it is used.
 //!
 //! Semantics (IHI 0070 §4.3): CFGI_STE / CFGI_STE_RANGE also drop every CD cached through the
 //! affected StreamIDs; CFGI_ALL drops everything.
@@ -23,46 +46,48 @@
 //!   StreamID, since other CDs of the same leaf table were resolved through that descriptor.
 //! - L1 stream and CD descriptors are not cached at all (Linux installs L1 stream descriptors
 //!   without a CFGI, so an invalid one must never be cached).
-//! - Each STE shard holds at most [`STE_CAPACITY`] entries and each CD shard [`CD_CAPACITY`];
-//!   inserting into a full shard evicts an arbitrary entry (a hostile guest cannot grow the
-//!   cache without bound).
+//! - Invalidating one StreamID also drops the entries of the StreamIDs sharing its stream
+//!   generation (conservative), and any invalidation refuses every insert whose ticket
+//!   predates it.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use crate::sync::{AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
-
+use super::slots::{Entry, Slots, EMPTY};
+use super::words::Packed;
 use super::{ContextConfig, StreamConfig};
 use crate::cmdq::command::Command;
 
-/// Number of shards of each map (a power of two).
+/// The arrays are sized as `SHARDS` groups of [`STE_CAPACITY`] STE slots and of
+/// [`CD_CAPACITY`] CD slots.
 pub const SHARDS: usize = 64;
-/// Maximum cached STEs per shard.
-pub const STE_CAPACITY: usize = 256;
-/// Maximum cached CDs per shard.
-pub const CD_CAPACITY: usize = 256;
+/// STE slots per group of [`SHARDS`].
+pub const STE_CAPACITY: usize = 64;
+/// CD slots per group of [`SHARDS`].
+pub const CD_CAPACITY: usize = 64;
+/// STE slots (and stream generations): at most this many STEs are cached.
+pub const STE_SLOTS: usize = SHARDS * STE_CAPACITY;
+/// CD slots: at most this many CDs are cached.
+pub const CD_SLOTS: usize = SHARDS * CD_CAPACITY;
 
 /// Proof that an insert is based on memory read after the last invalidation it must respect.
 /// Take it with [`ConfigCache::ticket`] *before* reading the STE/CD from guest memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket(u64);
 
-type SteMap = HashMap<u32, StreamConfig>;
-type CdMap = HashMap<(u32, u32), ContextConfig>;
-
 /// The lock-free configuration cache (see the module docs).
 pub struct ConfigCache {
-    /// STEs, sharded by StreamID.
-    stes: Box<[ArcSwap<SteMap>]>,
-    /// CDs, sharded by (StreamID, CD index) so that one stream's many substreams spread out.
-    cds: Box<[ArcSwap<CdMap>]>,
-    /// Bumped (under `writer`) by every invalidation; read with Acquire by [`Self::ticket`] so
-    /// that memory reads after the ticket see guest writes made before the invalidation.
+    /// STEs, in slot `sid mod STE_SLOTS`.
+    stes: Slots,
+    /// CDs, in the slot a hash of (StreamID, CD index) selects.
+    cds: Slots,
+    /// Stream generations, per STE slot.
+    streams: Box<[AtomicU64]>,
+    /// CD generations, per STE slot (bumped by CFGI_CD_ALL and Leaf = 0 CFGI_CD).
+    cd_streams: Box<[AtomicU64]>,
+    /// Bumped by CFGI_ALL.
+    epoch: AtomicU64,
+    /// Bumped first by every invalidation; a [`Ticket`] is its value.
     generation: AtomicU64,
-    /// Serialises inserts and invalidations (the copy-on-write of shard snapshots and the
-    /// generation check of inserts).
-    writer: Mutex<()>,
 }
 
 impl Default for ConfigCache {
@@ -82,60 +107,68 @@ impl core::fmt::Debug for ConfigCache {
     }
 }
 
-const fn ste_shard(sid: u32) -> usize {
-    (sid as usize) & (SHARDS - 1)
+const fn ste_slot(sid: u32) -> usize {
+    (sid as usize) & (STE_SLOTS - 1)
 }
 
-const fn cd_shard(sid: u32, index: u32) -> usize {
-    // Fibonacci hashing of both ids; the top bits select the shard.
-    let h = ((sid as u64) << 32 | index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> 58) as usize & (SHARDS - 1)
+const fn cd_key(sid: u32, index: u32) -> u64 {
+    (sid as u64) << 32 | index as u64
 }
 
-/// Insert into a bounded map, evicting an arbitrary other entry when full.
-fn bounded_insert<K: Copy + Eq + core::hash::Hash, V>(
-    m: &mut HashMap<K, V>,
-    cap: usize,
-    key: K,
-    value: V,
-) {
-    if m.len() >= cap && !m.contains_key(&key) {
-        if let Some(&victim) = m.keys().next() {
-            m.remove(&victim);
-        }
-    }
-    m.insert(key, value);
-}
-
-fn shards<T: Default>() -> Box<[ArcSwap<T>]> {
-    (0..SHARDS)
-        .map(|_| ArcSwap::from_pointee(T::default()))
-        .collect()
+const fn cd_slot(key: u64) -> usize {
+    // Fibonacci hashing of both ids; the top bits select the slot.
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize & (CD_SLOTS - 1)
 }
 
 impl ConfigCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self {
-            stes: shards(),
-            cds: shards(),
+            stes: Slots::new(STE_SLOTS),
+            cds: Slots::new(CD_SLOTS),
+            streams: (0..STE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            cd_streams: (0..STE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            epoch: AtomicU64::new(0),
             generation: AtomicU64::new(0),
-            writer: Mutex::new(()),
         }
+    }
+
+    /// The stamps current for `sid`'s STE: (epoch, stream generation).
+    fn stamps(&self, sid: u32) -> [u64; 2] {
+        [
+            self.epoch.load(Ordering::Acquire),
+            self.streams[ste_slot(sid)].load(Ordering::Acquire),
+        ]
+    }
+
+    /// The stamps current for `sid`'s CDs: (epoch, stream generation + CD generation). Both
+    /// generations only increase, so their sum changes whenever either does.
+    fn cd_stamps(&self, sid: u32) -> [u64; 2] {
+        let [epoch, stream] = self.stamps(sid);
+        let cds = self.cd_streams[ste_slot(sid)].load(Ordering::Acquire);
+        [epoch, stream.wrapping_add(cds)]
+    }
+
+    /// The value of a slot entry if it is `key`'s and stamped with `sid`'s current stamps.
+    fn valid<T: Packed>(&self, e: Option<Entry>, key: u64, stamps: [u64; 2]) -> Option<T> {
+        let e = e?;
+        if e.key != key || e.tags != stamps {
+            return None;
+        }
+        T::unpack(&e.words)
     }
 
     /// The cached configuration of `sid` (lock-free).
     pub fn ste(&self, sid: u32) -> Option<StreamConfig> {
-        // Indices are masked to SHARDS, the length of the shard arrays.
-        self.stes[ste_shard(sid)].load().get(&sid).copied()
+        let stamps = self.stamps(sid);
+        self.valid(self.stes.read(ste_slot(sid)), u64::from(sid), stamps)
     }
 
     /// The cached CD `index` of `sid` (lock-free).
     pub fn cd(&self, sid: u32, index: u32) -> Option<ContextConfig> {
-        self.cds[cd_shard(sid, index)]
-            .load()
-            .get(&(sid, index))
-            .copied()
+        let stamps = self.cd_stamps(sid);
+        let key = cd_key(sid, index);
+        self.valid(self.cds.read(cd_slot(key)), key, stamps)
     }
 
     /// A ticket for a later insert; take it before reading guest memory.
@@ -143,32 +176,28 @@ impl ConfigCache {
         Ticket(self.generation.load(Ordering::Acquire))
     }
 
+    /// `stamps` if no invalidation happened since `ticket`, else `None` (runs inside the
+    /// slot's critical section, after the stamps were loaded).
+    fn admit(&self, ticket: Ticket, stamps: [u64; 2]) -> Option<[u64; 2]> {
+        (self.generation.load(Ordering::Acquire) == ticket.0).then_some(stamps)
+    }
+
     /// Cache `sid`'s decoded STE. Returns false (and caches nothing) if an invalidation
-    /// happened since `ticket` was taken.
+    /// happened since `ticket` was taken (or another insert is filling the same slot).
     pub fn insert_ste(&self, ticket: Ticket, sid: u32, cfg: StreamConfig) -> bool {
-        let _w = self.lock();
-        if !self.current(ticket) {
-            return false;
-        }
-        let shard = &self.stes[ste_shard(sid)];
-        let mut m = SteMap::clone(&shard.load());
-        bounded_insert(&mut m, STE_CAPACITY, sid, cfg);
-        shard.store(Arc::new(m));
-        true
+        self.stes
+            .try_write(ste_slot(sid), u64::from(sid), &cfg.pack(), || {
+                self.admit(ticket, self.stamps(sid))
+            })
     }
 
     /// Cache CD `index` of `sid`. Returns false (and caches nothing) if an invalidation
-    /// happened since `ticket` was taken.
+    /// happened since `ticket` was taken (or another insert is filling the same slot).
     pub fn insert_cd(&self, ticket: Ticket, sid: u32, index: u32, cfg: ContextConfig) -> bool {
-        let _w = self.lock();
-        if !self.current(ticket) {
-            return false;
-        }
-        let shard = &self.cds[cd_shard(sid, index)];
-        let mut m = CdMap::clone(&shard.load());
-        bounded_insert(&mut m, CD_CAPACITY, (sid, index), cfg);
-        shard.store(Arc::new(m));
-        true
+        let key = cd_key(sid, index);
+        self.cds.try_write(cd_slot(key), key, &cfg.pack(), || {
+            self.admit(ticket, self.cd_stamps(sid))
+        })
     }
 
     /// CFGI_STE: drop `sid`'s STE and the CDs cached through it.
@@ -177,55 +206,36 @@ impl ConfigCache {
     }
 
     /// CFGI_STE_RANGE: drop the STEs and CDs of every StreamID in `first..=last`, cached or not.
+    /// A range covering at least every stream slot drops everything (one epoch increment).
     pub fn invalidate_sids(&self, first: u32, last: u32) {
-        let _w = self.lock();
         self.bump();
-        let in_range = |s: u32| (first..=last).contains(&s);
-        for shard in self.stes.iter() {
-            let cur = shard.load();
-            if cur.keys().any(|&s| in_range(s)) {
-                let mut m = SteMap::clone(&cur);
-                m.retain(|&s, _| !in_range(s));
-                shard.store(Arc::new(m));
-            }
+        let n = u64::from(last).saturating_sub(u64::from(first)) + 1;
+        if n >= STE_SLOTS as u64 {
+            self.epoch.fetch_add(1, Ordering::Release);
+            return;
         }
-        self.retain_cds(|s, _| !in_range(s));
+        for sid in first..=last {
+            self.streams[ste_slot(sid)].fetch_add(1, Ordering::Release);
+        }
     }
 
     /// CFGI_CD with Leaf = 1: drop CD `index` of `sid`.
     pub fn invalidate_cd(&self, sid: u32, index: u32) {
-        let _w = self.lock();
         self.bump();
-        let shard = &self.cds[cd_shard(sid, index)];
-        let cur = shard.load();
-        if cur.contains_key(&(sid, index)) {
-            let mut m = CdMap::clone(&cur);
-            m.remove(&(sid, index));
-            shard.store(Arc::new(m));
-        }
+        let key = cd_key(sid, index);
+        self.cds.clear(cd_slot(key), key);
     }
 
     /// CFGI_CD_ALL (and CFGI_CD with Leaf = 0): drop every CD of `sid`.
     pub fn invalidate_cds(&self, sid: u32) {
-        let _w = self.lock();
         self.bump();
-        self.retain_cds(|s, _| s != sid);
+        self.cd_streams[ste_slot(sid)].fetch_add(1, Ordering::Release);
     }
 
-    /// CFGI_ALL, reset, SMMUEN transitions: drop everything.
+    /// CFGI_ALL, reset, SMMUEN transitions: drop everything, in O(1).
     pub fn invalidate_all(&self) {
-        let _w = self.lock();
         self.bump();
-        for shard in self.stes.iter() {
-            if !shard.load().is_empty() {
-                shard.store(Arc::new(SteMap::default()));
-            }
-        }
-        for shard in self.cds.iter() {
-            if !shard.load().is_empty() {
-                shard.store(Arc::new(CdMap::default()));
-            }
-        }
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Apply a command's configuration-cache effect. Returns true for the CFGI_* commands
@@ -252,11 +262,18 @@ impl ConfigCache {
         true
     }
 
-    /// Number of cached `(STEs, CDs)`.
+    /// Number of cached `(STEs, CDs)`: a sweep of both arrays, for diagnostics and traces.
     pub fn len(&self) -> (usize, usize) {
-        let stes = self.stes.iter().map(|s| s.load().len()).sum();
-        let cds = self.cds.iter().map(|s| s.load().len()).sum();
-        (stes, cds)
+        let count = |slots: &Slots, stamps: &dyn Fn(u64) -> [u64; 2]| {
+            (0..slots.len())
+                .filter_map(|i| slots.read(i))
+                .filter(|e| e.key != EMPTY && e.tags == stamps(e.key))
+                .count()
+        };
+        (
+            count(&self.stes, &|k| self.stamps(k as u32)),
+            count(&self.cds, &|k| self.cd_stamps((k >> 32) as u32)),
+        )
     }
 
     /// True if nothing is cached.
@@ -264,31 +281,10 @@ impl ConfigCache {
         self.len() == (0, 0)
     }
 
-    /// Keep only the CDs for which `keep(sid, index)` holds; called with the writer lock held.
-    fn retain_cds(&self, keep: impl Fn(u32, u32) -> bool) {
-        for shard in self.cds.iter() {
-            let cur = shard.load();
-            if cur.keys().any(|&(s, i)| !keep(s, i)) {
-                let mut m = CdMap::clone(&cur);
-                m.retain(|&(s, i), _| keep(s, i));
-                shard.store(Arc::new(m));
-            }
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        // A poisoned writer lock only means another writer panicked; the maps are always
-        // replaced whole, so they are consistent.
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+    /// Count an invalidation: refuses every insert whose ticket predates it.
     fn bump(&self) {
-        // Release: pairs with the Acquire in `ticket`.
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// True if no invalidation happened since `ticket` (writer lock held).
-    fn current(&self, ticket: Ticket) -> bool {
-        self.generation.load(Ordering::Relaxed) == ticket.0
+        // AcqRel: the Release half pairs with the Acquire of `ticket` and `admit`; the stamp
+        // or slot change that follows is ordered after it.
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -34,7 +34,7 @@ use vm_memory::GuestMemoryBackend;
 use viommu_common::addr::{low_mask, Granule};
 use viommu_common::id::{Asid, SubstreamId};
 use viommu_common::mem;
-use viommu_common::walk::{FaultClass, Stage1Config};
+use viommu_common::walk::{DescReader, FaultClass, Stage1Config};
 
 use super::ste::effective_ps;
 use super::{CdTableFormat, CdTranslate, ConfigError, ContextConfig, S1Config, S1Dss};
@@ -143,11 +143,10 @@ impl S1Config {
         s2: Option<CdTranslate<'_>>,
     ) -> Result<Cd, ConfigError> {
         let addr = self.cd_addr(mem, index, s2)?;
-        let mut words = [0u64; 8];
-        for (i, w) in words.iter_mut().enumerate() {
-            let a = addr.wrapping_add(8 * i as u64);
-            *w = mem::load_u64_le(mem, a).map_err(|_| ConfigError::CdFetch { addr })?;
-        }
+        // Each word single-copy atomic, the region looked up once.
+        let words = DescReader::new(mem)
+            .read_words::<8>(addr)
+            .map_err(|_| ConfigError::CdFetch { addr })?;
         Ok(Cd::from_words(words))
     }
 

@@ -4,7 +4,8 @@
 //! - [`ste`]: stream table fetch (linear and 2-level) and [`decode_ste`](ste::decode_ste).
 //! - [`cd`]: substream selection, CD table fetch (linear and 2-level, through stage 2 when
 //!   nested) and [`decode_cd`](cd::decode_cd).
-//! - [`cache`]: the lock-free configuration cache with CFGI_* invalidation.
+//! - [`cache`]: the lock-free configuration cache with CFGI_* invalidation, kept in fixed
+//!   seqlock slots (`slots`) as packed words (`words`).
 //!
 //! Decode is pure and reads only the *used bits* of each configuration (Linux
 //! `arm_smmu_get_ste_used()`), so the mixed old/new entries the Linux driver leaves in memory
@@ -16,7 +17,9 @@
 
 pub mod cache;
 pub mod cd;
+pub(crate) mod slots;
 pub mod ste;
+pub(crate) mod words;
 
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::walk::{FaultClass, Stage1Config, Stage2Config, TableGeometry, WalkFault};

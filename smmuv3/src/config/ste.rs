@@ -41,7 +41,7 @@ use vm_memory::GuestMemoryBackend;
 use viommu_common::addr::{low_mask, pa_size_bits, Granule};
 use viommu_common::id::Vmid;
 use viommu_common::mem;
-use viommu_common::walk::Stage2Config;
+use viommu_common::walk::{DescReader, Stage2Config};
 
 use super::{
     AtsMode, CdTableFormat, ConfigError, Regime, S1Config, S1Dss, S2Config, StreamAttrs,
@@ -163,11 +163,10 @@ impl StreamTable {
         sid: u32,
     ) -> Result<Ste, ConfigError> {
         let addr = self.ste_addr(mem, sid)?;
-        let mut words = [0u64; 8];
-        for (i, w) in words.iter_mut().enumerate() {
-            let a = addr.wrapping_add(8 * i as u64);
-            *w = mem::load_u64_le(mem, a).map_err(|_| ConfigError::SteFetch { addr })?;
-        }
+        // Each word single-copy atomic, the region looked up once.
+        let words = DescReader::new(mem)
+            .read_words::<8>(addr)
+            .map_err(|_| ConfigError::SteFetch { addr })?;
         Ok(Ste::from_words(words))
     }
 

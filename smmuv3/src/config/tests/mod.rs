@@ -7,6 +7,7 @@ mod cd;
 mod hitless;
 mod props;
 mod ste;
+mod words;
 
 use crate::caps::{Caps, SmmuConfig};
 use crate::spec::cd::{CdW0, Tg0, Tg1};

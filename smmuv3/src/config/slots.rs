@@ -1,0 +1,168 @@
+//! A fixed array of seqlock slots made of atomics: the storage of the configuration cache
+//! ([`super::cache`]) and of the route cache's full routes ([`crate::route`]).
+//!
+//! A slot holds a key, two tag words (the validity stamps its owner compares against its own
+//! generation counters) and a packed value ([`Words`]). Memory is allocated once, when the
+//! array is built; filling a slot is a handful of stores, never an allocation.
+//!
+//! Protocol (per slot): `seq` is even when the slot is stable and odd while one writer is inside.
+//! - A reader loads `seq` (Acquire), every other word (Relaxed), issues an Acquire fence and
+//!   reloads `seq`: equal and even means the words it loaded are one writer's complete set.
+//! - A writer enters by a compare-exchange of `seq` from even to odd (Acquire), stores with a
+//!   Release fence before the data, and leaves by storing `seq + 2` (Release). Inserts do not
+//!   wait: a busy slot is simply not filled (a cache may always decline). A writer that must
+//!   not give up (a clear, for an invalidation) spins until the slot is free; every critical
+//!   section is a fixed run of stores, so the wait is bounded.
+//! - [`Slots::try_write`] runs the caller's admission check *inside* the critical section.
+//!   Since entering is a read-modify-write of `seq`, two writers of one slot are totally
+//!   ordered: an invalidation that enters after an insert sees (and clears) what the insert
+//!   wrote, and one that entered before has published everything it did before its own exit,
+//!   which the insert's Acquire entry then observes.
+
+use crate::sync::{fence, spin_loop, AtomicU64, Ordering};
+
+use super::words::{Words, WORDS};
+
+/// The key of an empty slot (never a real key: real keys leave the top bit clear).
+pub(crate) const EMPTY: u64 = u64::MAX;
+
+/// One slot (see the module docs).
+#[derive(Debug)]
+struct Slot {
+    seq: AtomicU64,
+    key: AtomicU64,
+    tags: [AtomicU64; 2],
+    data: [AtomicU64; WORDS],
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            seq: AtomicU64::new(0),
+            key: AtomicU64::new(EMPTY),
+            tags: [AtomicU64::new(0), AtomicU64::new(0)],
+            data: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// What a consistent read of a slot found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The key ([`EMPTY`] for a slot never filled or cleared).
+    pub key: u64,
+    /// The validity stamps written with the value.
+    pub tags: [u64; 2],
+    /// The packed value.
+    pub words: Words,
+}
+
+/// A fixed array of seqlock slots (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Slots {
+    slots: Box<[Slot]>,
+}
+
+impl Slots {
+    /// `n` empty slots (`n` a power of two).
+    pub(crate) fn new(n: usize) -> Self {
+        debug_assert!(n.is_power_of_two());
+        Self {
+            slots: (0..n).map(|_| Slot::new()).collect(),
+        }
+    }
+
+    /// Number of slots.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slot an index selects (indices wrap, so any hash can be used directly).
+    fn slot(&self, i: usize) -> &Slot {
+        &self.slots[i & (self.slots.len() - 1)]
+    }
+
+    /// A consistent snapshot of slot `i`, or `None` if a writer is inside it (or entered while
+    /// it was read).
+    #[inline]
+    pub(crate) fn read(&self, i: usize) -> Option<Entry> {
+        let slot = self.slot(i);
+        let s1 = slot.seq.load(Ordering::Acquire);
+        if s1 & 1 != 0 {
+            return None;
+        }
+        let key = slot.key.load(Ordering::Relaxed);
+        let tags = [
+            slot.tags[0].load(Ordering::Relaxed),
+            slot.tags[1].load(Ordering::Relaxed),
+        ];
+        let mut words = [0u64; WORDS];
+        for (w, d) in words.iter_mut().zip(&slot.data) {
+            *w = d.load(Ordering::Relaxed);
+        }
+        fence(Ordering::Acquire);
+        if slot.seq.load(Ordering::Relaxed) != s1 {
+            return None;
+        }
+        Some(Entry { key, tags, words })
+    }
+
+    /// Fill slot `i` unless another writer is inside it. `admit()` runs inside the critical
+    /// section and returns the tags to write, or `None` to leave the slot unchanged. Returns
+    /// whether the slot was filled.
+    pub(crate) fn try_write(
+        &self,
+        i: usize,
+        key: u64,
+        words: &Words,
+        admit: impl FnOnce() -> Option<[u64; 2]>,
+    ) -> bool {
+        let slot = self.slot(i);
+        let s = slot.seq.load(Ordering::Relaxed);
+        if s & 1 != 0
+            || slot
+                .seq
+                .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        let Some(tags) = admit() else {
+            // Nothing changed; readers that saw the odd value retry.
+            slot.seq.store(s + 2, Ordering::Release);
+            return false;
+        };
+        // Order the data stores after the odd sequence number is visible.
+        fence(Ordering::Release);
+        slot.key.store(key, Ordering::Relaxed);
+        slot.tags[0].store(tags[0], Ordering::Relaxed);
+        slot.tags[1].store(tags[1], Ordering::Relaxed);
+        for (d, w) in slot.data.iter().zip(words) {
+            d.store(*w, Ordering::Relaxed);
+        }
+        slot.seq.store(s + 2, Ordering::Release);
+        true
+    }
+
+    /// Empty slot `i` if it holds `key`, waiting for a writer inside it to leave first.
+    pub(crate) fn clear(&self, i: usize, key: u64) {
+        let slot = self.slot(i);
+        let s = loop {
+            let s = slot.seq.load(Ordering::Relaxed);
+            if s & 1 == 0
+                && slot
+                    .seq
+                    .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                break s;
+            }
+            spin_loop();
+        };
+        fence(Ordering::Release);
+        if slot.key.load(Ordering::Relaxed) == key {
+            slot.key.store(EMPTY, Ordering::Relaxed);
+        }
+        slot.seq.store(s + 2, Ordering::Release);
+    }
+}
