@@ -174,6 +174,8 @@ impl Epochs {
     /// True if no fence covering entries stored under `key` (the token's tag or its global
     /// variant) moved since `token` was taken. SeqCst loads: see `table.rs`.
     pub(super) fn fences_unchanged(&self, token: &FillToken, global: bool) -> bool {
+        // After the insert's SeqCst writes (present mask, slot lock), before these reads.
+        crate::sync::seq_cst_point();
         let (key, expected) = match (global, token.tag.global_variant()) {
             (true, Some(g)) => (g, token.global_fence),
             _ => (token.tag, token.fence),
@@ -200,11 +202,14 @@ impl Epochs {
     /// Refuse in-flight fills of `tag` (before a removal pass).
     pub(super) fn fence_tag(&self, tag: TlbTag) {
         bump(self.tag_fence.get(tag_bucket(tag)));
+        // After the bump, before the removal pass reads the present mask and the slots.
+        crate::sync::seq_cst_point();
     }
 
     /// Refuse in-flight fills of every tag of the space of tag `space`.
     pub(super) fn fence_space(&self, space: TlbTag) {
         bump(self.space_fence.get(space_bucket(space)));
+        crate::sync::seq_cst_point();
     }
 
     /// Record that `tag`'s space holds nested entries (before the inserting slot is published).

@@ -24,9 +24,8 @@
 //! Cost: one uncontended locked RMW on the thread's own cache line per pin (a few ns), so it is
 //! opt-in and separate from [`Iotlb::lookup`], which stays write-free.
 
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Mutex, Ordering};
 use std::marker::PhantomData;
-use std::sync::Mutex;
 
 use crossbeam::utils::CachePadded;
 
@@ -101,6 +100,7 @@ impl Iotlb {
             // SeqCst RMW: a full fence between announcing ourselves and re-reading the phase
             // (and, below, before the caller's lookup).
             cell.fetch_add(1, Ordering::SeqCst);
+            crate::sync::seq_cst_point();
             if self.pins.phase.load(Ordering::SeqCst) == phase {
                 return TranslationGuard {
                     cell,
@@ -123,6 +123,7 @@ impl Iotlb {
         let own = super::stats::thread_index();
         fence(Ordering::SeqCst);
         let old = self.pins.phase.fetch_add(1, Ordering::SeqCst) & 1;
+        crate::sync::seq_cst_point();
         let cells = self
             .pins
             .stripes
@@ -140,9 +141,9 @@ impl Iotlb {
             while cell.load(Ordering::SeqCst) != 0 {
                 spins = spins.saturating_add(1);
                 if spins < 64 {
-                    std::hint::spin_loop();
+                    crate::sync::spin_loop();
                 } else {
-                    std::thread::yield_now();
+                    crate::sync::yield_now();
                 }
             }
         }

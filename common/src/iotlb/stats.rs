@@ -61,9 +61,26 @@ pub(super) struct Stats {
 }
 
 /// Next never-used thread index.
+#[cfg(not(loom))]
 static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
 /// Indices of exited threads, reused first so live indices stay small.
+#[cfg(not(loom))]
 static FREE_INDICES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+// Under loom every model thread runs on the test's OS thread and every execution must number
+// its threads alike: the thread-locals are loom's (one per model thread) and the index
+// allocator is created afresh for each execution.
+#[cfg(loom)]
+loom::thread_local! {
+    static INDEX: Cell<usize> = Cell::new(usize::MAX);
+    static FIRST_WORD: Cell<usize> = Cell::new(usize::MAX);
+    static THREAD: ThreadIndex = ThreadIndex::acquire();
+}
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
+    static ref FREE_INDICES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+}
 
 /// A thread's index; returned to the free list when the thread exits.
 struct ThreadIndex {
@@ -99,6 +116,7 @@ impl Drop for ThreadIndex {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// This thread's index once registered (`usize::MAX` before).
     static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };

@@ -189,9 +189,9 @@ pub(super) fn mapping(
 fn backoff(spins: &mut u32) {
     *spins = spins.saturating_add(1);
     if *spins < 64 {
-        std::hint::spin_loop();
+        crate::sync::spin_loop();
     } else {
-        std::thread::yield_now();
+        crate::sync::yield_now();
     }
 }
 
