@@ -58,12 +58,25 @@ use super::{ContextConfig, StreamConfig};
 use crate::cmdq::command::Command;
 
 /// The arrays are sized as `SHARDS` groups of [`STE_CAPACITY`] STE slots and of
-/// [`CD_CAPACITY`] CD slots.
+/// [`CD_CAPACITY`] CD slots. (The loom build uses 4 + 4 slots so that its models, which build a
+/// cache per execution, stay small; the protocol does not depend on the sizes.)
+#[cfg(not(loom))]
 pub const SHARDS: usize = 64;
 /// STE slots per group of [`SHARDS`].
+#[cfg(not(loom))]
 pub const STE_CAPACITY: usize = 64;
 /// CD slots per group of [`SHARDS`].
+#[cfg(not(loom))]
 pub const CD_CAPACITY: usize = 64;
+/// The loom build's single group.
+#[cfg(loom)]
+pub const SHARDS: usize = 1;
+/// The loom build's STE slots.
+#[cfg(loom)]
+pub const STE_CAPACITY: usize = 4;
+/// The loom build's CD slots.
+#[cfg(loom)]
+pub const CD_CAPACITY: usize = 4;
 /// STE slots (and stream generations): at most this many STEs are cached.
 pub const STE_SLOTS: usize = SHARDS * STE_CAPACITY;
 /// CD slots: at most this many CDs are cached.
