@@ -2,11 +2,11 @@
 //! (StreamID, CD index), invalidated exactly by the CFGI_* commands (IHI 0070 §4.3, §16.2,
 //! §3.21).
 //!
-//! Storage: two fixed arrays of seqlock slots ([`super::slots`]), allocated once. An STE lives
+//! Storage: two fixed arrays of seqlock slots (`config::slots`), allocated once. An STE lives
 //! in the slot its StreamID selects (`sid mod` [`STE_SLOTS`]), a CD in the slot a hash of
 //! (StreamID, CD index) selects, so one stream's many substreams spread out. A slot holds one
 //! entry: inserting a colliding one replaces it (bounded memory: a hostile guest cannot grow the
-//! cache). Values are kept packed ([`super::words`]). Lookups take no lock and write nothing
+//! cache). Values are kept packed (`config::words`). Lookups take no lock and write nothing
 //! shared; an insert is a few stores into one slot, never an allocation.
 //!
 //! Validity is a pair of stamps written with each entry and compared on every lookup:
