@@ -231,16 +231,27 @@ impl Table {
     /// other until they outnumber the sets.
     #[inline(always)]
     fn ways_of_block(&self, hash: u64, block: u64, size_log2: u32) -> &[Slot] {
+        self.set_of_block(hash, block, size_log2)
+            .map_or(&[], |s| s.as_slice())
+    }
+
+    /// [`Table::ways_of_block`] as a fixed-size array (`None` is unreachable: the set index is
+    /// masked), so a probe is a fixed-trip loop the compiler unrolls.
+    #[inline(always)]
+    fn set_of_block(&self, hash: u64, block: u64, size_log2: u32) -> Option<&[Slot; WAYS]> {
         // The high half of the tag hash (its low bits pick the tag's generation, epoch.rs).
         let mix = hash >> 32;
         let set = (block ^ mix ^ (u64::from(size_log2) << 5)) as usize & self.set_mask;
-        self.sets.get(set).map_or(&[], |s| s.as_slice())
+        self.sets.get(set)
     }
 
     /// The words of a live slot holding (`tag`, `key`) stamped `stamp`. Lock-free, write-free.
     #[inline(always)]
     pub(super) fn find(&self, tag: u64, key: u64, stamp: u64) -> Option<Words> {
-        Self::find_in(self.ways(tag, key), tag, key, stamp, |w| {
+        let size_log2 = (key & 63) as u32;
+        // key = base | size_log2 and size_log2 < 2^size_log2, so this is the block number.
+        let ways = self.set_of_block(super::tag_hash(tag), key >> size_log2, size_log2)?;
+        Self::find_in(ways, tag, key, stamp, |w| {
             let mut words = [0; NWORDS];
             words[W_TAG] = tag;
             words[W_KEY] = key;
@@ -266,7 +277,7 @@ impl Table {
     ) -> Option<(u64, u64)> {
         let block = iova >> (size_log2 & 63);
         let key = key(iova & (u64::MAX << (size_log2 & 63)), size_log2);
-        let ways = self.ways_of_block(hash, block, size_log2);
+        let ways = self.set_of_block(hash, block, size_log2)?;
         Self::find_in(ways, tag, key, stamp, |w| {
             (
                 w[W_OUT].load(Ordering::Relaxed),
@@ -279,7 +290,7 @@ impl Table {
     /// loads what the caller needs (Relaxed) between the two sequence loads.
     #[inline(always)]
     fn find_in<R>(
-        ways: &[Slot],
+        ways: &[Slot; WAYS],
         tag: u64,
         key: u64,
         stamp: u64,
