@@ -23,6 +23,7 @@ use crate::spec::Shareability;
 use crate::sync::{fence, AtomicU64, Ordering};
 use crate::translate::S1Ctx;
 
+use viommu_common::access::{AccessKind, Perms};
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::iotlb::{Regime, TlbTag};
 
@@ -74,9 +75,33 @@ pub(crate) enum Hot {
     },
 }
 
+/// Where the access table of a translating route starts in its hot word (see [`Hot::pack`]).
+const ACCESS_TABLE_SHIFT: u32 = 8;
+
+/// The access table of a translating route: for each incoming (privilege, access kind), at
+/// nibble `3 * privileged + kind` (kinds Read 0, Write 1, Exec 2), the effective privilege
+/// after STE.PRIVCFG (bit 0) and the permissions the access needs after STE.INSTCFG (bits
+/// \[3:1\]), so the hit path applies both overrides with one shift.
+fn access_table(privcfg: u8, instcfg: u8) -> u64 {
+    let attrs = StreamAttrs {
+        privcfg: PrivCfg(privcfg),
+        instcfg: InstCfg(instcfg),
+        ..StreamAttrs::INCOMING
+    };
+    let mut table = 0;
+    for privileged in [false, true] {
+        for access in [AccessKind::Read, AccessKind::Write, AccessKind::Exec] {
+            let (p, a) = attrs.effective(privileged, access);
+            let nibble = u64::from(p) | u64::from(a.required().bits()) << 1;
+            table |= nibble << (4 * (3 * u32::from(privileged) + access as u32));
+        }
+    }
+    table
+}
+
 impl Hot {
     /// Pack into one word: \[1:0\] kind, \[3:2\] tag kind, \[5:4\] PRIVCFG, \[7:6\] INSTCFG,
-    /// \[31:16\] ASID, \[47:32\] VMID.
+    /// \[31:8\] the access table ([`access_table`]), \[47:32\] VMID, \[63:48\] ASID.
     fn pack(self) -> u64 {
         match self {
             Hot::Abort => 1,
@@ -94,8 +119,9 @@ impl Hot {
                 3 | k << 2
                     | u64::from(privcfg & 3) << 4
                     | u64::from(instcfg & 3) << 6
-                    | u64::from(asid) << 16
+                    | access_table(privcfg & 3, instcfg & 3) << ACCESS_TABLE_SHIFT
                     | u64::from(vmid) << 32
+                    | u64::from(asid) << 48
             }
         }
     }
@@ -103,7 +129,7 @@ impl Hot {
     #[cfg(test)]
     fn unpack(w: u64) -> Option<Hot> {
         let vmid = Vmid((w >> 32) as u16);
-        let asid = Asid((w >> 16) as u16);
+        let asid = Asid((w >> 48) as u16);
         match w & 3 {
             1 => Some(Hot::Abort),
             2 => Some(Hot::Bypass),
@@ -144,10 +170,11 @@ impl HotRoute {
     /// The route's kind.
     #[inline(always)]
     pub(crate) fn kind(&self) -> HotKind {
+        // Fails closed: only the packed kinds translate (3) or bypass (2).
         match self.word & 3 {
-            1 => HotKind::Abort,
+            3 => HotKind::Translate,
             2 => HotKind::Bypass,
-            _ => HotKind::Translate,
+            _ => HotKind::Abort,
         }
     }
 
@@ -157,16 +184,14 @@ impl HotRoute {
         self.tag
     }
 
-    /// STE.PRIVCFG (raw).
+    /// For a translating route: the privilege an incoming transaction of privilege
+    /// `privileged` and kind `access` is translated with, and the permissions it needs, after
+    /// STE.PRIVCFG and STE.INSTCFG (the same as [`StreamAttrs::effective`]).
     #[inline(always)]
-    pub(crate) fn privcfg(&self) -> u8 {
-        ((self.word >> 4) & 3) as u8
-    }
-
-    /// STE.INSTCFG (raw).
-    #[inline(always)]
-    pub(crate) fn instcfg(&self) -> u8 {
-        ((self.word >> 6) & 3) as u8
+    pub(crate) fn access(&self, privileged: bool, access: AccessKind) -> (bool, Perms) {
+        let index = 3 * u32::from(privileged) + access as u32;
+        let nibble = self.word >> (ACCESS_TABLE_SHIFT + 4 * index);
+        (nibble & 1 != 0, Perms::from_bits(((nibble >> 1) & 7) as u8))
     }
 }
 
@@ -461,6 +486,45 @@ fn route_from_words(w: &Words) -> Option<Route> {
 mod tests {
     use super::*;
     use viommu_common::walk::{Stage1Config, Stage2Config};
+
+    /// The hot word's access table gives what `StreamAttrs::effective` gives, for every
+    /// PRIVCFG and INSTCFG value (reserved ones included) and every incoming privilege and
+    /// access kind, next to the fields packed around it.
+    #[test]
+    fn test_route_hot_access_table_matches_effective() {
+        for privcfg in 0..4u8 {
+            for instcfg in 0..4u8 {
+                let hot = Hot::Translate {
+                    key: TagKey::S1 {
+                        vmid: Vmid(0xFFFF),
+                        asid: Asid(0xFFFF),
+                    },
+                    privcfg,
+                    instcfg,
+                };
+                let h = HotRoute {
+                    word: hot.pack(),
+                    tag: TlbTag::stage2(Vmid(0)),
+                };
+                assert_eq!(Hot::unpack(h.word), Some(hot));
+                let attrs = StreamAttrs {
+                    privcfg: PrivCfg(privcfg),
+                    instcfg: InstCfg(instcfg),
+                    ..StreamAttrs::INCOMING
+                };
+                for privileged in [false, true] {
+                    for access in [AccessKind::Read, AccessKind::Write, AccessKind::Exec] {
+                        let (p, a) = attrs.effective(privileged, access);
+                        assert_eq!(
+                            h.access(privileged, access),
+                            (p, a.required()),
+                            "PRIVCFG {privcfg} INSTCFG {instcfg} {privileged} {access:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// Packed routes round-trip, entries die with the generation, colliding keys miss.
     #[test]

@@ -28,7 +28,6 @@ use viommu_common::access::{AccessKind, DmaRequest, Perms};
 use viommu_common::iotlb::{TlbEntry, TlbTag};
 
 use crate::route::{Hot, HotKind, TagKey};
-use crate::spec::ste::{InstCfg, PrivCfg};
 use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::traits::{DmaFault, DmaMapping, DmaPin, DmaTranslator, FaultKind, MemAttrs};
 use viommu_common::walk::{
@@ -122,23 +121,6 @@ impl Route {
             },
         }
     }
-}
-
-/// The transaction's privilege and access after STE.PRIVCFG / STE.INSTCFG.
-#[inline(always)]
-fn effective(attrs: &StreamAttrs, req: &DmaRequest) -> (bool, AccessKind) {
-    let privileged = attrs.privileged(req.privileged);
-    let access = match req.access {
-        AccessKind::Write => AccessKind::Write,
-        a => {
-            if attrs.instruction(a == AccessKind::Exec, true) {
-                AccessKind::Exec
-            } else {
-                AccessKind::Read
-            }
-        }
-    };
-    (privileged, access)
 }
 
 fn identity(req: &DmaRequest) -> DmaMapping {
@@ -298,15 +280,12 @@ where
         if let Some(h) = self.routes.get_hot(sid, ssid) {
             match h.kind() {
                 HotKind::Translate => {
-                    let attrs = StreamAttrs {
-                        privcfg: PrivCfg(h.privcfg()),
-                        instcfg: InstCfg(h.instcfg()),
-                        ..StreamAttrs::INCOMING
-                    };
-                    let (privileged, access) = effective(&attrs, req);
+                    let (privileged, need) = h.access(req.privileged, req.access);
                     let tag = h.tag();
-                    if let Some(m) = self.iotlb_hit(tag, req.addr, privileged, access) {
-                        return Ok(m);
+                    if let Some(m) = self.iotlb.lookup_mapping(tag, req.addr, privileged) {
+                        if m.perms.contains(need) {
+                            return Ok(m);
+                        }
                     }
                     missed_tag = Some(tag);
                 }
@@ -376,7 +355,7 @@ where
                 s2_stall,
                 attrs,
             } => {
-                let (privileged, access) = effective(&attrs, req);
+                let (privileged, access) = attrs.effective(req.privileged, req.access);
                 let tag = key.tag();
                 if missed_tag != Some(tag) {
                     if let Some(m) = self.iotlb_hit(tag, req.addr, privileged, access) {

@@ -21,6 +21,7 @@ pub(crate) mod slots;
 pub mod ste;
 pub(crate) mod words;
 
+use viommu_common::access::AccessKind;
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::walk::{FaultClass, Stage1Config, Stage2Config, TableGeometry, WalkFault};
 
@@ -81,6 +82,24 @@ impl StreamAttrs {
             InstCfg::INSTR => read,
             _ => incoming,
         }
+    }
+
+    /// The privilege and access kind a transaction is translated with, after PRIVCFG and
+    /// INSTCFG (IHI 0070 §5.2, STE.PRIVCFG / STE.INSTCFG): writes stay writes; reads become
+    /// instruction fetches or data reads as INSTCFG says.
+    #[inline(always)]
+    pub fn effective(&self, privileged: bool, access: AccessKind) -> (bool, AccessKind) {
+        let access = match access {
+            AccessKind::Write => AccessKind::Write,
+            a => {
+                if self.instruction(a == AccessKind::Exec, true) {
+                    AccessKind::Exec
+                } else {
+                    AccessKind::Read
+                }
+            }
+        };
+        (self.privileged(privileged), access)
     }
 }
 
