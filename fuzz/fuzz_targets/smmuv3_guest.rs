@@ -95,10 +95,12 @@ fuzz_target!(|ops: Vec<Op>| {
     // The setup does not depend on the input: failing it is a harness bug, reported loudly.
     let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(NoInterrupts))
         .expect("default SMMU configuration");
-    // A 256-entry event queue (the SMMU advertises 2^19; Linux would take 2^17): the queue
-    // wraps and overflows within a few hundred faulting DMAs, and the event handler, which reads
-    // until PROD however the input left it, reads at most 256 records per call instead of 2^17.
+    // 256-entry command and event queues (the SMMU advertises 2^19 of each; Linux would take
+    // 2^18 and 2^17): the queues wrap and the event queue overflows within a few hundred
+    // commands or faulting DMAs, and a queue kick or the event handler, which run until PROD
+    // however the input left it, handle at most 256 entries instead of 2^18 or 2^17.
     let opts = DriverOptions {
+        cmdq_max_log2: 8,
         evtq_max_log2: 8,
         ..DriverOptions::default()
     };
