@@ -35,7 +35,7 @@ use viommu_common::DmaRequest;
 use viommu_smmuv3::ats::AtsRequest;
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
+use viommu_smmuv3::testing::{cmd, GuestDriver, Prot};
 
 const RAM: u64 = 0x4000_0000;
 const RAM_SIZE: u64 = 64 << 20;
@@ -54,9 +54,7 @@ fn perf_loop() -> Option<(String, u64)> {
 fn bench_smmuv3(c: &mut Criterion) {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(NoInterrupts)).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
     dom.pgtable.map_pages(
         &ram,
@@ -173,9 +171,7 @@ fn bench_ats(c: &mut Criterion) {
         ..SmmuConfig::default()
     };
     let smmu = SmmuV3::new(&cfg, &ram, Arc::new(NoInterrupts)).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
     dom.pgtable.map_pages(
         &ram,
@@ -211,9 +207,7 @@ fn bench_stall(c: &mut Criterion) {
         ..SmmuConfig::default()
     };
     let smmu = SmmuV3::new(&cfg, &ram, Arc::new(NoInterrupts)).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
     // A `dma-can-stall` master: CD.S = 1, STE.S1STALLD = 0 (Linux `arm_smmu_make_sva_cd()`,
     // stall_enabled).

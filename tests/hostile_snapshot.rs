@@ -29,7 +29,7 @@ use viommu_smmuv3::snapshot::{SmmuV3Snapshot, SnapshotError};
 use viommu_smmuv3::spec::idr::{Idr0, StallModel};
 use viommu_smmuv3::spec::regs as r;
 use viommu_smmuv3::testing::pgtable::Prot;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver};
+use viommu_smmuv3::testing::{cmd, GuestDriver};
 use vm_memory::GuestMemoryMmap;
 
 const RAM: u64 = 0x4000_0000;
@@ -73,9 +73,7 @@ fn stalled(r: Result<DmaMapping, DmaFault>) -> u16 {
 /// an unacknowledged CERROR_ILL.
 fn rich_snapshot(ram: &GuestMemoryMmap) -> SmmuV3Snapshot {
     let dev = smmu(ram);
-    let mut drv = GuestDriver::new(&dev, ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&dev, ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
     let (table, fmt, cdmax) = drv.cd_table(SID, 0);
     let mut cd = drv.s1_cd(&dom);

@@ -136,10 +136,7 @@ fn platform() -> Platform {
 
 /// The guest kernel's arm-smmu-v3 probe and reset.
 fn bring_up(p: &Platform) -> GuestDriver<'_, Arc<Ram>, Ram> {
-    let mut drv = GuestDriver::new(&p.smmu, &*p.ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
-    drv
+    GuestDriver::bring_up(&p.smmu, &*p.ram, RAM, RAM_SIZE)
 }
 
 /// The StreamID the topology gives `node`.
@@ -568,9 +565,7 @@ fn test_hot_added_memory_holds_tables_and_buffers() {
     let irq = Arc::new(RecordingIrq::new());
     let smmu = SmmuV3::new(&SmmuConfig::default(), atomic.clone(), irq.clone()).unwrap();
     let boot = atomic.memory();
-    let mut drv = GuestDriver::new(&smmu, &*boot, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &*boot, RAM, RAM_SIZE);
 
     // The VMM hot-adds 16 MiB; the guest onlines it and allocates from it.
     let region = GuestRegionMmap::from_range(GuestAddress(HOT), HOT_SIZE as usize, None).unwrap();

@@ -16,7 +16,7 @@ use viommu_smmuv3::snapshot::{ProgressSnapshot, SmmuV3Snapshot, SnapshotError};
 use viommu_smmuv3::spec::idr::StallModel;
 use viommu_smmuv3::stall::{Resolution, StallStatus};
 use viommu_smmuv3::testing::pgtable::Prot;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, S1Domain};
+use viommu_smmuv3::testing::{cmd, GuestDriver, S1Domain};
 use vm_memory::GuestMemoryMmap;
 
 const RAM: u64 = 0x4000_0000;
@@ -40,9 +40,7 @@ fn device(ram: &GuestMemoryMmap, stall_max: u16) -> Smmu<'_> {
 /// Probe, reset, and attach `sids` to one stage-1 domain whose CD has S = 1 (Linux SVA with a
 /// `dma-can-stall` master).
 fn setup<'a>(smmu: &'a Smmu<'a>, ram: &'a GuestMemoryMmap, sids: &[u32]) -> (Driver<'a>, S1Domain) {
-    let mut drv = GuestDriver::new(smmu, ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(smmu, ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
     for &sid in sids {
         let (table, fmt, cdmax) = drv.cd_table(sid, 0);

@@ -329,9 +329,7 @@ fn test_stall_record_waits_for_event_queue_space() {
 fn test_no_stall_without_cd_s_and_resume_illegal_without_stall_model() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = SmmuV3::new(&stall_config(0), &ram, Arc::new(RecordingIrq::new())).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
     drv.attach_s1(SID, &dom).unwrap();
     let f = smmu.translate(&read(SID, IOVA)).unwrap_err();
@@ -339,9 +337,7 @@ fn test_no_stall_without_cd_s_and_resume_illegal_without_stall_model() {
 
     let ram2 = guest_ram(RAM, RAM_SIZE as usize);
     let smmu2 = SmmuV3::new(&SmmuConfig::default(), &ram2, Arc::new(RecordingIrq::new())).unwrap();
-    let mut drv2 = GuestDriver::new(&smmu2, &ram2, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv2.probe().unwrap();
-    drv2.reset().unwrap();
+    let mut drv2 = GuestDriver::bring_up(&smmu2, &ram2, RAM, RAM_SIZE / 2);
     drv2.issue(&[cmd::resume(SID, 0, 1)]).unwrap();
     assert_eq!(drv2.read32(r::CMDQ_CONS) >> 24 & 0x7F, 1, "CERROR_ILL");
 }
@@ -352,9 +348,7 @@ fn test_no_stall_without_cd_s_and_resume_illegal_without_stall_model() {
 fn test_stage2_fault_stalls_with_s2s() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = SmmuV3::new(&stall_config(0), &ram, Arc::new(RecordingIrq::new())).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s2_domain(3);
     let mut ste = drv.s2_ste(&dom);
     ste[2] |= 1 << 57; // S2S

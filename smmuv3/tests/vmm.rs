@@ -9,7 +9,7 @@ use viommu_common::vmm::EndpointIommu;
 use viommu_common::{StreamId, SubstreamId};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
-use viommu_smmuv3::testing::{DriverOptions, GuestDriver, Prot};
+use viommu_smmuv3::testing::{GuestDriver, Prot};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryAtomic, IommuMemory};
 
 const RAM: u64 = 0x4000_0000;
@@ -29,9 +29,7 @@ fn test_iommu_memory_endpoint_dma_through_smmu() {
         )
         .unwrap(),
     );
-    let mut drv = GuestDriver::new(&*smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&*smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
     dom.pgtable.map_pages(
         &ram,
