@@ -209,15 +209,8 @@ fn bench_stall(c: &mut Criterion) {
     let smmu = SmmuV3::new(&cfg, &ram, Arc::new(NoInterrupts)).unwrap();
     let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
-    // A `dma-can-stall` master: CD.S = 1, STE.S1STALLD = 0 (Linux `arm_smmu_make_sva_cd()`,
-    // stall_enabled).
-    let (table, fmt, cdmax) = drv.cd_table(SID, 0);
-    let mut cd = drv.s1_cd(&dom);
-    cd[0] |= 1 << 44;
-    drv.write_cd_steps(SID, 0, cd, &mut || {}).unwrap();
-    let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
-    ste[1] &= !(1 << 27);
-    drv.write_ste(SID, ste).unwrap();
+    // A `dma-can-stall` master: CD.S = 1, STE.S1STALLD = 0.
+    drv.attach_s1_stall(SID, &dom).unwrap();
     let pa = RAM + 0x0300_0000;
     // Build the intermediate tables once; each iteration only toggles the leaf.
     dom.pgtable

@@ -8,14 +8,14 @@ use std::time::Duration;
 use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::{DmaTranslator, FaultKind};
-use viommu_common::{DmaFault, DmaRequest, StreamId};
+use viommu_common::{DmaRequest, StreamId};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::spec::idr::StallModel;
 use viommu_smmuv3::spec::regs as r;
 use viommu_smmuv3::stall::{Resolution, StallStatus};
 use viommu_smmuv3::testing::pgtable::Prot;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, S1Domain};
+use viommu_smmuv3::testing::{cmd, stalled, DriverOptions, GuestDriver, S1Domain};
 use vm_memory::GuestMemoryMmap;
 
 const RAM: u64 = 0x4000_0000;
@@ -50,30 +50,9 @@ fn setup<'a>(
     drv.reset().unwrap();
     let dom = drv.new_s1_domain(1);
     for &sid in sids {
-        let (table, fmt, cdmax) = drv.cd_table(sid, 0);
-        let mut cd = drv.s1_cd(&dom);
-        cd[0] |= 1 << 44; // CD.S: stall (arm_smmu_make_sva_cd with stall_enabled)
-        drv.write_cd_steps(sid, 0, cd, &mut || {}).unwrap();
-        let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
-        ste[1] &= !(1 << 27); // S1STALLD = 0: a `dma-can-stall` master
-        drv.write_ste(sid, ste).unwrap();
+        drv.attach_s1_stall(sid, &dom).unwrap();
     }
     (drv, dom)
-}
-
-fn stalled(r: Result<viommu_common::DmaMapping, DmaFault>) -> u16 {
-    match r {
-        Err(DmaFault {
-            kind: FaultKind::Stalled,
-            stall_tag: Some(stag),
-            event,
-            ..
-        }) => {
-            assert_eq!(event, Smmuv3FaultId::Translation);
-            stag
-        }
-        other => panic!("expected a stall, got {other:?}"),
-    }
 }
 
 fn read(sid: u32, addr: u64) -> DmaRequest {

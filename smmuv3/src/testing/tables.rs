@@ -11,6 +11,8 @@ use super::driver::{DriverError, GuestDriver, S1Domain, S2Domain};
 use super::entries::{cd_used, ste_used};
 use super::pgtable::{IoPgtable, PgFormat, LINUX_MAIR};
 use crate::device::GuestRam;
+use crate::spec::cd::CdW0;
+use crate::spec::ste::SteW1;
 
 /// Which entry a hitless write targets (decides the "sync" commands).
 #[derive(Debug, Clone, Copy)]
@@ -328,6 +330,23 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
         let cd = self.s1_cd(dom);
         self.write_cd_steps(sid, 0, cd, &mut || {})?;
         let ste = self.cdtable_ste(table, fmt, cdmax, 2);
+        self.write_ste(sid, ste)?;
+        Ok(())
+    }
+
+    /// Attach `sid`, a `dma-can-stall` master without PASIDs, to a stage-1 domain that stalls
+    /// faulting transactions: CD 0 with S = 1 (`arm_smmu_make_sva_cd()` with stall_enabled),
+    /// then a CD-table STE with S1DSS = SSID0 and S1STALLD = 0.
+    ///
+    /// # Errors
+    /// A CMD_SYNC timed out.
+    pub fn attach_s1_stall(&mut self, sid: u32, dom: &S1Domain) -> Result<(), DriverError> {
+        let (table, fmt, cdmax) = self.cd_table(sid, 0);
+        let mut cd = self.s1_cd(dom);
+        cd[0] = CdW0::from_raw(cd[0]).with_s(true).raw();
+        self.write_cd_steps(sid, 0, cd, &mut || {})?;
+        let mut ste = self.cdtable_ste(table, fmt, cdmax, 2);
+        ste[1] = SteW1::from_raw(ste[1]).with_s1stalld(false).raw();
         self.write_ste(sid, ste)?;
         Ok(())
     }
