@@ -147,14 +147,7 @@ fn bench_scale(c: &mut Criterion) {
     let cap = smmu.iotlb_capacity() as u64;
     let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        IOVA,
-        RAM + 0x0100_0000,
-        4 * cap * 0x1000,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, IOVA, RAM + 0x0100_0000, 4 * cap * 0x1000, Prot::RW);
     for sid in SID_BASE..SID_BASE + SID_COUNTS[2] {
         drv.attach_s1(sid, &dom).unwrap();
     }

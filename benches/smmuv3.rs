@@ -56,17 +56,9 @@ fn bench_smmuv3(c: &mut Criterion) {
     let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(NoInterrupts)).unwrap();
     let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        IOVA,
-        RAM + 0x0200_0000,
-        0x10_000,
-        Prot::RW,
-    );
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
+    drv.map_s1(&dom, IOVA, RAM + 0x0200_0000, 0x10_000, Prot::RW);
+    drv.map_s1(
+        &dom,
         MISS_IOVA,
         RAM + 0x0100_0000,
         MISS_PAGES * 0x1000,
@@ -173,14 +165,7 @@ fn bench_ats(c: &mut Criterion) {
     let smmu = SmmuV3::new(&cfg, &ram, Arc::new(NoInterrupts)).unwrap();
     let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        IOVA,
-        RAM + 0x0200_0000,
-        0x10_000,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, IOVA, RAM + 0x0200_0000, 0x10_000, Prot::RW);
     let (table, fmt, cdmax) = drv.cd_table(SID, 0);
     let cd = drv.s1_cd(&dom);
     drv.write_cd_steps(SID, 0, cd, &mut || {}).unwrap();

@@ -65,8 +65,7 @@ fn rich_snapshot(ram: &GuestMemoryMmap) -> SmmuV3Snapshot {
     drv.attach_s1_stall(SID, &dom).unwrap();
     let a = stalled(dev.translate(&DmaRequest::read(SID, IOVA + 0x40, 4)));
     stalled(dev.translate(&DmaRequest::write(SID, IOVA + 0x2000, 8)));
-    dom.pgtable
-        .map_pages(ram, &mut drv.alloc, IOVA, PA, 0x1000, Prot::RW);
+    drv.map_s1(&dom, IOVA, PA, 0x1000, Prot::RW);
     drv.issue(&[cmd::resume(SID, a, 1)]).unwrap();
     let req = |group| PageRequest {
         addr: IOVA,

@@ -690,14 +690,7 @@ fn test_large_dma_over_many_pages_succeeds() {
     let p = platform();
     let mut drv = bring_up(&p);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &*p.ram,
-        &mut drv.alloc,
-        0x1000_0000,
-        RAM + (32 << 20),
-        LEN,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, 0x1000_0000, RAM + (32 << 20), LEN, Prot::RW);
     drv.attach_s1(0x10, &dom).unwrap();
     let dma = view(&p, 0x10, None);
     let mut buf = vec![0u8; LEN as usize];

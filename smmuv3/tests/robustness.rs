@@ -89,14 +89,7 @@ fn fuzz_one(seed: u64, ops: usize) {
     // Start from a real bring-up so random mutations hit live structures.
     let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        0x10_0000,
-        RAM + 0x0100_0000,
-        0x8000,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, 0x10_0000, RAM + 0x0100_0000, 0x8000, Prot::RW);
     for sid in 0..4 {
         drv.attach_s1(sid, &dom).unwrap();
     }

@@ -9,7 +9,7 @@ use viommu_common::mem;
 use super::cmd;
 use super::driver::{DriverError, GuestDriver, S1Domain, S2Domain};
 use super::entries::{cd_used, ste_used};
-use super::pgtable::{IoPgtable, PgFormat, LINUX_MAIR};
+use super::pgtable::{IoPgtable, PgFormat, Prot, LINUX_MAIR};
 use crate::device::GuestRam;
 use crate::spec::cd::CdW0;
 use crate::spec::ste::SteW1;
@@ -358,6 +358,13 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
     pub fn attach_s2(&mut self, sid: u32, dom: &S2Domain) -> Result<(), DriverError> {
         let ste = self.s2_ste(dom);
         self.write_ste(sid, ste).map(|_| ())
+    }
+
+    /// Map `len` bytes of 4 KiB pages from `iova` to `pa` in a stage-1 domain, page tables from
+    /// the driver's allocator (a fresh mapping needs no invalidation, as in Linux).
+    pub fn map_s1(&mut self, dom: &S1Domain, iova: u64, pa: u64, len: u64, prot: Prot) {
+        dom.pgtable
+            .map_pages(self.mem, &mut self.alloc, iova, pa, len, prot);
     }
 
     /// Unmap `[iova, iova + size)` of 4 KiB pages from a stage-1 domain and invalidate as
