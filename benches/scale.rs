@@ -35,7 +35,7 @@ use viommu_common::traits::{DmaTranslator, NoInterrupts};
 use viommu_common::{DmaRequest, SubstreamId};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
-use viommu_smmuv3::testing::{DriverOptions, GuestDriver, Prot, S1Domain};
+use viommu_smmuv3::testing::{GuestDriver, Prot, S1Domain};
 use vm_memory::GuestMemoryMmap;
 
 const RAM: u64 = 0x4000_0000;
@@ -145,18 +145,9 @@ fn bench_scale(c: &mut Criterion) {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu: Smmu<'_> = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(NoInterrupts)).unwrap();
     let cap = smmu.iotlb_capacity() as u64;
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        IOVA,
-        RAM + 0x0100_0000,
-        4 * cap * 0x1000,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, IOVA, RAM + 0x0100_0000, 4 * cap * 0x1000, Prot::RW);
     for sid in SID_BASE..SID_BASE + SID_COUNTS[2] {
         drv.attach_s1(sid, &dom).unwrap();
     }

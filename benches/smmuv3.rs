@@ -35,7 +35,7 @@ use viommu_common::DmaRequest;
 use viommu_smmuv3::ats::AtsRequest;
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
+use viommu_smmuv3::testing::{cmd, GuestDriver, Prot};
 
 const RAM: u64 = 0x4000_0000;
 const RAM_SIZE: u64 = 64 << 20;
@@ -54,21 +54,11 @@ fn perf_loop() -> Option<(String, u64)> {
 fn bench_smmuv3(c: &mut Criterion) {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(NoInterrupts)).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        IOVA,
-        RAM + 0x0200_0000,
-        0x10_000,
-        Prot::RW,
-    );
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
+    drv.map_s1(&dom, IOVA, RAM + 0x0200_0000, 0x10_000, Prot::RW);
+    drv.map_s1(
+        &dom,
         MISS_IOVA,
         RAM + 0x0100_0000,
         MISS_PAGES * 0x1000,
@@ -173,18 +163,9 @@ fn bench_ats(c: &mut Criterion) {
         ..SmmuConfig::default()
     };
     let smmu = SmmuV3::new(&cfg, &ram, Arc::new(NoInterrupts)).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        IOVA,
-        RAM + 0x0200_0000,
-        0x10_000,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, IOVA, RAM + 0x0200_0000, 0x10_000, Prot::RW);
     let (table, fmt, cdmax) = drv.cd_table(SID, 0);
     let cd = drv.s1_cd(&dom);
     drv.write_cd_steps(SID, 0, cd, &mut || {}).unwrap();
@@ -211,19 +192,10 @@ fn bench_stall(c: &mut Criterion) {
         ..SmmuConfig::default()
     };
     let smmu = SmmuV3::new(&cfg, &ram, Arc::new(NoInterrupts)).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
-    // A `dma-can-stall` master: CD.S = 1, STE.S1STALLD = 0 (Linux `arm_smmu_make_sva_cd()`,
-    // stall_enabled).
-    let (table, fmt, cdmax) = drv.cd_table(SID, 0);
-    let mut cd = drv.s1_cd(&dom);
-    cd[0] |= 1 << 44;
-    drv.write_cd_steps(SID, 0, cd, &mut || {}).unwrap();
-    let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
-    ste[1] &= !(1 << 27);
-    drv.write_ste(SID, ste).unwrap();
+    // A `dma-can-stall` master: CD.S = 1, STE.S1STALLD = 0.
+    drv.attach_s1_stall(SID, &dom).unwrap();
     let pa = RAM + 0x0300_0000;
     // Build the intermediate tables once; each iteration only toggles the leaf.
     dom.pgtable

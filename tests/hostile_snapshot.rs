@@ -16,10 +16,9 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use viommu_common::fault::{FaultId, Smmuv3FaultId};
 use viommu_common::testing::{guest_ram, RecordingIrq};
-use viommu_common::traits::{DmaTranslator, FaultKind, MmioDevice};
-use viommu_common::{DmaFault, DmaMapping, DmaRequest, StreamId};
+use viommu_common::traits::{DmaTranslator, MmioDevice};
+use viommu_common::{DmaRequest, StreamId};
 use viommu_pamu::testing::{LinuxVersion, Rig};
 use viommu_pamu::{PamuConfig, PamuState, RestoreError};
 use viommu_smmuv3::caps::SmmuConfig;
@@ -29,7 +28,7 @@ use viommu_smmuv3::snapshot::{SmmuV3Snapshot, SnapshotError};
 use viommu_smmuv3::spec::idr::{Idr0, StallModel};
 use viommu_smmuv3::spec::regs as r;
 use viommu_smmuv3::testing::pgtable::Prot;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver};
+use viommu_smmuv3::testing::{cmd, stalled, GuestDriver};
 use vm_memory::GuestMemoryMmap;
 
 const RAM: u64 = 0x4000_0000;
@@ -56,38 +55,17 @@ fn smmu(ram: &GuestMemoryMmap) -> Smmu<'_> {
     SmmuV3::new(&config(), ram, Arc::new(RecordingIrq::new())).unwrap()
 }
 
-fn stalled(r: Result<DmaMapping, DmaFault>) -> u16 {
-    match r {
-        Err(DmaFault {
-            kind: FaultKind::Stalled,
-            stall_tag: Some(stag),
-            event: FaultId::Smmuv3(Smmuv3FaultId::Translation),
-            ..
-        }) => stag,
-        other => panic!("expected a stall, got {other:?}"),
-    }
-}
-
 /// A Linux-programmed SMMUv3 with much state: a stage-1 stream that stalls (two held
 /// transactions, one resumed and not collected), an open and an answered Page Request Group,
 /// an unacknowledged CERROR_ILL.
 fn rich_snapshot(ram: &GuestMemoryMmap) -> SmmuV3Snapshot {
     let dev = smmu(ram);
-    let mut drv = GuestDriver::new(&dev, ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&dev, ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
-    let (table, fmt, cdmax) = drv.cd_table(SID, 0);
-    let mut cd = drv.s1_cd(&dom);
-    cd[0] |= 1 << 44; // CD.S: stall faulting transactions
-    drv.write_cd_steps(SID, 0, cd, &mut || {}).unwrap();
-    let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
-    ste[1] &= !(1 << 27); // STE.S1STALLD = 0
-    drv.write_ste(SID, ste).unwrap();
+    drv.attach_s1_stall(SID, &dom).unwrap();
     let a = stalled(dev.translate(&DmaRequest::read(SID, IOVA + 0x40, 4)));
     stalled(dev.translate(&DmaRequest::write(SID, IOVA + 0x2000, 8)));
-    dom.pgtable
-        .map_pages(ram, &mut drv.alloc, IOVA, PA, 0x1000, Prot::RW);
+    drv.map_s1(&dom, IOVA, PA, 0x1000, Prot::RW);
     drv.issue(&[cmd::resume(SID, a, 1)]).unwrap();
     let req = |group| PageRequest {
         addr: IOVA,

@@ -108,17 +108,8 @@ fn addr() -> impl Strategy<Value = u64> {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Insert {
-        tag: TlbTag,
-        input: u64,
-        output: u64,
-        size_log2: u8,
-        level: i8,
-        global: bool,
-        ipa: Option<u64>,
-        /// Align `input`/`output` to the size (a well-formed entry) or keep them as drawn.
-        align: bool,
-    },
+    /// Insert an entry under a tag.
+    Insert(TlbTag, TlbEntry),
     Invalidate(Invalidation),
     Lookup(TlbTag, u64),
 }
@@ -176,15 +167,26 @@ fn op() -> impl Strategy<Value = Op> {
         prop_oneof![9 => Just(true), 1 => Just(false)],
     )
         .prop_map(
-            |(tag, input, output, size_log2, level, global, ipa, align)| Op::Insert {
-                tag,
-                input,
-                output,
-                size_log2,
-                level,
-                global,
-                ipa,
-                align,
+            |(tag, input, output, size_log2, level, global, ipa, align)| {
+                // `align`: a well-formed entry (addresses aligned to the size), else as drawn.
+                let mask = if align && size_log2 < 64 {
+                    !((1u64 << size_log2) - 1)
+                } else {
+                    u64::MAX
+                };
+                let entry = TlbEntry {
+                    input: input & mask,
+                    output: output & mask,
+                    size_log2,
+                    level,
+                    perms: Perms::RW,
+                    priv_perms: Perms::RWX,
+                    attrs: MemAttrs::default(),
+                    global,
+                    ipa: ipa.map(|a| a & mask),
+                    flags: 0,
+                };
+                Op::Insert(tag, entry)
             },
         );
     prop_oneof![
@@ -242,39 +244,19 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Insert `entry` under `tag` the way a walk does (a fill token, then the insert), with its
+/// allocations counted; whether the IOTLB took it.
+fn insert(tlb: &Iotlb, tag: TlbTag, entry: TlbEntry) -> bool {
+    tracked(|| {
+        let token = tlb.begin_fill(tag);
+        tlb.insert(token, entry)
+    })
+}
+
 fn apply(tlb: &Iotlb, op: &Op, inserted: &mut HashSet<(TlbTag, u64)>) {
     match *op {
-        Op::Insert {
-            tag,
-            input,
-            output,
-            size_log2,
-            level,
-            global,
-            ipa,
-            align,
-        } => {
-            let mask = if align && size_log2 < 64 {
-                !((1u64 << size_log2) - 1)
-            } else {
-                u64::MAX
-            };
-            let entry = TlbEntry {
-                input: input & mask,
-                output: output & mask,
-                size_log2,
-                level,
-                perms: Perms::RW,
-                priv_perms: Perms::RWX,
-                attrs: MemAttrs::default(),
-                global,
-                ipa: ipa.map(|a| a & mask),
-                flags: 0,
-            };
-            let ok = tracked(|| {
-                let token = tlb.begin_fill(tag);
-                tlb.insert(token, entry)
-            });
+        Op::Insert(tag, entry) => {
+            let ok = insert(tlb, tag, entry);
             if ok && inserted.len() < 4096 {
                 inserted.insert((tag, entry.input));
             }
@@ -331,10 +313,7 @@ fn test_iotlb_flood_stays_bounded() {
             ipa: None,
             flags: 0,
         };
-        tracked(|| {
-            let t = tlb.begin_fill(tag);
-            tlb.insert(t, entry)
-        });
+        insert(&tlb, tag, entry);
         inserted.insert((tag, entry.input));
     }
     assert!(visible(&tlb, &inserted) <= cap);

@@ -136,10 +136,7 @@ fn platform() -> Platform {
 
 /// The guest kernel's arm-smmu-v3 probe and reset.
 fn bring_up(p: &Platform) -> GuestDriver<'_, Arc<Ram>, Ram> {
-    let mut drv = GuestDriver::new(&p.smmu, &*p.ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
-    drv
+    GuestDriver::bring_up(&p.smmu, &*p.ram, RAM, RAM_SIZE)
 }
 
 /// The StreamID the topology gives `node`.
@@ -568,9 +565,7 @@ fn test_hot_added_memory_holds_tables_and_buffers() {
     let irq = Arc::new(RecordingIrq::new());
     let smmu = SmmuV3::new(&SmmuConfig::default(), atomic.clone(), irq.clone()).unwrap();
     let boot = atomic.memory();
-    let mut drv = GuestDriver::new(&smmu, &*boot, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &*boot, RAM, RAM_SIZE);
 
     // The VMM hot-adds 16 MiB; the guest onlines it and allocates from it.
     let region = GuestRegionMmap::from_range(GuestAddress(HOT), HOT_SIZE as usize, None).unwrap();
@@ -695,14 +690,7 @@ fn test_large_dma_over_many_pages_succeeds() {
     let p = platform();
     let mut drv = bring_up(&p);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &*p.ram,
-        &mut drv.alloc,
-        0x1000_0000,
-        RAM + (32 << 20),
-        LEN,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, 0x1000_0000, RAM + (32 << 20), LEN, Prot::RW);
     drv.attach_s1(0x10, &dom).unwrap();
     let dma = view(&p, 0x10, None);
     let mut buf = vec![0u8; LEN as usize];

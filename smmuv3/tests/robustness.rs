@@ -14,7 +14,7 @@ use viommu_common::{AccessKind, DmaRequest};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::spec::regs as r;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, Prot};
+use viommu_smmuv3::testing::{cmd, GuestDriver, Prot};
 use vm_memory::{Bytes, GuestAddress};
 
 const RAM: u64 = 0x4000_0000;
@@ -87,18 +87,9 @@ fn fuzz_one(seed: u64, ops: usize) {
     let smmu = SmmuV3::new(&cfg, &ram, irq.clone()).unwrap();
     smmu.set_cmdq_batch_limit(rng.random_range(1..64));
     // Start from a real bring-up so random mutations hit live structures.
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        0x10_0000,
-        RAM + 0x0100_0000,
-        0x8000,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, 0x10_0000, RAM + 0x0100_0000, 0x8000, Prot::RW);
     for sid in 0..4 {
         drv.attach_s1(sid, &dom).unwrap();
     }
@@ -181,15 +172,7 @@ fn fuzz_one(seed: u64, ops: usize) {
     smmu.finish_pending();
     // After the storm, a fresh Linux bring-up (structures in untouched RAM) recovers the device
     // completely: the model holds no state the guest cannot reset.
-    let mut fresh = GuestDriver::new(
-        &smmu,
-        &ram,
-        RAM + RAM_SIZE / 2,
-        RAM_SIZE / 2,
-        DriverOptions::default(),
-    );
-    fresh.probe().unwrap();
-    fresh.reset().unwrap();
+    let mut fresh = GuestDriver::bring_up(&smmu, &ram, RAM + RAM_SIZE / 2, RAM_SIZE / 2);
     let dom = fresh.new_s1_domain(9);
     dom.pgtable.map(
         &ram,
@@ -249,9 +232,7 @@ fn test_cmdq_batches_are_bounded() {
 fn test_no_stale_translation_after_sync() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(RecordingIrq::new())).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
     let iova = 0x20_0000;
     drv.attach_s1(3, &dom).unwrap();
@@ -302,9 +283,7 @@ fn test_no_stale_translation_after_sync() {
 fn test_no_stale_configuration_after_cfgi_sync() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = SmmuV3::new(&SmmuConfig::default(), &ram, Arc::new(RecordingIrq::new())).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE);
     let dom = drv.new_s1_domain(1);
     dom.pgtable.map(
         &ram,

@@ -9,14 +9,14 @@ use std::time::Duration;
 use viommu_common::fault::{FaultId, Smmuv3FaultId};
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::{DmaTranslator, FaultKind};
-use viommu_common::{AccessKind, DmaFault, DmaMapping, DmaRequest, StreamId};
+use viommu_common::{AccessKind, DmaFault, DmaRequest, StreamId};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::snapshot::{ProgressSnapshot, SmmuV3Snapshot, SnapshotError};
 use viommu_smmuv3::spec::idr::StallModel;
 use viommu_smmuv3::stall::{Resolution, StallStatus};
 use viommu_smmuv3::testing::pgtable::Prot;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, S1Domain};
+use viommu_smmuv3::testing::{cmd, stalled, GuestDriver, S1Domain};
 use vm_memory::GuestMemoryMmap;
 
 const RAM: u64 = 0x4000_0000;
@@ -40,32 +40,12 @@ fn device(ram: &GuestMemoryMmap, stall_max: u16) -> Smmu<'_> {
 /// Probe, reset, and attach `sids` to one stage-1 domain whose CD has S = 1 (Linux SVA with a
 /// `dma-can-stall` master).
 fn setup<'a>(smmu: &'a Smmu<'a>, ram: &'a GuestMemoryMmap, sids: &[u32]) -> (Driver<'a>, S1Domain) {
-    let mut drv = GuestDriver::new(smmu, ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(smmu, ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
     for &sid in sids {
-        let (table, fmt, cdmax) = drv.cd_table(sid, 0);
-        let mut cd = drv.s1_cd(&dom);
-        cd[0] |= 1 << 44; // CD.S
-        drv.write_cd_steps(sid, 0, cd, &mut || {}).unwrap();
-        let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
-        ste[1] &= !(1 << 27); // STE.S1STALLD = 0
-        drv.write_ste(sid, ste).unwrap();
+        drv.attach_s1_stall(sid, &dom).unwrap();
     }
     (drv, dom)
-}
-
-fn stalled(r: Result<DmaMapping, DmaFault>) -> u16 {
-    match r {
-        Err(DmaFault {
-            kind: FaultKind::Stalled,
-            stall_tag: Some(stag),
-            event: FaultId::Smmuv3(Smmuv3FaultId::Translation),
-            ..
-        }) => stag,
-        other => panic!("expected a stall, got {other:?}"),
-    }
 }
 
 /// Save `from`, through JSON, into `to`; `to` then has `from`'s state.

@@ -8,14 +8,14 @@ use std::time::Duration;
 use viommu_common::fault::Smmuv3FaultId;
 use viommu_common::testing::{guest_ram, RecordingIrq};
 use viommu_common::traits::{DmaTranslator, FaultKind};
-use viommu_common::{DmaFault, DmaRequest, StreamId};
+use viommu_common::{DmaRequest, StreamId};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
 use viommu_smmuv3::spec::idr::StallModel;
 use viommu_smmuv3::spec::regs as r;
 use viommu_smmuv3::stall::{Resolution, StallStatus};
 use viommu_smmuv3::testing::pgtable::Prot;
-use viommu_smmuv3::testing::{cmd, DriverOptions, GuestDriver, S1Domain};
+use viommu_smmuv3::testing::{cmd, stalled, DriverOptions, GuestDriver, S1Domain};
 use vm_memory::GuestMemoryMmap;
 
 const RAM: u64 = 0x4000_0000;
@@ -50,30 +50,9 @@ fn setup<'a>(
     drv.reset().unwrap();
     let dom = drv.new_s1_domain(1);
     for &sid in sids {
-        let (table, fmt, cdmax) = drv.cd_table(sid, 0);
-        let mut cd = drv.s1_cd(&dom);
-        cd[0] |= 1 << 44; // CD.S: stall (arm_smmu_make_sva_cd with stall_enabled)
-        drv.write_cd_steps(sid, 0, cd, &mut || {}).unwrap();
-        let mut ste = drv.cdtable_ste(table, fmt, cdmax, 2);
-        ste[1] &= !(1 << 27); // S1STALLD = 0: a `dma-can-stall` master
-        drv.write_ste(sid, ste).unwrap();
+        drv.attach_s1_stall(sid, &dom).unwrap();
     }
     (drv, dom)
-}
-
-fn stalled(r: Result<viommu_common::DmaMapping, DmaFault>) -> u16 {
-    match r {
-        Err(DmaFault {
-            kind: FaultKind::Stalled,
-            stall_tag: Some(stag),
-            event,
-            ..
-        }) => {
-            assert_eq!(event, Smmuv3FaultId::Translation);
-            stag
-        }
-        other => panic!("expected a stall, got {other:?}"),
-    }
 }
 
 fn read(sid: u32, addr: u64) -> DmaRequest {
@@ -329,9 +308,7 @@ fn test_stall_record_waits_for_event_queue_space() {
 fn test_no_stall_without_cd_s_and_resume_illegal_without_stall_model() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = SmmuV3::new(&stall_config(0), &ram, Arc::new(RecordingIrq::new())).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
     drv.attach_s1(SID, &dom).unwrap();
     let f = smmu.translate(&read(SID, IOVA)).unwrap_err();
@@ -339,9 +316,7 @@ fn test_no_stall_without_cd_s_and_resume_illegal_without_stall_model() {
 
     let ram2 = guest_ram(RAM, RAM_SIZE as usize);
     let smmu2 = SmmuV3::new(&SmmuConfig::default(), &ram2, Arc::new(RecordingIrq::new())).unwrap();
-    let mut drv2 = GuestDriver::new(&smmu2, &ram2, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv2.probe().unwrap();
-    drv2.reset().unwrap();
+    let mut drv2 = GuestDriver::bring_up(&smmu2, &ram2, RAM, RAM_SIZE / 2);
     drv2.issue(&[cmd::resume(SID, 0, 1)]).unwrap();
     assert_eq!(drv2.read32(r::CMDQ_CONS) >> 24 & 0x7F, 1, "CERROR_ILL");
 }
@@ -352,9 +327,7 @@ fn test_no_stall_without_cd_s_and_resume_illegal_without_stall_model() {
 fn test_stage2_fault_stalls_with_s2s() {
     let ram = guest_ram(RAM, RAM_SIZE as usize);
     let smmu = SmmuV3::new(&stall_config(0), &ram, Arc::new(RecordingIrq::new())).unwrap();
-    let mut drv = GuestDriver::new(&smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s2_domain(3);
     let mut ste = drv.s2_ste(&dom);
     ste[2] |= 1 << 57; // S2S

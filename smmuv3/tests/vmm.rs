@@ -9,7 +9,7 @@ use viommu_common::vmm::EndpointIommu;
 use viommu_common::{StreamId, SubstreamId};
 use viommu_smmuv3::caps::SmmuConfig;
 use viommu_smmuv3::device::SmmuV3;
-use viommu_smmuv3::testing::{DriverOptions, GuestDriver, Prot};
+use viommu_smmuv3::testing::{GuestDriver, Prot};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryAtomic, IommuMemory};
 
 const RAM: u64 = 0x4000_0000;
@@ -29,29 +29,13 @@ fn test_iommu_memory_endpoint_dma_through_smmu() {
         )
         .unwrap(),
     );
-    let mut drv = GuestDriver::new(&*smmu, &ram, RAM, RAM_SIZE / 2, DriverOptions::default());
-    drv.probe().unwrap();
-    drv.reset().unwrap();
+    let mut drv = GuestDriver::bring_up(&*smmu, &ram, RAM, RAM_SIZE / 2);
     let dom = drv.new_s1_domain(1);
-    dom.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        0x10_0000,
-        RAM + 0x0300_0000,
-        0x2000,
-        Prot::RW,
-    );
+    drv.map_s1(&dom, 0x10_0000, RAM + 0x0300_0000, 0x2000, Prot::RW);
     drv.attach_s1(0x10, &dom).unwrap();
     // A PASID-capable endpoint: CD 3 maps the same IOVA elsewhere.
     let dom_pasid = drv.new_s1_domain(2);
-    dom_pasid.pgtable.map_pages(
-        &ram,
-        &mut drv.alloc,
-        0x10_0000,
-        RAM + 0x0310_0000,
-        0x1000,
-        Prot::RW,
-    );
+    drv.map_s1(&dom_pasid, 0x10_0000, RAM + 0x0310_0000, 0x1000, Prot::RW);
     drv.attach_s1_pasid(0x11, &dom, 4).unwrap();
     let cd = drv.s1_cd(&dom_pasid);
     drv.write_cd_steps(0x11, 3, cd, &mut || {}).unwrap();

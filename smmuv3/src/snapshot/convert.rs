@@ -47,30 +47,23 @@ pub(super) fn prg_restore(r: PrgResponseSnapshot) -> PrgResponse {
     }
 }
 
-impl From<IdRegs> for IdRegsSnapshot {
-    fn from(r: IdRegs) -> Self {
-        let IdRegs {
-            idr0,
-            idr1,
-            idr2,
-            idr3,
-            idr4,
-            idr5,
-            iidr,
-            aidr,
-        } = r;
-        Self {
-            idr0,
-            idr1,
-            idr2,
-            idr3,
-            idr4,
-            idr5,
-            iidr,
-            aidr,
+/// `impl From<$from> for $to` for two structs with the same fields, listed once. Both sides
+/// are exhaustive (a destructuring pattern and a struct literal, neither with `..`), so a field
+/// added to either struct fails to compile until it is listed here.
+macro_rules! from_same_fields {
+    ($from:ident => $to:ident { $($field:ident),+ $(,)? }) => {
+        impl From<$from> for $to {
+            fn from(v: $from) -> Self {
+                let $from { $($field),+ } = v;
+                Self { $($field),+ }
+            }
         }
-    }
+    };
 }
+
+from_same_fields!(IdRegs => IdRegsSnapshot { idr0, idr1, idr2, idr3, idr4, idr5, iidr, aidr });
+from_same_fields!(IrqCfg => IrqCfgSnapshot { cfg0, cfg1, cfg2 });
+from_same_fields!(IrqCfgSnapshot => IrqCfg { cfg0, cfg1, cfg2 });
 
 impl IdRegsSnapshot {
     /// The registers with their manual names, IDR0 first.
@@ -85,20 +78,6 @@ impl IdRegsSnapshot {
             ("IIDR", self.iidr),
             ("AIDR", self.aidr),
         ]
-    }
-}
-
-impl From<IrqCfg> for IrqCfgSnapshot {
-    fn from(c: IrqCfg) -> Self {
-        let IrqCfg { cfg0, cfg1, cfg2 } = c;
-        Self { cfg0, cfg1, cfg2 }
-    }
-}
-
-impl From<IrqCfgSnapshot> for IrqCfg {
-    fn from(c: IrqCfgSnapshot) -> Self {
-        let IrqCfgSnapshot { cfg0, cfg1, cfg2 } = c;
-        Self { cfg0, cfg1, cfg2 }
     }
 }
 

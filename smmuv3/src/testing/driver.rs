@@ -193,6 +193,19 @@ impl<'a, M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'a, M, G> {
         }
     }
 
+    /// A driver for `dev` with [`DriverOptions::default`] (structures in guest RAM `[ram_base,
+    /// ram_base + ram_size)`) that has probed and reset the SMMU, as
+    /// `arm_smmu_device_probe()` leaves it.
+    ///
+    /// # Panics
+    /// When probe or reset fails (a test set-up problem).
+    pub fn bring_up(dev: &'a SmmuV3<M>, mem: &'a G, ram_base: u64, ram_size: u64) -> Self {
+        let mut drv = Self::new(dev, mem, ram_base, ram_size, DriverOptions::default());
+        drv.probe().expect("guest driver probe");
+        drv.reset().expect("guest driver reset");
+        drv
+    }
+
     // ------------------------------------------------------------------ MMIO primitives
 
     /// `readl` at `off`.

@@ -36,7 +36,28 @@ pub use pgtable::{IoPgtable, PgFormat, Prot};
 
 use vm_memory::GuestMemoryBackend;
 
+use viommu_common::fault::{FaultId, Smmuv3FaultId};
 use viommu_common::mem;
+use viommu_common::traits::FaultKind;
+use viommu_common::{DmaFault, DmaMapping};
+
+/// The STAG of a transaction that stalled on a translation fault (a stage-1 stream whose CD
+/// has S = 1, IHI 0070 §3.12.2).
+///
+/// # Panics
+/// When `r` is anything else: a translation, another fault, or a stall without a STAG.
+#[track_caller]
+pub fn stalled(r: Result<DmaMapping, DmaFault>) -> u16 {
+    match r {
+        Err(DmaFault {
+            kind: FaultKind::Stalled,
+            stall_tag: Some(stag),
+            event: FaultId::Smmuv3(Smmuv3FaultId::Translation),
+            ..
+        }) => stag,
+        other => panic!("expected a stall, got {other:?}"),
+    }
+}
 
 /// A bump allocator over a range of guest RAM (the guest kernel's DMA allocations).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,10 @@ use viommu_common::mem;
 use super::cmd;
 use super::driver::{DriverError, GuestDriver, S1Domain, S2Domain};
 use super::entries::{cd_used, ste_used};
-use super::pgtable::{IoPgtable, PgFormat, LINUX_MAIR};
+use super::pgtable::{IoPgtable, PgFormat, Prot, LINUX_MAIR};
 use crate::device::GuestRam;
+use crate::spec::cd::CdW0;
+use crate::spec::ste::SteW1;
 
 /// Which entry a hitless write targets (decides the "sync" commands).
 #[derive(Debug, Clone, Copy)]
@@ -332,6 +334,23 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
         Ok(())
     }
 
+    /// Attach `sid`, a `dma-can-stall` master without PASIDs, to a stage-1 domain that stalls
+    /// faulting transactions: CD 0 with S = 1 (`arm_smmu_make_sva_cd()` with stall_enabled),
+    /// then a CD-table STE with S1DSS = SSID0 and S1STALLD = 0.
+    ///
+    /// # Errors
+    /// A CMD_SYNC timed out.
+    pub fn attach_s1_stall(&mut self, sid: u32, dom: &S1Domain) -> Result<(), DriverError> {
+        let (table, fmt, cdmax) = self.cd_table(sid, 0);
+        let mut cd = self.s1_cd(dom);
+        cd[0] = CdW0::from_raw(cd[0]).with_s(true).raw();
+        self.write_cd_steps(sid, 0, cd, &mut || {})?;
+        let mut ste = self.cdtable_ste(table, fmt, cdmax, 2);
+        ste[1] = SteW1::from_raw(ste[1]).with_s1stalld(false).raw();
+        self.write_ste(sid, ste)?;
+        Ok(())
+    }
+
     /// Attach `sid` to a stage-2 domain.
     ///
     /// # Errors
@@ -339,6 +358,13 @@ impl<M: GuestRam, G: GuestMemoryBackend + ?Sized> GuestDriver<'_, M, G> {
     pub fn attach_s2(&mut self, sid: u32, dom: &S2Domain) -> Result<(), DriverError> {
         let ste = self.s2_ste(dom);
         self.write_ste(sid, ste).map(|_| ())
+    }
+
+    /// Map `len` bytes of 4 KiB pages from `iova` to `pa` in a stage-1 domain, page tables from
+    /// the driver's allocator (a fresh mapping needs no invalidation, as in Linux).
+    pub fn map_s1(&mut self, dom: &S1Domain, iova: u64, pa: u64, len: u64, prot: Prot) {
+        dom.pgtable
+            .map_pages(self.mem, &mut self.alloc, iova, pa, len, prot);
     }
 
     /// Unmap `[iova, iova + size)` of 4 KiB pages from a stage-1 domain and invalidate as

@@ -9,7 +9,7 @@ use crate::cmdq::command::Command;
 use crate::config::cache::{ConfigCache, CD_CAPACITY, SHARDS, STE_CAPACITY};
 use crate::config::cd::decode_cd;
 use crate::config::ste::decode_ste;
-use crate::config::{CdTableFormat, ContextConfig, S1Config, S1Dss as Dss, StreamConfig};
+use crate::config::{ContextConfig, StreamConfig};
 use crate::spec::cd::Cd;
 use crate::spec::ste::Ste;
 
@@ -18,14 +18,7 @@ fn bypass_cfg() -> StreamConfig {
 }
 
 fn cd_cfg(asid: u16) -> ContextConfig {
-    let s1 = S1Config {
-        cd_table: 0,
-        format: CdTableFormat::Single,
-        cd_max_bits: 0,
-        dss: Dss::Substream0,
-        stall_disabled: false,
-        pa_bits: 48,
-    };
+    let s1 = single();
     decode_cd(&Cd::from_words(s1_cd(asid, 0x1000, 16, 5)), &caps(), &s1).unwrap()
 }
 

@@ -9,25 +9,10 @@ use viommu_common::walk::{FaultClass, Stage, WalkFault, WalkFaultKind};
 use super::*;
 use crate::caps::SmmuConfig;
 use crate::config::cd::{decode_cd, Substream};
-use crate::config::{CdTableFormat, ConfigError, ContextConfig, S1Config, S1Dss as Dss};
+use crate::config::{CdTableFormat, ConfigError, ContextConfig, S1Dss as Dss};
 use crate::event::{EventAccess, EventSource};
 use crate::spec::cd::Cd;
 use crate::spec::evt::EvtClass;
-
-fn s1(format: CdTableFormat, cd_max_bits: u32, dss: Dss, ptr: u64) -> S1Config {
-    S1Config {
-        cd_table: ptr,
-        format,
-        cd_max_bits,
-        dss,
-        stall_disabled: false,
-        pa_bits: 48,
-    }
-}
-
-fn single() -> S1Config {
-    s1(CdTableFormat::Single, 0, Dss::Substream0, 0)
-}
 
 fn dec(w: [u64; 8], caps: &Caps) -> Result<ContextConfig, ConfigError> {
     decode_cd(&Cd::from_words(w), caps, &single())

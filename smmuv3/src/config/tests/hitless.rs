@@ -7,7 +7,7 @@
 use super::*;
 use crate::config::cd::decode_cd;
 use crate::config::ste::decode_ste;
-use crate::config::{CdTableFormat, ConfigError, S1Config, S1Dss as Dss};
+use crate::config::{CdTableFormat, ConfigError, S1Dss as Dss};
 use crate::spec::cd::{Cd, CdW1};
 use crate::spec::ste::{Ste, SteW3};
 
@@ -283,14 +283,7 @@ fn test_hitless_nested_s2() {
 
 fn cd_transition(from: [u64; 8], to: [u64; 8], hitless: bool, syncs: usize) {
     let caps = kunit_caps();
-    let s1 = S1Config {
-        cd_table: 0,
-        format: CdTableFormat::Linear,
-        cd_max_bits: 4,
-        dss: Dss::Substream0,
-        stall_disabled: false,
-        pa_bits: 48,
-    };
+    let s1 = s1(CdTableFormat::Linear, 4, Dss::Substream0, 0);
     let dec = |w: &[u64; 8]| decode_cd(&Cd::from_words(*w), &caps, &s1);
     let old = dec(&from);
     let new = dec(&to);

@@ -10,6 +10,7 @@ mod ste;
 mod words;
 
 use crate::caps::{Caps, SmmuConfig};
+use crate::config::{CdTableFormat, S1Config, S1Dss as Dss};
 use crate::spec::cd::{CdW0, Tg0, Tg1};
 use crate::spec::idr::StallModel;
 use crate::spec::ste::{Eats, S1Dss, S1Fmt, S2Tg, SteConfig, SteW0, SteW1, SteW2};
@@ -30,6 +31,24 @@ pub(super) fn kunit_caps() -> Caps {
     }
     .caps()
     .unwrap()
+}
+
+/// A stage-1 STE's configuration for CD decode: the CD table at `ptr`, stalls allowed, 48-bit
+/// PAs.
+pub(super) fn s1(format: CdTableFormat, cd_max_bits: u32, dss: Dss, ptr: u64) -> S1Config {
+    S1Config {
+        cd_table: ptr,
+        format,
+        cd_max_bits,
+        dss,
+        stall_disabled: false,
+        pa_bits: 48,
+    }
+}
+
+/// [`s1`] of a stream with a single CD (S1CDMax = 0, S1DSS = SSID0).
+pub(super) fn single() -> S1Config {
+    s1(CdTableFormat::Single, 0, Dss::Substream0, 0)
 }
 
 /// Linux's abort STE.

@@ -133,14 +133,7 @@ fn gen_s1(rng: &mut StdRng, nested: bool) -> (S1Config, u64, u64) {
         .with_s1dss(S1Dss(dss))
         .with_s1cir(Cacheability(rng.random_range(0..4)))
         .raw();
-    let cfg = S1Config {
-        cd_table: ptr,
-        format,
-        cd_max_bits,
-        dss: dss_dec,
-        stall_disabled: false,
-        pa_bits: 48,
-    };
+    let cfg = s1(format, cd_max_bits, dss_dec, ptr);
     (cfg, w0, w1)
 }
 
@@ -235,14 +228,7 @@ fn gen_region(rng: &mut StdRng, caps: &Caps, upper: bool) -> (Stage1Config, u8, 
 #[test]
 fn test_prop_cd_decode_recovers_config() {
     let caps = caps();
-    let s1 = S1Config {
-        cd_table: 0,
-        format: CdTableFormat::Single,
-        cd_max_bits: 0,
-        dss: Dss::Substream0,
-        stall_disabled: false,
-        pa_bits: 48,
-    };
+    let s1 = single();
     let mut rng = StdRng::seed_from_u64(0xCD);
     for _ in 0..CASES {
         // One IPS for both regions (it is a single CD field).

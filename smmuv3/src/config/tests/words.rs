@@ -57,14 +57,7 @@ fn test_words_round_trip_decoded_entries() {
             round_trip(cfg);
         }
     }
-    let s1 = S1Config {
-        cd_table: 0,
-        format: CdTableFormat::Single,
-        cd_max_bits: 0,
-        dss: Dss::Substream0,
-        stall_disabled: false,
-        pa_bits: 48,
-    };
+    let s1 = single();
     round_trip(s1);
     for asid in [0, 1, 0xFFFF] {
         let cd = decode_cd(&Cd::from_words(s1_cd(asid, 0x1000, 16, 5)), &c, &s1).unwrap();
