@@ -232,12 +232,19 @@ impl TlbTag {
     }
 
     /// For stage-1 tags: the tag global (nG = 0) entries of the same regime are stored under.
+    ///
+    /// Built with masks rather than [`TlbTag::packed`] (it is on the fill path): a global
+    /// variant keeps the VMID and its space copy (the space is the same), and gets its own kind
+    /// and kind copy.
+    #[inline]
     const fn global_variant(self) -> Option<TlbTag> {
+        const KEEP: u64 = (0xffff << 32) | (63 << SPACE_COPY_SHIFT);
+        const fn kind(k: u64) -> u64 {
+            (k << KIND_SHIFT) | ((k & 7) << KIND_COPY_SHIFT)
+        }
         match self.0 >> KIND_SHIFT {
-            KIND_NH => Some(TlbTag::packed(
-                (KIND_NH_GLOBAL << KIND_SHIFT) | (self.0 & (0xffff << 32)),
-            )),
-            KIND_EL2 => Some(TlbTag::packed(KIND_EL2_GLOBAL << KIND_SHIFT)),
+            KIND_NH => Some(TlbTag((self.0 & KEEP) | kind(KIND_NH_GLOBAL))),
+            KIND_EL2 => Some(TlbTag(kind(KIND_EL2_GLOBAL))),
             _ => None,
         }
     }
@@ -604,6 +611,17 @@ impl Iotlb {
     /// [`Iotlb::lookup_hit_words`] after the page probe: the sizes of `mask`, then globals.
     #[inline(never)]
     fn lookup_hit_words_rest(&self, tag: TlbTag, iova: u64, mask: u64) -> Option<(u32, u64, u64)> {
+        // Only pages cached and no global entries (the common case): a page miss is a miss.
+        if mask == 0 && self.table.global_present.load(Ordering::Relaxed) == 0 {
+            self.stats.bump(Counter::Miss);
+            return None;
+        }
+        self.lookup_hit_words_probe(tag, iova, mask)
+    }
+
+    /// [`Iotlb::lookup_hit_words_rest`] when other sizes or global entries may match.
+    #[inline(never)]
+    fn lookup_hit_words_probe(&self, tag: TlbTag, iova: u64, mask: u64) -> Option<(u32, u64, u64)> {
         self.lookup_rest_words(tag, iova, mask)
             .map(|w| table::hit_parts(&w))
     }
@@ -697,7 +715,15 @@ impl Iotlb {
                 }
                 self.table.insert(
                     &words,
-                    |t, s| self.epochs.stamp(TlbTag(t)) != s,
+                    // A slot of the same tag is dead exactly when its stamp differs from ours
+                    // (current, checked above); others need their tag's counters.
+                    |t, s| {
+                        if t == tag.raw() {
+                            s != stamp
+                        } else {
+                            self.epochs.stamp(TlbTag(t)) != s
+                        }
+                    },
                     || self.epochs.fences_unchanged(&token, entry.global),
                     stats::thread_random(),
                 )

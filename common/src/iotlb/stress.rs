@@ -473,7 +473,16 @@ fn run_guarded(duration: Duration) {
                 world.writes.fetch_add(1, Ordering::Relaxed);
             }
         });
-        std::thread::sleep(duration);
+        // As in `run`: at least `duration`, and on a loaded machine on until the minimum work
+        // is done (at most a minute).
+        let start = Instant::now();
+        let enough = || {
+            world.checked_hits.load(Ordering::Relaxed) > MIN_HITS
+                && world.writes.load(Ordering::Relaxed) > MIN_WRITES
+        };
+        while start.elapsed() < duration || (!enough() && start.elapsed() < MAX_RUN) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         world.stop.store(true, Ordering::Relaxed);
     });
     let (hits, writes) = (

@@ -811,3 +811,32 @@ fn test_iotlb_synchronize_not_starved_by_new_guards() {
         stop.store(true, Ordering::Relaxed);
     });
 }
+
+/// The masked global variant of a stage-1 tag is the tag `TlbTag::packed` builds for the
+/// regime's global kind (same VMID, so same space), for every VMID bit and ASID; other tags
+/// have none.
+#[test]
+fn test_iotlb_global_variant_matches_packed_construction() {
+    for vmid in [0u16, 1, 0x3f, 0x40, 0x1234, 0xffff] {
+        for asid in [0u16, 1, 0x8000, 0xffff] {
+            let tag = TlbTag::stage1(Vmid(vmid), Asid(asid));
+            let packed = TlbTag::packed((KIND_NH_GLOBAL << KIND_SHIFT) | (u64::from(vmid) << 32));
+            assert_eq!(
+                tag.global_variant(),
+                Some(packed),
+                "VMID {vmid} ASID {asid}"
+            );
+            assert_eq!(packed.space_bits(), tag.space_bits());
+            let el2 = TlbTag::stage1_in(Regime::El2, Asid(asid));
+            assert_eq!(
+                el2.global_variant(),
+                Some(TlbTag::packed(KIND_EL2_GLOBAL << KIND_SHIFT))
+            );
+        }
+        assert_eq!(TlbTag::stage2(Vmid(vmid)).global_variant(), None);
+    }
+    assert_eq!(
+        TlbTag::stream(StreamId(7), Some(SubstreamId(3))).global_variant(),
+        None
+    );
+}
