@@ -288,13 +288,22 @@ impl<M: GuestRam> DmaTranslator for Pamu<M> {
         // through, when there is nothing to trace; anything else takes the full path.
         if self.tracer.is_none() {
             let liodn = req.stream.0;
-            let (ctl, regs) = self.control(self.instance_of(liodn));
-            let ram = self.mem.ram();
-            let ioe = default_ioe(req.access);
-            if let Some(t) = translate_hit(
-                &*ram, &self.caps, ctl, &regs, liodn, req.addr, first, req.access, ioe,
-            ) {
-                return Ok(t.to_mapping());
+            let inst = self.instance_of(liodn);
+            if let Some(h) = self.translation.get(usize::from(inst)) {
+                // The orderings of `control`: only PC, PPBA and PPLA are read.
+                let bypass = Pamubypenr(self.bypass.load(Ordering::Acquire)).bypasses(inst);
+                let ctl = Control {
+                    bypass,
+                    pc: Pc::from_bits(h.pc.load(Ordering::Acquire)),
+                };
+                let (ppba, ppla) = h.primary_table();
+                let ram = self.mem.ram();
+                let ioe = default_ioe(req.access);
+                if let Some(t) = translate_hit(
+                    &*ram, &self.caps, ctl, ppba, ppla, liodn, req.addr, first, req.access, ioe,
+                ) {
+                    return Ok(t.to_mapping());
+                }
             }
         }
         self.translate_full(req, first)

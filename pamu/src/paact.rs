@@ -16,8 +16,6 @@ use vm_memory::{
     GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress, VolatileMemory,
 };
 
-use zerocopy::FromBytes;
-
 use crate::caps::Caps;
 use crate::fault::{OpError, PamuFault, Violation, WindowCause};
 use crate::spec::paace::{Ap, Atm, Moe, Otm, PaaceWin, MIN_WSE, OME_SIZE, PAACE_SIZE};
@@ -161,10 +159,11 @@ pub(crate) const fn low_mask(log2: u8) -> u64 {
 
 /// Fetch the window-mode words of the entry at `addr`.
 ///
-/// Fast path (the translation hot path): the 32 bytes are read as four single-copy-atomic
-/// 64-bit loads from one guest-memory slice, the first (words 0-1, holding V) with Acquire so
-/// that a guest which writes the other words before setting V (Linux's barrier sequence) is
-/// seen consistently. Misaligned or region-straddling entries take the generic byte copy.
+/// Fast path (the translation hot path, [`fetch_entry_atomic`]): the 32 bytes are read as
+/// four single-copy-atomic 64-bit loads from one guest-memory slice, the first (words 0-1,
+/// holding V) with Acquire so that a guest which writes the other words before setting V
+/// (Linux's barrier sequence) is seen consistently. Misaligned or region-straddling entries
+/// take the generic byte copy.
 ///
 /// # Errors
 /// [`OpError::Fetch`] if the 32 bytes are not all in guest RAM.
@@ -173,36 +172,51 @@ pub fn fetch_entry<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     addr: u64,
 ) -> Result<PaaceWin, OpError> {
+    match fetch_entry_atomic(mem, addr) {
+        Some(raw) => Ok(raw),
+        None => viommu_common::mem::read_obj::<PaaceWin, M>(mem, addr)
+            .map_err(|_| OpError::Fetch { addr }),
+    }
+}
+
+/// The fast path of [`fetch_entry`]: the entry at `addr` as four single-copy-atomic 64-bit
+/// loads (the first with Acquire) from the one guest-memory region that holds all 32 bytes,
+/// or `None` if `addr` is not 8-byte aligned or the bytes are not all in one region (then
+/// only the generic copy of [`fetch_entry`] can tell whether they are in guest RAM).
+#[inline(always)]
+pub(crate) fn fetch_entry_atomic<M: GuestMemoryBackend + ?Sized>(
+    mem: &M,
+    addr: u64,
+) -> Option<PaaceWin> {
+    if addr % 8 != 0 {
+        return None;
+    }
     // The region is looked up directly rather than through `GuestMemoryBackend::get_slice`,
     // which builds (and drops) an error value on every call, hit or not.
-    let region = mem.find_region(GuestAddress(addr));
-    if let (0, Some(region)) = (addr % 8, region) {
-        let offset = MemoryRegionAddress(addr - region.start_addr().0);
-        if let Ok(slice) = region.get_slice(offset, 32) {
-            // The 32 bytes in memory order: each 8-byte load is kept as its bytes, so the
-            // record is the memory image and its big-endian fields convert on access.
-            let mut bytes = [0u8; 32];
-            let mut ok = true;
-            for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
-                let order = if i == 0 {
-                    Ordering::Acquire
-                } else {
-                    Ordering::Relaxed
-                };
-                match slice.get_atomic_ref::<AtomicU64>(i * 8) {
-                    Ok(a) => chunk.copy_from_slice(&a.load(order).to_ne_bytes()),
-                    Err(_) => {
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if ok {
-                return Ok(PaaceWin::read_from_bytes(&bytes).unwrap_or_default());
-            }
-        }
+    let region = mem.find_region(GuestAddress(addr))?;
+    let offset = addr.checked_sub(region.start_addr().0)?;
+    // Checked here as well as by `get_slice`, so that its error path (an error value to build
+    // and drop) is visibly dead to the optimiser.
+    if offset.checked_add(32)? > region.len() {
+        return None;
     }
-    viommu_common::mem::read_obj::<PaaceWin, M>(mem, addr).map_err(|_| OpError::Fetch { addr })
+    let slice = region.get_slice(MemoryRegionAddress(offset), 32).ok()?;
+    let load = |i: usize, order| {
+        slice
+            .get_atomic_ref::<AtomicU64>(i * 8)
+            .ok()
+            .map(|a| a.load(order))
+    };
+    // The 32 bytes in memory order: each 8-byte load is kept as its native-endian value, so
+    // the four values are the memory image and the record's big-endian fields convert on
+    // access.
+    let image: [u64; 4] = [
+        load(0, Ordering::Acquire)?,
+        load(1, Ordering::Relaxed)?,
+        load(2, Ordering::Relaxed)?,
+        load(3, Ordering::Relaxed)?,
+    ];
+    Some(zerocopy::transmute!(image))
 }
 
 /// Address of LIODN `liodn`'s PPAACE, checked against PC2.MLIODN and the exclusive PPLA.
@@ -211,17 +225,21 @@ pub fn fetch_entry<M: GuestMemoryBackend + ?Sized>(
 /// [`Violation::LiodnNotInTable`] (AVS1.LAV = 1).
 #[inline(always)]
 pub fn ppaace_addr(regs: &TableRegs, caps: &Caps, liodn: u32) -> Result<u64, Violation> {
+    primary_entry(regs.ppba, regs.ppla, caps, liodn).ok_or(Violation::LiodnNotInTable)
+}
+
+/// [`ppaace_addr`] from the PPBA and PPLA values alone (what the translation hit path reads);
+/// `None` for LAV.
+#[inline(always)]
+pub(crate) fn primary_entry(ppba: u64, ppla: u64, caps: &Caps, liodn: u32) -> Option<u64> {
     if liodn > u32::from(caps.max_liodn()) {
-        return Err(Violation::LiodnNotInTable);
+        return None;
     }
-    let e = regs
-        .ppba
-        .checked_add(u64::from(liodn) * PAACE_SIZE)
-        .ok_or(Violation::LiodnNotInTable)?;
+    let e = ppba.checked_add(u64::from(liodn) * PAACE_SIZE)?;
     // Policy: the whole entry must lie below the exclusive limit.
     match e.checked_add(PAACE_SIZE) {
-        Some(end) if end <= regs.ppla => Ok(e),
-        _ => Err(Violation::LiodnNotInTable),
+        Some(end) if end <= ppla => Some(e),
+        _ => None,
     }
 }
 

@@ -26,7 +26,7 @@ pub(crate) struct TranslationRegs {
 }
 
 impl TranslationRegs {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn table_regs(&self) -> TableRegs {
         // Acquire pairs with the Release store in `set_half`, so a translation that sees a new
         // base also sees the table memory the guest wrote before programming it.
@@ -39,6 +39,15 @@ impl TranslationRegs {
             oba: l(4),
             ola: l(5),
         }
+    }
+
+    /// PPBA and PPLA only (what the translation hit path needs), loaded as in `table_regs`.
+    #[inline(always)]
+    pub(crate) fn primary_table(&self) -> (u64, u64) {
+        (
+            self.tables[0].load(Ordering::Acquire),
+            self.tables[1].load(Ordering::Acquire),
+        )
     }
 
     pub(crate) fn set_half(&self, idx: usize, half: Half, v: u32) {

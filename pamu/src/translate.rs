@@ -13,8 +13,8 @@ use vm_memory::GuestMemoryBackend;
 use crate::caps::Caps;
 use crate::fault::{PamuFault, Violation, WindowCause};
 use crate::paact::{
-    decode_mapping, decode_primary, decode_spaace, fetch_entry, fetch_moe, locate, low_mask,
-    ppaace_addr, spaace_addr, AddrMap, Layout, Mapping, OpMap, TableRegs,
+    decode_mapping, decode_primary, decode_spaace, fetch_entry, fetch_entry_atomic, fetch_moe, locate, low_mask,
+    ppaace_addr, primary_entry, spaace_addr, AddrMap, Layout, Mapping, OpMap, TableRegs,
 };
 use crate::spec::paace::{ioe, Ap, Atm, Otm, PaaceWin, MIN_WSE};
 use crate::spec::regs::Pc;
@@ -152,6 +152,13 @@ fn ap_perms(ap: Ap) -> Perms {
     p
 }
 
+/// The mask of a window of 2^(`wse` + 1) bytes, `wse` <= 63: `low_mask(wse + 1)` without the
+/// 64-bit special case (2 << 63 wraps to 0, and 0 - 1 is all ones).
+#[inline(always)]
+fn window_mask(wse: u8) -> u64 {
+    (2u64 << (wse & 63)).wrapping_sub(1)
+}
+
 /// Steps 4-10 for the common entry, a valid single-window primary (MW = 0) with window or
 /// identity address translation (ATM 0/1) and no or immediate operation translation
 /// (OTM 0/1) that lets the access through, in the fewest instructions: the same answer the
@@ -169,15 +176,16 @@ fn single_window(
 ) -> Option<PamuTranslation> {
     let w1 = raw.pw1();
     let w3 = raw.w3();
-    if !w1.v() || w1.pt() || w1.mw() || w1.wse() < MIN_WSE || w3.atm().0 > 1 || w3.otm().0 > 1 {
+    // ATM and OTM both at most 1: neither has its high bit set.
+    if !w1.v() || w1.pt() || w1.mw() || w1.wse() < MIN_WSE || (w3.atm().0 | w3.otm().0) > 1 {
         return None;
     }
     // The window (size 2^(WSE+1), base masked to it) must hold every byte of the access; the
-    // mapped size of a single window is the window.
-    let mask = low_mask(w1.wse() + 1);
-    let off = addr.checked_sub(raw.wba() & !mask)?;
-    let last = off.checked_add(len.max(1) - 1)?;
-    if last > mask {
+    // mapped size of a single window is the window. An address below the base wraps to an
+    // offset above the mask (a WSE = 63 window has base 0).
+    let mask = window_mask(w1.wse());
+    let off = addr.wrapping_sub(raw.wba() & !mask);
+    if off > mask || len.max(1) - 1 > mask - off {
         return None;
     }
     let ap = w1.ap();
@@ -238,7 +246,8 @@ pub fn translate_hit<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     caps: &Caps,
     ctl: Control,
-    regs: &TableRegs,
+    ppba: u64,
+    ppla: u64,
     liodn: u32,
     addr: u64,
     len: u64,
@@ -248,8 +257,8 @@ pub fn translate_hit<M: GuestMemoryBackend + ?Sized>(
     if ctl.bypass || !ctl.pc.pe() || ctl.pc.pgc() {
         return None;
     }
-    let pe = ppaace_addr(regs, caps, liodn).ok()?;
-    let praw = fetch_entry(mem, pe).ok()?;
+    let pe = primary_entry(ppba, ppla, caps, liodn)?;
+    let praw = fetch_entry_atomic(mem, pe)?;
     single_window(&praw, pe, caps, addr, len, access, ioe)
 }
 
