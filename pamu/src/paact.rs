@@ -10,7 +10,7 @@
 //! driver's "clear V, update, set V" sequence and the hypervisor's in-place AP toggling are
 //! observed immediately without any invalidation; PC.PPCC/SPCC/OCE are stored and ignored.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use vm_memory::{
     GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress, VolatileMemory,
@@ -194,6 +194,54 @@ pub(crate) fn fetch_entry_atomic<M: GuestMemoryBackend + ?Sized>(
     // The region is looked up directly rather than through `GuestMemoryBackend::get_slice`,
     // which builds (and drops) an error value on every call, hit or not.
     let region = mem.find_region(GuestAddress(addr))?;
+    load_entry(region, addr)
+}
+
+/// [`fetch_entry_atomic`] with the region found through a hint: `hint` holds the index, in
+/// the memory map, of the region the last call found. The hinted region is used only if it
+/// holds all 32 bytes at `addr`, which is checked on every call, so a stale hint (tables
+/// moved, memory map replaced) costs a lookup and is never wrong: the hint needs no
+/// invalidation. The entry itself is read from guest memory on every call.
+#[inline(always)]
+pub(crate) fn fetch_entry_hinted<M: GuestMemoryBackend + ?Sized>(
+    mem: &M,
+    addr: u64,
+    hint: &AtomicUsize,
+) -> Option<PaaceWin> {
+    if addr % 8 != 0 {
+        return None;
+    }
+    // Relaxed: the hint is only an index, validated below.
+    if let Some(region) = mem.iter().nth(hint.load(Ordering::Relaxed)) {
+        if let Some(raw) = load_entry(region, addr) {
+            return Some(raw);
+        }
+    }
+    fetch_entry_rehint(mem, addr, hint)
+}
+
+/// The slow path of [`fetch_entry_hinted`]: look the region up, record its index as the new
+/// hint, and read the entry.
+#[cold]
+#[inline(never)]
+fn fetch_entry_rehint<M: GuestMemoryBackend + ?Sized>(
+    mem: &M,
+    addr: u64,
+    hint: &AtomicUsize,
+) -> Option<PaaceWin> {
+    let start = mem.find_region(GuestAddress(addr))?.start_addr();
+    let (index, region) = mem
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.start_addr() == start)?;
+    hint.store(index, Ordering::Relaxed);
+    load_entry(region, addr)
+}
+
+/// The entry at the 8-byte aligned `addr` from `region`, if the region holds all 32 bytes:
+/// four single-copy-atomic 64-bit loads, the first with Acquire (see [`fetch_entry`]).
+#[inline(always)]
+fn load_entry<R: GuestMemoryRegion>(region: &R, addr: u64) -> Option<PaaceWin> {
     let offset = addr.checked_sub(region.start_addr().0)?;
     // Checked here as well as by `get_slice`, so that its error path (an error value to build
     // and drop) is visibly dead to the optimiser.
@@ -225,22 +273,25 @@ pub(crate) fn fetch_entry_atomic<M: GuestMemoryBackend + ?Sized>(
 /// [`Violation::LiodnNotInTable`] (AVS1.LAV = 1).
 #[inline(always)]
 pub fn ppaace_addr(regs: &TableRegs, caps: &Caps, liodn: u32) -> Result<u64, Violation> {
-    primary_entry(regs.ppba, regs.ppla, caps, liodn).ok_or(Violation::LiodnNotInTable)
+    if liodn > u32::from(caps.max_liodn()) {
+        return Err(Violation::LiodnNotInTable);
+    }
+    primary_entry_in_range(regs.ppba, regs.ppla, liodn).ok_or(Violation::LiodnNotInTable)
 }
 
-/// [`ppaace_addr`] from the PPBA and PPLA values alone (what the translation hit path reads);
-/// `None` for LAV.
+/// [`ppaace_addr`] from the PPBA and PPLA values alone (what the translation hit path reads),
+/// for a LIODN already checked against PC2.MLIODN; `None` for LAV. (`liodn` * 64 + 64 fits in
+/// 39 bits, so only the table bounds can overflow.)
 #[inline(always)]
-pub(crate) fn primary_entry(ppba: u64, ppla: u64, caps: &Caps, liodn: u32) -> Option<u64> {
-    if liodn > u32::from(caps.max_liodn()) {
+pub(crate) fn primary_entry_in_range(ppba: u64, ppla: u64, liodn: u32) -> Option<u64> {
+    // Policy: the whole entry must lie below the exclusive limit, so the table must be at
+    // least `end` bytes long; then `ppba` + `off` < `ppla` does not overflow either.
+    let table = ppla.checked_sub(ppba)?;
+    let off = u64::from(liodn) * PAACE_SIZE;
+    if off + PAACE_SIZE > table {
         return None;
     }
-    let e = ppba.checked_add(u64::from(liodn) * PAACE_SIZE)?;
-    // Policy: the whole entry must lie below the exclusive limit.
-    match e.checked_add(PAACE_SIZE) {
-        Some(end) if end <= ppla => Some(e),
-        _ => None,
-    }
+    Some(ppba + off)
 }
 
 /// Decode a PPAACE (step 4 of `translate::translate` and the static checks of steps 5-6).

@@ -6,6 +6,8 @@
 //! [`PamuTranslation`] or a typed [`PamuFault`]. Capturing the fault into registers is the
 //! device's job (`device.rs`), so this module has no side effects.
 
+use std::sync::atomic::AtomicUsize;
+
 use viommu_common::access::{AccessKind, Perms};
 use viommu_common::traits::{DmaMapping, MemAttrs};
 use vm_memory::GuestMemoryBackend;
@@ -13,8 +15,8 @@ use vm_memory::GuestMemoryBackend;
 use crate::caps::Caps;
 use crate::fault::{PamuFault, Violation, WindowCause};
 use crate::paact::{
-    decode_mapping, decode_primary, decode_spaace, fetch_entry, fetch_entry_atomic, fetch_moe, locate, low_mask,
-    ppaace_addr, primary_entry, spaace_addr, AddrMap, Layout, Mapping, OpMap, TableRegs,
+    decode_mapping, decode_primary, decode_spaace, fetch_entry, fetch_entry_hinted, fetch_moe, locate, low_mask,
+    ppaace_addr, primary_entry_in_range, spaace_addr, AddrMap, Layout, Mapping, OpMap, TableRegs,
 };
 use crate::spec::paace::{ioe, Ap, Atm, Otm, PaaceWin, MIN_WSE};
 use crate::spec::regs::Pc;
@@ -236,14 +238,18 @@ fn single_window(
 
 /// [`translate`] for an access that the common entry lets through (see `single_window`), or
 /// `None`: any other entry or outcome, including every fault, is left to [`translate`]. What
-/// a VMM's DMA hit pays: no fault value is built and nothing but the PPAACE is read.
+/// a VMM's DMA hit pays: no fault value is built, only PC, PPBA and PPLA (`ctl`, `ppba`,
+/// `ppla`) and the PPAACE are read, and the PPAACE's region is looked up through the hint
+/// `region` (see [`fetch_entry_hinted`]). The caller has checked `liodn` against PC2.MLIODN;
+/// `ioe` is [`default_ioe`]`(access)`.
 #[expect(
     clippy::too_many_arguments,
     reason = "one argument per input of the translation"
 )]
 #[inline(always)]
-pub fn translate_hit<M: GuestMemoryBackend + ?Sized>(
+pub(crate) fn translate_hit<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
+    region: &AtomicUsize,
     caps: &Caps,
     ctl: Control,
     ppba: u64,
@@ -252,14 +258,13 @@ pub fn translate_hit<M: GuestMemoryBackend + ?Sized>(
     addr: u64,
     len: u64,
     access: AccessKind,
-    ioe: u8,
 ) -> Option<PamuTranslation> {
     if ctl.bypass || !ctl.pc.pe() || ctl.pc.pgc() {
         return None;
     }
-    let pe = primary_entry(ppba, ppla, caps, liodn)?;
-    let praw = fetch_entry_atomic(mem, pe)?;
-    single_window(&praw, pe, caps, addr, len, access, ioe)
+    let pe = primary_entry_in_range(ppba, ppla, liodn)?;
+    let praw = fetch_entry_hinted(mem, pe, region)?;
+    single_window(&praw, pe, caps, addr, len, access, default_ioe(access))
 }
 
 /// Translate one access of `len` bytes at `addr` by LIODN `liodn` (the steps are numbered in the
