@@ -18,7 +18,7 @@ use crate::paact::{
     decode_mapping, decode_primary, decode_spaace, fetch_entry, fetch_entry_hinted, fetch_moe, locate, low_mask,
     ppaace_addr, primary_entry_in_range, spaace_addr, AddrMap, Layout, Mapping, OpMap, TableRegs,
 };
-use crate::spec::paace::{ioe, Ap, Atm, Otm, PaaceWin, MIN_WSE};
+use crate::spec::paace::{ioe, Ap, Atm, Otm, PaaceW3, PaaceWin, MIN_WSE};
 use crate::spec::regs::Pc;
 
 /// The control state of the instance checking a transaction.
@@ -154,6 +154,13 @@ fn ap_perms(ap: Ap) -> Perms {
     p
 }
 
+/// Word 3 with the high bit of ATM and of OTM set: an entry with ATM and OTM both 0 or 1
+/// has neither.
+const ATM_OTM_HIGH: u32 = PaaceW3::new()
+    .with_atm(Atm::PAGE)
+    .with_otm(Otm::INDEXED)
+    .into_bits();
+
 /// The mask of a window of 2^(`wse` + 1) bytes, `wse` <= 63: `low_mask(wse + 1)` without the
 /// 64-bit special case (2 << 63 wraps to 0, and 0 - 1 is all ones).
 #[inline(always)]
@@ -178,8 +185,7 @@ fn single_window(
 ) -> Option<PamuTranslation> {
     let w1 = raw.pw1();
     let w3 = raw.w3();
-    // ATM and OTM both at most 1: neither has its high bit set.
-    if !w1.v() || w1.pt() || w1.mw() || w1.wse() < MIN_WSE || (w3.atm().0 | w3.otm().0) > 1 {
+    if !w1.v() || w1.pt() || w1.mw() || w1.wse() < MIN_WSE || w3.into_bits() & ATM_OTM_HIGH != 0 {
         return None;
     }
     // The window (size 2^(WSE+1), base masked to it) must hold every byte of the access; the
