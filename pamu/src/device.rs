@@ -253,11 +253,12 @@ impl<M: GuestRam> Pamu<M> {
         });
     }
 
-    /// The hit path of [`DmaTranslator::translate`] for the first transaction (`first` bytes)
-    /// of `req`: the answer of [`Pamu::translate_op`] for an access that a single-window
-    /// PPAACE lets through, else `None` (see [`translate_hit`]).
+    /// The hit path of [`DmaTranslator::translate`] for the first transaction of `req` (which
+    /// does not cross a 4 KiB boundary, so only its first byte matters): the answer of
+    /// [`Pamu::translate_op`] for an access that a single-window PPAACE lets through, else
+    /// `None` (see [`translate_hit`]).
     #[inline(always)]
-    fn translate_hit(&self, req: &DmaRequest, first: u64) -> Option<PamuTranslation> {
+    fn translate_hit(&self, req: &DmaRequest) -> Option<PamuTranslation> {
         let liodn = req.stream.0;
         // `parents` has an entry for every LIODN up to PC2.MLIODN and no other: found here,
         // the LIODN is in range (the first check of `ppaace_addr`).
@@ -280,7 +281,6 @@ impl<M: GuestRam> Pamu<M> {
             ppla,
             liodn,
             req.addr,
-            first,
             req.access,
         )
     }
@@ -288,7 +288,9 @@ impl<M: GuestRam> Pamu<M> {
     /// [`DmaTranslator::translate`] through [`Pamu::translate_op`]: the path that records
     /// faults and traces. Kept out of line so the hit path stays small.
     #[inline(never)]
-    fn translate_full(&self, req: &DmaRequest, first: u64) -> Result<DmaMapping, DmaFault> {
+    fn translate_full(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
+        // The request's first transaction: up to the next 4 KiB boundary (see `translate`).
+        let first = req.len.clamp(1, 0x1000 - (req.addr & 0xFFF));
         self.translate_op(
             req.stream.0,
             req.addr,
@@ -319,14 +321,13 @@ impl<M: GuestRam> DmaTranslator for Pamu<M> {
     /// as given (a crossing faults WAV, Policy 7 in the crate documentation).
     #[inline]
     fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
-        let first = req.len.clamp(1, 0x1000 - (req.addr & 0xFFF));
         // The hit path: the same answer as `translate_op` for an access the entry lets
         // through, when there is nothing to trace; anything else takes the full path.
         if self.tracer.is_none() {
-            if let Some(t) = self.translate_hit(req, first) {
+            if let Some(t) = self.translate_hit(req) {
                 return Ok(t.to_mapping());
             }
         }
-        self.translate_full(req, first)
+        self.translate_full(req)
     }
 }

@@ -163,7 +163,9 @@ pub(crate) const fn low_mask(log2: u8) -> u64 {
 /// four single-copy-atomic 64-bit loads from one guest-memory slice, the first (words 0-1,
 /// holding V) with Acquire so that a guest which writes the other words before setting V
 /// (Linux's barrier sequence) is seen consistently. Misaligned or region-straddling entries
-/// take the generic byte copy.
+/// take the generic byte copy. (The alignment that single-copy atomicity needs is the host
+/// address's, which `get_atomic_ref` checks; a guest-misaligned entry in a region whose host
+/// mapping starts page-aligned is host-misaligned too.)
 ///
 /// # Errors
 /// [`OpError::Fetch`] if the 32 bytes are not all in guest RAM.
@@ -181,16 +183,14 @@ pub fn fetch_entry<M: GuestMemoryBackend + ?Sized>(
 
 /// The fast path of [`fetch_entry`]: the entry at `addr` as four single-copy-atomic 64-bit
 /// loads (the first with Acquire) from the one guest-memory region that holds all 32 bytes,
-/// or `None` if `addr` is not 8-byte aligned or the bytes are not all in one region (then
-/// only the generic copy of [`fetch_entry`] can tell whether they are in guest RAM).
+/// or `None` if the bytes are not all in one region or their host address is not 8-byte
+/// aligned (then only the generic copy of [`fetch_entry`] can tell whether they are in guest
+/// RAM).
 #[inline(always)]
 pub(crate) fn fetch_entry_atomic<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     addr: u64,
 ) -> Option<PaaceWin> {
-    if addr % 8 != 0 {
-        return None;
-    }
     // The region is looked up directly rather than through `GuestMemoryBackend::get_slice`,
     // which builds (and drops) an error value on every call, hit or not.
     let region = mem.find_region(GuestAddress(addr))?;
@@ -208,9 +208,6 @@ pub(crate) fn fetch_entry_hinted<M: GuestMemoryBackend + ?Sized>(
     addr: u64,
     hint: &AtomicUsize,
 ) -> Option<PaaceWin> {
-    if addr % 8 != 0 {
-        return None;
-    }
     // Relaxed: the hint is only an index, validated below.
     if let Some(region) = mem.iter().nth(hint.load(Ordering::Relaxed)) {
         if let Some(raw) = load_entry(region, addr) {
@@ -238,8 +235,9 @@ fn fetch_entry_rehint<M: GuestMemoryBackend + ?Sized>(
     load_entry(region, addr)
 }
 
-/// The entry at the 8-byte aligned `addr` from `region`, if the region holds all 32 bytes:
-/// four single-copy-atomic 64-bit loads, the first with Acquire (see [`fetch_entry`]).
+/// The entry at `addr` from `region`, if the region holds all 32 bytes at an 8-byte aligned
+/// host address: four single-copy-atomic 64-bit loads, the first with Acquire (see
+/// [`fetch_entry`]).
 #[inline(always)]
 fn load_entry<R: GuestMemoryRegion>(region: &R, addr: u64) -> Option<PaaceWin> {
     let offset = addr.checked_sub(region.start_addr().0)?;

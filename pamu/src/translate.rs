@@ -125,7 +125,7 @@ impl PamuTranslation {
             perms: self.perms,
             attrs: MemAttrs {
                 mair: 0xFF,
-                shareability: if self.attrs.cr { 2 } else { 0 },
+                shareability: u8::from(self.attrs.cr) << 1,
                 device: self.attrs.device_bits(),
             },
         }
@@ -142,16 +142,13 @@ pub fn default_ioe(access: AccessKind) -> u8 {
     }
 }
 
-#[inline]
+/// What each AP value allows: bit 0 gives R (and X: the PAMU has no execute control), bit 1
+/// gives W.
+const AP_PERMS: [Perms; 4] = [Perms::NONE, Perms::RX, Perms::W, Perms::RWX];
+
+#[inline(always)]
 fn ap_perms(ap: Ap) -> Perms {
-    let mut p = Perms::NONE;
-    if ap.0 & 1 != 0 {
-        p = p.union(Perms::RX);
-    }
-    if ap.0 & 2 != 0 {
-        p = p.union(Perms::W);
-    }
-    p
+    AP_PERMS[usize::from(ap.0 & 3)]
 }
 
 /// Word 3 with the high bit of ATM and of OTM set: an entry with ATM and OTM both 0 or 1
@@ -246,8 +243,12 @@ fn single_window(
 /// `None`: any other entry or outcome, including every fault, is left to [`translate`]. What
 /// a VMM's DMA hit pays: no fault value is built, only PC, PPBA and PPLA (`ctl`, `ppba`,
 /// `ppla`) and the PPAACE are read, and the PPAACE's region is looked up through the hint
-/// `region` (see [`fetch_entry_hinted`]). The caller has checked `liodn` against PC2.MLIODN;
-/// `ioe` is [`default_ioe`]`(access)`.
+/// `region` (see [`fetch_entry_hinted`]). The caller has checked `liodn` against PC2.MLIODN.
+///
+/// The access starts at `addr` and does not cross a 4 KiB boundary (a bus transaction never
+/// does), so its length does not matter: a window is at least 4 KiB and aligned to its size
+/// (WSE >= 11, base masked), so it holds the whole access if it holds the first byte. The
+/// answer is `translate`'s for any such length.
 #[expect(
     clippy::too_many_arguments,
     reason = "one argument per input of the translation"
@@ -262,7 +263,6 @@ pub(crate) fn translate_hit<M: GuestMemoryBackend + ?Sized>(
     ppla: u64,
     liodn: u32,
     addr: u64,
-    len: u64,
     access: AccessKind,
 ) -> Option<PamuTranslation> {
     if ctl.bypass || !ctl.pc.pe() || ctl.pc.pgc() {
@@ -270,7 +270,8 @@ pub(crate) fn translate_hit<M: GuestMemoryBackend + ?Sized>(
     }
     let pe = primary_entry_in_range(ppba, ppla, liodn)?;
     let praw = fetch_entry_hinted(mem, pe, region)?;
-    single_window(&praw, pe, caps, addr, len, access, default_ioe(access))
+    // The first byte stands for the access (see above).
+    single_window(&praw, pe, caps, addr, 1, access, default_ioe(access))
 }
 
 /// Translate one access of `len` bytes at `addr` by LIODN `liodn` (the steps are numbered in the
