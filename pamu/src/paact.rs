@@ -699,4 +699,57 @@ mod tests {
             assert!(m.attrs.cr);
         }
     }
+
+    /// Policy 11 at the edges: the whole PPAACE must lie below the exclusive PPLA; a PPLA
+    /// below PPBA, or a table that would wrap past 2^64, holds no entry; a LIODN above
+    /// PC2.MLIODN is LAV whatever the table size.
+    #[test]
+    fn test_ppaace_addr_limits() {
+        use rand::{Rng, SeedableRng};
+        let c = caps();
+        let t = |ppba: u64, ppla: u64, liodn: u32| {
+            let regs = TableRegs {
+                ppba,
+                ppla,
+                ..TableRegs::default()
+            };
+            ppaace_addr(&regs, &c, liodn)
+        };
+        let lav = Err(Violation::LiodnNotInTable);
+        assert_eq!(t(0x1000, 0x1000 + 3 * 64, 2), Ok(0x1000 + 2 * 64));
+        assert_eq!(t(0x1000, 0x1000 + 3 * 64 - 1, 2), lav);
+        assert_eq!(t(0x1000, 0x1000 + 3 * 64, 3), lav);
+        assert_eq!(t(0x1000, 0x1000, 0), lav);
+        assert_eq!(t(0x1000, 0xFFF, 0), lav);
+        assert_eq!(t(u64::MAX - 63, u64::MAX, 0), lav);
+        assert_eq!(t(u64::MAX - 127, u64::MAX, 0), Ok(u64::MAX - 127));
+        assert_eq!(t(u64::MAX - 127, u64::MAX, 1), lav);
+        let max = u32::from(c.max_liodn());
+        assert_eq!(t(0, u64::MAX, max), Ok(u64::from(max) * 64));
+        assert_eq!(t(0, u64::MAX, max + 1), lav);
+        // The same as "entry = PPBA + 64 * LIODN and entry + 64 <= PPLA, neither overflowing"
+        // for random registers.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..100_000 {
+            let ppba: u64 = if rng.random_bool(0.5) {
+                rng.random()
+            } else {
+                u64::MAX - rng.random_range(0..0x1000)
+            };
+            let ppla = match rng.random_range(0..3) {
+                0 => rng.random(),
+                1 => ppba.wrapping_add(rng.random_range(0..0x400)),
+                _ => ppba.wrapping_sub(rng.random_range(0..0x400)),
+            };
+            let liodn = rng.random_range(0..=max);
+            let expect = ppba
+                .checked_add(u64::from(liodn) * 64)
+                .filter(|e| e.checked_add(64).is_some_and(|end| end <= ppla));
+            assert_eq!(
+                t(ppba, ppla, liodn).ok(),
+                expect,
+                "{ppba:#x} {ppla:#x} {liodn}"
+            );
+        }
+    }
 }
