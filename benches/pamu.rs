@@ -80,16 +80,21 @@ fn bench_pamu(c: &mut Criterion) {
     let id = DmaRequest::write(0x40, 0x1234_5000, 64);
 
     if let Some((name, count)) = perf_loop() {
+        let run_hit = || p.translate(black_box(&hit)).is_ok();
+        let run_hit_arc = || p_arc.translate(black_box(&hit)).is_ok();
+        let run_hit_atomic = || p_atomic.translate(black_box(&hit)).is_ok();
+        let run_subwindow = || p.translate(black_box(&sub)).is_ok();
+        let run_identity = || p.translate(black_box(&id)).is_ok();
+        let run: &dyn Fn() -> bool = match name.as_str() {
+            "translate_hit" => &run_hit,
+            "translate_hit_arc" => &run_hit_arc,
+            "translate_hit_atomic" => &run_hit_atomic,
+            "translate_subwindow" => &run_subwindow,
+            "translate_identity" => &run_identity,
+            _ => panic!("unknown PAMU_BENCH_LOOP name {name}"),
+        };
         for _ in 0..count {
-            let ok = match name.as_str() {
-                "translate_hit" => p.translate(black_box(&hit)).is_ok(),
-                "translate_hit_arc" => p_arc.translate(black_box(&hit)).is_ok(),
-                "translate_hit_atomic" => p_atomic.translate(black_box(&hit)).is_ok(),
-                "translate_subwindow" => p.translate(black_box(&sub)).is_ok(),
-                "translate_identity" => p.translate(black_box(&id)).is_ok(),
-                _ => panic!("unknown PAMU_BENCH_LOOP name {name}"),
-            };
-            black_box(ok);
+            black_box(run());
         }
         std::process::exit(0);
     }
