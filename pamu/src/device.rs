@@ -271,9 +271,8 @@ impl<M: GuestRam> Pamu<M> {
             pc: Pc::from_bits(h.pc.load(Ordering::Acquire)),
         };
         let (ppba, ppla) = h.primary_table();
-        let ram = self.mem.ram();
         translate_hit(
-            &*ram,
+            &self.mem,
             &self.table_region,
             &self.caps,
             ctl,

@@ -9,6 +9,7 @@
 use std::sync::atomic::AtomicUsize;
 
 use viommu_common::access::{AccessKind, Perms};
+use viommu_common::mem::GuestRam;
 use viommu_common::traits::{DmaMapping, MemAttrs};
 use vm_memory::GuestMemoryBackend;
 
@@ -243,8 +244,9 @@ fn single_window(
 /// [`translate`] for an access that the common entry lets through (see `single_window`), or
 /// `None`: any other entry or outcome, including every fault, is left to [`translate`]. What
 /// a VMM's DMA hit pays: no fault value is built, only PC, PPBA and PPLA (`ctl`, `ppba`,
-/// `ppla`) and the PPAACE are read, and the PPAACE's region is looked up through the hint
-/// `region` (see [`fetch_entry_hinted`]). The caller has checked `liodn` against PC2.MLIODN.
+/// `ppla`) and the PPAACE are read (through a snapshot of `mem`'s memory map held for that
+/// read only), and the PPAACE's region is looked up through the hint `region` (see
+/// [`fetch_entry_hinted`]). The caller has checked `liodn` against PC2.MLIODN.
 ///
 /// The access starts at `addr` and does not cross a 4 KiB boundary (a bus transaction never
 /// does), so its length does not matter: a window is at least 4 KiB and aligned to its size
@@ -255,8 +257,8 @@ fn single_window(
     reason = "one argument per input of the translation"
 )]
 #[inline(always)]
-pub(crate) fn translate_hit<M: GuestMemoryBackend + ?Sized>(
-    mem: &M,
+pub(crate) fn translate_hit<R: GuestRam>(
+    mem: &R,
     region: &AtomicUsize,
     caps: &Caps,
     ctl: Control,
@@ -270,7 +272,9 @@ pub(crate) fn translate_hit<M: GuestMemoryBackend + ?Sized>(
         return None;
     }
     let pe = primary_entry_in_range(ppba, ppla, liodn)?;
-    let praw = fetch_entry_hinted(mem, pe, region)?;
+    // A snapshot of the memory map, taken only now and held only for the fetch: the decode
+    // reads nothing else from memory.
+    let praw = fetch_entry_hinted(&*mem.ram(), pe, region)?;
     // The first byte stands for the access (see above).
     single_window(&praw, pe, caps, addr, 1, access, default_ioe(access))
 }
@@ -767,7 +771,7 @@ mod tests {
                 access,
                 default_ioe(access),
             );
-            let hit = translate_hit(&m, &hint, &c, ctl, ppba, ppla, liodn, addr, access);
+            let hit = translate_hit(&&m, &hint, &c, ctl, ppba, ppla, liodn, addr, access);
             hints.insert(hint.load(std::sync::atomic::Ordering::Relaxed));
             let what = format!("ppba {ppba:#x} ppla {ppla:#x} liodn {liodn} {ctl:?} words {w:08x?} addr {addr:#x} len {len:#x} {access:?}");
             if let Some(t) = hit {
