@@ -9,6 +9,9 @@
 //! window-mode bytes of the PPAACE (and of the SPAACE it selects) from guest memory, so the Linux
 //! driver's "clear V, update, set V" sequence and the hypervisor's in-place AP toggling are
 //! observed immediately without any invalidation; PC.PPCC/SPCC/OCE are stored and ignored.
+//! The one thing the translation hit path remembers between calls is where to look: the index
+//! of the guest-memory region that held the last PPAACE it read (`fetch_entry_hinted`), a
+//! hint checked against the region's bounds on every use, never table contents.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -159,7 +162,7 @@ pub(crate) const fn low_mask(log2: u8) -> u64 {
 
 /// Fetch the window-mode words of the entry at `addr`.
 ///
-/// Fast path (the translation hot path, [`fetch_entry_atomic`]): the 32 bytes are read as
+/// Fast path (the translation hot path, `fetch_entry_atomic`): the 32 bytes are read as
 /// four single-copy-atomic 64-bit loads from one guest-memory slice, the first (words 0-1,
 /// holding V) with Acquire so that a guest which writes the other words before setting V
 /// (Linux's barrier sequence) is seen consistently. Misaligned or region-straddling entries
