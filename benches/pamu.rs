@@ -11,6 +11,10 @@
 //!   snapshot per translation is an arc-swap load), the hotplug-capable setup.
 //! - `translate_subwindow`: subwindow 1 of TV-2's 8-way window (PPAACE + SPAACE reads).
 //! - `translate_identity`: the post-5.13 identity gate, the common case of a current guest.
+//!
+//! For instruction and cycle counts (callgrind, `perf stat`), `PAMU_BENCH_LOOP=<name>:<count>`
+//! runs `count` iterations of one of the benches above without criterion and exits; compare
+//! against a run with count 0 to subtract the setup.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -52,6 +56,13 @@ fn setup<M: GuestRam>(pamu: &Pamu<M>, mem: &GuestMemoryMmap<()>) {
         .expect("restore");
 }
 
+/// `PAMU_BENCH_LOOP=<name>:<count>`: the bench to run `count` times without criterion.
+fn perf_loop() -> Option<(String, u64)> {
+    let v = std::env::var("PAMU_BENCH_LOOP").ok()?;
+    let (name, count) = v.split_once(':')?;
+    Some((name.to_string(), count.parse().ok()?))
+}
+
 fn bench_pamu(c: &mut Criterion) {
     let ram = guest_ram(0, RIG_RAM);
     let p = p4080(&ram);
@@ -63,8 +74,32 @@ fn bench_pamu(c: &mut Criterion) {
     let p_atomic = p4080(atomic.clone());
     setup(&p_atomic, &atomic.memory());
 
-    let mut g = c.benchmark_group("pamu");
     let hit = DmaRequest::read(0x30, 0x8123_4560, 8);
+    let sub = DmaRequest::read(0x21, 0x0800_0010, 8);
+    assert_eq!(p.translate(&sub).unwrap().output, 0x1_0800_0010);
+    let id = DmaRequest::write(0x40, 0x1234_5000, 64);
+
+    if let Some((name, count)) = perf_loop() {
+        let run_hit = || p.translate(black_box(&hit)).is_ok();
+        let run_hit_arc = || p_arc.translate(black_box(&hit)).is_ok();
+        let run_hit_atomic = || p_atomic.translate(black_box(&hit)).is_ok();
+        let run_subwindow = || p.translate(black_box(&sub)).is_ok();
+        let run_identity = || p.translate(black_box(&id)).is_ok();
+        let run: &dyn Fn() -> bool = match name.as_str() {
+            "translate_hit" => &run_hit,
+            "translate_hit_arc" => &run_hit_arc,
+            "translate_hit_atomic" => &run_hit_atomic,
+            "translate_subwindow" => &run_subwindow,
+            "translate_identity" => &run_identity,
+            _ => panic!("unknown PAMU_BENCH_LOOP name {name}"),
+        };
+        for _ in 0..count {
+            black_box(run());
+        }
+        std::process::exit(0);
+    }
+
+    let mut g = c.benchmark_group("pamu");
     g.bench_function("translate_hit", |b| b.iter(|| p.translate(black_box(&hit))));
     g.bench_function("translate_hit_arc", |b| {
         b.iter(|| p_arc.translate(black_box(&hit)))
@@ -72,12 +107,9 @@ fn bench_pamu(c: &mut Criterion) {
     g.bench_function("translate_hit_atomic", |b| {
         b.iter(|| p_atomic.translate(black_box(&hit)))
     });
-    let sub = DmaRequest::read(0x21, 0x0800_0010, 8);
-    assert_eq!(p.translate(&sub).unwrap().output, 0x1_0800_0010);
     g.bench_function("translate_subwindow", |b| {
         b.iter(|| p.translate(black_box(&sub)))
     });
-    let id = DmaRequest::write(0x40, 0x1234_5000, 64);
     g.bench_function("translate_identity", |b| {
         b.iter(|| p.translate(black_box(&id)))
     });

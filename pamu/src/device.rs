@@ -15,7 +15,7 @@
 //!   two line levels) sits behind one mutex, taken by register accesses and by fault capture
 //!   only. It keeps "latch fault, recompute line levels, signal the sink" atomic.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use viommu_common::access::{AccessKind, DmaRequest};
@@ -66,6 +66,9 @@ pub struct Pamu<M> {
     pub(crate) translation: Vec<TranslationRegs>,
     /// PAMUBYPENR ([`Pamubypenr`]).
     pub(crate) bypass: AtomicU32,
+    /// Index in the memory map of the region that held the last PPAACE the hit path read: a
+    /// hint, checked on every use (see [`crate::paact`]), so it needs no invalidation.
+    table_region: AtomicUsize,
     /// Status/interrupt/storage registers of all instances and the line levels; see the module
     /// documentation.
     locked: Mutex<LockedState>,
@@ -96,7 +99,8 @@ impl<M: GuestRam> Pamu<M> {
             caps,
             irq,
             parents,
-            translation: (0..n).map(|_| TranslationRegs::default()).collect(),
+            translation: (0..caps.instances).map(TranslationRegs::new).collect(),
+            table_region: AtomicUsize::new(0),
             bypass: AtomicU32::new(0),
             locked: Mutex::new(LockedState {
                 regs: vec![LockedRegs::default(); n],
@@ -249,10 +253,43 @@ impl<M: GuestRam> Pamu<M> {
         });
     }
 
+    /// The hit path of [`DmaTranslator::translate`] for the first transaction of `req` (which
+    /// does not cross a 4 KiB boundary, so only its first byte matters): the answer of
+    /// [`Pamu::translate_op`] for an access that a single-window PPAACE lets through, else
+    /// `None` (see [`translate_hit`]).
+    #[inline(always)]
+    fn translate_hit(&self, req: &DmaRequest) -> Option<PamuTranslation> {
+        let liodn = req.stream.0;
+        // `parents` has an entry for every LIODN up to PC2.MLIODN and no other: found here,
+        // the LIODN is in range (the first check of `ppaace_addr`).
+        let inst = *self.parents.get(usize::try_from(liodn).ok()?)?;
+        let h = self.translation.get(usize::from(inst))?;
+        // The orderings of `control`, reading only PAMUBYPENR, PC, PPBA and PPLA.
+        let bypass = self.bypass.load(Ordering::Acquire) & h.bypass_bit != 0;
+        let ctl = Control {
+            bypass,
+            pc: Pc::from_bits(h.pc.load(Ordering::Acquire)),
+        };
+        let (ppba, ppla) = h.primary_table();
+        translate_hit(
+            &self.mem,
+            &self.table_region,
+            &self.caps,
+            ctl,
+            ppba,
+            ppla,
+            liodn,
+            req.addr,
+            req.access,
+        )
+    }
+
     /// [`DmaTranslator::translate`] through [`Pamu::translate_op`]: the path that records
     /// faults and traces. Kept out of line so the hit path stays small.
     #[inline(never)]
-    fn translate_full(&self, req: &DmaRequest, first: u64) -> Result<DmaMapping, DmaFault> {
+    fn translate_full(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
+        // The request's first transaction: up to the next 4 KiB boundary (see `translate`).
+        let first = req.len.clamp(1, 0x1000 - (req.addr & 0xFFF));
         self.translate_op(
             req.stream.0,
             req.addr,
@@ -283,20 +320,13 @@ impl<M: GuestRam> DmaTranslator for Pamu<M> {
     /// as given (a crossing faults WAV, Policy 7 in the crate documentation).
     #[inline]
     fn translate(&self, req: &DmaRequest) -> Result<DmaMapping, DmaFault> {
-        let first = req.len.clamp(1, 0x1000 - (req.addr & 0xFFF));
         // The hit path: the same answer as `translate_op` for an access the entry lets
         // through, when there is nothing to trace; anything else takes the full path.
         if self.tracer.is_none() {
-            let liodn = req.stream.0;
-            let (ctl, regs) = self.control(self.instance_of(liodn));
-            let ram = self.mem.ram();
-            let ioe = default_ioe(req.access);
-            if let Some(t) = translate_hit(
-                &*ram, &self.caps, ctl, &regs, liodn, req.addr, first, req.access, ioe,
-            ) {
+            if let Some(t) = self.translate_hit(req) {
                 return Ok(t.to_mapping());
             }
         }
-        self.translate_full(req, first)
+        self.translate_full(req)
     }
 }

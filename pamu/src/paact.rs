@@ -9,14 +9,15 @@
 //! window-mode bytes of the PPAACE (and of the SPAACE it selects) from guest memory, so the Linux
 //! driver's "clear V, update, set V" sequence and the hypervisor's in-place AP toggling are
 //! observed immediately without any invalidation; PC.PPCC/SPCC/OCE are stored and ignored.
+//! The one thing the translation hit path remembers between calls is where to look: the index
+//! of the guest-memory region that held the last PPAACE it read (`fetch_entry_hinted`), a
+//! hint checked against the region's bounds on every use, never table contents.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use vm_memory::{
     GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress, VolatileMemory,
 };
-
-use zerocopy::FromBytes;
 
 use crate::caps::Caps;
 use crate::fault::{OpError, PamuFault, Violation, WindowCause};
@@ -161,10 +162,13 @@ pub(crate) const fn low_mask(log2: u8) -> u64 {
 
 /// Fetch the window-mode words of the entry at `addr`.
 ///
-/// Fast path (the translation hot path): the 32 bytes are read as four single-copy-atomic
-/// 64-bit loads from one guest-memory slice, the first (words 0-1, holding V) with Acquire so
-/// that a guest which writes the other words before setting V (Linux's barrier sequence) is
-/// seen consistently. Misaligned or region-straddling entries take the generic byte copy.
+/// Fast path (the translation hot path, `fetch_entry_atomic`): the 32 bytes are read as
+/// four single-copy-atomic 64-bit loads from one guest-memory slice, the first (words 0-1,
+/// holding V) with Acquire so that a guest which writes the other words before setting V
+/// (Linux's barrier sequence) is seen consistently. Misaligned or region-straddling entries
+/// take the generic byte copy. (The alignment that single-copy atomicity needs is the host
+/// address's, which `get_atomic_ref` checks; a guest-misaligned entry in a region whose host
+/// mapping starts page-aligned is host-misaligned too.)
 ///
 /// # Errors
 /// [`OpError::Fetch`] if the 32 bytes are not all in guest RAM.
@@ -173,36 +177,95 @@ pub fn fetch_entry<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     addr: u64,
 ) -> Result<PaaceWin, OpError> {
+    match fetch_entry_atomic(mem, addr) {
+        Some(raw) => Ok(raw),
+        None => viommu_common::mem::read_obj::<PaaceWin, M>(mem, addr)
+            .map_err(|_| OpError::Fetch { addr }),
+    }
+}
+
+/// The fast path of [`fetch_entry`]: the entry at `addr` as four single-copy-atomic 64-bit
+/// loads (the first with Acquire) from the one guest-memory region that holds all 32 bytes,
+/// or `None` if the bytes are not all in one region or their host address is not 8-byte
+/// aligned (then only the generic copy of [`fetch_entry`] can tell whether they are in guest
+/// RAM).
+#[inline(always)]
+pub(crate) fn fetch_entry_atomic<M: GuestMemoryBackend + ?Sized>(
+    mem: &M,
+    addr: u64,
+) -> Option<PaaceWin> {
     // The region is looked up directly rather than through `GuestMemoryBackend::get_slice`,
     // which builds (and drops) an error value on every call, hit or not.
-    let region = mem.find_region(GuestAddress(addr));
-    if let (0, Some(region)) = (addr % 8, region) {
-        let offset = MemoryRegionAddress(addr - region.start_addr().0);
-        if let Ok(slice) = region.get_slice(offset, 32) {
-            // The 32 bytes in memory order: each 8-byte load is kept as its bytes, so the
-            // record is the memory image and its big-endian fields convert on access.
-            let mut bytes = [0u8; 32];
-            let mut ok = true;
-            for (i, chunk) in bytes.chunks_exact_mut(8).enumerate() {
-                let order = if i == 0 {
-                    Ordering::Acquire
-                } else {
-                    Ordering::Relaxed
-                };
-                match slice.get_atomic_ref::<AtomicU64>(i * 8) {
-                    Ok(a) => chunk.copy_from_slice(&a.load(order).to_ne_bytes()),
-                    Err(_) => {
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if ok {
-                return Ok(PaaceWin::read_from_bytes(&bytes).unwrap_or_default());
-            }
+    let region = mem.find_region(GuestAddress(addr))?;
+    load_entry(region, addr)
+}
+
+/// [`fetch_entry_atomic`] with the region found through a hint: `hint` holds the index, in
+/// the memory map, of the region the last call found. The hinted region is used only if it
+/// holds all 32 bytes at `addr`, which is checked on every call, so a stale hint (tables
+/// moved, memory map replaced) costs a lookup and is never wrong: the hint needs no
+/// invalidation. The entry itself is read from guest memory on every call.
+#[inline(always)]
+pub(crate) fn fetch_entry_hinted<M: GuestMemoryBackend + ?Sized>(
+    mem: &M,
+    addr: u64,
+    hint: &AtomicUsize,
+) -> Option<PaaceWin> {
+    // Relaxed: the hint is only an index, validated below.
+    if let Some(region) = mem.iter().nth(hint.load(Ordering::Relaxed)) {
+        if let Some(raw) = load_entry(region, addr) {
+            return Some(raw);
         }
     }
-    viommu_common::mem::read_obj::<PaaceWin, M>(mem, addr).map_err(|_| OpError::Fetch { addr })
+    fetch_entry_rehint(mem, addr, hint)
+}
+
+/// The slow path of [`fetch_entry_hinted`]: look the region up, record its index as the new
+/// hint, and read the entry.
+#[cold]
+#[inline(never)]
+fn fetch_entry_rehint<M: GuestMemoryBackend + ?Sized>(
+    mem: &M,
+    addr: u64,
+    hint: &AtomicUsize,
+) -> Option<PaaceWin> {
+    let start = mem.find_region(GuestAddress(addr))?.start_addr();
+    let (index, region) = mem
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.start_addr() == start)?;
+    hint.store(index, Ordering::Relaxed);
+    load_entry(region, addr)
+}
+
+/// The entry at `addr` from `region`, if the region holds all 32 bytes at an 8-byte aligned
+/// host address: four single-copy-atomic 64-bit loads, the first with Acquire (see
+/// [`fetch_entry`]).
+#[inline(always)]
+fn load_entry<R: GuestMemoryRegion>(region: &R, addr: u64) -> Option<PaaceWin> {
+    let offset = addr.checked_sub(region.start_addr().0)?;
+    // Checked here as well as by `get_slice`, so that its error path (an error value to build
+    // and drop) is visibly dead to the optimiser.
+    if offset.checked_add(32)? > region.len() {
+        return None;
+    }
+    let slice = region.get_slice(MemoryRegionAddress(offset), 32).ok()?;
+    let load = |i: usize, order| {
+        slice
+            .get_atomic_ref::<AtomicU64>(i * 8)
+            .ok()
+            .map(|a| a.load(order))
+    };
+    // The 32 bytes in memory order: each 8-byte load is kept as its native-endian value, so
+    // the four values are the memory image and the record's big-endian fields convert on
+    // access.
+    let image: [u64; 4] = [
+        load(0, Ordering::Acquire)?,
+        load(1, Ordering::Relaxed)?,
+        load(2, Ordering::Relaxed)?,
+        load(3, Ordering::Relaxed)?,
+    ];
+    Some(zerocopy::transmute!(image))
 }
 
 /// Address of LIODN `liodn`'s PPAACE, checked against PC2.MLIODN and the exclusive PPLA.
@@ -214,15 +277,22 @@ pub fn ppaace_addr(regs: &TableRegs, caps: &Caps, liodn: u32) -> Result<u64, Vio
     if liodn > u32::from(caps.max_liodn()) {
         return Err(Violation::LiodnNotInTable);
     }
-    let e = regs
-        .ppba
-        .checked_add(u64::from(liodn) * PAACE_SIZE)
-        .ok_or(Violation::LiodnNotInTable)?;
-    // Policy: the whole entry must lie below the exclusive limit.
-    match e.checked_add(PAACE_SIZE) {
-        Some(end) if end <= regs.ppla => Ok(e),
-        _ => Err(Violation::LiodnNotInTable),
+    primary_entry_in_range(regs.ppba, regs.ppla, liodn).ok_or(Violation::LiodnNotInTable)
+}
+
+/// [`ppaace_addr`] from the PPBA and PPLA values alone (what the translation hit path reads),
+/// for a LIODN already checked against PC2.MLIODN; `None` for LAV. (`liodn` * 64 + 64 fits in
+/// 39 bits, so only the table bounds can overflow.)
+#[inline(always)]
+pub(crate) fn primary_entry_in_range(ppba: u64, ppla: u64, liodn: u32) -> Option<u64> {
+    // Policy: the whole entry must lie below the exclusive limit, so the table must be at
+    // least `end` bytes long; then `ppba` + `off` < `ppla` does not overflow either.
+    let table = ppla.checked_sub(ppba)?;
+    let off = u64::from(liodn) * PAACE_SIZE;
+    if off + PAACE_SIZE > table {
+        return None;
     }
+    Some(ppba + off)
 }
 
 /// Decode a PPAACE (step 4 of `translate::translate` and the static checks of steps 5-6).
@@ -630,6 +700,59 @@ mod tests {
             };
             assert_eq!(m.addr_map, am);
             assert!(m.attrs.cr);
+        }
+    }
+
+    /// Policy 11 at the edges: the whole PPAACE must lie below the exclusive PPLA; a PPLA
+    /// below PPBA, or a table that would wrap past 2^64, holds no entry; a LIODN above
+    /// PC2.MLIODN is LAV whatever the table size.
+    #[test]
+    fn test_ppaace_addr_limits() {
+        use rand::{Rng, SeedableRng};
+        let c = caps();
+        let t = |ppba: u64, ppla: u64, liodn: u32| {
+            let regs = TableRegs {
+                ppba,
+                ppla,
+                ..TableRegs::default()
+            };
+            ppaace_addr(&regs, &c, liodn)
+        };
+        let lav = Err(Violation::LiodnNotInTable);
+        assert_eq!(t(0x1000, 0x1000 + 3 * 64, 2), Ok(0x1000 + 2 * 64));
+        assert_eq!(t(0x1000, 0x1000 + 3 * 64 - 1, 2), lav);
+        assert_eq!(t(0x1000, 0x1000 + 3 * 64, 3), lav);
+        assert_eq!(t(0x1000, 0x1000, 0), lav);
+        assert_eq!(t(0x1000, 0xFFF, 0), lav);
+        assert_eq!(t(u64::MAX - 63, u64::MAX, 0), lav);
+        assert_eq!(t(u64::MAX - 127, u64::MAX, 0), Ok(u64::MAX - 127));
+        assert_eq!(t(u64::MAX - 127, u64::MAX, 1), lav);
+        let max = u32::from(c.max_liodn());
+        assert_eq!(t(0, u64::MAX, max), Ok(u64::from(max) * 64));
+        assert_eq!(t(0, u64::MAX, max + 1), lav);
+        // The same as "entry = PPBA + 64 * LIODN and entry + 64 <= PPLA, neither overflowing"
+        // for random registers.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..100_000 {
+            let ppba: u64 = if rng.random_bool(0.5) {
+                rng.random()
+            } else {
+                u64::MAX - rng.random_range(0..0x1000)
+            };
+            let ppla = match rng.random_range(0..3) {
+                0 => rng.random(),
+                1 => ppba.wrapping_add(rng.random_range(0..0x400)),
+                _ => ppba.wrapping_sub(rng.random_range(0..0x400)),
+            };
+            let liodn = rng.random_range(0..=max);
+            let expect = ppba
+                .checked_add(u64::from(liodn) * 64)
+                .filter(|e| e.checked_add(64).is_some_and(|end| end <= ppla));
+            assert_eq!(
+                t(ppba, ppla, liodn).ok(),
+                expect,
+                "{ppba:#x} {ppla:#x} {liodn}"
+            );
         }
     }
 }

@@ -13,6 +13,7 @@ use viommu_common::reg64::Half;
 
 use crate::fault::StatusRegs;
 use crate::paact::TableRegs;
+use crate::spec::regs::Pamubypenr;
 
 /// The registers a translation reads, per instance: PC and the six table base/limit
 /// registers. Each is an independent atomic: a guest writing a 64-bit base as two 32-bit
@@ -23,10 +24,24 @@ pub(crate) struct TranslationRegs {
     pub(crate) pc: AtomicU32,
     /// PPBA, PPLA, SPBA, SPLA, OBA, OLA (high and low halves combined).
     pub(crate) tables: [AtomicU64; 6],
+    /// This instance's PAMUBYPENR bit ([`Pamubypenr::bypasses`]), a constant.
+    pub(crate) bypass_bit: u32,
 }
 
 impl TranslationRegs {
-    #[inline]
+    /// The reset registers of instance `inst`.
+    pub(crate) fn new(inst: u8) -> Self {
+        Self {
+            bypass_bit: if Pamubypenr(u32::MAX).bypasses(inst) {
+                0x8000_0000 >> inst
+            } else {
+                0
+            },
+            ..Self::default()
+        }
+    }
+
+    #[inline(always)]
     pub(crate) fn table_regs(&self) -> TableRegs {
         // Acquire pairs with the Release store in `set_half`, so a translation that sees a new
         // base also sees the table memory the guest wrote before programming it.
@@ -39,6 +54,15 @@ impl TranslationRegs {
             oba: l(4),
             ola: l(5),
         }
+    }
+
+    /// PPBA and PPLA only (what the translation hit path needs), loaded as in `table_regs`.
+    #[inline(always)]
+    pub(crate) fn primary_table(&self) -> (u64, u64) {
+        (
+            self.tables[0].load(Ordering::Acquire),
+            self.tables[1].load(Ordering::Acquire),
+        )
     }
 
     pub(crate) fn set_half(&self, idx: usize, half: Half, v: u32) {

@@ -6,17 +6,21 @@
 //! [`PamuTranslation`] or a typed [`PamuFault`]. Capturing the fault into registers is the
 //! device's job (`device.rs`), so this module has no side effects.
 
+use std::sync::atomic::AtomicUsize;
+
 use viommu_common::access::{AccessKind, Perms};
+use viommu_common::mem::GuestRam;
 use viommu_common::traits::{DmaMapping, MemAttrs};
 use vm_memory::GuestMemoryBackend;
 
 use crate::caps::Caps;
 use crate::fault::{PamuFault, Violation, WindowCause};
 use crate::paact::{
-    decode_mapping, decode_primary, decode_spaace, fetch_entry, fetch_moe, locate, low_mask,
-    ppaace_addr, spaace_addr, AddrMap, Layout, Mapping, OpMap, TableRegs,
+    decode_mapping, decode_primary, decode_spaace, fetch_entry, fetch_entry_hinted, fetch_moe,
+    locate, low_mask, ppaace_addr, primary_entry_in_range, spaace_addr, AddrMap, Layout, Mapping,
+    OpMap, TableRegs,
 };
-use crate::spec::paace::{ioe, Ap, Atm, Otm, PaaceWin, MIN_WSE};
+use crate::spec::paace::{ioe, Ap, Atm, Otm, PaaceW3, PaaceWin, MIN_WSE};
 use crate::spec::regs::Pc;
 
 /// The control state of the instance checking a transaction.
@@ -123,7 +127,7 @@ impl PamuTranslation {
             perms: self.perms,
             attrs: MemAttrs {
                 mair: 0xFF,
-                shareability: if self.attrs.cr { 2 } else { 0 },
+                shareability: u8::from(self.attrs.cr) << 1,
                 device: self.attrs.device_bits(),
             },
         }
@@ -140,16 +144,27 @@ pub fn default_ioe(access: AccessKind) -> u8 {
     }
 }
 
-#[inline]
+/// What each AP value allows: bit 0 gives R (and X: the PAMU has no execute control), bit 1
+/// gives W.
+const AP_PERMS: [Perms; 4] = [Perms::NONE, Perms::RX, Perms::W, Perms::RWX];
+
+#[inline(always)]
 fn ap_perms(ap: Ap) -> Perms {
-    let mut p = Perms::NONE;
-    if ap.0 & 1 != 0 {
-        p = p.union(Perms::RX);
-    }
-    if ap.0 & 2 != 0 {
-        p = p.union(Perms::W);
-    }
-    p
+    AP_PERMS[usize::from(ap.0 & 3)]
+}
+
+/// Word 3 with the high bit of ATM and of OTM set: an entry with ATM and OTM both 0 or 1
+/// has neither.
+const ATM_OTM_HIGH: u32 = PaaceW3::new()
+    .with_atm(Atm::PAGE)
+    .with_otm(Otm::INDEXED)
+    .into_bits();
+
+/// The mask of a window of 2^(`wse` + 1) bytes, `wse` <= 63: `low_mask(wse + 1)` without the
+/// 64-bit special case (2 << 63 wraps to 0, and 0 - 1 is all ones).
+#[inline(always)]
+fn window_mask(wse: u8) -> u64 {
+    (2u64 << (wse & 63)).wrapping_sub(1)
 }
 
 /// Steps 4-10 for the common entry, a valid single-window primary (MW = 0) with window or
@@ -169,15 +184,15 @@ fn single_window(
 ) -> Option<PamuTranslation> {
     let w1 = raw.pw1();
     let w3 = raw.w3();
-    if !w1.v() || w1.pt() || w1.mw() || w1.wse() < MIN_WSE || w3.atm().0 > 1 || w3.otm().0 > 1 {
+    if !w1.v() || w1.pt() || w1.mw() || w1.wse() < MIN_WSE || w3.into_bits() & ATM_OTM_HIGH != 0 {
         return None;
     }
     // The window (size 2^(WSE+1), base masked to it) must hold every byte of the access; the
-    // mapped size of a single window is the window.
-    let mask = low_mask(w1.wse() + 1);
-    let off = addr.checked_sub(raw.wba() & !mask)?;
-    let last = off.checked_add(len.max(1) - 1)?;
-    if last > mask {
+    // mapped size of a single window is the window. An address below the base wraps to an
+    // offset above the mask (a WSE = 63 window has base 0).
+    let mask = window_mask(w1.wse());
+    let off = addr.wrapping_sub(raw.wba() & !mask);
+    if off > mask || len.max(1) - 1 > mask - off {
         return None;
     }
     let ap = w1.ap();
@@ -228,29 +243,40 @@ fn single_window(
 
 /// [`translate`] for an access that the common entry lets through (see `single_window`), or
 /// `None`: any other entry or outcome, including every fault, is left to [`translate`]. What
-/// a VMM's DMA hit pays: no fault value is built and nothing but the PPAACE is read.
+/// a VMM's DMA hit pays: no fault value is built, only PC, PPBA and PPLA (`ctl`, `ppba`,
+/// `ppla`) and the PPAACE are read (through a snapshot of `mem`'s memory map held for that
+/// read only), and the PPAACE's region is looked up through the hint `region` (see
+/// [`fetch_entry_hinted`]). The caller has checked `liodn` against PC2.MLIODN.
+///
+/// The access starts at `addr` and does not cross a 4 KiB boundary (a bus transaction never
+/// does), so its length does not matter: a window is at least 4 KiB and aligned to its size
+/// (WSE >= 11, base masked), so it holds the whole access if it holds the first byte. The
+/// answer is `translate`'s for any such length.
 #[expect(
     clippy::too_many_arguments,
     reason = "one argument per input of the translation"
 )]
 #[inline(always)]
-pub fn translate_hit<M: GuestMemoryBackend + ?Sized>(
-    mem: &M,
+pub(crate) fn translate_hit<R: GuestRam>(
+    mem: &R,
+    region: &AtomicUsize,
     caps: &Caps,
     ctl: Control,
-    regs: &TableRegs,
+    ppba: u64,
+    ppla: u64,
     liodn: u32,
     addr: u64,
-    len: u64,
     access: AccessKind,
-    ioe: u8,
 ) -> Option<PamuTranslation> {
     if ctl.bypass || !ctl.pc.pe() || ctl.pc.pgc() {
         return None;
     }
-    let pe = ppaace_addr(regs, caps, liodn).ok()?;
-    let praw = fetch_entry(mem, pe).ok()?;
-    single_window(&praw, pe, caps, addr, len, access, ioe)
+    let pe = primary_entry_in_range(ppba, ppla, liodn)?;
+    // A snapshot of the memory map, taken only now and held only for the fetch: the decode
+    // reads nothing else from memory.
+    let praw = fetch_entry_hinted(&*mem.ram(), pe, region)?;
+    // The first byte stands for the access (see above).
+    single_window(&praw, pe, caps, addr, 1, access, default_ioe(access))
 }
 
 /// Translate one access of `len` bytes at `addr` by LIODN `liodn` (the steps are numbered in the
@@ -642,5 +668,135 @@ mod tests {
             answered > 10_000 && answered == allowed,
             "{answered} answered, {allowed} allowed"
         );
+    }
+
+    /// The hit path (`translate_hit`: region hint, PPAACT bounds from PPBA/PPLA alone, the
+    /// window checked by the first byte) gives exactly `translate`'s answer whenever it
+    /// answers, for any transaction that stays within one 4 KiB page, and answers every such
+    /// access that a single-window entry with ATM 0/1 and OTM 0/1 lets through (unless the
+    /// entry straddles two memory regions, which only the byte copy reads). Three memory
+    /// regions (two adjacent, then a gap), tables in each and across their ends, random
+    /// control and table registers, and a hint that is often stale or out of range.
+    #[test]
+    fn test_translate_hit_matches_translate() {
+        use rand::{Rng, SeedableRng};
+        use vm_memory::{GuestAddress, GuestMemoryMmap, GuestMemoryRegion};
+        let m = GuestMemoryMmap::<()>::from_ranges(&[
+            (GuestAddress(0), 0x10_0000),
+            (GuestAddress(0x10_0000), 0x10_0000),
+            (GuestAddress(0x40_0000), 0x10_0000),
+        ])
+        .unwrap();
+        let c = PamuConfig::p4080().caps().unwrap();
+        let hint = AtomicUsize::new(0);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1313);
+        // PPBA candidates: inside each region, 0x1F0 before the end of region 0 (LIODN 7
+        // straddles regions 0 and 1), 0x100 before the end of region 1 (LIODN 4 and up are
+        // outside RAM) and 0x1C0 before the end of region 2.
+        let bases: [u64; 6] = [
+            0x8_0000,
+            0x18_0000,
+            0x48_0000,
+            0x10_0000 - 0x1F0,
+            0x20_0000 - 0x100,
+            0x50_0000 - 0x1C0,
+        ];
+        let region_start = |a: u64| m.find_region(GuestAddress(a)).map(|r| r.start_addr());
+        let (mut answered, mut allowed) = (0u32, 0u32);
+        let mut hints = std::collections::BTreeSet::new();
+        for _ in 0..100_000 {
+            let ppba = bases[rng.random_range(0..bases.len())];
+            let liodn: u32 = rng.random_range(0..8);
+            let ppla = match rng.random_range(0..8) {
+                0 => rng.random(),
+                1 => ppba.wrapping_sub(rng.random_range(0..0x100)),
+                _ => ppba + 64 * rng.random_range(0..=8),
+            };
+            let ctl = Control {
+                bypass: rng.random_bool(0.05),
+                pc: Pc::from_bits(if rng.random_bool(0.9) {
+                    0x4000_1011
+                } else {
+                    [0, 0x8000_0000, 0xC000_0000][rng.random_range(0..3)]
+                }),
+            };
+            let pe = ppba + u64::from(liodn) * 64;
+            let mut w: [u32; 8] = rng.random();
+            if rng.random_bool(0.9) {
+                let wse: u32 = if rng.random_bool(0.05) {
+                    63
+                } else {
+                    rng.random_range(11..=40)
+                };
+                w[1] = (w[1] & !0xFE3) | (wse << 6) | 1;
+                w[3] &= !0xF;
+                w[3] |= rng.random_range(0..=1) << 2 | rng.random_range(0..=1);
+                w[0] &= 0xF;
+            }
+            // Outside RAM the write fails (in part): the entry is then what RAM holds.
+            for (i, v) in w.iter().enumerate() {
+                let _ = write_u32_be(&m, pe + 4 * i as u64, *v);
+            }
+            let raw = PaaceWin::from_words(w);
+            let size = 1u64 << ((w[1] >> 6 & 0x3F) + 1).min(63);
+            let base = raw.wba() & !(size.wrapping_sub(1));
+            let addr = match rng.random_range(0..4) {
+                0 => rng.random(),
+                1 => base.wrapping_add(rng.random_range(0..size)),
+                2 => base
+                    .wrapping_add(size)
+                    .wrapping_sub(rng.random_range(0..16)),
+                _ => base.wrapping_sub(rng.random_range(0..16)),
+            };
+            // A transaction: within the 4 KiB page of `addr` (length 0 is one byte).
+            let len = rng.random_range(0..=0x1000 - (addr & 0xFFF));
+            let access =
+                [AccessKind::Read, AccessKind::Write, AccessKind::Exec][rng.random_range(0..3)];
+            if rng.random_bool(0.2) {
+                hint.store(rng.random_range(0..5), std::sync::atomic::Ordering::Relaxed);
+            }
+            let table = TableRegs {
+                ppba,
+                ppla,
+                ..regs()
+            };
+            let full = translate(
+                &m,
+                &c,
+                ctl,
+                &table,
+                liodn,
+                addr,
+                len,
+                access,
+                default_ioe(access),
+            );
+            let hit = translate_hit(&&m, &hint, &c, ctl, ppba, ppla, liodn, addr, access);
+            hints.insert(hint.load(std::sync::atomic::Ordering::Relaxed));
+            let what = format!("ppba {ppba:#x} ppla {ppla:#x} liodn {liodn} {ctl:?} words {w:08x?} addr {addr:#x} len {len:#x} {access:?}");
+            if let Some(t) = hit {
+                answered += 1;
+                assert_eq!(full, Ok(t), "{what}");
+            }
+            let entry = fetch_entry(&m, pe).unwrap_or_default();
+            let single = matches!(
+                full,
+                Ok(PamuTranslation {
+                    path: Path::Window { .. },
+                    ..
+                })
+            ) && !entry.pw1().mw()
+                && entry.w3().atm().0 <= 1
+                && entry.w3().otm().0 <= 1;
+            if single && region_start(pe).is_some() && region_start(pe) == region_start(pe + 31) {
+                allowed += 1;
+                assert!(hit.is_some(), "{what}");
+            }
+        }
+        assert!(
+            answered > 5_000 && answered == allowed,
+            "{answered} answered, {allowed} allowed"
+        );
+        assert!(hints.len() >= 3, "hints seen: {hints:?}");
     }
 }
