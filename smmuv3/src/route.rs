@@ -15,13 +15,13 @@
 use bitfield_struct::bitfield;
 use crossbeam::atomic::AtomicCell;
 
-use crate::config::slots::Slots;
-use crate::config::words::{s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS};
-use crate::config::StreamAttrs;
-use crate::spec::ste::{InstCfg, PrivCfg};
-use crate::spec::Shareability;
+use crate::config::slots::{SlotWords, Slots};
+use crate::config::words::{
+    attrs_from_word, attrs_word, s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS,
+};
 use crate::sync::{fence, AtomicU64, Ordering};
-use crate::translate::S1Ctx;
+use crate::translate::S1Walk;
+use viommu_common::walk::Stage1Config;
 
 use viommu_common::id::{Asid, Vmid};
 use viommu_common::iotlb::{Regime, TlbTag};
@@ -268,15 +268,19 @@ impl RouteCache {
         Some(HotRoute { word, tag })
     }
 
-    /// The cached full route of `(sid, ssid)`, if resolved under the current generation.
-    pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>) -> Option<Route> {
+    /// The cached full route of `(sid, ssid)` as a request for `addr` walks it, if resolved
+    /// under the current generation. Reads only the slot words that request needs: the
+    /// metadata, the one TTB region `addr` selects, stage 2 if used, the attribute word.
+    #[inline]
+    pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>, addr: u64) -> Option<Route<S1Walk>> {
         let k = key(sid, ssid);
         let g = self.generation();
-        let e = self.full.read(slot_of(k))?;
-        if e.key != k || e.tags[0] != g {
-            return None;
-        }
-        route_from_words(&e.words)
+        self.full.read_with(slot_of(k), |sk, sg, w| {
+            if sk != k || sg != g {
+                return None;
+            }
+            route_for_addr(w, addr)
+        })
     }
 
     /// Cache `route` resolved under `generation` (ignored if it is no longer current).
@@ -343,21 +347,8 @@ struct RouteMeta {
     __: u32,
 }
 
-/// Word 9 of a packed full route: the STE attribute overrides.
-#[bitfield(u64)]
-struct AttrWord {
-    shcfg: u8,
-    memattr: u8,
-    memattr_valid: bool,
-    alloccfg: u8,
-    privcfg: u8,
-    instcfg: u8,
-    #[bits(23)]
-    __: u32,
-}
-
 /// A route as slot words in a fixed layout: \[0\] [`RouteMeta`], \[1..4\] TTB0 region,
-/// \[4..7\] TTB1 region, \[7..9\] stage 2, \[9\] [`AttrWord`]. Unused words are zero.
+/// \[4..7\] TTB1 region, \[7..9\] stage 2, \[9\] the attribute overrides ([`attrs_word`]). Unused words are zero.
 fn route_words(route: &Route) -> Words {
     let mut w = [0u64; WORDS];
     let Route::Translate {
@@ -397,21 +388,15 @@ fn route_words(route: &Route) -> Words {
         w[7..9].copy_from_slice(&s2_words(c));
     }
     w[0] = meta.into_bits();
-    w[9] = AttrWord::new()
-        .with_shcfg(attrs.shcfg.0)
-        .with_memattr(attrs.memattr.unwrap_or(0))
-        .with_memattr_valid(attrs.memattr.is_some())
-        .with_alloccfg(attrs.alloccfg)
-        .with_privcfg(attrs.privcfg.0)
-        .with_instcfg(attrs.instcfg.0)
-        .into_bits();
+    w[9] = attrs_word(attrs);
     w
 }
 
-/// The route [`route_words`] packed.
-#[inline]
-fn route_from_words(w: &Words) -> Option<Route> {
-    let meta = RouteMeta::from_bits(w[0]);
+/// The route [`route_words`] packed, as a request for `addr` walks it (see
+/// [`RouteCache::get_full`]). Total on any words (a torn read is discarded by the caller).
+#[inline(always)]
+fn route_for_addr(w: SlotWords<'_>, addr: u64) -> Option<Route<S1Walk>> {
+    let meta = RouteMeta::from_bits(w.get(0));
     match meta.kind() {
         0 => return Some(Route::Abort),
         1 => return Some(Route::Bypass),
@@ -426,9 +411,10 @@ fn route_from_words(w: &Words) -> Option<Route> {
         _ => return None,
     };
     let s1 = if meta.has_s1() {
-        Some(S1Ctx {
-            ttb0: s1_from_words([w[1], w[2], w[3]])?,
-            ttb1: s1_from_words([w[4], w[5], w[6]])?,
+        // Words 1..4 hold the TTB0 region, 4..7 the TTB1 region.
+        let r = if Stage1Config::region_of(addr) { 4 } else { 1 };
+        Some(S1Walk {
+            region: s1_from_words([w.get(r), w.get(r + 1), w.get(r + 2)])?,
             record: meta.s1_record(),
             stall: meta.s1_stall(),
         })
@@ -436,31 +422,26 @@ fn route_from_words(w: &Words) -> Option<Route> {
         None
     };
     let s2 = if meta.has_s2() {
-        Some(s2_from_words([w[7], w[8]])?)
+        Some(s2_from_words([w.get(7), w.get(8)])?)
     } else {
         None
     };
-    let a = AttrWord::from_bits(w[9]);
     Some(Route::Translate {
         key,
         s1,
         s2,
         s2_record: meta.s2_record(),
         s2_stall: meta.s2_stall(),
-        attrs: StreamAttrs {
-            shcfg: Shareability(a.shcfg()),
-            memattr: a.memattr_valid().then_some(a.memattr()),
-            alloccfg: a.alloccfg(),
-            privcfg: PrivCfg(a.privcfg()),
-            instcfg: InstCfg(a.instcfg()),
-        },
+        attrs: attrs_from_word(w.get(9)),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use viommu_common::walk::{Stage1Config, Stage2Config};
+    use crate::config::StreamAttrs;
+    use crate::translate::S1Ctx;
+    use viommu_common::walk::Stage2Config;
 
     /// Packed routes round-trip, entries die with the generation, colliding keys miss.
     #[test]
@@ -485,7 +466,7 @@ mod tests {
         assert_eq!(c.get(1, None), None, "stale generation refused");
         c.insert(c.generation(), 2, Some(5), &Route::Abort);
         assert_eq!(c.get(2, Some(5)), Some(Hot::Abort));
-        assert_eq!(c.get_full(2, Some(5)), Some(Route::Abort));
+        assert_eq!(c.get_full(2, Some(5), 0), Some(Route::Abort));
         // Full routes round-trip through the slot words, the largest packing included.
         let mut s1 = Stage1Config::new(viommu_common::addr::Granule::K64, 12, u64::MAX, 52);
         s1.mair = u64::MAX;
@@ -514,7 +495,15 @@ mod tests {
         };
         let g = c.generation();
         c.insert(g, 9, Some(0xF_FFFF), &full);
-        assert_eq!(c.get_full(9, Some(0xF_FFFF)), Some(full));
+        // Each region is read for the addresses that select it (VA bit 55).
+        for addr in [0, 0x1234, 1 << 55, u64::MAX] {
+            assert_eq!(
+                c.get_full(9, Some(0xF_FFFF), addr),
+                Some(full.for_addr(addr)),
+                "{addr:#x}"
+            );
+        }
+        assert_ne!(full.for_addr(0), full.for_addr(1 << 55));
         assert_eq!(
             c.get(9, Some(0xF_FFFF)),
             Some(Hot::Translate {
@@ -527,7 +516,7 @@ mod tests {
             })
         );
         c.invalidate();
-        assert_eq!(c.get_full(9, Some(0xF_FFFF)), None);
+        assert_eq!(c.get_full(9, Some(0xF_FFFF), 0), None);
         for h in [
             Hot::Bypass,
             Hot::Translate {
