@@ -15,7 +15,7 @@
 use bitfield_struct::bitfield;
 use crossbeam::atomic::AtomicCell;
 
-use crate::config::slots::{SlotWords, Slots};
+use crate::config::slots::Slots;
 use crate::config::words::{
     attrs_from_word, attrs_word, s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS,
 };
@@ -269,17 +269,37 @@ impl RouteCache {
     }
 
     /// The cached full route of `(sid, ssid)` as a request for `addr` walks it, if resolved
-    /// under the current generation. Reads only the slot words that request needs: the
-    /// metadata, the one TTB region `addr` selects, stage 2 if used, the attribute word.
-    #[inline]
-    pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>, addr: u64) -> Option<Route<S1Walk>> {
+    /// under the current generation: the slot words that request needs, read consistently
+    /// (the metadata, the one TTB region `addr` selects, stage 2 if used, the attribute word),
+    /// still packed; [`FullWords::route`] unpacks them.
+    #[inline(always)]
+    pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>, addr: u64) -> Option<FullWords> {
         let k = key(sid, ssid);
         let g = self.generation();
         self.full.read_with(slot_of(k), |sk, sg, w| {
             if sk != k || sg != g {
                 return None;
             }
-            route_for_addr(w, addr)
+            let meta = w.get(0);
+            let m = RouteMeta::from_bits(meta);
+            // Words 1..4 hold the TTB0 region, 4..7 the TTB1 region.
+            let r = if Stage1Config::region_of(addr) { 4 } else { 1 };
+            let region = if m.has_s1() {
+                [w.get(r), w.get(r + 1), w.get(r + 2)]
+            } else {
+                [0; 3]
+            };
+            let s2 = if m.has_s2() {
+                [w.get(7), w.get(8)]
+            } else {
+                [0; 2]
+            };
+            Some(FullWords {
+                meta,
+                region,
+                s2,
+                attrs: w.get(9),
+            })
         })
     }
 
@@ -392,48 +412,60 @@ fn route_words(route: &Route) -> Words {
     w
 }
 
-/// The route [`route_words`] packed, as a request for `addr` walks it (see
-/// [`RouteCache::get_full`]). Total on any words (a torn read is discarded by the caller).
-#[inline(always)]
-fn route_for_addr(w: SlotWords<'_>, addr: u64) -> Option<Route<S1Walk>> {
-    let meta = RouteMeta::from_bits(w.get(0));
-    match meta.kind() {
-        0 => return Some(Route::Abort),
-        1 => return Some(Route::Bypass),
-        2 => {}
-        _ => return None,
-    }
-    let (vmid, asid) = (Vmid(meta.vmid()), Asid(meta.asid()));
-    let key = match meta.key_kind() {
-        0 => TagKey::S1 { vmid, asid },
-        1 => TagKey::S1El2 { asid },
-        2 => TagKey::S2 { vmid },
-        _ => return None,
-    };
-    let s1 = if meta.has_s1() {
-        // Words 1..4 hold the TTB0 region, 4..7 the TTB1 region.
-        let r = if Stage1Config::region_of(addr) { 4 } else { 1 };
-        Some(S1Walk {
-            region: s1_from_words([w.get(r), w.get(r + 1), w.get(r + 2)])?,
-            record: meta.s1_record(),
-            stall: meta.s1_stall(),
+/// The words of a cached full route one request needs ([`RouteCache::get_full`]), read
+/// consistently but not unpacked, so that the (large) route is built where it is used.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FullWords {
+    meta: u64,
+    /// The TTB region the request's address selects (zero without stage 1).
+    region: [u64; 3],
+    /// Stage 2 (zero without).
+    s2: [u64; 2],
+    attrs: u64,
+}
+
+impl FullWords {
+    /// The route [`route_words`] packed, as the request walks it (stage 1 from the region its
+    /// address selects). `None` only for codes `route_words` never writes.
+    #[inline(always)]
+    pub(crate) fn route(&self) -> Option<Route<S1Walk>> {
+        let meta = RouteMeta::from_bits(self.meta);
+        match meta.kind() {
+            0 => return Some(Route::Abort),
+            1 => return Some(Route::Bypass),
+            2 => {}
+            _ => return None,
+        }
+        let (vmid, asid) = (Vmid(meta.vmid()), Asid(meta.asid()));
+        let key = match meta.key_kind() {
+            0 => TagKey::S1 { vmid, asid },
+            1 => TagKey::S1El2 { asid },
+            2 => TagKey::S2 { vmid },
+            _ => return None,
+        };
+        let s1 = if meta.has_s1() {
+            Some(S1Walk {
+                region: s1_from_words(self.region)?,
+                record: meta.s1_record(),
+                stall: meta.s1_stall(),
+            })
+        } else {
+            None
+        };
+        let s2 = if meta.has_s2() {
+            Some(s2_from_words(self.s2)?)
+        } else {
+            None
+        };
+        Some(Route::Translate {
+            key,
+            s1,
+            s2,
+            s2_record: meta.s2_record(),
+            s2_stall: meta.s2_stall(),
+            attrs: attrs_from_word(self.attrs),
         })
-    } else {
-        None
-    };
-    let s2 = if meta.has_s2() {
-        Some(s2_from_words([w.get(7), w.get(8)])?)
-    } else {
-        None
-    };
-    Some(Route::Translate {
-        key,
-        s1,
-        s2,
-        s2_record: meta.s2_record(),
-        s2_stall: meta.s2_stall(),
-        attrs: attrs_from_word(w.get(9)),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -466,7 +498,7 @@ mod tests {
         assert_eq!(c.get(1, None), None, "stale generation refused");
         c.insert(c.generation(), 2, Some(5), &Route::Abort);
         assert_eq!(c.get(2, Some(5)), Some(Hot::Abort));
-        assert_eq!(c.get_full(2, Some(5), 0), Some(Route::Abort));
+        assert_eq!(c.get_full(2, Some(5), 0).and_then(|w| w.route()), Some(Route::Abort));
         // Full routes round-trip through the slot words, the largest packing included.
         let mut s1 = Stage1Config::new(viommu_common::addr::Granule::K64, 12, u64::MAX, 52);
         s1.mair = u64::MAX;
@@ -498,7 +530,7 @@ mod tests {
         // Each region is read for the addresses that select it (VA bit 55).
         for addr in [0, 0x1234, 1 << 55, u64::MAX] {
             assert_eq!(
-                c.get_full(9, Some(0xF_FFFF), addr),
+                c.get_full(9, Some(0xF_FFFF), addr).and_then(|w| w.route()),
                 Some(full.for_addr(addr)),
                 "{addr:#x}"
             );
@@ -516,7 +548,7 @@ mod tests {
             })
         );
         c.invalidate();
-        assert_eq!(c.get_full(9, Some(0xF_FFFF), 0), None);
+        assert!(c.get_full(9, Some(0xF_FFFF), 0).is_none());
         for h in [
             Hot::Bypass,
             Hot::Translate {

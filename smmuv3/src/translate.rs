@@ -84,7 +84,7 @@ pub(crate) struct S1Walk {
 /// Walks `addr` through a translating route's stages: stage 1 from the TTB region chosen for
 /// the address (nested: with stage 2 translating its table and output addresses), or stage 2
 /// alone. `None` for a route with neither stage. Shared by DMA translation and ATS.
-#[inline]
+#[inline(always)]
 pub(crate) fn walk_route<B: GuestMemoryBackend + ?Sized>(
     mem: &B,
     s1: Option<&S1Walk>,
@@ -257,6 +257,7 @@ where
 
     /// The walk for a route that translates (after an IOTLB miss).
     #[expect(clippy::too_many_arguments, reason = "the resolved route, unpacked")]
+    #[inline(always)]
     fn translate_walk(
         &self,
         req: &DmaRequest,
@@ -387,7 +388,7 @@ where
     ) -> Result<DmaMapping, DmaFault> {
         let sid = req.stream.0;
         let ssid = req.substream.map(|s| s.0);
-        let route = match self.routes.get_full(sid, ssid, req.addr) {
+        let route = match self.routes.get_full(sid, ssid, req.addr).and_then(|w| w.route()) {
             Some(r) => r,
             None => {
                 let generation = self.routes.generation();

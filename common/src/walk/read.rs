@@ -44,18 +44,17 @@ impl<'m, M: GuestMemoryBackend + ?Sized> DescReader<'m, M> {
         if addr % 8 != 0 {
             return Err(MemError::Misaligned { addr, size: 8 });
         }
-        let out = MemError::OutOfRange { addr, len: 8 };
         if let Some((start, slice)) = &self.last {
             if let Some(off) = addr.checked_sub(*start) {
                 if off < slice.len() as u64 {
                     return slice
                         .load::<u64>(off as usize, Ordering::Acquire)
                         .map(u64::from_le)
-                        .map_err(|_| out);
+                        .map_err(|_| MemError::OutOfRange { addr, len: 8 });
                 }
             }
         }
-        self.read_new_region(addr, out)
+        self.read_new_region(addr)
     }
 
     /// `N` consecutive words from `addr` (a whole STE or CD), each one 64-bit single-copy
@@ -74,7 +73,8 @@ impl<'m, M: GuestMemoryBackend + ?Sized> DescReader<'m, M> {
 
     /// [`DescReader::read`] from a region not looked up yet.
     #[cold]
-    fn read_new_region(&mut self, addr: u64, out: MemError) -> Result<u64, MemError> {
+    fn read_new_region(&mut self, addr: u64) -> Result<u64, MemError> {
+        let out = MemError::OutOfRange { addr, len: 8 };
         let region = self.mem.find_region(GuestAddress(addr)).ok_or(out)?;
         let slice = region.as_volatile_slice().map_err(|_| out)?;
         let start = region.start_addr().0;

@@ -125,7 +125,7 @@ impl Slots {
     /// a key or tag that does not match). Its value is returned only if no writer entered the
     /// slot meanwhile; it may be computed from a torn set of words and then discarded, so `f`
     /// must be total (no panic on any words) and have no side effect.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_with<T>(
         &self,
         i: usize,
