@@ -276,7 +276,7 @@ impl RouteCache {
     pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>, addr: u64) -> Option<FullWords> {
         let k = key(sid, ssid);
         let g = self.generation();
-        self.full.read_with(slot_of(k), |sk, sg, w| {
+        self.full.read_with(slot_of(k), |sk, [sg, _], w| {
             if sk != k || sg != g {
                 return None;
             }

@@ -174,8 +174,19 @@ impl S1Config {
         s2: Option<CdTranslate<'_>>,
         caps: &Caps,
     ) -> Result<ContextConfig, ConfigError> {
-        let mut reader = DescReader::new(mem);
-        let addr = self.cd_addr_in(&mut reader, index, s2)?;
+        self.lookup_cd_in(&mut DescReader::new(mem), index, s2, caps)
+    }
+
+    /// [`S1Config::lookup_cd`] through `reader` (shared with the STE fetch before it, so the
+    /// guest memory region is looked up once).
+    pub(crate) fn lookup_cd_in<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        reader: &mut DescReader<'_, M>,
+        index: u32,
+        s2: Option<CdTranslate<'_>>,
+        caps: &Caps,
+    ) -> Result<ContextConfig, ConfigError> {
+        let addr = self.cd_addr_in(reader, index, s2)?;
         // Decode reads words 0..3 (4..7 are IGNORED): fetch those, after checking that the
         // whole CD is readable, as the 64-byte fetch needs.
         let [w0, w1, w2, w3] = reader

@@ -68,6 +68,16 @@ impl SlotWords<'_> {
     pub(crate) fn get(&self, j: usize) -> u64 {
         self.0[j].load(Ordering::Relaxed)
     }
+
+    /// Every data word.
+    #[inline]
+    pub(crate) fn all(&self) -> Words {
+        let mut words = [0u64; WORDS];
+        for (w, d) in words.iter_mut().zip(self.0) {
+            *w = d.load(Ordering::Relaxed);
+        }
+        words
+    }
 }
 
 /// A fixed array of seqlock slots (see the module docs).
@@ -120,7 +130,7 @@ impl Slots {
         Some(Entry { key, tags, words })
     }
 
-    /// Read part of slot `i` consistently: `f` gets the key and the first tag word, and loads
+    /// Read part of slot `i` consistently: `f` gets the key and the two tag words, and loads
     /// the data words it needs through a [`SlotWords`] (returning `None` to give up early, for
     /// a key or tag that does not match). Its value is returned only if no writer entered the
     /// slot meanwhile; it may be computed from a torn set of words and then discarded, so `f`
@@ -129,7 +139,7 @@ impl Slots {
     pub(crate) fn read_with<T>(
         &self,
         i: usize,
-        f: impl FnOnce(u64, u64, SlotWords<'_>) -> Option<T>,
+        f: impl FnOnce(u64, [u64; 2], SlotWords<'_>) -> Option<T>,
     ) -> Option<T> {
         let slot = self.slot(i);
         let s1 = slot.seq.load(Ordering::Acquire);
@@ -138,7 +148,10 @@ impl Slots {
         }
         let v = f(
             slot.key.load(Ordering::Relaxed),
-            slot.tags[0].load(Ordering::Relaxed),
+            [
+                slot.tags[0].load(Ordering::Relaxed),
+                slot.tags[1].load(Ordering::Relaxed),
+            ],
             SlotWords(&slot.data),
         )?;
         fence(Ordering::Acquire);

@@ -192,8 +192,18 @@ impl StreamTable {
         sid: u32,
         caps: &Caps,
     ) -> Result<StreamConfig, ConfigError> {
-        let mut reader = DescReader::new(mem);
-        let addr = self.ste_addr_in(&mut reader, sid)?;
+        self.lookup_in(&mut DescReader::new(mem), sid, caps)
+    }
+
+    /// [`StreamTable::lookup`] through `reader` (shared with the CD fetch that follows, so
+    /// the guest memory region is looked up once).
+    pub(crate) fn lookup_in<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        reader: &mut DescReader<'_, M>,
+        sid: u32,
+        caps: &Caps,
+    ) -> Result<StreamConfig, ConfigError> {
+        let addr = self.ste_addr_in(reader, sid)?;
         // Decode reads words 0..3 (4..7 are IGNORED): fetch those, after checking that the
         // whole STE is readable, as the 64-byte fetch needs.
         let [w0, w1, w2, w3] = reader
