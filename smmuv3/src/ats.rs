@@ -386,7 +386,11 @@ where
         };
         let (privileged, exec) = req.effective(&tc.attrs);
         let (sid, ssid) = (req.stream.0, req.substream.map(|s| s.0));
-        let route = match self.routes.get_full(sid, ssid, req.addr).and_then(|w| w.route()) {
+        let route = match self
+            .routes
+            .get_full(sid, ssid, req.addr)
+            .and_then(|w| w.route())
+        {
             Some(r) => r,
             None => {
                 let r = self

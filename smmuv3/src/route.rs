@@ -498,7 +498,10 @@ mod tests {
         assert_eq!(c.get(1, None), None, "stale generation refused");
         c.insert(c.generation(), 2, Some(5), &Route::Abort);
         assert_eq!(c.get(2, Some(5)), Some(Hot::Abort));
-        assert_eq!(c.get_full(2, Some(5), 0).and_then(|w| w.route()), Some(Route::Abort));
+        assert_eq!(
+            c.get_full(2, Some(5), 0).and_then(|w| w.route()),
+            Some(Route::Abort)
+        );
         // Full routes round-trip through the slot words, the largest packing included.
         let mut s1 = Stage1Config::new(viommu_common::addr::Granule::K64, 12, u64::MAX, 52);
         s1.mair = u64::MAX;

@@ -388,7 +388,11 @@ where
     ) -> Result<DmaMapping, DmaFault> {
         let sid = req.stream.0;
         let ssid = req.substream.map(|s| s.0);
-        let route = match self.routes.get_full(sid, ssid, req.addr).and_then(|w| w.route()) {
+        let route = match self
+            .routes
+            .get_full(sid, ssid, req.addr)
+            .and_then(|w| w.route())
+        {
             Some(r) => r,
             None => {
                 let generation = self.routes.generation();

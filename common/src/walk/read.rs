@@ -177,8 +177,20 @@ mod tests {
             write_u64_le(&mem, a, 0x0101_0101_0101_0101 * (i as u64 % 255)).unwrap();
         }
         for a in [
-            0x1000, 0x1040, 0x2fc0, 0x2fe0, 0x2ff8, 0x3fc0, 0x3fe0, 0x8fc0, 0x8fe0, 0x8ff8, 0x7fe0,
-            0x0fe0, 0x1004, 0xffff_ffff_ffff_ffe0,
+            0x1000,
+            0x1040,
+            0x2fc0,
+            0x2fe0,
+            0x2ff8,
+            0x3fc0,
+            0x3fe0,
+            0x8fc0,
+            0x8fe0,
+            0x8ff8,
+            0x7fe0,
+            0x0fe0,
+            0x1004,
+            0xffff_ffff_ffff_ffe0,
         ] {
             for fresh in [true, false] {
                 let mut r = DescReader::new(&mem);
