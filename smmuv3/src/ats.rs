@@ -58,7 +58,7 @@ use crate::config::{AtsMode, ConfigError, StreamAttrs, StreamConfig};
 use crate::device::{lock, GuestRam, SmmuV3, TranslationRegs};
 use crate::event::{Event, EventAccess, EventSource};
 use crate::trace::{AtcOutcome, Effect, Effects};
-use crate::translate::{walk_route, Route, S1Ctx};
+use crate::translate::{walk_route, Route, S1Walk};
 
 /// An ATS Translation Request from a PCIe function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -386,14 +386,18 @@ where
         };
         let (privileged, exec) = req.effective(&tc.attrs);
         let (sid, ssid) = (req.stream.0, req.substream.map(|s| s.0));
-        let route = match self.routes.get_full(sid, ssid) {
+        let route = match self
+            .routes
+            .get_full(sid, ssid, req.addr)
+            .and_then(|w| w.route())
+        {
             Some(r) => r,
             None => {
                 let r = self
                     .resolve(&view, &req.as_dma(privileged))
                     .map_err(|(ev, _)| AtsError::CompleterAbort(ev.name()))?;
                 self.routes.insert(generation, sid, ssid, &r);
-                r
+                r.for_addr(req.addr)
             }
         };
         let (key, s1, s2) = match route {
@@ -501,7 +505,7 @@ where
     fn ats_walk(
         &self,
         req: &AtsRequest,
-        s1: Option<&S1Ctx>,
+        s1: Option<&S1Walk>,
         s2: Option<&Stage2Config>,
         privileged: bool,
         exec: bool,

@@ -5,7 +5,7 @@
 //! and fetch aborts always; a stage-2 fault on a nested CD fetch per STE.S2R.
 
 use viommu_common::access::{AccessKind, DmaRequest};
-use viommu_common::walk::walk_stage2;
+use viommu_common::walk::{walk_stage2, DescReader};
 
 use crate::config::cd::Substream;
 use crate::config::ste::StreamTable;
@@ -30,6 +30,8 @@ where
         let table = StreamTable::new(view.strtab_base, view.strtab_cfg, &self.caps);
         let ram = self.mem.ram();
         let mem = &*ram;
+        // One reader for the STE and CD fetches: one guest memory region lookup.
+        let mut reader = DescReader::new(mem);
         let fail = |e: ConfigError, privileged: bool, access: AccessKind, s2_record: bool| {
             let record = match e {
                 ConfigError::BadStreamId { .. } => view.cr2.recinvsid(),
@@ -47,7 +49,7 @@ where
             None => {
                 let ticket = self.config.ticket();
                 let sc = table
-                    .lookup(mem, sid, &self.caps)
+                    .lookup_in(&mut reader, sid, &self.caps)
                     .map_err(|e| fail(e, req.privileged, req.access, false))?;
                 self.config.insert_ste(ticket, sid, sc);
                 sc
@@ -83,7 +85,7 @@ where
                             });
                             let hook_ref = hook.as_ref().map(|h| h as &dyn Fn(u64) -> _);
                             let cd = s1
-                                .lookup_cd(mem, index, hook_ref, &self.caps)
+                                .lookup_cd_in(&mut reader, index, hook_ref, &self.caps)
                                 .map_err(|e| fail(e, privileged, access, s2_record))?;
                             self.config.insert_cd(ticket, sid, index, cd);
                             cd

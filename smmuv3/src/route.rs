@@ -16,12 +16,12 @@ use bitfield_struct::bitfield;
 use crossbeam::atomic::AtomicCell;
 
 use crate::config::slots::Slots;
-use crate::config::words::{s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS};
-use crate::config::StreamAttrs;
-use crate::spec::ste::{InstCfg, PrivCfg};
-use crate::spec::Shareability;
+use crate::config::words::{
+    attrs_from_word, attrs_word, s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS,
+};
 use crate::sync::{fence, AtomicU64, Ordering};
-use crate::translate::S1Ctx;
+use crate::translate::S1Walk;
+use viommu_common::walk::Stage1Config;
 
 use viommu_common::access::{AccessKind, Perms};
 use viommu_common::id::{Asid, Vmid};
@@ -293,15 +293,39 @@ impl RouteCache {
         Some(HotRoute { word, tag })
     }
 
-    /// The cached full route of `(sid, ssid)`, if resolved under the current generation.
-    pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>) -> Option<Route> {
+    /// The cached full route of `(sid, ssid)` as a request for `addr` walks it, if resolved
+    /// under the current generation: the slot words that request needs, read consistently
+    /// (the metadata, the one TTB region `addr` selects, stage 2 if used, the attribute word),
+    /// still packed; [`FullWords::route`] unpacks them.
+    #[inline(always)]
+    pub(crate) fn get_full(&self, sid: u32, ssid: Option<u32>, addr: u64) -> Option<FullWords> {
         let k = key(sid, ssid);
         let g = self.generation();
-        let e = self.full.read(slot_of(k))?;
-        if e.key != k || e.tags[0] != g {
-            return None;
-        }
-        route_from_words(&e.words)
+        self.full.read_with(slot_of(k), |sk, [sg, _], w| {
+            if sk != k || sg != g {
+                return None;
+            }
+            let meta = w.get(0);
+            let m = RouteMeta::from_bits(meta);
+            // Words 1..4 hold the TTB0 region, 4..7 the TTB1 region.
+            let r = if Stage1Config::region_of(addr) { 4 } else { 1 };
+            let region = if m.has_s1() {
+                [w.get(r), w.get(r + 1), w.get(r + 2)]
+            } else {
+                [0; 3]
+            };
+            let s2 = if m.has_s2() {
+                [w.get(7), w.get(8)]
+            } else {
+                [0; 2]
+            };
+            Some(FullWords {
+                meta,
+                region,
+                s2,
+                attrs: w.get(9),
+            })
+        })
     }
 
     /// Cache `route` resolved under `generation` (ignored if it is no longer current).
@@ -368,21 +392,8 @@ struct RouteMeta {
     __: u32,
 }
 
-/// Word 9 of a packed full route: the STE attribute overrides.
-#[bitfield(u64)]
-struct AttrWord {
-    shcfg: u8,
-    memattr: u8,
-    memattr_valid: bool,
-    alloccfg: u8,
-    privcfg: u8,
-    instcfg: u8,
-    #[bits(23)]
-    __: u32,
-}
-
 /// A route as slot words in a fixed layout: \[0\] [`RouteMeta`], \[1..4\] TTB0 region,
-/// \[4..7\] TTB1 region, \[7..9\] stage 2, \[9\] [`AttrWord`]. Unused words are zero.
+/// \[4..7\] TTB1 region, \[7..9\] stage 2, \[9\] the attribute overrides ([`attrs_word`]). Unused words are zero.
 fn route_words(route: &Route) -> Words {
     let mut w = [0u64; WORDS];
     let Route::Translate {
@@ -422,70 +433,72 @@ fn route_words(route: &Route) -> Words {
         w[7..9].copy_from_slice(&s2_words(c));
     }
     w[0] = meta.into_bits();
-    w[9] = AttrWord::new()
-        .with_shcfg(attrs.shcfg.0)
-        .with_memattr(attrs.memattr.unwrap_or(0))
-        .with_memattr_valid(attrs.memattr.is_some())
-        .with_alloccfg(attrs.alloccfg)
-        .with_privcfg(attrs.privcfg.0)
-        .with_instcfg(attrs.instcfg.0)
-        .into_bits();
+    w[9] = attrs_word(attrs);
     w
 }
 
-/// The route [`route_words`] packed.
-#[inline]
-fn route_from_words(w: &Words) -> Option<Route> {
-    let meta = RouteMeta::from_bits(w[0]);
-    match meta.kind() {
-        0 => return Some(Route::Abort),
-        1 => return Some(Route::Bypass),
-        2 => {}
-        _ => return None,
-    }
-    let (vmid, asid) = (Vmid(meta.vmid()), Asid(meta.asid()));
-    let key = match meta.key_kind() {
-        0 => TagKey::S1 { vmid, asid },
-        1 => TagKey::S1El2 { asid },
-        2 => TagKey::S2 { vmid },
-        _ => return None,
-    };
-    let s1 = if meta.has_s1() {
-        Some(S1Ctx {
-            ttb0: s1_from_words([w[1], w[2], w[3]])?,
-            ttb1: s1_from_words([w[4], w[5], w[6]])?,
-            record: meta.s1_record(),
-            stall: meta.s1_stall(),
+/// The words of a cached full route one request needs ([`RouteCache::get_full`]), read
+/// consistently but not unpacked, so that the (large) route is built where it is used.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FullWords {
+    meta: u64,
+    /// The TTB region the request's address selects (zero without stage 1).
+    region: [u64; 3],
+    /// Stage 2 (zero without).
+    s2: [u64; 2],
+    attrs: u64,
+}
+
+impl FullWords {
+    /// The route [`route_words`] packed, as the request walks it (stage 1 from the region its
+    /// address selects). `None` only for codes `route_words` never writes.
+    #[inline(always)]
+    pub(crate) fn route(&self) -> Option<Route<S1Walk>> {
+        let meta = RouteMeta::from_bits(self.meta);
+        match meta.kind() {
+            0 => return Some(Route::Abort),
+            1 => return Some(Route::Bypass),
+            2 => {}
+            _ => return None,
+        }
+        let (vmid, asid) = (Vmid(meta.vmid()), Asid(meta.asid()));
+        let key = match meta.key_kind() {
+            0 => TagKey::S1 { vmid, asid },
+            1 => TagKey::S1El2 { asid },
+            2 => TagKey::S2 { vmid },
+            _ => return None,
+        };
+        let s1 = if meta.has_s1() {
+            Some(S1Walk {
+                region: s1_from_words(self.region)?,
+                record: meta.s1_record(),
+                stall: meta.s1_stall(),
+            })
+        } else {
+            None
+        };
+        let s2 = if meta.has_s2() {
+            Some(s2_from_words(self.s2)?)
+        } else {
+            None
+        };
+        Some(Route::Translate {
+            key,
+            s1,
+            s2,
+            s2_record: meta.s2_record(),
+            s2_stall: meta.s2_stall(),
+            attrs: attrs_from_word(self.attrs),
         })
-    } else {
-        None
-    };
-    let s2 = if meta.has_s2() {
-        Some(s2_from_words([w[7], w[8]])?)
-    } else {
-        None
-    };
-    let a = AttrWord::from_bits(w[9]);
-    Some(Route::Translate {
-        key,
-        s1,
-        s2,
-        s2_record: meta.s2_record(),
-        s2_stall: meta.s2_stall(),
-        attrs: StreamAttrs {
-            shcfg: Shareability(a.shcfg()),
-            memattr: a.memattr_valid().then_some(a.memattr()),
-            alloccfg: a.alloccfg(),
-            privcfg: PrivCfg(a.privcfg()),
-            instcfg: InstCfg(a.instcfg()),
-        },
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use viommu_common::walk::{Stage1Config, Stage2Config};
+    use crate::config::StreamAttrs;
+    use crate::translate::S1Ctx;
+    use viommu_common::walk::Stage2Config;
 
     /// The hot word's access table gives what `StreamAttrs::effective` gives, for every
     /// PRIVCFG and INSTCFG value (reserved ones included) and every incoming privilege and
@@ -549,7 +562,10 @@ mod tests {
         assert_eq!(c.get(1, None), None, "stale generation refused");
         c.insert(c.generation(), 2, Some(5), &Route::Abort);
         assert_eq!(c.get(2, Some(5)), Some(Hot::Abort));
-        assert_eq!(c.get_full(2, Some(5)), Some(Route::Abort));
+        assert_eq!(
+            c.get_full(2, Some(5), 0).and_then(|w| w.route()),
+            Some(Route::Abort)
+        );
         // Full routes round-trip through the slot words, the largest packing included.
         let mut s1 = Stage1Config::new(viommu_common::addr::Granule::K64, 12, u64::MAX, 52);
         s1.mair = u64::MAX;
@@ -578,7 +594,15 @@ mod tests {
         };
         let g = c.generation();
         c.insert(g, 9, Some(0xF_FFFF), &full);
-        assert_eq!(c.get_full(9, Some(0xF_FFFF)), Some(full));
+        // Each region is read for the addresses that select it (VA bit 55).
+        for addr in [0, 0x1234, 1 << 55, u64::MAX] {
+            assert_eq!(
+                c.get_full(9, Some(0xF_FFFF), addr).and_then(|w| w.route()),
+                Some(full.for_addr(addr)),
+                "{addr:#x}"
+            );
+        }
+        assert_ne!(full.for_addr(0), full.for_addr(1 << 55));
         assert_eq!(
             c.get(9, Some(0xF_FFFF)),
             Some(Hot::Translate {
@@ -591,7 +615,7 @@ mod tests {
             })
         );
         c.invalidate();
-        assert_eq!(c.get_full(9, Some(0xF_FFFF)), None);
+        assert!(c.get_full(9, Some(0xF_FFFF), 0).is_none());
         for h in [
             Hot::Bypass,
             Hot::Translate {

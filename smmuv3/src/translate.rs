@@ -52,41 +52,61 @@ pub(crate) struct S1Ctx {
     pub stall: bool,
 }
 
-/// Walks `addr` through a translating route's stages: stage 1 from the TTB region the address
-/// selects (nested: with stage 2 translating its table and output addresses), or stage 2 alone.
-/// `None` for a route with neither stage. Shared by DMA translation and ATS.
+impl S1Ctx {
+    /// The stage-1 context one input address walks with: the TTB region it selects.
+    #[inline]
+    pub(crate) fn for_addr(&self, addr: u64) -> S1Walk {
+        S1Walk {
+            region: if Stage1Config::region_of(addr) {
+                self.ttb1
+            } else {
+                self.ttb0
+            },
+            record: self.record,
+            stall: self.stall,
+        }
+    }
+}
+
+/// Stage-1 context of one walk: the TTB region the input address selects (VA bit 55), with
+/// the CD's fault controls. What the IOTLB-miss path reads of a cached route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct S1Walk {
+    /// The TTB0 or TTB1 region.
+    pub region: Stage1Config,
+    /// CD.R: record stage-1 translation faults.
+    pub record: bool,
+    /// CD.S: stall stage-1 translation-related faults (see [`crate::stall`]).
+    pub stall: bool,
+}
+
+/// Walks `addr` through a translating route's stages: stage 1 from the TTB region chosen for
+/// the address (nested: with stage 2 translating its table and output addresses), or stage 2
+/// alone. `None` for a route with neither stage. Shared by DMA translation and ATS.
+#[inline(always)]
 pub(crate) fn walk_route<B: GuestMemoryBackend + ?Sized>(
     mem: &B,
-    s1: Option<&S1Ctx>,
+    s1: Option<&S1Walk>,
     s2: Option<&Stage2Config>,
     addr: u64,
     access: AccessKind,
     privileged: bool,
 ) -> Option<Result<WalkResult, WalkFault>> {
     Some(match (s1, s2) {
-        (Some(c), s2) => {
-            let region = if Stage1Config::region_of(addr) {
-                &c.ttb1
-            } else {
-                &c.ttb0
-            };
-            match s2 {
-                Some(s2c) => {
-                    let hook =
-                        |ipa: u64, acc: AccessKind| walk_stage2(mem, s2c, ipa, acc, privileged);
-                    walk_stage1(mem, region, addr, access, privileged, Some(&hook))
-                }
-                None => walk_stage1(mem, region, addr, access, privileged, None),
-            }
+        (Some(c), Some(s2c)) => {
+            let hook = |ipa: u64, acc: AccessKind| walk_stage2(mem, s2c, ipa, acc, privileged);
+            walk_stage1(mem, &c.region, addr, access, privileged, Some(&hook))
         }
+        (Some(c), None) => walk_stage1(mem, &c.region, addr, access, privileged, None),
         (None, Some(s2c)) => walk_stage2(mem, s2c, addr, access, privileged),
         (None, None) => return None,
     })
 }
 
-/// What a (StreamID, SubstreamID) resolves to.
+/// What a (StreamID, SubstreamID) resolves to. `S` is the stage-1 context: [`S1Ctx`] (both
+/// TTB regions) as resolved and cached, [`S1Walk`] (one region) as one request walks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
+pub(crate) enum Route<S = S1Ctx> {
     /// STE.Config = abort (or reserved): terminate without an event.
     Abort,
     /// STE.Config = bypass (or S1DSS = bypass without stage 2).
@@ -96,7 +116,7 @@ pub(crate) enum Route {
         /// IOTLB tag inputs.
         key: TagKey,
         /// Stage 1, if used.
-        s1: Option<S1Ctx>,
+        s1: Option<S>,
         /// Stage 2, if used.
         s2: Option<Stage2Config>,
         /// STE.S2R: record stage-2 translation faults.
@@ -118,6 +138,30 @@ impl Route {
                 key,
                 privcfg: attrs.privcfg.0,
                 instcfg: attrs.instcfg.0,
+            },
+        }
+    }
+
+    /// The route as a request for `addr` walks it (stage 1 from the region `addr` selects).
+    #[inline]
+    pub(crate) fn for_addr(&self, addr: u64) -> Route<S1Walk> {
+        match *self {
+            Route::Abort => Route::Abort,
+            Route::Bypass => Route::Bypass,
+            Route::Translate {
+                key,
+                s1,
+                s2,
+                s2_record,
+                s2_stall,
+                attrs,
+            } => Route::Translate {
+                key,
+                s1: s1.map(|c| c.for_addr(addr)),
+                s2,
+                s2_record,
+                s2_stall,
+                attrs,
             },
         }
     }
@@ -195,11 +239,12 @@ where
 
     /// The walk for a route that translates (after an IOTLB miss).
     #[expect(clippy::too_many_arguments, reason = "the resolved route, unpacked")]
+    #[inline(always)]
     fn translate_walk(
         &self,
         req: &DmaRequest,
         tag: TlbTag,
-        s1: Option<&S1Ctx>,
+        s1: Option<&S1Walk>,
         s2: Option<&Stage2Config>,
         (s2_record, s2_stall): (bool, bool),
         privileged: bool,
@@ -322,7 +367,11 @@ where
     ) -> Result<DmaMapping, DmaFault> {
         let sid = req.stream.0;
         let ssid = req.substream.map(|s| s.0);
-        let route = match self.routes.get_full(sid, ssid) {
+        let route = match self
+            .routes
+            .get_full(sid, ssid, req.addr)
+            .and_then(|w| w.route())
+        {
             Some(r) => r,
             None => {
                 let generation = self.routes.generation();
@@ -341,7 +390,7 @@ where
                     Err((event, record)) => return Err(self.fault(&event, record, req.addr)),
                 };
                 self.routes.insert(generation, sid, ssid, &route);
-                route
+                route.for_addr(req.addr)
             }
         };
         match route {

@@ -107,6 +107,7 @@ impl TableGeometry {
     /// `4 - ceil((ia - g) / s)` (Arm ARM D8.2.1; io-pgtable-arm.c `ARM_LPAE_START_LVL`).
     ///
     /// Returns `None` if `ia_bits` is not in `(g, 48]` (`(g, 52]` for 64K).
+    #[inline]
     pub const fn stage1(granule: Granule, ia_bits: u32) -> Option<Self> {
         let g = granule.shift();
         let s = granule.bits_per_level();
@@ -134,6 +135,7 @@ impl TableGeometry {
 
 /// Minimum TxSZ for a granule (16; 12 for 64K when 52-bit inputs are supported: FEAT_LVA for
 /// stage 1, a 52-bit PA size for stage 2).
+#[inline]
 const fn min_txsz(granule: Granule, large: bool) -> u8 {
     match granule {
         Granule::K64 if large => MIN_TXSZ_LVA,
@@ -142,6 +144,7 @@ const fn min_txsz(granule: Granule, large: bool) -> u8 {
 }
 
 /// Output sizes the walker supports (the IPS/PS encodings).
+#[inline]
 const fn check_oas(granule: Granule, bits: u32) -> Result<(), ConfigError> {
     match bits {
         32 | 36 | 40 | 42 | 44 | 48 | 52 => Ok(()),
@@ -152,6 +155,7 @@ const fn check_oas(granule: Granule, bits: u32) -> Result<(), ConfigError> {
 /// The output size a walk uses: 52 bits need the 64K granule (FEAT_LPA); with 4K/16K (no
 /// FEAT_LPA2) a 52-bit IPS/PS is treated as 48 bits (Arm ARM D8.1.x, "PS 0b110 with a granule
 /// other than 64KB behaves as 0b101").
+#[inline]
 const fn effective_oas(granule: Granule, bits: u32) -> u32 {
     if bits > 48 && !matches!(granule, Granule::K64) {
         48
@@ -225,17 +229,20 @@ impl Stage1Config {
     }
 
     /// Which region `va` belongs to: `true` for TTB1 (VA bit 55 set), regardless of TBI.
+    #[inline]
     pub const fn region_of(va: u64) -> bool {
         (va >> 55) & 1 == 1
     }
 
     /// Input address size in bits (`64 - txsz`, saturating).
+    #[inline]
     pub const fn ia_bits(&self) -> u32 {
         64u32.saturating_sub(self.txsz as u32)
     }
 
     /// The output size walks use: `oas_bits`, except that 52 reads as 48 without the 64K
     /// granule.
+    #[inline]
     pub const fn effective_oas(&self) -> u32 {
         effective_oas(self.granule, self.oas_bits)
     }
@@ -245,6 +252,7 @@ impl Stage1Config {
     /// # Errors
     /// [`ConfigError::InputSize`] for TxSZ outside `[16 (12 for 64K with `lva`), 39]`,
     /// [`ConfigError::OutputSize`] for an output size that is not an IPS encoding.
+    #[inline]
     pub const fn validate(&self) -> Result<TableGeometry, ConfigError> {
         if let Err(e) = check_oas(self.granule, self.oas_bits) {
             return Err(e);

@@ -16,25 +16,52 @@ use super::desc::{output_address, Descriptor, TableDesc};
 use super::fault::{Stage, WalkFault, WalkFaultKind};
 use super::read::DescReader;
 
-/// Hierarchical attributes accumulated from table descriptors (stage 1 only; Arm ARM D8.4.2).
+/// Hierarchical attributes accumulated from table descriptors (stage 1 only; Arm ARM D8.4.2):
+/// the OR of the tables' PXNTable, UXNTable and APTable bits, kept in [`TableDesc`]'s layout
+/// shifted down by [`Hierarchy::SHIFT`] so that merging a table is one shift and one OR.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Hierarchy {
-    /// Some APTable\[0\] (bit 61) was set: no unprivileged access below.
-    pub no_unpriv: bool,
-    /// Some APTable\[1\] (bit 62) was set: no write access below.
-    pub no_write: bool,
-    /// Some PXNTable was set.
-    pub pxn: bool,
-    /// Some UXNTable was set.
-    pub uxn: bool,
-}
+pub(crate) struct Hierarchy(u8);
 
 impl Hierarchy {
+    /// Bit position of PXNTable, the lowest of [`TableDesc`]'s hierarchical controls
+    /// (PXNTable \[59\], UXNTable \[60\], APTable \[62:61\], adjacent in that order).
+    /// (`test_hierarchy_bits_match_table_desc` checks it against the typed fields.)
+    const SHIFT: u32 = 59;
+    const PXN: u8 = 1 << 0;
+    const UXN: u8 = 1 << 1;
+    const NO_UNPRIV: u8 = 1 << 2;
+    const NO_WRITE: u8 = 1 << 3;
+
+    /// No hierarchical control (also what CD.HADx = 1 makes of any).
+    pub const NONE: Hierarchy = Hierarchy(0);
+
+    #[inline(always)]
     fn merge(&mut self, t: TableDesc) {
-        self.no_unpriv |= t.ap_table() & 1 != 0;
-        self.no_write |= t.ap_table() & 2 != 0;
-        self.pxn |= t.pxn_table();
-        self.uxn |= t.uxn_table();
+        self.0 |= (t.into_bits() >> Self::SHIFT) as u8 & 0xF;
+    }
+
+    /// Some APTable\[0\] (bit 61) was set: no unprivileged access below.
+    #[inline(always)]
+    pub const fn no_unpriv(self) -> bool {
+        self.0 & Self::NO_UNPRIV != 0
+    }
+
+    /// Some APTable\[1\] (bit 62) was set: no write access below.
+    #[inline(always)]
+    pub const fn no_write(self) -> bool {
+        self.0 & Self::NO_WRITE != 0
+    }
+
+    /// Some PXNTable was set.
+    #[inline(always)]
+    pub const fn pxn(self) -> bool {
+        self.0 & Self::PXN != 0
+    }
+
+    /// Some UXNTable was set.
+    #[inline(always)]
+    pub const fn uxn(self) -> bool {
+        self.0 & Self::UXN != 0
     }
 }
 
@@ -102,7 +129,7 @@ where
     let mut table = p.root & !low_mask(p.geo.root_index_bits.saturating_add(3).max(6));
     let mut level = p.geo.start_level;
     let mut index_bits = p.geo.root_index_bits;
-    let mut hier = Hierarchy::default();
+    let mut hier = Hierarchy::NONE;
     let mut reader = DescReader::new(mem);
     // Bounded: `level` strictly increases and decode() never yields a table at level 3.
     while level <= 3 {
@@ -150,4 +177,33 @@ where
     }
     // Unreachable for a valid geometry; kept so that no input can make the walker loop or panic.
     Err(fault(WalkFaultKind::Translation, 3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packed hierarchy agrees with [`TableDesc`]'s typed fields for every combination.
+    #[test]
+    fn test_hierarchy_bits_match_table_desc() {
+        for bits in 0u64..16 {
+            let t = TableDesc::new()
+                .with_valid(true)
+                .with_table(true)
+                .with_pxn_table(bits & 1 != 0)
+                .with_uxn_table(bits & 2 != 0)
+                .with_ap_table(((bits >> 2) & 3) as u8)
+                .with_ns_table(true);
+            let mut h = Hierarchy::NONE;
+            h.merge(t);
+            assert_eq!(h.pxn(), t.pxn_table());
+            assert_eq!(h.uxn(), t.uxn_table());
+            assert_eq!(h.no_unpriv(), t.ap_table() & 1 != 0);
+            assert_eq!(h.no_write(), t.ap_table() & 2 != 0);
+            // Merging accumulates (OR) and never clears.
+            h.merge(TableDesc::new().with_valid(true).with_table(true));
+            assert_eq!(h.pxn(), t.pxn_table());
+            assert_eq!(h.no_write(), t.ap_table() & 2 != 0);
+        }
+    }
 }

@@ -163,6 +163,7 @@ pub type Stage2Hook<'a> = &'a dyn Fn(u64, AccessKind) -> Result<WalkResult, Walk
 ///
 /// # Errors
 /// A [`WalkFault`]: stage-1 faults with [`FaultClass::In`], or stage-2 faults from the hook.
+#[inline(always)]
 pub fn walk_stage1<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     cfg: &Stage1Config,

@@ -41,22 +41,13 @@ pub(crate) const fn va_in_range(cfg: &Stage1Config, ia_bits: u32, va: u64) -> bo
 /// PAN removes privileged data access to unprivileged-readable pages.
 #[inline]
 pub(crate) const fn s1_perms(cfg: &Stage1Config, d: S1Leaf, hier: Hierarchy) -> PrivPerms {
-    let hier = if cfg.hpd {
-        Hierarchy {
-            no_unpriv: false,
-            no_write: false,
-            pxn: false,
-            uxn: false,
-        }
-    } else {
-        hier
-    };
-    let ro = d.ap_ro() || hier.no_write;
-    let ur = d.ap_el0() && !hier.no_unpriv;
+    let hier = if cfg.hpd { Hierarchy::NONE } else { hier };
+    let ro = d.ap_ro() || hier.no_write();
+    let ur = d.ap_el0() && !hier.no_unpriv();
     let uw = ur && !ro;
     let pw = !ro;
-    let ux = !(d.uxn() || hier.uxn || (cfg.wxn && uw));
-    let px = !(d.pxn() || hier.pxn || uw || (cfg.wxn && pw));
+    let ux = !(d.uxn() || hier.uxn() || (cfg.wxn && uw));
+    let px = !(d.pxn() || hier.pxn() || uw || (cfg.wxn && pw));
     let pan = cfg.pan && ur;
     let mut p = Perms::NONE;
     if !pan {
@@ -111,7 +102,8 @@ fn desc_pa(s2: Option<Stage2Hook<'_>>, addr: u64, write: bool) -> Result<u64, Wa
     }
 }
 
-/// See [`super::walk_stage1`].
+/// See [`super::walk_stage1`]. Inlined into its caller so the result is built in place.
+#[inline(always)]
 pub(crate) fn walk<M: GuestMemoryBackend + ?Sized>(
     mem: &M,
     cfg: &Stage1Config,

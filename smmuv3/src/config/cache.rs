@@ -52,7 +52,7 @@
 
 use crate::sync::{AtomicU64, Ordering};
 
-use super::slots::{Entry, Slots, EMPTY};
+use super::slots::{Slots, EMPTY};
 use super::words::Packed;
 use super::{ContextConfig, StreamConfig};
 use crate::cmdq::command::Command;
@@ -162,26 +162,27 @@ impl ConfigCache {
         [epoch, stream.wrapping_add(cds)]
     }
 
-    /// The value of a slot entry if it is `key`'s and stamped with `sid`'s current stamps.
-    fn valid<T: Packed>(&self, e: Option<Entry>, key: u64, stamps: [u64; 2]) -> Option<T> {
-        let e = e?;
-        if e.key != key || e.tags != stamps {
-            return None;
-        }
-        T::unpack(&e.words)
+    /// The value in slot `i` of `slots` if it is `key`'s and stamped with `stamps` (the key
+    /// and stamps are compared before any data word is read, so a miss is cheap).
+    #[inline]
+    fn valid<T: Packed>(slots: &Slots, i: usize, key: u64, stamps: [u64; 2]) -> Option<T> {
+        let words = slots.read_with(i, |k, tags, w| {
+            (k == key && tags == stamps).then(|| w.all())
+        })?;
+        T::unpack(&words)
     }
 
     /// The cached configuration of `sid` (lock-free).
     pub fn ste(&self, sid: u32) -> Option<StreamConfig> {
         let stamps = self.stamps(sid);
-        self.valid(self.stes.read(ste_slot(sid)), u64::from(sid), stamps)
+        Self::valid(&self.stes, ste_slot(sid), u64::from(sid), stamps)
     }
 
     /// The cached CD `index` of `sid` (lock-free).
     pub fn cd(&self, sid: u32, index: u32) -> Option<ContextConfig> {
         let stamps = self.cd_stamps(sid);
         let key = cd_key(sid, index);
-        self.valid(self.cds.read(cd_slot(key)), key, stamps)
+        Self::valid(&self.cds, cd_slot(key), key, stamps)
     }
 
     /// A ticket for a later insert; take it before reading guest memory.

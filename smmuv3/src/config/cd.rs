@@ -33,7 +33,6 @@ use vm_memory::GuestMemoryBackend;
 
 use viommu_common::addr::{low_mask, Granule};
 use viommu_common::id::{Asid, SubstreamId};
-use viommu_common::mem;
 use viommu_common::walk::{DescReader, FaultClass, Stage1Config};
 
 use super::ste::effective_ps;
@@ -95,6 +94,18 @@ impl S1Config {
         index: u32,
         s2: Option<CdTranslate<'_>>,
     ) -> Result<u64, ConfigError> {
+        self.cd_addr_in(&mut DescReader::new(mem), index, s2)
+    }
+
+    /// [`S1Config::cd_addr`] reading the L1 CD descriptor through `reader` (whose region the
+    /// CD fetch that follows then reuses).
+    #[inline]
+    fn cd_addr_in<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        reader: &mut DescReader<'_, M>,
+        index: u32,
+        s2: Option<CdTranslate<'_>>,
+    ) -> Result<u64, ConfigError> {
         let index = u64::from(index);
         if index >> self.cd_max_bits != 0 {
             return Err(ConfigError::BadSubstreamId {
@@ -109,7 +120,8 @@ impl S1Config {
                 let l1_bytes_log2 = (3 + self.cd_max_bits).saturating_sub(leaf_bits).max(6);
                 let l1_ipa = in_table(self.cd_table, (index >> leaf_bits) * 8, l1_bytes_log2);
                 let l1_pa = translate(l1_ipa, s2)?;
-                let raw = mem::load_u64_le(mem, l1_pa)
+                let raw = reader
+                    .read(l1_pa)
                     .map_err(|_| ConfigError::CdFetch { addr: l1_pa })?;
                 let l1 = L1Cd::from_raw(raw);
                 if !l1.v() {
@@ -142,9 +154,10 @@ impl S1Config {
         index: u32,
         s2: Option<CdTranslate<'_>>,
     ) -> Result<Cd, ConfigError> {
-        let addr = self.cd_addr(mem, index, s2)?;
-        // Each word single-copy atomic, the region looked up once.
-        let words = DescReader::new(mem)
+        let mut reader = DescReader::new(mem);
+        let addr = self.cd_addr_in(&mut reader, index, s2)?;
+        // Each word single-copy atomic, the region looked up once (with the L1 descriptor's).
+        let words = reader
             .read_words::<8>(addr)
             .map_err(|_| ConfigError::CdFetch { addr })?;
         Ok(Cd::from_words(words))
@@ -161,7 +174,25 @@ impl S1Config {
         s2: Option<CdTranslate<'_>>,
         caps: &Caps,
     ) -> Result<ContextConfig, ConfigError> {
-        decode_cd(&self.fetch_cd(mem, index, s2)?, caps, self)
+        self.lookup_cd_in(&mut DescReader::new(mem), index, s2, caps)
+    }
+
+    /// [`S1Config::lookup_cd`] through `reader` (shared with the STE fetch before it, so the
+    /// guest memory region is looked up once).
+    pub(crate) fn lookup_cd_in<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        reader: &mut DescReader<'_, M>,
+        index: u32,
+        s2: Option<CdTranslate<'_>>,
+        caps: &Caps,
+    ) -> Result<ContextConfig, ConfigError> {
+        let addr = self.cd_addr_in(reader, index, s2)?;
+        // Decode reads words 0..3 (4..7 are IGNORED): fetch those, after checking that the
+        // whole CD is readable, as the 64-byte fetch needs.
+        let [w0, w1, w2, w3] = reader
+            .read_head::<8, 4>(addr)
+            .map_err(|_| ConfigError::CdFetch { addr })?;
+        decode_cd(&Cd::from_words([w0, w1, w2, w3, 0, 0, 0, 0]), caps, self)
     }
 }
 

@@ -57,6 +57,29 @@ pub(crate) struct Entry {
     pub words: Words,
 }
 
+/// The data words of a slot being read by [`Slots::read_with`].
+#[derive(Clone, Copy)]
+pub(crate) struct SlotWords<'a>(&'a [AtomicU64; WORDS]);
+
+impl SlotWords<'_> {
+    /// Data word `j` (Relaxed; the seqlock validates it). `j` must be below [`WORDS`]: a
+    /// constant at every call site.
+    #[inline(always)]
+    pub(crate) fn get(&self, j: usize) -> u64 {
+        self.0[j].load(Ordering::Relaxed)
+    }
+
+    /// Every data word.
+    #[inline]
+    pub(crate) fn all(&self) -> Words {
+        let mut words = [0u64; WORDS];
+        for (w, d) in words.iter_mut().zip(self.0) {
+            *w = d.load(Ordering::Relaxed);
+        }
+        words
+    }
+}
+
 /// A fixed array of seqlock slots (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Slots {
@@ -105,6 +128,37 @@ impl Slots {
             return None;
         }
         Some(Entry { key, tags, words })
+    }
+
+    /// Read part of slot `i` consistently: `f` gets the key and the two tag words, and loads
+    /// the data words it needs through a [`SlotWords`] (returning `None` to give up early, for
+    /// a key or tag that does not match). Its value is returned only if no writer entered the
+    /// slot meanwhile; it may be computed from a torn set of words and then discarded, so `f`
+    /// must be total (no panic on any words) and have no side effect.
+    #[inline(always)]
+    pub(crate) fn read_with<T>(
+        &self,
+        i: usize,
+        f: impl FnOnce(u64, [u64; 2], SlotWords<'_>) -> Option<T>,
+    ) -> Option<T> {
+        let slot = self.slot(i);
+        let s1 = slot.seq.load(Ordering::Acquire);
+        if s1 & 1 != 0 {
+            return None;
+        }
+        let v = f(
+            slot.key.load(Ordering::Relaxed),
+            [
+                slot.tags[0].load(Ordering::Relaxed),
+                slot.tags[1].load(Ordering::Relaxed),
+            ],
+            SlotWords(&slot.data),
+        )?;
+        fence(Ordering::Acquire);
+        if slot.seq.load(Ordering::Relaxed) != s1 {
+            return None;
+        }
+        Some(v)
     }
 
     /// Fill slot `i` unless another writer is inside it. `admit()` runs inside the critical

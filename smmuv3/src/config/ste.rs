@@ -40,7 +40,6 @@ use vm_memory::GuestMemoryBackend;
 
 use viommu_common::addr::{low_mask, pa_size_bits, Granule};
 use viommu_common::id::Vmid;
-use viommu_common::mem;
 use viommu_common::walk::{DescReader, Stage2Config};
 
 use super::{
@@ -116,6 +115,17 @@ impl StreamTable {
         mem: &M,
         sid: u32,
     ) -> Result<u64, ConfigError> {
+        self.ste_addr_in(&mut DescReader::new(mem), sid)
+    }
+
+    /// [`StreamTable::ste_addr`] reading the L1 descriptor through `reader` (whose region the
+    /// STE fetch that follows then reuses).
+    #[inline]
+    fn ste_addr_in<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        reader: &mut DescReader<'_, M>,
+        sid: u32,
+    ) -> Result<u64, ConfigError> {
         let sid = u64::from(sid);
         if sid >> self.log2size != 0 {
             return Err(ConfigError::BadStreamId {
@@ -126,7 +136,8 @@ impl StreamTable {
             StrtabFormat::Linear => Ok(self.base.wrapping_add(sid * Ste::SIZE)),
             StrtabFormat::TwoLevel { split } => {
                 let l1_addr = self.base.wrapping_add((sid >> split) * 8);
-                let raw = mem::load_u64_le(mem, l1_addr)
+                let raw = reader
+                    .read(l1_addr)
                     .map_err(|_| ConfigError::SteFetch { addr: l1_addr })?;
                 let l1 = L1Std::from_raw(raw);
                 let span = u32::from(l1.span());
@@ -162,9 +173,10 @@ impl StreamTable {
         mem: &M,
         sid: u32,
     ) -> Result<Ste, ConfigError> {
-        let addr = self.ste_addr(mem, sid)?;
-        // Each word single-copy atomic, the region looked up once.
-        let words = DescReader::new(mem)
+        let mut reader = DescReader::new(mem);
+        let addr = self.ste_addr_in(&mut reader, sid)?;
+        // Each word single-copy atomic, the region looked up once (with the L1 descriptor's).
+        let words = reader
             .read_words::<8>(addr)
             .map_err(|_| ConfigError::SteFetch { addr })?;
         Ok(Ste::from_words(words))
@@ -180,7 +192,24 @@ impl StreamTable {
         sid: u32,
         caps: &Caps,
     ) -> Result<StreamConfig, ConfigError> {
-        decode_ste(&self.fetch_ste(mem, sid)?, caps)
+        self.lookup_in(&mut DescReader::new(mem), sid, caps)
+    }
+
+    /// [`StreamTable::lookup`] through `reader` (shared with the CD fetch that follows, so
+    /// the guest memory region is looked up once).
+    pub(crate) fn lookup_in<M: GuestMemoryBackend + ?Sized>(
+        &self,
+        reader: &mut DescReader<'_, M>,
+        sid: u32,
+        caps: &Caps,
+    ) -> Result<StreamConfig, ConfigError> {
+        let addr = self.ste_addr_in(reader, sid)?;
+        // Decode reads words 0..3 (4..7 are IGNORED): fetch those, after checking that the
+        // whole STE is readable, as the 64-byte fetch needs.
+        let [w0, w1, w2, w3] = reader
+            .read_head::<8, 4>(addr)
+            .map_err(|_| ConfigError::SteFetch { addr })?;
+        decode_ste(&Ste::from_words([w0, w1, w2, w3, 0, 0, 0, 0]), caps)
     }
 }
 

@@ -2,8 +2,10 @@
 //! ([`super::cache`], [`crate::route`]) can keep them in preallocated seqlock slots of atomics
 //! instead of allocating a snapshot per insert.
 //!
-//! Each value writes its fields in a fixed order through a [`Writer`] (bytes, little-endian)
-//! and reads them back in the same order through a [`Reader`]. Only values produced by
+//! The values on the translation path (a decoded STE, a CD, a full route) have word-aligned
+//! layouts of bitfield words, packed and unpacked with shifts. Smaller parts write their
+//! fields in a fixed order through a [`Writer`] (bytes, little-endian) and read them back in
+//! the same order through a [`Reader`]. Only values produced by
 //! [`Packed::pack`] are ever unpacked (a seqlock slot is read only when its sequence number
 //! proves the words consistent), but unpacking is still total: an unknown enum code reads as
 //! `None`, never a panic.
@@ -80,23 +82,11 @@ impl Writer {
     pub(crate) fn u8(&mut self, v: u8) {
         self.bytes(&[v]);
     }
-    pub(crate) fn u16(&mut self, v: u16) {
-        self.bytes(&v.to_le_bytes());
-    }
     pub(crate) fn u32(&mut self, v: u32) {
         self.bytes(&v.to_le_bytes());
     }
     pub(crate) fn u64(&mut self, v: u64) {
         self.bytes(&v.to_le_bytes());
-    }
-    /// Up to eight flags in one byte, first flag in bit 0.
-    pub(crate) fn flags(&mut self, f: &[bool]) {
-        let b = f
-            .iter()
-            .take(8)
-            .enumerate()
-            .fold(0u8, |b, (i, &v)| b | (u8::from(v) << i));
-        self.u8(b);
     }
     fn finish(&self) -> Words {
         debug_assert!(self.at <= WORDS * 8, "a packed value overflows its words");
@@ -128,23 +118,11 @@ impl Reader<'_> {
     pub(crate) fn u8(&mut self) -> Option<u8> {
         self.array::<1>().map(|b| b[0])
     }
-    pub(crate) fn u16(&mut self) -> Option<u16> {
-        self.array().map(u16::from_le_bytes)
-    }
     pub(crate) fn u32(&mut self) -> Option<u32> {
         self.array().map(u32::from_le_bytes)
     }
     pub(crate) fn u64(&mut self) -> Option<u64> {
         self.array().map(u64::from_le_bytes)
-    }
-    /// `N` flags written by [`Writer::flags`].
-    pub(crate) fn flags<const N: usize>(&mut self) -> Option<[bool; N]> {
-        let b = self.u8()?;
-        let mut f = [false; N];
-        for (i, v) in f.iter_mut().enumerate() {
-            *v = (b >> i) & 1 != 0;
-        }
-        Some(f)
     }
 }
 
@@ -389,119 +367,287 @@ impl Packed for Byte {
 
 impl Packed for S1Config {
     fn put(&self, w: &mut Writer) {
-        w.u64(self.cd_table);
-        match self.format {
-            CdTableFormat::Single => w.u8(0),
-            CdTableFormat::Linear => w.u8(1),
-            CdTableFormat::TwoLevel { leaf_bits } => {
-                w.u8(2);
-                w.u32(leaf_bits);
-            }
+        for x in self.words() {
+            w.u64(x);
         }
-        w.u32(self.cd_max_bits);
-        w.u8(match self.dss {
-            S1Dss::Terminate => 0,
-            S1Dss::Bypass => 1,
-            S1Dss::Substream0 => 2,
-        });
-        w.flags(&[self.stall_disabled]);
-        w.u32(self.pa_bits);
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
-        let cd_table = r.u64()?;
-        let format = match r.u8()? {
-            0 => CdTableFormat::Single,
-            1 => CdTableFormat::Linear,
-            2 => CdTableFormat::TwoLevel {
-                leaf_bits: r.u32()?,
-            },
-            _ => return None,
-        };
-        let cd_max_bits = r.u32()?;
-        let dss = match r.u8()? {
-            0 => S1Dss::Terminate,
-            1 => S1Dss::Bypass,
-            2 => S1Dss::Substream0,
-            _ => return None,
-        };
-        let [stall_disabled] = r.flags()?;
-        Some(S1Config {
-            cd_table,
-            format,
-            cd_max_bits,
-            dss,
-            stall_disabled,
-            pa_bits: r.u32()?,
-        })
+        S1Config::from_words([r.u64()?, r.u64()?, r.u64()?])
     }
 }
 
 impl Packed for S2Config {
     fn put(&self, w: &mut Writer) {
-        self.walk.put(w);
-        self.geometry.put(w);
-        w.flags(&[self.record, self.stall, self.ptw]);
+        for x in self.words() {
+            w.u64(x);
+        }
     }
     fn get(r: &mut Reader<'_>) -> Option<Self> {
-        let walk = Stage2Config::get(r)?;
-        let geometry = TableGeometry::get(r)?;
-        let [record, stall, ptw] = r.flags()?;
+        S2Config::from_words([r.u64()?, r.u64()?, r.u64()?, r.u64()?])
+    }
+}
+
+/// Word 0 of a packed [`StreamConfig`]: kind, which stages, VMID, regime, ATS mode.
+#[bitfield(u64)]
+struct SteMeta {
+    /// 0: abort, 1: bypass, 2: translate.
+    #[bits(2)]
+    kind: u8,
+    has_s1: bool,
+    has_s2: bool,
+    vmid: u16,
+    /// 0: EL1, 1: EL2.
+    #[bits(1)]
+    regime: u8,
+    /// 0: abort, 1: full, 2: split.
+    #[bits(2)]
+    ats: u8,
+    #[bits(41)]
+    __: u64,
+}
+
+/// The small fields of an [`S1Config`] in one word (with `cd_table` and the two `u32`
+/// sizes, three words).
+#[bitfield(u64)]
+struct CdTableMeta {
+    /// 0: single, 1: linear, 2: two-level.
+    #[bits(2)]
+    format: u8,
+    /// 0: terminate, 1: bypass, 2: substream 0.
+    #[bits(2)]
+    dss: u8,
+    stall_disabled: bool,
+    #[bits(3)]
+    __: u8,
+    pa_bits: u32,
+    #[bits(24)]
+    __: u32,
+}
+
+/// The small fields of an [`S2Config`] beyond its walk words: the geometry's granule and
+/// start level and S2R, S2S, S2PTW (the geometry's two sizes are one more word).
+#[bitfield(u64)]
+struct S2Extra {
+    /// 0: 4K, 1: 16K, 2: 64K.
+    #[bits(2)]
+    granule: u8,
+    start_level: u8,
+    record: bool,
+    stall: bool,
+    ptw: bool,
+    #[bits(51)]
+    __: u64,
+}
+
+/// The STE attribute overrides in one word.
+#[bitfield(u64)]
+pub(crate) struct AttrWord {
+    shcfg: u8,
+    memattr: u8,
+    memattr_valid: bool,
+    alloccfg: u8,
+    privcfg: u8,
+    instcfg: u8,
+    #[bits(23)]
+    __: u32,
+}
+
+/// STE attribute overrides as one word ([`AttrWord`]).
+#[inline]
+pub(crate) fn attrs_word(a: &StreamAttrs) -> u64 {
+    AttrWord::new()
+        .with_shcfg(a.shcfg.0)
+        .with_memattr(a.memattr.unwrap_or(0))
+        .with_memattr_valid(a.memattr.is_some())
+        .with_alloccfg(a.alloccfg)
+        .with_privcfg(a.privcfg.0)
+        .with_instcfg(a.instcfg.0)
+        .into_bits()
+}
+
+/// The overrides [`attrs_word`] packed.
+#[inline]
+pub(crate) fn attrs_from_word(w: u64) -> StreamAttrs {
+    let a = AttrWord::from_bits(w);
+    StreamAttrs {
+        shcfg: Shareability(a.shcfg()),
+        memattr: a.memattr_valid().then_some(a.memattr()),
+        alloccfg: a.alloccfg(),
+        privcfg: PrivCfg(a.privcfg()),
+        instcfg: InstCfg(a.instcfg()),
+    }
+}
+
+impl S1Config {
+    /// Three words: S1ContextPtr, the two `u32` sizes (leaf bits \[31:0\], S1CDMax
+    /// \[63:32\]), [`CdTableMeta`].
+    fn words(&self) -> [u64; 3] {
+        let (format, leaf_bits) = match self.format {
+            CdTableFormat::Single => (0, 0),
+            CdTableFormat::Linear => (1, 0),
+            CdTableFormat::TwoLevel { leaf_bits } => (2, leaf_bits),
+        };
+        let meta = CdTableMeta::new()
+            .with_format(format)
+            .with_dss(match self.dss {
+                S1Dss::Terminate => 0,
+                S1Dss::Bypass => 1,
+                S1Dss::Substream0 => 2,
+            })
+            .with_stall_disabled(self.stall_disabled)
+            .with_pa_bits(self.pa_bits);
+        [
+            self.cd_table,
+            u64::from(leaf_bits) | u64::from(self.cd_max_bits) << 32,
+            meta.into_bits(),
+        ]
+    }
+
+    /// The value [`S1Config::words`] packed.
+    fn from_words(w: [u64; 3]) -> Option<Self> {
+        let m = CdTableMeta::from_bits(w[2]);
+        Some(S1Config {
+            cd_table: w[0],
+            format: match m.format() {
+                0 => CdTableFormat::Single,
+                1 => CdTableFormat::Linear,
+                2 => CdTableFormat::TwoLevel {
+                    leaf_bits: w[1] as u32,
+                },
+                _ => return None,
+            },
+            cd_max_bits: (w[1] >> 32) as u32,
+            dss: match m.dss() {
+                0 => S1Dss::Terminate,
+                1 => S1Dss::Bypass,
+                2 => S1Dss::Substream0,
+                _ => return None,
+            },
+            stall_disabled: m.stall_disabled(),
+            pa_bits: m.pa_bits(),
+        })
+    }
+}
+
+impl S2Config {
+    /// Four words: the walk ([`s2_words`]), the geometry's sizes (IA bits \[31:0\], root
+    /// index bits \[63:32\]), [`S2Extra`].
+    fn words(&self) -> [u64; 4] {
+        let [vttb, meta] = s2_words(&self.walk);
+        let g = &self.geometry;
+        let extra = S2Extra::new()
+            .with_granule(granule_code(g.granule))
+            .with_start_level(g.start_level)
+            .with_record(self.record)
+            .with_stall(self.stall)
+            .with_ptw(self.ptw);
+        [
+            vttb,
+            meta,
+            u64::from(g.ia_bits) | u64::from(g.root_index_bits) << 32,
+            extra.into_bits(),
+        ]
+    }
+
+    /// The value [`S2Config::words`] packed.
+    fn from_words(w: [u64; 4]) -> Option<Self> {
+        let x = S2Extra::from_bits(w[3]);
         Some(S2Config {
-            walk,
-            geometry,
-            record,
-            stall,
-            ptw,
+            walk: s2_from_words([w[0], w[1]])?,
+            geometry: TableGeometry {
+                granule: granule_of(x.granule())?,
+                ia_bits: w[2] as u32,
+                start_level: x.start_level(),
+                root_index_bits: (w[2] >> 32) as u32,
+            },
+            record: x.record(),
+            stall: x.stall(),
+            ptw: x.ptw(),
         })
     }
 }
 
 impl Packed for StreamConfig {
     fn put(&self, w: &mut Writer) {
-        match self {
-            StreamConfig::Abort => w.u8(0),
-            StreamConfig::Bypass(a) => {
-                w.u8(1);
-                a.put(w);
-            }
-            StreamConfig::Translate(t) => {
-                w.u8(2);
-                t.s1.put(w);
-                t.s2.put(w);
-                w.u16(t.vmid.0);
-                w.u8(match t.regime {
+        for x in self.pack() {
+            w.u64(x);
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Option<Self> {
+        let mut words = [0u64; WORDS];
+        for x in words.iter_mut().take(9) {
+            *x = r.u64()?;
+        }
+        Self::unpack(&words)
+    }
+
+    /// Word-aligned (the STE insert is on the translation path): \[0\] [`SteMeta`],
+    /// \[1\] [`AttrWord`], \[2..5\] stage 1 ([`S1Config::words`]), \[5..9\] stage 2
+    /// ([`S2Config::words`]). Unused words are zero.
+    fn pack(&self) -> Words {
+        let mut w = [0u64; WORDS];
+        let (kind, attrs) = match self {
+            StreamConfig::Abort => (0, None),
+            StreamConfig::Bypass(a) => (1, Some(a)),
+            StreamConfig::Translate(t) => (2, Some(&t.attrs)),
+        };
+        let mut meta = SteMeta::new().with_kind(kind);
+        if let Some(a) = attrs {
+            w[1] = attrs_word(a);
+        }
+        if let StreamConfig::Translate(t) = self {
+            meta = meta
+                .with_has_s1(t.s1.is_some())
+                .with_has_s2(t.s2.is_some())
+                .with_vmid(t.vmid.0)
+                .with_regime(match t.regime {
                     Regime::El1 => 0,
                     Regime::El2 => 1,
-                });
-                w.u8(match t.ats {
+                })
+                .with_ats(match t.ats {
                     AtsMode::Abort => 0,
                     AtsMode::Full => 1,
                     AtsMode::Split => 2,
                 });
-                t.attrs.put(w);
+            if let Some(s1) = &t.s1 {
+                w[2..5].copy_from_slice(&s1.words());
+            }
+            if let Some(s2) = &t.s2 {
+                w[5..9].copy_from_slice(&s2.words());
             }
         }
+        w[0] = meta.into_bits();
+        w
     }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        Some(match r.u8()? {
+
+    fn unpack(w: &Words) -> Option<Self> {
+        let meta = SteMeta::from_bits(w[0]);
+        Some(match meta.kind() {
             0 => StreamConfig::Abort,
-            1 => StreamConfig::Bypass(StreamAttrs::get(r)?),
+            1 => StreamConfig::Bypass(attrs_from_word(w[1])),
             2 => StreamConfig::Translate(TranslateConfig {
-                s1: Packed::get(r)?,
-                s2: Packed::get(r)?,
-                vmid: Vmid(r.u16()?),
-                regime: match r.u8()? {
-                    0 => Regime::El1,
-                    1 => Regime::El2,
-                    _ => return None,
+                s1: if meta.has_s1() {
+                    Some(S1Config::from_words([w[2], w[3], w[4]])?)
+                } else {
+                    None
                 },
-                ats: match r.u8()? {
+                s2: if meta.has_s2() {
+                    Some(S2Config::from_words([w[5], w[6], w[7], w[8]])?)
+                } else {
+                    None
+                },
+                vmid: Vmid(meta.vmid()),
+                regime: match meta.regime() {
+                    0 => Regime::El1,
+                    _ => Regime::El2,
+                },
+                ats: match meta.ats() {
                     0 => AtsMode::Abort,
                     1 => AtsMode::Full,
                     2 => AtsMode::Split,
                     _ => return None,
                 },
-                attrs: StreamAttrs::get(r)?,
+                attrs: attrs_from_word(w[1]),
             }),
             _ => return None,
         })
