@@ -16,6 +16,8 @@ use bitfield_struct::bitfield;
 use crossbeam::atomic::AtomicCell;
 
 use crate::config::slots::Slots;
+use crate::config::StreamAttrs;
+use crate::spec::ste::{InstCfg, PrivCfg};
 use crate::config::words::{
     attrs_from_word, attrs_word, s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS,
 };
@@ -496,7 +498,6 @@ impl FullWords {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StreamAttrs;
     use crate::translate::S1Ctx;
     use viommu_common::walk::Stage2Config;
 
