@@ -16,11 +16,11 @@ use bitfield_struct::bitfield;
 use crossbeam::atomic::AtomicCell;
 
 use crate::config::slots::Slots;
-use crate::config::StreamAttrs;
-use crate::spec::ste::{InstCfg, PrivCfg};
 use crate::config::words::{
     attrs_from_word, attrs_word, s1_from_words, s1_words, s2_from_words, s2_words, Words, WORDS,
 };
+use crate::config::StreamAttrs;
+use crate::spec::ste::{InstCfg, PrivCfg};
 use crate::sync::{fence, AtomicU64, Ordering};
 use crate::translate::S1Walk;
 use viommu_common::walk::Stage1Config;
