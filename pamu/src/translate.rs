@@ -607,6 +607,39 @@ mod tests {
         ));
     }
 
+    /// A random address around the window of entry `w` (`raw`): anywhere, inside it, or within
+    /// 16 bytes below its end or its base.
+    fn random_addr_near_window(rng: &mut impl rand::Rng, w: &[u32; 8], raw: &PaaceWin) -> u64 {
+        let size = 1u64 << ((w[1] >> 6 & 0x3F) + 1).min(63);
+        let base = raw.wba() & !(size.wrapping_sub(1));
+        match rng.random_range(0..4) {
+            0 => rng.random(),
+            1 => base.wrapping_add(rng.random_range(0..size)),
+            2 => base
+                .wrapping_add(size)
+                .wrapping_sub(rng.random_range(0..16)),
+            _ => base.wrapping_sub(rng.random_range(0..16)),
+        }
+    }
+
+    /// The words of a random PPAACE: nine times in ten a valid single-window entry (V = 1,
+    /// PT = 0, MW = 0, a WSE of 11..=40 and sometimes 63, ATM and OTM 0 or 1), else anything.
+    fn random_paace_words(rng: &mut impl rand::Rng) -> [u32; 8] {
+        let mut w: [u32; 8] = rng.random();
+        if rng.random_bool(0.9) {
+            let wse: u32 = if rng.random_bool(0.05) {
+                63
+            } else {
+                rng.random_range(11..=40)
+            };
+            w[1] = (w[1] & !0xFE3) | (wse << 6) | 1;
+            w[3] &= !0xF;
+            w[3] |= rng.random_range(0..=1) << 2 | rng.random_range(0..=1);
+            w[0] &= 0xF;
+        }
+        w
+    }
+
     /// The single-window shortcut gives exactly the full decode's answer whenever it answers,
     /// and answers every access a valid single-window entry with ATM 0/1 and OTM 0/1 lets
     /// through (so the hit path does not silently fall back). Random entries biased towards
@@ -619,30 +652,9 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(13);
         let (mut answered, mut allowed) = (0u32, 0u32);
         for _ in 0..200_000 {
-            let mut w: [u32; 8] = rng.random();
-            if rng.random_bool(0.9) {
-                // V = 1, PT = 0, MW = 0, a WSE of 11..=40 (and sometimes 63).
-                let wse: u32 = if rng.random_bool(0.05) {
-                    63
-                } else {
-                    rng.random_range(11..=40)
-                };
-                w[1] = (w[1] & !0xFE3) | (wse << 6) | 1;
-                w[3] &= !0xF;
-                w[3] |= rng.random_range(0..=1) << 2 | rng.random_range(0..=1);
-                w[0] &= 0xF;
-            }
+            let w = random_paace_words(&mut rng);
             let raw = PaaceWin::from_words(w);
-            let size = 1u64 << ((w[1] >> 6 & 0x3F) + 1).min(63);
-            let base = raw.wba() & !(size.wrapping_sub(1));
-            let addr = match rng.random_range(0..4) {
-                0 => rng.random(),
-                1 => base.wrapping_add(rng.random_range(0..size)),
-                2 => base
-                    .wrapping_add(size)
-                    .wrapping_sub(rng.random_range(0..16)),
-                _ => base.wrapping_sub(rng.random_range(0..16)),
-            };
+            let addr = random_addr_near_window(&mut rng, &w, &raw);
             let len = [0, 1, 8, 64, 0x1000, u64::MAX][rng.random_range(0..6)];
             let access =
                 [AccessKind::Read, AccessKind::Write, AccessKind::Exec][rng.random_range(0..3)];
@@ -721,33 +733,13 @@ mod tests {
                 }),
             };
             let pe = ppba + u64::from(liodn) * 64;
-            let mut w: [u32; 8] = rng.random();
-            if rng.random_bool(0.9) {
-                let wse: u32 = if rng.random_bool(0.05) {
-                    63
-                } else {
-                    rng.random_range(11..=40)
-                };
-                w[1] = (w[1] & !0xFE3) | (wse << 6) | 1;
-                w[3] &= !0xF;
-                w[3] |= rng.random_range(0..=1) << 2 | rng.random_range(0..=1);
-                w[0] &= 0xF;
-            }
+            let w = random_paace_words(&mut rng);
             // Outside RAM the write fails (in part): the entry is then what RAM holds.
             for (i, v) in w.iter().enumerate() {
                 let _ = write_u32_be(&m, pe + 4 * i as u64, *v);
             }
             let raw = PaaceWin::from_words(w);
-            let size = 1u64 << ((w[1] >> 6 & 0x3F) + 1).min(63);
-            let base = raw.wba() & !(size.wrapping_sub(1));
-            let addr = match rng.random_range(0..4) {
-                0 => rng.random(),
-                1 => base.wrapping_add(rng.random_range(0..size)),
-                2 => base
-                    .wrapping_add(size)
-                    .wrapping_sub(rng.random_range(0..16)),
-                _ => base.wrapping_sub(rng.random_range(0..16)),
-            };
+            let addr = random_addr_near_window(&mut rng, &w, &raw);
             // A transaction: within the 4 KiB page of `addr` (length 0 is one byte).
             let len = rng.random_range(0..=0x1000 - (addr & 0xFFF));
             let access =

@@ -376,17 +376,7 @@ fn run(duration: Duration, readers: usize, writers: usize, capacity: usize) {
                 }
             });
         }
-        // Run for at least `duration`, and on a loaded machine on until the minimum work below
-        // is done (at most a minute), so the checks are never skipped for lack of CPU.
-        let start = Instant::now();
-        let enough = || {
-            world.checked_hits.load(Ordering::Relaxed) > MIN_HITS
-                && world.writes.load(Ordering::Relaxed) > MIN_WRITES
-        };
-        while start.elapsed() < duration || (!enough() && start.elapsed() < MAX_RUN) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        world.stop.store(true, Ordering::Relaxed);
+        run_until_enough(&world, duration);
     });
     let st = tlb.stats();
     let (hits, writes) = (
@@ -412,6 +402,21 @@ fn test_iotlb_stress_no_stale_hit_after_invalidation() {
 #[ignore = "long stress run; cargo test -p viommu-common -- --ignored"]
 fn test_iotlb_stress_no_stale_hit_after_invalidation_long() {
     run(Duration::from_secs(30), 3, 2, 256);
+}
+
+/// Let the threads of `world` run for at least `duration`, and on a loaded machine on until the
+/// minimum work is done (at most [`MAX_RUN`]), so the checks are never skipped for lack of CPU;
+/// then stop them.
+fn run_until_enough(world: &World, duration: Duration) {
+    let start = Instant::now();
+    let enough = || {
+        world.checked_hits.load(Ordering::Relaxed) > MIN_HITS
+            && world.writes.load(Ordering::Relaxed) > MIN_WRITES
+    };
+    while start.elapsed() < duration || (!enough() && start.elapsed() < MAX_RUN) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    world.stop.store(true, Ordering::Relaxed);
 }
 
 /// In-flight translations: a reader that pinned before its lookup keeps using the entry until
@@ -473,17 +478,7 @@ fn run_guarded(duration: Duration) {
                 world.writes.fetch_add(1, Ordering::Relaxed);
             }
         });
-        // As in `run`: at least `duration`, and on a loaded machine on until the minimum work
-        // is done (at most a minute).
-        let start = Instant::now();
-        let enough = || {
-            world.checked_hits.load(Ordering::Relaxed) > MIN_HITS
-                && world.writes.load(Ordering::Relaxed) > MIN_WRITES
-        };
-        while start.elapsed() < duration || (!enough() && start.elapsed() < MAX_RUN) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        world.stop.store(true, Ordering::Relaxed);
+        run_until_enough(world, duration);
     });
     let (hits, writes) = (
         world.checked_hits.load(Ordering::Relaxed),
