@@ -7,7 +7,7 @@
 //! [`EventItem::Lost`] with the exact count, in stream order.
 
 use viommu_smmuv3::spec::evt::{EventId, EvtEntry};
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::FromBytes;
 
 use crate::error::EventError;
 use crate::spec::event::{VeventHeader, VEVENTQ_FLAG_LOST_EVENTS, VEVENT_SEQUENCE_MODULUS};
@@ -53,9 +53,6 @@ pub enum EventItem {
 pub struct VeventDecoder {
     next: Option<u32>,
 }
-
-const HDR: usize = core::mem::size_of::<VeventHeader>();
-const REC: usize = core::mem::size_of::<EvtEntry>();
 
 impl VeventDecoder {
     /// A decoder that has seen nothing yet (the first sequence number is taken as a start).
@@ -127,6 +124,9 @@ impl VeventDecoder {
 /// an event, `(sequence, None)` for a LOST_EVENTS header.
 #[cfg(any(test, feature = "test-utils"))]
 pub fn encode_stream(items: &[(u32, Option<EvtEntry>)]) -> Vec<u8> {
+    use zerocopy::IntoBytes;
+    const HDR: usize = core::mem::size_of::<VeventHeader>();
+    const REC: usize = core::mem::size_of::<EvtEntry>();
     let mut v = Vec::with_capacity(items.len() * (HDR + REC));
     for (seq, rec) in items {
         let flags = if rec.is_some() {
