@@ -280,8 +280,8 @@ impl ConfigCache {
     pub fn len(&self) -> (usize, usize) {
         let count = |slots: &Slots, stamps: &dyn Fn(u64) -> [u64; 2]| {
             (0..slots.len())
-                .filter_map(|i| slots.read(i))
-                .filter(|e| e.key != EMPTY && e.tags == stamps(e.key))
+                .filter_map(|i| slots.read_with(i, |key, tags, _| Some((key, tags))))
+                .filter(|&(key, tags)| key != EMPTY && tags == stamps(key))
                 .count()
         };
         (

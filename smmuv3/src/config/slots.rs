@@ -6,8 +6,9 @@
 //! array is built; filling a slot is a handful of stores, never an allocation.
 //!
 //! Protocol (per slot): `seq` is even when the slot is stable and odd while one writer is inside.
-//! - A reader loads `seq` (Acquire), every other word (Relaxed), issues an Acquire fence and
-//!   reloads `seq`: equal and even means the words it loaded are one writer's complete set.
+//! - A reader ([`Slots::read_with`]) loads `seq` (Acquire), the words it needs (Relaxed),
+//!   issues an Acquire fence and reloads `seq`: equal and even means the words it loaded are
+//!   from one writer's complete set.
 //! - A writer enters by a compare-exchange of `seq` from even to odd (Acquire), stores with a
 //!   Release fence before the data, and leaves by storing `seq + 2` (Release). Inserts do not
 //!   wait: a busy slot is simply not filled (a cache may always decline). A writer that must
@@ -44,17 +45,6 @@ impl Slot {
             data: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
-}
-
-/// What a consistent read of a slot found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
-    /// The key ([`EMPTY`] for a slot never filled or cleared).
-    pub key: u64,
-    /// The validity stamps written with the value.
-    pub tags: [u64; 2],
-    /// The packed value.
-    pub words: Words,
 }
 
 /// The data words of a slot being read by [`Slots::read_with`].
@@ -103,31 +93,6 @@ impl Slots {
     /// The slot an index selects (indices wrap, so any hash can be used directly).
     fn slot(&self, i: usize) -> &Slot {
         &self.slots[i & (self.slots.len() - 1)]
-    }
-
-    /// A consistent snapshot of slot `i`, or `None` if a writer is inside it (or entered while
-    /// it was read).
-    #[inline]
-    pub(crate) fn read(&self, i: usize) -> Option<Entry> {
-        let slot = self.slot(i);
-        let s1 = slot.seq.load(Ordering::Acquire);
-        if s1 & 1 != 0 {
-            return None;
-        }
-        let key = slot.key.load(Ordering::Relaxed);
-        let tags = [
-            slot.tags[0].load(Ordering::Relaxed),
-            slot.tags[1].load(Ordering::Relaxed),
-        ];
-        let mut words = [0u64; WORDS];
-        for (w, d) in words.iter_mut().zip(&slot.data) {
-            *w = d.load(Ordering::Relaxed);
-        }
-        fence(Ordering::Acquire);
-        if slot.seq.load(Ordering::Relaxed) != s1 {
-            return None;
-        }
-        Some(Entry { key, tags, words })
     }
 
     /// Read part of slot `i` consistently: `f` gets the key and the two tag words, and loads
