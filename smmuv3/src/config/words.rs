@@ -2,13 +2,10 @@
 //! ([`super::cache`], [`crate::route`]) can keep them in preallocated seqlock slots of atomics
 //! instead of allocating a snapshot per insert.
 //!
-//! The values on the translation path (a decoded STE, a CD, a full route) have word-aligned
-//! layouts of bitfield words, packed and unpacked with shifts. Smaller parts write their
-//! fields in a fixed order through a [`Writer`] (bytes, little-endian) and read them back in
-//! the same order through a [`Reader`]. Only values produced by
-//! [`Packed::pack`] are ever unpacked (a seqlock slot is read only when its sequence number
-//! proves the words consistent), but unpacking is still total: an unknown enum code reads as
-//! `None`, never a panic.
+//! Each value (a decoded STE, a CD, a full route) has a word-aligned layout of bitfield words,
+//! packed and unpacked with shifts. Only values produced by [`Packed::pack`] are ever unpacked
+//! (a seqlock slot is read only when its sequence number proves the words consistent), but
+//! unpacking is still total: an unknown enum code reads as `None`, never a panic.
 
 use bitfield_struct::bitfield;
 use viommu_common::addr::Granule;
@@ -30,100 +27,10 @@ pub(crate) type Words = [u64; WORDS];
 
 /// A value that round-trips through [`Words`].
 pub(crate) trait Packed: Sized {
-    /// Write the fields.
-    fn put(&self, w: &mut Writer);
-    /// Read the fields back (`None` for codes [`Packed::put`] never writes).
-    fn get(r: &mut Reader<'_>) -> Option<Self>;
-
     /// The packed words.
-    fn pack(&self) -> Words {
-        let mut w = Writer::default();
-        self.put(&mut w);
-        w.finish()
-    }
-
-    /// The value [`Packed::pack`] packed.
-    fn unpack(words: &Words) -> Option<Self> {
-        let mut bytes = [0u8; WORDS * 8];
-        for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        Self::get(&mut Reader {
-            bytes: &bytes,
-            at: 0,
-        })
-    }
-}
-
-/// Appends fields as little-endian bytes. Writing past the end is dropped (never happens for
-/// the types here; the round-trip tests cover each).
-#[derive(Debug)]
-pub(crate) struct Writer {
-    bytes: [u8; WORDS * 8],
-    at: usize,
-}
-
-impl Default for Writer {
-    fn default() -> Self {
-        Self {
-            bytes: [0; WORDS * 8],
-            at: 0,
-        }
-    }
-}
-
-impl Writer {
-    fn bytes(&mut self, b: &[u8]) {
-        if let Some(dst) = self.bytes.get_mut(self.at..self.at + b.len()) {
-            dst.copy_from_slice(b);
-        }
-        self.at += b.len();
-    }
-    pub(crate) fn u8(&mut self, v: u8) {
-        self.bytes(&[v]);
-    }
-    pub(crate) fn u32(&mut self, v: u32) {
-        self.bytes(&v.to_le_bytes());
-    }
-    pub(crate) fn u64(&mut self, v: u64) {
-        self.bytes(&v.to_le_bytes());
-    }
-    fn finish(&self) -> Words {
-        debug_assert!(self.at <= WORDS * 8, "a packed value overflows its words");
-        let mut out = [0u64; WORDS];
-        for (word, chunk) in out.iter_mut().zip(self.bytes.chunks_exact(8)) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(chunk);
-            *word = u64::from_le_bytes(b);
-        }
-        out
-    }
-}
-
-/// Reads fields in the order a [`Writer`] wrote them.
-#[derive(Debug)]
-pub(crate) struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let s = self.bytes.get(self.at..self.at + N)?;
-        self.at += N;
-        let mut b = [0u8; N];
-        b.copy_from_slice(s);
-        Some(b)
-    }
-    pub(crate) fn u8(&mut self) -> Option<u8> {
-        self.array::<1>().map(|b| b[0])
-    }
-    pub(crate) fn u32(&mut self) -> Option<u32> {
-        self.array().map(u32::from_le_bytes)
-    }
-    pub(crate) fn u64(&mut self) -> Option<u64> {
-        self.array().map(u64::from_le_bytes)
-    }
+    fn pack(&self) -> Words;
+    /// The value [`Packed::pack`] packed (`None` for codes `pack` never writes).
+    fn unpack(words: &Words) -> Option<Self>;
 }
 
 /// The small fields of a [`Stage1Config`] in one word (with `ttb` and `mair`, three words).
@@ -261,129 +168,14 @@ pub(crate) fn s2_from_words(w: [u64; 2]) -> Option<Stage2Config> {
     })
 }
 
-fn put_granule(w: &mut Writer, g: Granule) {
-    w.u8(match g {
-        Granule::K4 => 0,
-        Granule::K16 => 1,
-        Granule::K64 => 2,
-    });
-}
-
-fn get_granule(r: &mut Reader<'_>) -> Option<Granule> {
-    match r.u8()? {
-        0 => Some(Granule::K4),
-        1 => Some(Granule::K16),
-        2 => Some(Granule::K64),
-        _ => None,
-    }
-}
-
-/// An optional value: a presence byte, then the value if present.
-impl<T: Packed> Packed for Option<T> {
-    fn put(&self, w: &mut Writer) {
-        w.u8(u8::from(self.is_some()));
-        if let Some(v) = self {
-            v.put(w);
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        match r.u8()? {
-            0 => Some(None),
-            1 => T::get(r).map(Some),
-            _ => None,
-        }
-    }
-}
-
-impl Packed for Stage1Config {
-    fn put(&self, w: &mut Writer) {
-        for x in s1_words(self) {
-            w.u64(x);
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        s1_from_words([r.u64()?, r.u64()?, r.u64()?])
-    }
-}
-
-impl Packed for Stage2Config {
-    fn put(&self, w: &mut Writer) {
-        for x in s2_words(self) {
-            w.u64(x);
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        s2_from_words([r.u64()?, r.u64()?])
-    }
-}
-
-impl Packed for TableGeometry {
-    fn put(&self, w: &mut Writer) {
-        put_granule(w, self.granule);
-        w.u32(self.ia_bits);
-        w.u8(self.start_level);
-        w.u32(self.root_index_bits);
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        Some(TableGeometry {
-            granule: get_granule(r)?,
-            ia_bits: r.u32()?,
-            start_level: r.u8()?,
-            root_index_bits: r.u32()?,
-        })
-    }
-}
-
-impl Packed for StreamAttrs {
-    fn put(&self, w: &mut Writer) {
-        w.u8(self.shcfg.0);
-        Packed::put(&self.memattr.map(Byte), w);
-        w.u8(self.alloccfg);
-        w.u8(self.privcfg.0);
-        w.u8(self.instcfg.0);
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        Some(StreamAttrs {
-            shcfg: Shareability(r.u8()?),
-            memattr: <Option<Byte>>::get(r)?.map(|b| b.0),
-            alloccfg: r.u8()?,
-            privcfg: PrivCfg(r.u8()?),
-            instcfg: InstCfg(r.u8()?),
-        })
-    }
-}
-
-/// A byte as a [`Packed`] value (for `Option<u8>` fields).
-struct Byte(u8);
-
-impl Packed for Byte {
-    fn put(&self, w: &mut Writer) {
-        w.u8(self.0);
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        r.u8().map(Byte)
-    }
-}
-
 impl Packed for S1Config {
-    fn put(&self, w: &mut Writer) {
-        for x in self.words() {
-            w.u64(x);
-        }
+    fn pack(&self) -> Words {
+        let mut w = [0u64; WORDS];
+        w[..3].copy_from_slice(&self.words());
+        w
     }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        S1Config::from_words([r.u64()?, r.u64()?, r.u64()?])
-    }
-}
-
-impl Packed for S2Config {
-    fn put(&self, w: &mut Writer) {
-        for x in self.words() {
-            w.u64(x);
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        S2Config::from_words([r.u64()?, r.u64()?, r.u64()?, r.u64()?])
+    fn unpack(w: &Words) -> Option<Self> {
+        S1Config::from_words([w[0], w[1], w[2]])
     }
 }
 
@@ -568,19 +360,6 @@ impl S2Config {
 }
 
 impl Packed for StreamConfig {
-    fn put(&self, w: &mut Writer) {
-        for x in self.pack() {
-            w.u64(x);
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        let mut words = [0u64; WORDS];
-        for x in words.iter_mut().take(9) {
-            *x = r.u64()?;
-        }
-        Self::unpack(&words)
-    }
-
     /// Word-aligned (the STE insert is on the translation path): \[0\] [`SteMeta`],
     /// \[1\] [`AttrWord`], \[2..5\] stage 1 ([`S1Config::words`]), \[5..9\] stage 2
     /// ([`S2Config::words`]). Unused words are zero.
@@ -655,19 +434,6 @@ impl Packed for StreamConfig {
 }
 
 impl Packed for ContextConfig {
-    fn put(&self, w: &mut Writer) {
-        for x in self.pack() {
-            w.u64(x);
-        }
-    }
-    fn get(r: &mut Reader<'_>) -> Option<Self> {
-        let mut words = [0u64; WORDS];
-        for x in words.iter_mut().take(7) {
-            *x = r.u64()?;
-        }
-        Self::unpack(&words)
-    }
-
     /// Word-aligned (the CD insert is on the translation path): \[0\] ASID in bits
     /// \[15:0\] and R, S, A, ASET in bits \[19:16\]; \[1..4\] TTB0 region; \[4..7\] TTB1.
     fn pack(&self) -> Words {
