@@ -24,7 +24,7 @@ pub(crate) struct TranslationRegs {
     pub(crate) pc: AtomicU32,
     /// PPBA, PPLA, SPBA, SPLA, OBA, OLA (high and low halves combined).
     pub(crate) tables: [AtomicU64; 6],
-    /// This instance's PAMUBYPENR bit ([`Pamubypenr::bypasses`]), a constant.
+    /// This instance's PAMUBYPENR bit ([`Pamubypenr::bit`]), a constant.
     pub(crate) bypass_bit: u32,
 }
 
@@ -32,11 +32,7 @@ impl TranslationRegs {
     /// The reset registers of instance `inst`.
     pub(crate) fn new(inst: u8) -> Self {
         Self {
-            bypass_bit: if Pamubypenr(u32::MAX).bypasses(inst) {
-                0x8000_0000 >> inst
-            } else {
-                0
-            },
+            bypass_bit: Pamubypenr::bit(inst),
             ..Self::default()
         }
     }

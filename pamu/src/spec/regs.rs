@@ -616,10 +616,20 @@ impl Pamubypenr {
         Self(raw & mask)
     }
 
+    /// Instance `inst`'s bit (`0x8000_0000 >> inst`; none for instances past 31).
+    #[inline]
+    pub const fn bit(inst: u8) -> u32 {
+        if inst < 32 {
+            0x8000_0000 >> inst
+        } else {
+            0
+        }
+    }
+
     /// Whether instance `inst` is bypassed (instances past 31 never are).
     #[inline]
     pub const fn bypasses(self, inst: u8) -> bool {
-        inst < 32 && self.0 & (0x8000_0000 >> inst) != 0
+        self.0 & Self::bit(inst) != 0
     }
 }
 
@@ -746,6 +756,10 @@ mod tests {
         assert_eq!(Pamubypenr::sanitise(u32::MAX, 32).0, u32::MAX);
         let b = Pamubypenr::sanitise(0x4000_0001, 6);
         assert!(b.bypasses(1) && !b.bypasses(0) && !b.bypasses(31) && !b.bypasses(200));
+        assert_eq!(
+            (Pamubypenr::bit(0), Pamubypenr::bit(31), Pamubypenr::bit(32)),
+            (0x8000_0000, 1, 0)
+        );
     }
 
     /// MSIIR: SRS = data[7:5], IBS = data[4:0]; MSIIR1: SRS = data[3:0], IBS = data[8:4].
